@@ -1,0 +1,32 @@
+//! Compiles `proto/` in pure Rust: generated prost/tonic code plus an encoded
+//! descriptor set (with imports and the `google.api.http` options) that the
+//! binary embeds for the transcoder, OpenAPI and reflection.
+
+use std::{env, fs, path::PathBuf};
+
+const PROTOS: &[&str] = &[
+    "authmux/v1/common.proto",
+    "authmux/v1/users.proto",
+    "authmux/v1/sessions.proto",
+    "authmux/v1/consent.proto",
+    "authmux/v1/discovery.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto");
+    let out = PathBuf::from(env::var("OUT_DIR")?);
+
+    let mut compiler = protox::Compiler::new(["proto"])?;
+    compiler.include_imports(true).include_source_info(true);
+    compiler.open_files(PROTOS)?;
+    fs::write(
+        out.join("authmux_descriptor.bin"),
+        compiler.encode_file_descriptor_set(),
+    )?;
+
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .compile_fds(compiler.file_descriptor_set())?;
+    Ok(())
+}

@@ -1,0 +1,98 @@
+//! tonic service implementations: proto in, domain call, proto out.
+
+mod consent;
+mod convert;
+mod discovery;
+mod sessions;
+mod users;
+
+use std::sync::Arc;
+
+use tonic::{Request, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::domain::{Domain, Error, ErrorCode, Project};
+
+pub use convert::{json_to_struct, number_to_json, struct_to_json};
+
+/// The gRPC metadata key that may carry an idempotency key.
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+/// The `ErrorInfo.domain` of every error authmux returns.
+pub const ERROR_DOMAIN: &str = "authmux.dev";
+
+/// Implements every authmux gRPC service over the domain.
+#[derive(Clone)]
+pub struct Api {
+    domain: Arc<Domain>,
+}
+
+impl Api {
+    /// Services over `domain`.
+    pub fn new(domain: Arc<Domain>) -> Self {
+        Api { domain }
+    }
+}
+
+/// The gRPC code of an error code.
+pub fn grpc_code(code: ErrorCode) -> tonic::Code {
+    use tonic::Code;
+    match code {
+        ErrorCode::InvalidArgument | ErrorCode::AuthVendorRequired => Code::InvalidArgument,
+        ErrorCode::AuthInvalidApiKey => Code::Unauthenticated,
+        ErrorCode::AuthUserNotFound | ErrorCode::NotFound => Code::NotFound,
+        ErrorCode::AuthUserExists => Code::AlreadyExists,
+        ErrorCode::VendorNotConfigured | ErrorCode::IdempotencyKeyReused => {
+            Code::FailedPrecondition
+        }
+        ErrorCode::IdempotencyKeyInUse => Code::Aborted,
+        ErrorCode::PayloadTooLarge => Code::ResourceExhausted,
+        ErrorCode::MethodNotAllowed | ErrorCode::Unimplemented => Code::Unimplemented,
+        ErrorCode::Internal => Code::Internal,
+    }
+}
+
+/// The gRPC status of a domain error: canonical code plus an `ErrorInfo`
+/// whose reason is the stable code.
+pub fn to_status(err: Error) -> Status {
+    Status::with_error_details(
+        grpc_code(err.code),
+        err.message,
+        ErrorDetails::with_error_info(err.code.as_str(), ERROR_DOMAIN, []),
+    )
+}
+
+/// The project the auth layer attached to the request.
+fn project<T>(req: &Request<T>) -> Result<Project, Status> {
+    req.extensions().get::<Project>().cloned().ok_or_else(|| {
+        to_status(Error::new(
+            ErrorCode::AuthInvalidApiKey,
+            "missing API key: send \"Authorization: Bearer amx_...\"",
+        ))
+    })
+}
+
+/// The idempotency key from the body field or the metadata; both must agree.
+fn idempotency_key<T>(req: &Request<T>, field: Option<&str>) -> Result<Option<String>, Status> {
+    let header = match req.metadata().get(IDEMPOTENCY_HEADER) {
+        Some(v) => Some(v.to_str().map_err(|_| {
+            to_status(Error::invalid(
+                "the Idempotency-Key header must be visible ASCII",
+            ))
+        })?),
+        None => None,
+    };
+    match (field, header) {
+        (Some(f), Some(h)) if f != h => Err(to_status(Error::invalid(
+            "idempotency_key in the body differs from the Idempotency-Key header",
+        ))),
+        (Some(f), _) => Ok(Some(f.to_owned())),
+        (None, h) => Ok(h.map(str::to_owned)),
+    }
+}
+
+/// Shorthand for a domain result in a service method.
+type ApiResult<T> = Result<tonic::Response<T>, Status>;
+
+fn reply<T>(result: crate::domain::Result<T>) -> ApiResult<T> {
+    result.map(tonic::Response::new).map_err(to_status)
+}

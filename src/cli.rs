@@ -1,0 +1,147 @@
+//! The command line: `serve`, `migrate`, `keys`.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config::Settings;
+use crate::server;
+
+/// End-user authentication as a service.
+#[derive(Debug, Parser)]
+#[command(name = "authmux", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    settings: Settings,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serves gRPC and REST on one port (applies migrations first).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "AUTHMUX_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Applies database migrations and exits.
+    Migrate,
+    /// Manages API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Creates a key (and the project if needed); prints the key last.
+    Create {
+        /// The project's name.
+        #[arg(long)]
+        project: String,
+    },
+    /// Lists keys, never their secrets.
+    List,
+    /// Revokes a key by its id.
+    Revoke {
+        /// The key id (`key_…`), as `keys list` shows it.
+        key_id: String,
+    },
+}
+
+impl Cli {
+    /// Runs the command.
+    pub async fn run(self) -> anyhow::Result<()> {
+        match self.command {
+            Command::Serve { listen } => serve(&self.settings, listen).await,
+            Command::Migrate => {
+                self.settings.store().await?.migrate().await?;
+                println!("migrations applied");
+                Ok(())
+            }
+            Command::Keys { command } => {
+                let domain = self.settings.domain().await?;
+                match command {
+                    KeysCommand::Create { project } => {
+                        let key = domain.create_api_key(&project).await?;
+                        println!("project: {} ({})", key.project.name, key.project.id);
+                        println!("key id: {}", key.key_id);
+                        println!("{}", key.key);
+                    }
+                    KeysCommand::List => {
+                        println!(
+                            "{:<36}  {:<20}  {:<10}  {:<24}  status",
+                            "key id", "project", "prefix", "created"
+                        );
+                        for k in domain.list_api_keys().await? {
+                            println!(
+                                "{:<36}  {:<20}  {:<10}  {:<24}  {}",
+                                k.key_id,
+                                k.project,
+                                k.prefix,
+                                format_ms(k.created_at),
+                                match k.revoked_at {
+                                    Some(at) => format!("revoked {}", format_ms(at)),
+                                    None => "active".to_owned(),
+                                }
+                            );
+                        }
+                    }
+                    KeysCommand::Revoke { key_id } => {
+                        domain.revoke_api_key(&key_id).await?;
+                        println!("revoked {key_id}");
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn format_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+async fn serve(settings: &Settings, listen: SocketAddr) -> anyhow::Result<()> {
+    let domain = settings.domain().await?;
+    if let Some(first) = domain.bootstrap().await? {
+        println!(
+            "created project \"default\" with API key (shown once, keep it):\n{}",
+            first.key
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("AUTHMUX_LISTEN: cannot listen on {listen}"))?;
+    let app = server::app(domain).await?;
+    tracing::info!(address = %listener.local_addr()?, "authmux listening (gRPC and REST)");
+    server::serve(listener, app, shutdown_signal()).await?;
+    tracing::info!("authmux stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,80 @@
+//! Discovery: which vendors serve a capability, and how they are doing.
+
+use super::{Domain, Error, ErrorCode, Result};
+use crate::vendors::VendorKind;
+
+/// Every capability id, one per public operation.
+pub const CAPABILITIES: [&str; 17] = [
+    "auth.user.create",
+    "auth.user.get",
+    "auth.user.get_by_email",
+    "auth.user.list",
+    "auth.user.update",
+    "auth.user.delete",
+    "auth.session.create",
+    "auth.session.verify",
+    "auth.session.refresh",
+    "auth.session.revoke",
+    "auth.session.revoke_all_for_user",
+    "auth.session.list_for_user",
+    "auth.consent.grant",
+    "auth.consent.revoke",
+    "auth.consent.check",
+    "auth.consent.list_for_user",
+    "auth.consent.history",
+];
+
+/// One vendor's standing for a capability.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VendorStanding {
+    /// The vendor.
+    pub vendor: VendorKind,
+    /// `live`, `degraded`, `down` or `not_configured`.
+    pub status: &'static str,
+    /// Whether the vendor can serve this capability.
+    pub supports: bool,
+    /// Recent median latency of its calls, when any were made.
+    pub p50_latency_ms: Option<f64>,
+}
+
+/// The answer of discovery for one capability.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CapabilityStatus {
+    /// The capability asked about.
+    pub capability: String,
+    /// Every vendor, in priority order.
+    pub vendors: Vec<VendorStanding>,
+}
+
+fn native_supports(capability: &str) -> bool {
+    // Sessions arrive with the session machinery.
+    !capability.starts_with("auth.session.")
+}
+
+impl Domain {
+    /// The vendors behind one capability id.
+    pub fn discover(&self, capability: &str) -> Result<CapabilityStatus> {
+        if !CAPABILITIES.contains(&capability) {
+            return Err(Error::new(
+                ErrorCode::NotFound,
+                format!("unknown capability {capability:?}"),
+            ));
+        }
+        let vendors = VendorKind::ALL
+            .into_iter()
+            .map(|vendor| {
+                let configured = self.vendors.is_configured(vendor);
+                VendorStanding {
+                    vendor,
+                    status: if configured { "live" } else { "not_configured" },
+                    supports: vendor == VendorKind::Native && native_supports(capability),
+                    p50_latency_ms: None,
+                }
+            })
+            .collect();
+        Ok(CapabilityStatus {
+            capability: capability.to_owned(),
+            vendors,
+        })
+    }
+}

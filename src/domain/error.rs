@@ -1,0 +1,156 @@
+//! The one error type of authmux, with a stable machine code per case.
+
+use crate::store::StoreError;
+
+/// Stable, documented error codes. Their strings are the public contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// A field or parameter is missing or malformed.
+    InvalidArgument,
+    /// Missing, unknown or revoked API key.
+    AuthInvalidApiKey,
+    /// No such user in the caller's project.
+    AuthUserNotFound,
+    /// A user with that email already exists in the project.
+    AuthUserExists,
+    /// `mode: "byok"` was asked for without naming a vendor.
+    AuthVendorRequired,
+    /// The vendor named has no credentials configured.
+    VendorNotConfigured,
+    /// An idempotency key came back with a different request.
+    IdempotencyKeyReused,
+    /// An idempotency key is held by a request still running.
+    IdempotencyKeyInUse,
+    /// The request body is over the size limit.
+    PayloadTooLarge,
+    /// No such route or resource.
+    NotFound,
+    /// The route exists but its method is not allowed.
+    MethodNotAllowed,
+    /// The operation is not available yet.
+    Unimplemented,
+    /// Our bug or an outage below us.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Every code, for documentation and round-trip tests.
+    pub const ALL: [ErrorCode; 13] = [
+        ErrorCode::InvalidArgument,
+        ErrorCode::AuthInvalidApiKey,
+        ErrorCode::AuthUserNotFound,
+        ErrorCode::AuthUserExists,
+        ErrorCode::AuthVendorRequired,
+        ErrorCode::VendorNotConfigured,
+        ErrorCode::IdempotencyKeyReused,
+        ErrorCode::IdempotencyKeyInUse,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::Unimplemented,
+        ErrorCode::Internal,
+    ];
+
+    /// The code's wire form, e.g. `AUTH_USER_NOT_FOUND`.
+    pub fn as_str(self) -> &'static str {
+        self.spec().0
+    }
+
+    /// The HTTP status the REST transport answers with.
+    pub fn http_status(self) -> u16 {
+        self.spec().1
+    }
+
+    /// Parses a wire form back into a code.
+    pub fn parse(s: &str) -> Option<ErrorCode> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    fn spec(self) -> (&'static str, u16) {
+        match self {
+            ErrorCode::InvalidArgument => ("INVALID_ARGUMENT", 400),
+            ErrorCode::AuthInvalidApiKey => ("AUTH_INVALID_API_KEY", 401),
+            ErrorCode::AuthUserNotFound => ("AUTH_USER_NOT_FOUND", 404),
+            ErrorCode::AuthUserExists => ("AUTH_USER_EXISTS", 409),
+            ErrorCode::AuthVendorRequired => ("AUTH_VENDOR_REQUIRED", 400),
+            ErrorCode::VendorNotConfigured => ("VENDOR_NOT_CONFIGURED", 400),
+            ErrorCode::IdempotencyKeyReused => ("IDEMPOTENCY_KEY_REUSED", 422),
+            ErrorCode::IdempotencyKeyInUse => ("IDEMPOTENCY_KEY_IN_USE", 409),
+            ErrorCode::PayloadTooLarge => ("PAYLOAD_TOO_LARGE", 413),
+            ErrorCode::NotFound => ("NOT_FOUND", 404),
+            ErrorCode::MethodNotAllowed => ("METHOD_NOT_ALLOWED", 405),
+            ErrorCode::Unimplemented => ("UNIMPLEMENTED", 501),
+            ErrorCode::Internal => ("INTERNAL", 500),
+        }
+    }
+}
+
+/// An error with its code and a message for the caller.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct Error {
+    /// The stable code.
+    pub code: ErrorCode,
+    /// What went wrong, naming the field or resource concerned.
+    pub message: String,
+}
+
+/// Result of a domain call.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An error with any code.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Error {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// Bad input; the message names the field.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidArgument, message)
+    }
+
+    /// The user is not in the caller's project.
+    pub fn user_not_found(user_id: &str) -> Self {
+        Self::new(
+            ErrorCode::AuthUserNotFound,
+            format!("no user {user_id} in this project"),
+        )
+    }
+
+    /// An internal failure. The detail is logged, never sent.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal error");
+        Self::new(ErrorCode::Internal, "internal error")
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(err: StoreError) -> Self {
+        Error::internal(err)
+    }
+}
+
+impl From<crate::crypto::CryptoError> for Error {
+    fn from(err: crate::crypto::CryptoError) -> Self {
+        Error::internal(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_are_unique() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
+        }
+        let mut names: Vec<_> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), ErrorCode::ALL.len());
+    }
+}

@@ -1,0 +1,464 @@
+//! Users: validation and the create/read/list/update/delete rules, with
+//! the vendor of record pinned per user.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::{Domain, Error, ErrorCode, Project, Result, new_id};
+use crate::store::entity::{pins, users};
+use crate::store::now_millis;
+use crate::vendors::{MfaEnrollment, Mode, NewIdentity, VendorKind};
+
+/// Largest metadata object, serialized.
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+/// Default and largest page sizes of `user.list`.
+pub const DEFAULT_PAGE: i32 = 50;
+const MAX_PAGE: i32 = 200;
+
+/// A user as the API shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    /// `usr_…`
+    pub id: String,
+    /// The email as given (trimmed).
+    pub email: String,
+    /// Whether the email is verified.
+    pub email_verified: bool,
+    /// Creation time, Unix milliseconds.
+    pub created_at: i64,
+    /// Free-form metadata.
+    pub metadata: Map<String, Value>,
+    /// Whether a TOTP factor is enrolled.
+    pub mfa_enabled: bool,
+    /// The vendor of record.
+    pub vendor: String,
+    /// The enrollment made by this very call, shown once.
+    pub mfa_enrollment: Option<MfaEnrollment>,
+}
+
+/// Input of `user.create`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CreateUser {
+    /// Required.
+    pub email: String,
+    /// 8 to 128 characters when present.
+    pub password: Option<String>,
+    /// A JSON object of at most 16 KiB.
+    pub metadata: Option<Map<String, Value>>,
+    /// A vendor name; the best available when absent.
+    pub vendor: Option<String>,
+    /// `managed` (default) or `byok`.
+    pub mode: Option<String>,
+}
+
+/// Input of `user.update`; absent fields stay as they are.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct UpdateUser {
+    /// Shallow merge; a null value deletes the key.
+    pub metadata: Option<Map<String, Value>>,
+    /// New verification state.
+    pub email_verified: Option<bool>,
+    /// `true` enrolls TOTP, `false` removes it.
+    pub mfa_enabled: Option<bool>,
+}
+
+/// One page of `user.list`.
+#[derive(Clone, Debug)]
+pub struct UserPage {
+    /// Newest first.
+    pub items: Vec<User>,
+    /// Opaque cursor of the next page; `None` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// Trims and checks an email address; the message names the field.
+pub fn normalize_email(raw: &str) -> Result<String> {
+    let email = raw.trim();
+    if email.is_empty() {
+        return Err(Error::invalid("email is required"));
+    }
+    let valid = email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && match email.split_once('@') {
+            Some((local, domain)) => {
+                !local.is_empty()
+                    && local.len() <= 64
+                    && !domain.contains('@')
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+                    && !domain.contains("..")
+            }
+            None => false,
+        };
+    if !valid {
+        return Err(Error::invalid(format!(
+            "email {email:?} is not a valid email address"
+        )));
+    }
+    Ok(email.to_owned())
+}
+
+fn check_password(password: &str) -> Result<()> {
+    let n = password.chars().count();
+    if !(8..=128).contains(&n) {
+        return Err(Error::invalid("password must be 8 to 128 characters"));
+    }
+    Ok(())
+}
+
+fn check_metadata_size(metadata: &Map<String, Value>) -> Result<String> {
+    let text = serde_json::to_string(metadata).map_err(Error::internal)?;
+    if text.len() > MAX_METADATA_BYTES {
+        return Err(Error::invalid(format!(
+            "metadata is {} bytes; the limit is {MAX_METADATA_BYTES}",
+            text.len()
+        )));
+    }
+    Ok(text)
+}
+
+fn encode_cursor(last_id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(last_id)
+}
+
+fn decode_cursor(cursor: &str) -> Result<String> {
+    let bad = || Error::invalid("cursor is not a cursor returned by user.list");
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let id = String::from_utf8(bytes).map_err(|_| bad())?;
+    if !id.starts_with("usr_") || id.len() != 36 {
+        return Err(bad());
+    }
+    Ok(id)
+}
+
+fn to_user(row: users::Model) -> Result<User> {
+    let metadata = match serde_json::from_str(&row.metadata) {
+        Ok(Value::Object(map)) => map,
+        _ => {
+            return Err(Error::internal(format!(
+                "user {} has corrupt metadata",
+                row.id
+            )));
+        }
+    };
+    Ok(User {
+        id: row.id,
+        email: row.email,
+        email_verified: row.email_verified,
+        created_at: row.created_at,
+        metadata,
+        mfa_enabled: row.mfa_enabled,
+        vendor: row.vendor,
+        mfa_enrollment: None,
+    })
+}
+
+impl Domain {
+    /// Creates a user at the chosen vendor and pins it there.
+    pub async fn create_user(
+        &self,
+        project: &Project,
+        input: CreateUser,
+        idempotency_key: Option<&str>,
+    ) -> Result<User> {
+        let email = normalize_email(&input.email)?;
+        if let Some(p) = &input.password {
+            check_password(p)?;
+        }
+        let metadata = input.metadata.clone().unwrap_or_default();
+        let metadata_text = check_metadata_size(&metadata)?;
+        let mode = match input.mode.as_deref() {
+            None => Mode::Managed,
+            Some(m) => Mode::parse(m).ok_or_else(|| {
+                Error::invalid(format!("mode {m:?} is not one of \"managed\", \"byok\""))
+            })?,
+        };
+        let vendor = match input.vendor.as_deref() {
+            None if mode == Mode::Byok => {
+                return Err(Error::new(
+                    ErrorCode::AuthVendorRequired,
+                    "mode \"byok\" needs a vendor: name one in the vendor field",
+                ));
+            }
+            None => self.vendors.default_vendor(),
+            Some(v) => {
+                let kind = VendorKind::parse(v).ok_or_else(|| {
+                    Error::invalid(format!(
+                        "vendor {v:?} is not one of native, clerk, workos, supabase"
+                    ))
+                })?;
+                self.vendors.resolve(kind, mode)?
+            }
+        };
+
+        let (input, email, metadata_text, vendor) = (&input, &email, &metadata_text, &vendor);
+        self.idempotent(
+            project,
+            "user.create",
+            idempotency_key,
+            input,
+            move || async move {
+                let email_lower = email.to_lowercase();
+                let exists = || {
+                    Error::new(
+                        ErrorCode::AuthUserExists,
+                        format!("a user with email {email} already exists in this project"),
+                    )
+                };
+                if self
+                    .store
+                    .user_by_email(&project.id, &email_lower)
+                    .await?
+                    .is_some()
+                {
+                    return Err(exists());
+                }
+                let user_id = new_id("usr");
+                let vendor_user_id = vendor
+                    .create_user(
+                        &project.id,
+                        NewIdentity {
+                            user_id: &user_id,
+                            email: &email,
+                            password: input.password.as_deref(),
+                        },
+                    )
+                    .await?;
+                let now = now_millis();
+                let row = users::Model {
+                    id: user_id.clone(),
+                    project_id: project.id.clone(),
+                    email: email.clone(),
+                    email_lower,
+                    email_verified: false,
+                    metadata: metadata_text.clone(),
+                    mfa_enabled: false,
+                    vendor: vendor.kind().as_str().to_owned(),
+                    created_at: now,
+                    updated_at: now,
+                };
+                let pin = pins::Model {
+                    project_id: project.id.clone(),
+                    resource_id: user_id.clone(),
+                    kind: "user".to_owned(),
+                    vendor: vendor.kind().as_str().to_owned(),
+                    mode: mode.as_str().to_owned(),
+                    vendor_resource_id: vendor_user_id.clone(),
+                    created_at: now,
+                };
+                if let Err(err) = self.store.insert_user(row.clone(), pin).await {
+                    // Undo the vendor side; the index refused the row.
+                    if let Err(undo) = vendor.delete_user(&project.id, &vendor_user_id).await {
+                        tracing::warn!(user_id, error = %undo, "could not undo a vendor create");
+                    }
+                    return Err(match err {
+                        crate::store::StoreError::Duplicate(_) => exists(),
+                        other => other.into(),
+                    });
+                }
+                to_user(row)
+            },
+        )
+        .await
+    }
+
+    /// One user of the project.
+    pub async fn get_user(&self, project: &Project, user_id: &str) -> Result<User> {
+        to_user(self.user_row(project, user_id).await?)
+    }
+
+    /// One user by email, case-insensitively.
+    pub async fn get_user_by_email(&self, project: &Project, email: &str) -> Result<User> {
+        let email = normalize_email(email)?;
+        let row = self
+            .store
+            .user_by_email(&project.id, &email.to_lowercase())
+            .await?
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorCode::AuthUserNotFound,
+                    format!("no user with email {email} in this project"),
+                )
+            })?;
+        to_user(row)
+    }
+
+    /// A page of users, newest first.
+    pub async fn list_users(
+        &self,
+        project: &Project,
+        cursor: Option<&str>,
+        limit: Option<i32>,
+    ) -> Result<UserPage> {
+        let limit = limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(Error::invalid(format!(
+                "limit must be between 1 and {MAX_PAGE}, got {limit}"
+            )));
+        }
+        let before = match cursor {
+            None | Some("") => None,
+            Some(c) => Some(decode_cursor(c)?),
+        };
+        let mut rows = self
+            .store
+            .list_users(&project.id, before.as_deref(), limit as u64 + 1)
+            .await?;
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next_cursor = if more {
+            rows.last().map(|r| encode_cursor(&r.id))
+        } else {
+            None
+        };
+        let items = rows.into_iter().map(to_user).collect::<Result<_>>()?;
+        Ok(UserPage { items, next_cursor })
+    }
+
+    /// Changes metadata, email verification or MFA.
+    pub async fn update_user(
+        &self,
+        project: &Project,
+        user_id: &str,
+        input: UpdateUser,
+        idempotency_key: Option<&str>,
+    ) -> Result<User> {
+        let mut row = self.user_row(project, user_id).await?;
+        let input = &input;
+        let request = (user_id, input);
+        self.idempotent(
+            project,
+            "user.update",
+            idempotency_key,
+            &request,
+            move || async move {
+                let pin = self.user_pin(project, user_id).await?;
+                let vendor = self
+                    .vendors
+                    .resolve(parse_vendor(&pin.vendor)?, parse_mode(&pin.mode)?)?;
+                if let Some(patch) = &input.metadata {
+                    let mut merged = to_user(row.clone())?.metadata;
+                    for (k, v) in patch {
+                        if v.is_null() {
+                            merged.remove(k);
+                        } else {
+                            merged.insert(k.clone(), v.clone());
+                        }
+                    }
+                    row.metadata = check_metadata_size(&merged)?;
+                }
+                if let Some(verified) = input.email_verified {
+                    if verified != row.email_verified {
+                        vendor
+                            .set_email_verified(&project.id, &pin.vendor_resource_id, verified)
+                            .await?;
+                    }
+                    row.email_verified = verified;
+                }
+                let mut enrollment = None;
+                match input.mfa_enabled {
+                    Some(true) if !row.mfa_enabled => {
+                        enrollment = Some(
+                            vendor
+                                .enroll_totp(&project.id, &pin.vendor_resource_id, &row.email)
+                                .await?,
+                        );
+                        row.mfa_enabled = true;
+                    }
+                    Some(false) if row.mfa_enabled => {
+                        vendor
+                            .disable_mfa(&project.id, &pin.vendor_resource_id)
+                            .await?;
+                        row.mfa_enabled = false;
+                    }
+                    _ => {}
+                }
+                row.updated_at = now_millis();
+                let saved = self.store.update_user(row.clone()).await?;
+                let mut user = to_user(saved)?;
+                user.mfa_enrollment = enrollment;
+                Ok(user)
+            },
+        )
+        .await
+    }
+
+    /// Deletes a user at its vendor and everything authmux holds about it.
+    pub async fn delete_user(&self, project: &Project, user_id: &str) -> Result<()> {
+        self.user_row(project, user_id).await?;
+        let pin = self.user_pin(project, user_id).await?;
+        let vendor = self
+            .vendors
+            .resolve(parse_vendor(&pin.vendor)?, parse_mode(&pin.mode)?)?;
+        vendor
+            .delete_user(&project.id, &pin.vendor_resource_id)
+            .await?;
+        if !self.store.delete_user(&project.id, user_id).await? {
+            return Err(Error::user_not_found(user_id));
+        }
+        Ok(())
+    }
+
+    /// The stored row of a user of this project, or `AUTH_USER_NOT_FOUND`.
+    pub(crate) async fn user_row(&self, project: &Project, user_id: &str) -> Result<users::Model> {
+        if user_id.is_empty() {
+            return Err(Error::invalid("user_id is required"));
+        }
+        self.store
+            .user(&project.id, user_id)
+            .await?
+            .ok_or_else(|| Error::user_not_found(user_id))
+    }
+
+    async fn user_pin(&self, project: &Project, user_id: &str) -> Result<pins::Model> {
+        self.store
+            .pin(&project.id, user_id)
+            .await?
+            .ok_or_else(|| Error::internal(format!("user {user_id} has no vendor pin")))
+    }
+}
+
+fn parse_vendor(s: &str) -> Result<VendorKind> {
+    VendorKind::parse(s).ok_or_else(|| Error::internal(format!("unknown pinned vendor {s}")))
+}
+
+fn parse_mode(s: &str) -> Result<Mode> {
+    Mode::parse(s).ok_or_else(|| Error::internal(format!("unknown pinned mode {s}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_trimmed_and_checked() {
+        assert_eq!(
+            normalize_email("  A@Example.com ").unwrap(),
+            "A@Example.com"
+        );
+        for bad in [
+            "", "   ", "no-at", "a@b", "a@@b.c", "@b.c", "a b@c.d", "a@.c", "a@c..d",
+        ] {
+            assert!(normalize_email(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let id = new_id("usr");
+        assert_eq!(decode_cursor(&encode_cursor(&id)).unwrap(), id);
+        assert!(decode_cursor("!!!").is_err());
+        assert!(decode_cursor(&encode_cursor("prj_x")).is_err());
+    }
+
+    #[test]
+    fn passwords_are_bounded() {
+        assert!(check_password("1234567").is_err());
+        assert!(check_password("12345678").is_ok());
+        assert!(check_password(&"x".repeat(128)).is_ok());
+        assert!(check_password(&"x".repeat(129)).is_err());
+    }
+}

@@ -1,0 +1,13 @@
+//! authmux: end-user authentication as a service. One API key in front,
+//! several identity vendors behind, the same contract over gRPC and REST.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod pb;
+pub mod server;
+pub mod store;
+pub mod transcode;
+pub mod vendors;

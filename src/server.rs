@@ -1,0 +1,182 @@
+//! The listener: gRPC and REST on one port, health, reflection, request
+//! ids, API-key authentication and graceful shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::{HeaderValue, StatusCode, header};
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+use tower::ServiceExt;
+use tracing::Instrument;
+
+use crate::api::{Api, to_status};
+use crate::domain::{Domain, new_id};
+use crate::pb::DESCRIPTOR_SET;
+use crate::pb::v1::consent_service_server::ConsentServiceServer;
+use crate::pb::v1::discovery_service_server::DiscoveryServiceServer;
+use crate::pb::v1::session_service_server::SessionServiceServer;
+use crate::pb::v1::user_service_server::UserServiceServer;
+use crate::transcode::{self, MAX_BODY_BYTES, REQUEST_ID_HEADER, request_id};
+
+/// gRPC paths that need no API key.
+const OPEN_GRPC_PREFIXES: [&str; 2] = ["/grpc.health.", "/grpc.reflection."];
+
+/// A failure while assembling the server.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ServerError(String);
+
+/// The assembled service: one router for both transports, and the health
+/// reporter to flip at shutdown.
+pub struct App {
+    /// Serves gRPC and REST.
+    pub router: Router,
+    /// Reports each service's gRPC health.
+    pub health: tonic_health::server::HealthReporter,
+}
+
+/// Builds the router over `domain`.
+pub async fn app(domain: Arc<Domain>) -> Result<App, ServerError> {
+    let api = Api::new(domain.clone());
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<UserServiceServer<Api>>().await;
+    health.set_serving::<SessionServiceServer<Api>>().await;
+    health.set_serving::<ConsentServiceServer<Api>>().await;
+    health.set_serving::<DiscoveryServiceServer<Api>>().await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServerError(format!("reflection: {e}")))?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| ServerError(format!("reflection: {e}")))?;
+
+    let grpc =
+        Routes::new(UserServiceServer::new(api.clone()).max_decoding_message_size(MAX_BODY_BYTES))
+            .add_service(
+                SessionServiceServer::new(api.clone()).max_decoding_message_size(MAX_BODY_BYTES),
+            )
+            .add_service(
+                ConsentServiceServer::new(api.clone()).max_decoding_message_size(MAX_BODY_BYTES),
+            )
+            .add_service(DiscoveryServiceServer::new(api).max_decoding_message_size(MAX_BODY_BYTES))
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .into_axum_router()
+            .layer(from_fn_with_state(domain.clone(), authenticate));
+
+    let pool = transcode::routes::pool(DESCRIPTOR_SET).map_err(ServerError)?;
+    let routes = transcode::routes::routes(&pool).map_err(ServerError)?;
+    let openapi = Arc::new(transcode::openapi::document(&routes));
+
+    let router = transcode::router(routes, grpc.clone())
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route("/readyz", get(readyz).with_state(domain))
+        .route(
+            "/v1/openapi.json",
+            get(move || {
+                let doc = openapi.clone();
+                async move { axum::Json((*doc).clone()) }
+            }),
+        )
+        .fallback(transcode::not_found)
+        .layer(from_fn_with_state(grpc, dispatch_grpc))
+        .layer(from_fn(request_ids));
+    Ok(App { router, health })
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves; then stops
+/// accepting and lets in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let health = app.health.clone();
+    let shutdown = async move {
+        shutdown.await;
+        health.set_not_serving::<UserServiceServer<Api>>().await;
+        health.set_not_serving::<SessionServiceServer<Api>>().await;
+        health.set_not_serving::<ConsentServiceServer<Api>>().await;
+        health
+            .set_not_serving::<DiscoveryServiceServer<Api>>()
+            .await;
+    };
+    axum::serve(listener, app.router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn readyz(State(domain): State<Arc<Domain>>) -> Response {
+    match domain.store().ping().await {
+        Ok(()) => axum::Json(serde_json::json!({"status": "ready"})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({"status": "store unreachable"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+fn is_grpc(req: &Request) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc"))
+}
+
+/// Sends gRPC content types to tonic; everything else goes on to REST.
+async fn dispatch_grpc(State(grpc): State<Router>, req: Request, next: Next) -> Response {
+    if is_grpc(&req) {
+        grpc.oneshot(req).await.unwrap_or_else(|e| match e {})
+    } else {
+        next.run(req).await
+    }
+}
+
+/// Accepts a sane `x-request-id` or makes one, and echoes it back.
+async fn request_ids(mut req: Request, next: Next) -> Response {
+    let given = request_id(req.headers())
+        .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned);
+    let id = given.unwrap_or_else(|| new_id("req"));
+    let value = HeaderValue::from_str(&id).expect("request ids are visible ASCII");
+    req.headers_mut().insert(REQUEST_ID_HEADER, value.clone());
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let mut resp = next.run(req).instrument(span).await;
+    resp.headers_mut().insert(REQUEST_ID_HEADER, value);
+    resp
+}
+
+/// Resolves the API key of a gRPC call to its project.
+async fn authenticate(State(domain): State<Arc<Domain>>, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if OPEN_GRPC_PREFIXES.iter().any(|p| path.starts_with(p)) {
+        return next.run(req).await;
+    }
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match domain.authenticate(authorization).await {
+        Ok(project) => {
+            req.extensions_mut().insert(project);
+            next.run(req).await
+        }
+        Err(err) => to_status(err).into_http::<axum::body::Body>(),
+    }
+}

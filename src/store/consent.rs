@@ -1,0 +1,93 @@
+//! The consent ledger (append-only events) and the current state per
+//! user and category.
+
+use sea_orm::{
+    ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, TransactionTrait,
+    sea_query::OnConflict,
+};
+
+use super::entity::{consent_events, consent_states};
+use super::{Store, StoreResult};
+
+impl Store {
+    /// Appends an event to the ledger and sets the current state to match,
+    /// in one transaction.
+    pub async fn record_consent(&self, event: consent_events::Model) -> StoreResult<()> {
+        let state = consent_states::Model {
+            project_id: event.project_id.clone(),
+            user_id: event.user_id.clone(),
+            category: event.category.clone(),
+            granted: event.granted,
+            source: event.source.clone().filter(|_| event.granted),
+            granted_at: event.granted.then_some(event.created_at),
+            updated_at: event.created_at,
+        };
+        let txn = self.db().begin().await?;
+        consent_events::Entity::insert(event.into_active_model())
+            .exec(&txn)
+            .await?;
+        consent_states::Entity::insert(state.into_active_model())
+            .on_conflict(
+                OnConflict::columns([
+                    consent_states::Column::ProjectId,
+                    consent_states::Column::UserId,
+                    consent_states::Column::Category,
+                ])
+                .update_columns([
+                    consent_states::Column::Granted,
+                    consent_states::Column::Source,
+                    consent_states::Column::GrantedAt,
+                    consent_states::Column::UpdatedAt,
+                ])
+                .to_owned(),
+            )
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// The current state of one category for a user.
+    pub async fn consent_state(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        category: &str,
+    ) -> StoreResult<Option<consent_states::Model>> {
+        Ok(consent_states::Entity::find_by_id((
+            project_id.to_owned(),
+            user_id.to_owned(),
+            category.to_owned(),
+        ))
+        .one(self.db())
+        .await?)
+    }
+
+    /// The current state of every category a user has touched, by category.
+    pub async fn consent_states(
+        &self,
+        project_id: &str,
+        user_id: &str,
+    ) -> StoreResult<Vec<consent_states::Model>> {
+        Ok(consent_states::Entity::find()
+            .filter(consent_states::Column::ProjectId.eq(project_id))
+            .filter(consent_states::Column::UserId.eq(user_id))
+            .order_by_asc(consent_states::Column::Category)
+            .all(self.db())
+            .await?)
+    }
+
+    /// A user's whole ledger, oldest first.
+    pub async fn consent_events(
+        &self,
+        project_id: &str,
+        user_id: &str,
+    ) -> StoreResult<Vec<consent_events::Model>> {
+        Ok(consent_events::Entity::find()
+            .filter(consent_events::Column::ProjectId.eq(project_id))
+            .filter(consent_events::Column::UserId.eq(user_id))
+            .order_by_asc(consent_events::Column::Id)
+            .all(self.db())
+            .await?)
+    }
+}

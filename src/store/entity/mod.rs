@@ -1,0 +1,10 @@
+//! sea-orm entities, one module per table.
+
+pub mod api_keys;
+pub mod consent_events;
+pub mod consent_states;
+pub mod idempotency_keys;
+pub mod native_credentials;
+pub mod pins;
+pub mod projects;
+pub mod users;

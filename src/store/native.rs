@@ -1,0 +1,56 @@
+//! Credentials held by the built-in provider: password hashes and
+//! encrypted TOTP secrets.
+
+use sea_orm::{ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, sea_query::OnConflict};
+
+use super::entity::native_credentials;
+use super::{Store, StoreResult};
+
+impl Store {
+    /// Inserts or replaces a user's native credentials.
+    pub async fn put_native_credentials(&self, row: native_credentials::Model) -> StoreResult<()> {
+        native_credentials::Entity::insert(row.into_active_model())
+            .on_conflict(
+                OnConflict::columns([
+                    native_credentials::Column::ProjectId,
+                    native_credentials::Column::UserId,
+                ])
+                .update_columns([
+                    native_credentials::Column::PasswordHash,
+                    native_credentials::Column::TotpSecret,
+                    native_credentials::Column::TotpLastStep,
+                ])
+                .to_owned(),
+            )
+            .exec(self.db())
+            .await?;
+        Ok(())
+    }
+
+    /// A user's native credentials, if any.
+    pub async fn native_credentials(
+        &self,
+        project_id: &str,
+        user_id: &str,
+    ) -> StoreResult<Option<native_credentials::Model>> {
+        Ok(
+            native_credentials::Entity::find_by_id((project_id.to_owned(), user_id.to_owned()))
+                .one(self.db())
+                .await?,
+        )
+    }
+
+    /// Removes a user's native credentials.
+    pub async fn delete_native_credentials(
+        &self,
+        project_id: &str,
+        user_id: &str,
+    ) -> StoreResult<()> {
+        native_credentials::Entity::delete_many()
+            .filter(native_credentials::Column::ProjectId.eq(project_id))
+            .filter(native_credentials::Column::UserId.eq(user_id))
+            .exec(self.db())
+            .await?;
+        Ok(())
+    }
+}

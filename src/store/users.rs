@@ -1,0 +1,140 @@
+//! The per-project user index and the vendor pins of users.
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
+};
+
+use super::entity::{consent_events, consent_states, native_credentials, pins, users};
+use super::{Store, StoreResult};
+
+impl Store {
+    /// Inserts a user and its pin in one transaction.
+    pub async fn insert_user(&self, user: users::Model, pin: pins::Model) -> StoreResult<()> {
+        let txn = self.db().begin().await?;
+        users::Entity::insert(user.into_active_model())
+            .exec(&txn)
+            .await?;
+        pins::Entity::insert(pin.into_active_model())
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// One user of a project.
+    pub async fn user(&self, project_id: &str, user_id: &str) -> StoreResult<Option<users::Model>> {
+        Ok(users::Entity::find_by_id(user_id.to_owned())
+            .filter(users::Column::ProjectId.eq(project_id))
+            .one(self.db())
+            .await?)
+    }
+
+    /// One user of a project by lower-cased email.
+    pub async fn user_by_email(
+        &self,
+        project_id: &str,
+        email_lower: &str,
+    ) -> StoreResult<Option<users::Model>> {
+        Ok(users::Entity::find()
+            .filter(users::Column::ProjectId.eq(project_id))
+            .filter(users::Column::EmailLower.eq(email_lower))
+            .one(self.db())
+            .await?)
+    }
+
+    /// Up to `limit` users, newest first, older than the id `before` when
+    /// given (keyset pagination over the time-sortable ids).
+    pub async fn list_users(
+        &self,
+        project_id: &str,
+        before: Option<&str>,
+        limit: u64,
+    ) -> StoreResult<Vec<users::Model>> {
+        let mut q = users::Entity::find().filter(users::Column::ProjectId.eq(project_id));
+        if let Some(before) = before {
+            q = q.filter(users::Column::Id.lt(before));
+        }
+        Ok(q.order_by_desc(users::Column::Id)
+            .limit(limit)
+            .all(self.db())
+            .await?)
+    }
+
+    /// Writes back a changed user row.
+    pub async fn update_user(&self, user: users::Model) -> StoreResult<users::Model> {
+        Ok(user
+            .into_active_model()
+            .reset_all()
+            .update(self.db())
+            .await?)
+    }
+
+    /// Deletes a user with its pin, native credentials and consent records;
+    /// false when the project has no such user.
+    pub async fn delete_user(&self, project_id: &str, user_id: &str) -> StoreResult<bool> {
+        let txn = self.db().begin().await?;
+        let res = users::Entity::delete_many()
+            .filter(users::Column::ProjectId.eq(project_id))
+            .filter(users::Column::Id.eq(user_id))
+            .exec(&txn)
+            .await?;
+        if res.rows_affected == 0 {
+            txn.rollback().await?;
+            return Ok(false);
+        }
+        pins::Entity::delete_many()
+            .filter(pins::Column::ProjectId.eq(project_id))
+            .filter(pins::Column::ResourceId.eq(user_id))
+            .exec(&txn)
+            .await?;
+        native_credentials::Entity::delete_many()
+            .filter(native_credentials::Column::ProjectId.eq(project_id))
+            .filter(native_credentials::Column::UserId.eq(user_id))
+            .exec(&txn)
+            .await?;
+        consent_states::Entity::delete_many()
+            .filter(consent_states::Column::ProjectId.eq(project_id))
+            .filter(consent_states::Column::UserId.eq(user_id))
+            .exec(&txn)
+            .await?;
+        consent_events::Entity::delete_many()
+            .filter(consent_events::Column::ProjectId.eq(project_id))
+            .filter(consent_events::Column::UserId.eq(user_id))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(true)
+    }
+
+    /// The pin of a resource (user or session) of a project.
+    pub async fn pin(
+        &self,
+        project_id: &str,
+        resource_id: &str,
+    ) -> StoreResult<Option<pins::Model>> {
+        Ok(
+            pins::Entity::find_by_id((project_id.to_owned(), resource_id.to_owned()))
+                .one(self.db())
+                .await?,
+        )
+    }
+
+    /// Inserts many users with their pins at once (seeding, imports).
+    pub async fn insert_users_bulk(
+        &self,
+        rows: Vec<(users::Model, pins::Model)>,
+    ) -> StoreResult<()> {
+        let txn = self.db().begin().await?;
+        for chunk in rows.chunks(500) {
+            users::Entity::insert_many(chunk.iter().map(|(u, _)| u.clone().into_active_model()))
+                .exec(&txn)
+                .await?;
+            pins::Entity::insert_many(chunk.iter().map(|(_, p)| p.clone().into_active_model()))
+                .exec(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+}

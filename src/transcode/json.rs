@@ -1,0 +1,129 @@
+//! JSON ⇄ dynamic messages: proto field names, every non-optional field
+//! printed, errors that name the field.
+
+use std::collections::HashMap;
+
+use prost_reflect::{DeserializeOptions, DynamicMessage, Kind, SerializeOptions};
+use serde_json::{Map, Value};
+
+use super::RestError;
+use super::routes::HttpRoute;
+use crate::api::number_to_json;
+use crate::domain::ErrorCode;
+
+/// Builds the request message from the body (when the route takes one),
+/// the query string and the path variables.
+pub fn request_message(
+    route: &HttpRoute,
+    path_params: &HashMap<String, String>,
+    query: &str,
+    body: Option<&[u8]>,
+) -> Result<DynamicMessage, RestError> {
+    let input = route.input();
+    let mut fields = match body {
+        Some(bytes) if !bytes.iter().all(u8::is_ascii_whitespace) => {
+            match serde_json::from_slice::<Value>(bytes) {
+                Ok(Value::Object(map)) => map,
+                Ok(_) => return Err(RestError::invalid("the request body must be a JSON object")),
+                Err(e) => return Err(RestError::invalid(format!("malformed JSON body: {e}"))),
+            }
+        }
+        _ => Map::new(),
+    };
+
+    for (name, raw) in form_urlencoded::parse(query.as_bytes()) {
+        let field = input
+            .get_field_by_name(&name)
+            .filter(|f| !f.is_list() && !f.is_map())
+            .ok_or_else(|| RestError::invalid(format!("unknown query parameter {name:?}")))?;
+        let value = match field.kind() {
+            Kind::String => Value::String(raw.into_owned()),
+            Kind::Bool => match raw.as_ref() {
+                "true" => Value::Bool(true),
+                "false" => Value::Bool(false),
+                _ => {
+                    return Err(RestError::invalid(format!(
+                        "query parameter {name} must be true or false"
+                    )));
+                }
+            },
+            Kind::Int32
+            | Kind::Sint32
+            | Kind::Sfixed32
+            | Kind::Int64
+            | Kind::Sint64
+            | Kind::Sfixed64
+            | Kind::Uint32
+            | Kind::Fixed32
+            | Kind::Uint64
+            | Kind::Fixed64 => {
+                let n: i64 = raw.parse().map_err(|_| {
+                    RestError::invalid(format!("query parameter {name} must be an integer"))
+                })?;
+                Value::from(n)
+            }
+            _ => {
+                return Err(RestError::invalid(format!(
+                    "query parameter {name} is not supported; send it in the body"
+                )));
+            }
+        };
+        if fields.insert(name.to_string(), value).is_some() {
+            return Err(RestError::invalid(format!("{name} is given twice")));
+        }
+    }
+
+    for name in &route.path_params {
+        let value = path_params
+            .get(name)
+            .ok_or_else(|| RestError::invalid(format!("{name} is missing from the path")))?;
+        match fields.get(name) {
+            Some(Value::String(given)) if given == value => {}
+            Some(given) => {
+                return Err(RestError::invalid(format!(
+                    "{name} in the request ({given}) does not match the path ({value:?})"
+                )));
+            }
+            None => {
+                fields.insert(name.clone(), Value::String(value.clone()));
+            }
+        }
+    }
+
+    let mut track = serde_path_to_error::Track::new();
+    let de = serde_path_to_error::Deserializer::new(Value::Object(fields), &mut track);
+    DynamicMessage::deserialize_with_options(input, de, &DeserializeOptions::new()).map_err(|e| {
+        let path = track.path().to_string();
+        if path == "." {
+            RestError::invalid(format!("invalid request: {e}"))
+        } else {
+            RestError::invalid(format!("invalid field {path:?}: {e}"))
+        }
+    })
+}
+
+/// The JSON form of a reply: proto field names, defaults printed, whole
+/// doubles as integers.
+pub fn reply_json(reply: &DynamicMessage) -> Result<Value, RestError> {
+    let options = SerializeOptions::new()
+        .use_proto_field_name(true)
+        .skip_default_fields(false);
+    let mut value = reply
+        .serialize_with_options(serde_json::value::Serializer, &options)
+        .map_err(|e| RestError::new(ErrorCode::Internal, format!("encoding the reply: {e}")))?;
+    normalize_numbers(&mut value);
+    Ok(value)
+}
+
+fn normalize_numbers(value: &mut Value) {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64() {
+                *value = number_to_json(f);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(normalize_numbers),
+        Value::Object(map) => map.values_mut().for_each(normalize_numbers),
+        _ => {}
+    }
+}

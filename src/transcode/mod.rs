@@ -1,0 +1,313 @@
+//! REST ⇄ gRPC: turns `/v1/...` JSON requests into request messages, calls
+//! the tonic services in process through the same tower stack, and turns
+//! replies and statuses back into JSON.
+
+mod json;
+pub mod openapi;
+pub mod routes;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Request};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, MethodRouter, on};
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http_body_util::BodyExt;
+use prost::Message;
+use prost_reflect::DynamicMessage;
+use tonic_types::StatusExt;
+use tower::ServiceExt;
+
+use crate::domain::ErrorCode;
+use routes::HttpRoute;
+
+/// The largest REST request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// The header carrying the request id.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Headers that describe the REST exchange itself and are not passed on
+/// to the gRPC call.
+const HOP_HEADERS: [header::HeaderName; 7] = [
+    header::CONTENT_TYPE,
+    header::CONTENT_LENGTH,
+    header::HOST,
+    header::CONNECTION,
+    header::TRANSFER_ENCODING,
+    header::ACCEPT_ENCODING,
+    header::TE,
+];
+
+/// A REST error: status, stable code and message.
+#[derive(Debug)]
+pub struct RestError {
+    status: StatusCode,
+    code: String,
+    message: String,
+}
+
+impl RestError {
+    /// An error with one of our codes, at its documented HTTP status.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        RestError {
+            status: StatusCode::from_u16(code.http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            code: code.as_str().to_owned(),
+            message: message.into(),
+        }
+    }
+
+    fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidArgument, message)
+    }
+
+    /// The REST form of a gRPC status: our code's status when the
+    /// `ErrorInfo` names one, else the standard gRPC→HTTP table.
+    fn from_status(status: &tonic::Status) -> Self {
+        let reason = status
+            .get_error_details()
+            .error_info()
+            .map(|i| i.reason.clone());
+        match reason.as_deref().and_then(ErrorCode::parse) {
+            Some(code) => Self::new(code, status.message()),
+            None => RestError {
+                status: standard_http_status(status.code()),
+                code: reason.unwrap_or_else(|| grpc_code_name(status.code()).to_owned()),
+                message: status.message().to_owned(),
+            },
+        }
+    }
+
+    /// The response, with `{"error": {code, message, request_id}}`.
+    pub fn into_response_with(self, request_id: Option<&str>) -> Response {
+        let body = serde_json::json!({
+            "error": {
+                "code": self.code,
+                "message": self.message,
+                "request_id": request_id,
+            }
+        });
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+/// The standard gRPC → HTTP status table.
+pub fn standard_http_status(code: tonic::Code) -> StatusCode {
+    use tonic::Code;
+    let n = match code {
+        Code::Ok => 200,
+        Code::Cancelled => 499,
+        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => 400,
+        Code::DeadlineExceeded => 504,
+        Code::NotFound => 404,
+        Code::AlreadyExists | Code::Aborted => 409,
+        Code::PermissionDenied => 403,
+        Code::Unauthenticated => 401,
+        Code::ResourceExhausted => 429,
+        Code::Unimplemented => 501,
+        Code::Unavailable => 503,
+        Code::Unknown | Code::Internal | Code::DataLoss => 500,
+    };
+    StatusCode::from_u16(n).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+fn grpc_code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// The request id the request-id layer put on a request.
+pub fn request_id(headers: &HeaderMap) -> Option<&str> {
+    headers.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok())
+}
+
+/// Builds the REST router: one route per `google.api.http` binding, each
+/// calling `grpc` in process. A known path with another method is 405.
+pub fn router(routes: Vec<HttpRoute>, grpc: Router) -> Router {
+    let mut by_path: BTreeMap<String, MethodRouter> = BTreeMap::new();
+    for route in routes {
+        let filter = MethodFilter::try_from(route.method.clone())
+            .expect("the route table holds only standard methods");
+        let path = route.template.clone();
+        let route = Arc::new(route);
+        let grpc = grpc.clone();
+        let handler = on(filter, move |req: Request| {
+            let route = route.clone();
+            let grpc = grpc.clone();
+            async move { handle(&route, grpc, req).await }
+        });
+        let merged = match by_path.remove(&path) {
+            Some(existing) => existing.merge(handler),
+            None => handler,
+        };
+        by_path.insert(path, merged);
+    }
+    by_path.into_iter().fold(Router::new(), |r, (path, m)| {
+        r.route(&path, m.fallback(method_not_allowed))
+    })
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    RestError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{} is not allowed on {}", req.method(), req.uri().path()),
+    )
+    .into_response_with(request_id(req.headers()))
+}
+
+/// Answers a path no route matches.
+pub async fn not_found(req: Request) -> Response {
+    RestError::new(
+        ErrorCode::NotFound,
+        format!("no route for {} {}", req.method(), req.uri().path()),
+    )
+    .into_response_with(request_id(req.headers()))
+}
+
+async fn handle(route: &HttpRoute, grpc: Router, req: Request) -> Response {
+    let rid = request_id(req.headers()).map(str::to_owned);
+    match transcode(route, grpc, req).await {
+        Ok(resp) => resp,
+        Err(err) => err.into_response_with(rid.as_deref()),
+    }
+}
+
+async fn transcode(route: &HttpRoute, grpc: Router, req: Request) -> Result<Response, RestError> {
+    let (mut parts, body) = req.into_parts();
+    let Path(path_params) =
+        <Path<HashMap<String, String>> as axum::extract::FromRequestParts<()>>::from_request_parts(
+            &mut parts,
+            &(),
+        )
+        .await
+        .map_err(|e| RestError::invalid(format!("bad path parameter: {e}")))?;
+    let body = read_body(&parts.headers, body).await?;
+    let message = json::request_message(
+        route,
+        &path_params,
+        parts.uri.query().unwrap_or(""),
+        route.body.then_some(&body[..]),
+    )?;
+
+    let mut inner = http::Request::builder()
+        .method(http::Method::POST)
+        .uri(&route.grpc_path)
+        .body(Body::from(grpc_frame(&message)))
+        .map_err(|e| RestError::new(ErrorCode::Internal, e.to_string()))?;
+    let headers = inner.headers_mut();
+    for (name, value) in &parts.headers {
+        if !HOP_HEADERS.contains(name) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert(header::TE, HeaderValue::from_static("trailers"));
+
+    let resp = grpc.oneshot(inner).await.unwrap_or_else(|e| match e {});
+    let (head, body) = resp.into_parts();
+    let collected = body
+        .collect()
+        .await
+        .map_err(|e| RestError::new(ErrorCode::Internal, format!("reading the reply: {e}")))?;
+    let trailers = collected.trailers().cloned().unwrap_or_default();
+    let data = collected.to_bytes();
+    let status = tonic::Status::from_header_map(&head.headers)
+        .or_else(|| tonic::Status::from_header_map(&trailers));
+    let retry_after = head
+        .headers
+        .get(header::RETRY_AFTER)
+        .or_else(|| trailers.get(header::RETRY_AFTER))
+        .cloned();
+    let mut response = match status {
+        Some(s) if s.code() != tonic::Code::Ok => {
+            RestError::from_status(&s).into_response_with(request_id(&parts.headers))
+        }
+        _ => {
+            let reply =
+                DynamicMessage::decode(route.output(), grpc_payload(&data)?).map_err(|e| {
+                    RestError::new(ErrorCode::Internal, format!("decoding the reply: {e}"))
+                })?;
+            axum::Json(json::reply_json(&reply)?).into_response()
+        }
+    };
+    if let Some(v) = retry_after {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    Ok(response)
+}
+
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, RestError> {
+    let too_large = || {
+        RestError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the request body is over {MAX_BODY_BYTES} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Err(too_large());
+    }
+    http_body_util::Limited::new(body, MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                too_large()
+            } else {
+                RestError::invalid(format!("reading the request body: {e}"))
+            }
+        })
+}
+
+/// A message in the gRPC length-prefixed frame, uncompressed.
+fn grpc_frame(message: &DynamicMessage) -> Bytes {
+    let len = message.encoded_len();
+    let mut buf = BytesMut::with_capacity(5 + len);
+    buf.put_u8(0);
+    buf.put_u32(len as u32);
+    message
+        .encode(&mut buf)
+        .expect("the buffer was sized for the message");
+    buf.freeze()
+}
+
+/// The payload of the single frame of a unary reply.
+fn grpc_payload(data: &Bytes) -> Result<Bytes, RestError> {
+    let bad = || RestError::new(ErrorCode::Internal, "malformed gRPC reply frame");
+    if data.len() < 5 || data[0] != 0 {
+        return Err(bad());
+    }
+    let len = u32::from_be_bytes([data[1], data[2], data[3], data[4]]) as usize;
+    data.get(5..5 + len)
+        .map(|_| data.slice(5..5 + len))
+        .ok_or_else(bad)
+}

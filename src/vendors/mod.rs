@@ -1,0 +1,190 @@
+//! Identity vendors behind authmux: the `IdentityVendor` seam, the
+//! built-in provider and the router that picks one per request.
+
+pub mod native;
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Error, ErrorCode, Result};
+
+/// The vendors authmux knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VendorKind {
+    /// The built-in provider.
+    Native,
+    /// Clerk.
+    Clerk,
+    /// WorkOS User Management.
+    Workos,
+    /// Supabase Auth (GoTrue).
+    Supabase,
+}
+
+impl VendorKind {
+    /// Every vendor, in default priority order.
+    pub const ALL: [VendorKind; 4] = [
+        VendorKind::Native,
+        VendorKind::Clerk,
+        VendorKind::Workos,
+        VendorKind::Supabase,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VendorKind::Native => "native",
+            VendorKind::Clerk => "clerk",
+            VendorKind::Workos => "workos",
+            VendorKind::Supabase => "supabase",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<VendorKind> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// How an operator configures this vendor.
+    pub fn setup_hint(self) -> &'static str {
+        match self {
+            VendorKind::Native => "the built-in provider needs no configuration",
+            VendorKind::Clerk => "set AUTHMUX_CLERK_SECRET_KEY",
+            VendorKind::Workos => "set AUTHMUX_WORKOS_API_KEY and AUTHMUX_WORKOS_CLIENT_ID",
+            VendorKind::Supabase => {
+                "set AUTHMUX_SUPABASE_URL and AUTHMUX_SUPABASE_SERVICE_ROLE_KEY"
+            }
+        }
+    }
+}
+
+impl fmt::Display for VendorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whose credentials a vendor call uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The operator's credentials.
+    Managed,
+    /// The project's own credentials.
+    Byok,
+}
+
+impl Mode {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Managed => "managed",
+            Mode::Byok => "byok",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "managed" => Some(Mode::Managed),
+            "byok" => Some(Mode::Byok),
+            _ => None,
+        }
+    }
+}
+
+/// What a vendor needs to create an identity.
+#[derive(Debug)]
+pub struct NewIdentity<'a> {
+    /// Our id for the user.
+    pub user_id: &'a str,
+    /// The trimmed email.
+    pub email: &'a str,
+    /// A validated password, if any.
+    pub password: Option<&'a str>,
+}
+
+/// A TOTP factor freshly enrolled, shown to the caller once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MfaEnrollment {
+    /// The shared secret, base32.
+    pub secret: String,
+    /// An `otpauth://` URI for authenticator apps.
+    pub otpauth_uri: String,
+}
+
+/// One identity vendor. Resource ids passed in are the vendor's own (from
+/// the pin); the project id scopes every call.
+#[async_trait::async_trait]
+pub trait IdentityVendor: Send + Sync {
+    /// Which vendor this is.
+    fn kind(&self) -> VendorKind;
+
+    /// Creates the identity; returns the vendor's id for it.
+    async fn create_user(&self, project_id: &str, new: NewIdentity<'_>) -> Result<String>;
+
+    /// Records the email as verified or not.
+    async fn set_email_verified(
+        &self,
+        project_id: &str,
+        vendor_user_id: &str,
+        verified: bool,
+    ) -> Result<()>;
+
+    /// Enrolls a TOTP factor for `email`.
+    async fn enroll_totp(
+        &self,
+        project_id: &str,
+        vendor_user_id: &str,
+        email: &str,
+    ) -> Result<MfaEnrollment>;
+
+    /// Removes every MFA factor.
+    async fn disable_mfa(&self, project_id: &str, vendor_user_id: &str) -> Result<()>;
+
+    /// Deletes the identity.
+    async fn delete_user(&self, project_id: &str, vendor_user_id: &str) -> Result<()>;
+}
+
+/// Picks the vendor for a request.
+#[derive(Clone)]
+pub struct VendorRouter {
+    native: Arc<dyn IdentityVendor>,
+}
+
+impl VendorRouter {
+    /// A router over the built-in provider alone.
+    pub fn new(native: Arc<dyn IdentityVendor>) -> Self {
+        VendorRouter { native }
+    }
+
+    /// The vendor for `kind` in `mode`, or why it can't be used.
+    pub fn resolve(&self, kind: VendorKind, mode: Mode) -> Result<Arc<dyn IdentityVendor>> {
+        match (kind, mode) {
+            (VendorKind::Native, Mode::Managed) => Ok(self.native.clone()),
+            (VendorKind::Native, Mode::Byok) => Err(Error::invalid(
+                "mode \"byok\" needs a vendor with credentials; native has none to bring",
+            )),
+            (other, _) => Err(Error::new(
+                ErrorCode::VendorNotConfigured,
+                format!(
+                    "vendor {other} is not configured for this project ({})",
+                    other.setup_hint()
+                ),
+            )),
+        }
+    }
+
+    /// The vendor chosen when the caller names none.
+    pub fn default_vendor(&self) -> Arc<dyn IdentityVendor> {
+        self.native.clone()
+    }
+
+    /// Whether a vendor can serve requests in managed mode.
+    pub fn is_configured(&self, kind: VendorKind) -> bool {
+        kind == VendorKind::Native
+    }
+}

@@ -1,0 +1,138 @@
+//! The built-in provider: identities live in authmux's own store, with
+//! argon2id password hashes and sealed TOTP secrets.
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
+use totp_rs::{Algorithm, Secret, TOTP};
+
+use super::{IdentityVendor, MfaEnrollment, NewIdentity, VendorKind};
+use crate::crypto::MasterKey;
+use crate::domain::{Error, Result};
+use crate::store::Store;
+use crate::store::entity::native_credentials;
+
+/// The TOTP issuer shown in authenticator apps.
+const TOTP_ISSUER: &str = "authmux";
+
+/// The built-in identity provider.
+pub struct Native {
+    store: Store,
+    master: MasterKey,
+}
+
+impl Native {
+    /// A provider over `store`, sealing secrets with `master`.
+    pub fn new(store: Store, master: MasterKey) -> Self {
+        Native { store, master }
+    }
+
+    fn totp_context(project_id: &str, user_id: &str) -> Vec<u8> {
+        format!("totp:{project_id}:{user_id}").into_bytes()
+    }
+
+    async fn credentials(
+        &self,
+        project_id: &str,
+        user_id: &str,
+    ) -> Result<native_credentials::Model> {
+        Ok(self
+            .store
+            .native_credentials(project_id, user_id)
+            .await?
+            .unwrap_or(native_credentials::Model {
+                project_id: project_id.to_owned(),
+                user_id: user_id.to_owned(),
+                password_hash: None,
+                totp_secret: None,
+                totp_last_step: None,
+            }))
+    }
+}
+
+/// Hashes a password with argon2id on a blocking thread.
+pub async fn hash_password(password: String) -> Result<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(Error::internal)
+    })
+    .await
+    .map_err(Error::internal)?
+}
+
+#[async_trait::async_trait]
+impl IdentityVendor for Native {
+    fn kind(&self) -> VendorKind {
+        VendorKind::Native
+    }
+
+    async fn create_user(&self, project_id: &str, new: NewIdentity<'_>) -> Result<String> {
+        let password_hash = match new.password {
+            Some(p) => Some(hash_password(p.to_owned()).await?),
+            None => None,
+        };
+        self.store
+            .put_native_credentials(native_credentials::Model {
+                project_id: project_id.to_owned(),
+                user_id: new.user_id.to_owned(),
+                password_hash,
+                totp_secret: None,
+                totp_last_step: None,
+            })
+            .await?;
+        Ok(new.user_id.to_owned())
+    }
+
+    async fn set_email_verified(&self, _: &str, _: &str, _: bool) -> Result<()> {
+        // The user index is the record of truth for native users.
+        Ok(())
+    }
+
+    async fn enroll_totp(
+        &self,
+        project_id: &str,
+        vendor_user_id: &str,
+        email: &str,
+    ) -> Result<MfaEnrollment> {
+        let secret = Secret::generate_secret();
+        let bytes = secret.to_bytes().map_err(Error::internal)?;
+        let totp = TOTP::new(
+            Algorithm::SHA1,
+            6,
+            1,
+            30,
+            bytes.clone(),
+            Some(TOTP_ISSUER.to_owned()),
+            email.to_owned(),
+        )
+        .map_err(Error::internal)?;
+        let mut creds = self.credentials(project_id, vendor_user_id).await?;
+        creds.totp_secret = Some(
+            self.master
+                .seal(&bytes, &Self::totp_context(project_id, vendor_user_id)),
+        );
+        creds.totp_last_step = None;
+        self.store.put_native_credentials(creds).await?;
+        Ok(MfaEnrollment {
+            secret: totp.get_secret_base32(),
+            otpauth_uri: totp.get_url(),
+        })
+    }
+
+    async fn disable_mfa(&self, project_id: &str, vendor_user_id: &str) -> Result<()> {
+        let mut creds = self.credentials(project_id, vendor_user_id).await?;
+        creds.totp_secret = None;
+        creds.totp_last_step = None;
+        self.store.put_native_credentials(creds).await?;
+        Ok(())
+    }
+
+    async fn delete_user(&self, project_id: &str, vendor_user_id: &str) -> Result<()> {
+        self.store
+            .delete_native_credentials(project_id, vendor_user_id)
+            .await?;
+        Ok(())
+    }
+}
