@@ -222,7 +222,7 @@ impl Domain {
                         &project.id,
                         NewIdentity {
                             user_id: &user_id,
-                            email: &email,
+                            email,
                             password: input.password.as_deref(),
                         },
                     )

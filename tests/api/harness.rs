@@ -1,0 +1,442 @@
+//! Starts a real server on 127.0.0.1:0 over SQLite or PostgreSQL and calls
+//! it over REST (reqwest) or gRPC (the generated tonic clients), turning
+//! either reply into the same JSON so that one assertion serves both.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use authmux::api::grpc_code;
+use authmux::config::Settings;
+use authmux::domain::{Domain, ErrorCode};
+use authmux::pb::DESCRIPTOR_SET;
+use authmux::pb::v1 as pb;
+use authmux::transcode::routes::{HttpRoute, pool, routes};
+use prost::Message;
+use prost_reflect::{DynamicMessage, SerializeOptions};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+
+/// Which database a test runs on.
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Which transport a call uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Rest,
+    Grpc,
+}
+
+/// An error reply, from either transport.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub code: String,
+    pub message: String,
+    /// REST: the HTTP status. gRPC: the canonical code as a number.
+    pub status: u16,
+    pub request_id: Option<String>,
+}
+
+/// A running server.
+pub struct Server {
+    pub base: String,
+    pub key: String,
+    pub domain: Arc<Domain>,
+    pub http: reqwest::Client,
+    pub channel: Channel,
+    pub database_url: String,
+    routes: Vec<HttpRoute>,
+    shutdown: Option<oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if self.database_url.starts_with("postgres") {
+            drop_postgres_database(self.database_url.clone());
+        }
+    }
+}
+
+/// Drops a per-test database (closing its connections) from a thread of
+/// its own, since `Drop` can't await.
+fn drop_postgres_database(url: String) {
+    let Ok(admin_url) = std::env::var("AUTHMUX_TEST_DATABASE_URL") else {
+        return;
+    };
+    let Some((_, name)) = url.rsplit_once('/') else {
+        return;
+    };
+    let name = name.to_owned();
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            use sea_orm::{ConnectionTrait, Database};
+            if let Ok(admin) = Database::connect(&admin_url).await {
+                let _ = admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await;
+                let _ = admin.close().await;
+            }
+        });
+    })
+    .join();
+}
+
+/// A fresh PostgreSQL database for one test, or `None` (with the reason
+/// printed) when `AUTHMUX_TEST_DATABASE_URL` is unset.
+pub async fn postgres_database() -> Option<String> {
+    let Ok(admin_url) = std::env::var("AUTHMUX_TEST_DATABASE_URL") else {
+        eprintln!("skipped: AUTHMUX_TEST_DATABASE_URL is unset, so the PostgreSQL run is skipped");
+        return None;
+    };
+    use sea_orm::{ConnectionTrait, Database};
+    let admin = Database::connect(&admin_url)
+        .await
+        .expect("connect to AUTHMUX_TEST_DATABASE_URL");
+    let name = format!("amx_t_{}", uuid::Uuid::now_v7().simple());
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create a test database");
+    let _ = admin.close().await;
+    let (base, _) = admin_url.rsplit_once('/').expect("URL ends with /database");
+    Some(format!("{base}/{name}"))
+}
+
+impl Server {
+    /// Starts a server, or `None` when the backend is not available here.
+    pub async fn start(backend: Backend) -> Option<Server> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database_url = match backend {
+            Backend::Sqlite => format!("sqlite://{}", dir.path().join("authmux.db").display()),
+            Backend::Postgres => postgres_database().await?,
+        };
+        Some(Self::start_on(dir, database_url).await)
+    }
+
+    /// Starts a server on a given database.
+    pub async fn start_on(dir: tempfile::TempDir, database_url: String) -> Server {
+        let settings = Settings {
+            data_dir: dir.path().to_owned(),
+            database_url: Some(database_url.clone()),
+            master_key: None,
+        };
+        let domain = settings.domain().await.expect("domain");
+        let key = domain.create_api_key("tests").await.expect("key").key;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = authmux::server::app(domain.clone()).await.expect("app");
+        let (tx, rx) = oneshot::channel();
+        tokio::spawn(authmux::server::serve(listener, app, async {
+            let _ = rx.await;
+        }));
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_timeout(Duration::from_secs(5))
+            .connect_lazy();
+        let routes = routes(&pool(DESCRIPTOR_SET).unwrap()).unwrap();
+        Server {
+            base: format!("http://{addr}"),
+            key,
+            domain,
+            http: reqwest::Client::new(),
+            channel,
+            database_url,
+            routes,
+            shutdown: Some(tx),
+            _dir: dir,
+        }
+    }
+
+    /// A key for another project.
+    pub async fn key_for(&self, project: &str) -> String {
+        self.domain.create_api_key(project).await.unwrap().key
+    }
+
+    /// Calls a capability (e.g. `auth.user.create`) with the server's key.
+    pub async fn call(
+        &self,
+        t: Transport,
+        capability: &str,
+        req: Value,
+    ) -> Result<Value, ApiError> {
+        self.call_as(t, &self.key, capability, req, &[]).await
+    }
+
+    /// Calls a capability with a given key and extra headers / metadata.
+    pub async fn call_as(
+        &self,
+        t: Transport,
+        key: &str,
+        capability: &str,
+        req: Value,
+        headers: &[(&str, &str)],
+    ) -> Result<Value, ApiError> {
+        let route = self
+            .routes
+            .iter()
+            .find(|r| r.capability() == capability)
+            .unwrap_or_else(|| panic!("no route for {capability}"))
+            .clone();
+        match t {
+            Transport::Rest => self.call_rest(&route, key, req, headers).await,
+            Transport::Grpc => self.call_grpc(&route, key, req, headers).await,
+        }
+    }
+
+    async fn call_rest(
+        &self,
+        route: &HttpRoute,
+        key: &str,
+        req: Value,
+        headers: &[(&str, &str)],
+    ) -> Result<Value, ApiError> {
+        let mut fields = req.as_object().cloned().unwrap_or_default();
+        let mut path = route.template.clone();
+        for p in &route.path_params {
+            let v = fields
+                .remove(p)
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let encoded: String = url_encode(&v);
+            path = path.replace(&format!("{{{p}}}"), &encoded);
+        }
+        let url = format!("{}{}", self.base, path);
+        let mut rb = self.http.request(route.method.clone(), &url);
+        if !key.is_empty() {
+            rb = rb.bearer_auth(key);
+        }
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        rb = if route.body {
+            rb.json(&Value::Object(fields))
+        } else {
+            let query: Vec<(String, String)> = fields
+                .into_iter()
+                .map(|(k, v)| (k, v.as_str().map(str::to_owned).unwrap_or(v.to_string())))
+                .collect();
+            rb.query(&query)
+        };
+        let resp = rb.send().await.expect("REST request");
+        rest_result(resp).await
+    }
+
+    async fn call_grpc(
+        &self,
+        route: &HttpRoute,
+        key: &str,
+        req: Value,
+        headers: &[(&str, &str)],
+    ) -> Result<Value, ApiError> {
+        let msg =
+            DynamicMessage::deserialize(route.input(), req).expect("request JSON fits the message");
+        let bytes = msg.encode_to_vec();
+        macro_rules! rpc {
+            ($client:ty, $method:ident, $req:ty) => {{
+                let mut c = <$client>::new(self.channel.clone());
+                let r = with_meta(
+                    tonic::Request::new(<$req>::decode(&bytes[..]).unwrap()),
+                    key,
+                    headers,
+                );
+                match c.$method(r).await {
+                    Ok(resp) => Ok(self.to_json(route, &resp.into_inner().encode_to_vec())),
+                    Err(status) => Err(grpc_error(status)),
+                }
+            }};
+        }
+        type U = pb::user_service_client::UserServiceClient<Channel>;
+        type S = pb::session_service_client::SessionServiceClient<Channel>;
+        type C = pb::consent_service_client::ConsentServiceClient<Channel>;
+        type D = pb::discovery_service_client::DiscoveryServiceClient<Channel>;
+        match route.rpc.name() {
+            "CreateUser" => rpc!(U, create_user, pb::CreateUserRequest),
+            "GetUser" => rpc!(U, get_user, pb::GetUserRequest),
+            "GetUserByEmail" => rpc!(U, get_user_by_email, pb::GetUserByEmailRequest),
+            "ListUsers" => rpc!(U, list_users, pb::ListUsersRequest),
+            "UpdateUser" => rpc!(U, update_user, pb::UpdateUserRequest),
+            "DeleteUser" => rpc!(U, delete_user, pb::DeleteUserRequest),
+            "CreateSession" => rpc!(S, create_session, pb::CreateSessionRequest),
+            "VerifySession" => rpc!(S, verify_session, pb::VerifySessionRequest),
+            "RefreshSession" => rpc!(S, refresh_session, pb::RefreshSessionRequest),
+            "RevokeSession" => rpc!(S, revoke_session, pb::RevokeSessionRequest),
+            "RevokeAllForUser" => rpc!(S, revoke_all_for_user, pb::RevokeAllForUserRequest),
+            "ListSessionsForUser" => {
+                rpc!(S, list_sessions_for_user, pb::ListSessionsForUserRequest)
+            }
+            "GrantConsent" => rpc!(C, grant_consent, pb::GrantConsentRequest),
+            "RevokeConsent" => rpc!(C, revoke_consent, pb::RevokeConsentRequest),
+            "CheckConsent" => rpc!(C, check_consent, pb::CheckConsentRequest),
+            "ListConsentForUser" => rpc!(C, list_consent_for_user, pb::ListConsentForUserRequest),
+            "ConsentHistory" => rpc!(C, consent_history, pb::ConsentHistoryRequest),
+            "GetCapability" => rpc!(D, get_capability, pb::GetCapabilityRequest),
+            other => panic!("no client mapping for {other}"),
+        }
+    }
+
+    /// The JSON a REST caller would see for this reply.
+    fn to_json(&self, route: &HttpRoute, bytes: &[u8]) -> Value {
+        let msg = DynamicMessage::decode(route.output(), bytes).unwrap();
+        let opts = SerializeOptions::new()
+            .use_proto_field_name(true)
+            .skip_default_fields(false);
+        let mut v = msg
+            .serialize_with_options(serde_json::value::Serializer, &opts)
+            .unwrap();
+        whole_numbers(&mut v);
+        v
+    }
+}
+
+fn with_meta<T>(
+    mut r: tonic::Request<T>,
+    key: &str,
+    headers: &[(&str, &str)],
+) -> tonic::Request<T> {
+    if !key.is_empty() {
+        r.metadata_mut()
+            .insert("authorization", format!("Bearer {key}").parse().unwrap());
+    }
+    for (k, v) in headers {
+        r.metadata_mut().insert(
+            tonic::metadata::MetadataKey::from_bytes(k.to_lowercase().as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    r
+}
+
+fn whole_numbers(v: &mut Value) {
+    match v {
+        Value::Number(n) if n.is_f64() => *v = authmux::api::number_to_json(n.as_f64().unwrap()),
+        Value::Array(a) => a.iter_mut().for_each(whole_numbers),
+        Value::Object(o) => o.values_mut().for_each(whole_numbers),
+        _ => {}
+    }
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Reads a REST reply; on error checks the body shape and that the HTTP
+/// status is the one documented for the code.
+pub async fn rest_result(resp: reqwest::Response) -> Result<Value, ApiError> {
+    let status = resp.status().as_u16();
+    let header_id = resp
+        .headers()
+        .get("x-request-id")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert!(header_id.is_some(), "every reply carries x-request-id");
+    let body: Value = resp.json().await.expect("JSON body");
+    if status == 200 {
+        return Ok(body);
+    }
+    let err = &body["error"];
+    let code = err["code"].as_str().expect("error.code").to_owned();
+    let expected = ErrorCode::parse(&code).map(|c| c.http_status());
+    assert_eq!(expected, Some(status), "HTTP status of {code}: {body}");
+    let request_id = err["request_id"].as_str().map(str::to_owned);
+    assert_eq!(request_id, header_id, "body and header request ids agree");
+    Err(ApiError {
+        code,
+        message: err["message"].as_str().expect("error.message").to_owned(),
+        status,
+        request_id,
+    })
+}
+
+/// Reads a gRPC error; checks the ErrorInfo reason and canonical code.
+pub fn grpc_error(status: tonic::Status) -> ApiError {
+    use tonic_types::StatusExt;
+    let info = status
+        .get_error_details()
+        .error_info()
+        .cloned()
+        .unwrap_or_else(|| panic!("status without ErrorInfo: {status:?}"));
+    assert_eq!(info.domain, authmux::api::ERROR_DOMAIN);
+    let code =
+        ErrorCode::parse(&info.reason).unwrap_or_else(|| panic!("unknown reason {}", info.reason));
+    assert_eq!(
+        status.code(),
+        grpc_code(code),
+        "gRPC code of {}",
+        info.reason
+    );
+    ApiError {
+        code: info.reason,
+        message: status.message().to_owned(),
+        status: status.code() as u16,
+        request_id: None,
+    }
+}
+
+/// Unwraps an error reply, failing on success.
+pub fn expect_err(r: Result<Value, ApiError>, code: &str) -> ApiError {
+    match r {
+        Ok(v) => panic!("expected {code}, got {v}"),
+        Err(e) => {
+            assert_eq!(e.code, code, "{e:?}");
+            e
+        }
+    }
+}
+
+/// Creates a user and returns its JSON.
+pub async fn create_user(s: &Server, t: Transport, email: &str) -> Value {
+    s.call(t, "auth.user.create", json!({"email": email}))
+        .await
+        .unwrap_or_else(|e| panic!("create {email}: {e:?}"))
+}
+
+/// Declares a scenario for SQLite and PostgreSQL over REST and gRPC.
+#[macro_export]
+macro_rules! contract {
+    ($name:ident) => {
+        mod $name {
+            use super::*;
+            use $crate::harness::{Backend, Server, Transport};
+
+            async fn run(b: Backend, t: Transport) {
+                if let Some(s) = Server::start(b).await {
+                    $name(&s, t).await;
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite_rest() {
+                run(Backend::Sqlite, Transport::Rest).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite_grpc() {
+                run(Backend::Sqlite, Transport::Grpc).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres_rest() {
+                run(Backend::Postgres, Transport::Rest).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres_grpc() {
+                run(Backend::Postgres, Transport::Grpc).await
+            }
+        }
+    };
+}

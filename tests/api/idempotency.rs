@@ -1,0 +1,163 @@
+//! Idempotency keys: replays, reuse, conflicts and concurrent duplicates.
+
+use serde_json::json;
+
+use crate::contract;
+use crate::harness::{Server, Transport, expect_err};
+
+async fn replay_returns_the_first_reply(s: &Server, t: Transport) {
+    let req = json!({"email": "idem@example.com", "idempotency_key": "create-1"});
+    let first = s.call(t, "auth.user.create", req.clone()).await.unwrap();
+    let again = s.call(t, "auth.user.create", req).await.unwrap();
+    assert_eq!(first, again);
+    // The key may come as a header (REST) or metadata (gRPC) instead.
+    let by_header = s
+        .call_as(
+            t,
+            &s.key,
+            "auth.user.create",
+            json!({"email": "idem@example.com"}),
+            &[("Idempotency-Key", "create-1")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(first, by_header);
+    let list = s.call(t, "auth.user.list", json!({})).await.unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "one effect");
+
+    let e = expect_err(
+        s.call(
+            t,
+            "auth.user.create",
+            json!({"email": "other@example.com", "idempotency_key": "create-1"}),
+        )
+        .await,
+        "IDEMPOTENCY_KEY_REUSED",
+    );
+    assert!(e.message.contains("create-1"), "{e:?}");
+    // Another operation under the same key is a different request too.
+    let id = first["user_id"].as_str().unwrap();
+    expect_err(
+        s.call(
+            t,
+            "auth.consent.grant",
+            json!({"user_id": id, "category": "x", "idempotency_key": "create-1"}),
+        )
+        .await,
+        "IDEMPOTENCY_KEY_REUSED",
+    );
+    let e = expect_err(
+        s.call_as(
+            t,
+            &s.key,
+            "auth.user.create",
+            json!({"email": "h@example.com", "idempotency_key": "a"}),
+            &[("Idempotency-Key", "b")],
+        )
+        .await,
+        "INVALID_ARGUMENT",
+    );
+    assert!(e.message.contains("idempotency"), "{e:?}");
+}
+
+async fn failures_release_the_key(s: &Server, t: Transport) {
+    let u = s
+        .call(t, "auth.user.create", json!({"email": "dup@example.com"}))
+        .await
+        .unwrap();
+    let req = json!({"email": "dup@example.com", "idempotency_key": "retry-me"});
+    expect_err(
+        s.call(t, "auth.user.create", req.clone()).await,
+        "AUTH_USER_EXISTS",
+    );
+    s.call(t, "auth.user.delete", json!({"user_id": u["user_id"]}))
+        .await
+        .unwrap();
+    let created = s.call(t, "auth.user.create", req.clone()).await.unwrap();
+    assert_eq!(s.call(t, "auth.user.create", req).await.unwrap(), created);
+}
+
+async fn updates_and_consent_replay(s: &Server, t: Transport) {
+    let u = s
+        .call(t, "auth.user.create", json!({"email": "r@example.com"}))
+        .await
+        .unwrap();
+    let id = u["user_id"].as_str().unwrap();
+    let req = json!({"user_id": id, "mfa_enabled": true, "idempotency_key": "mfa-1"});
+    let first = s.call(t, "auth.user.update", req.clone()).await.unwrap();
+    assert!(first["mfa_enrollment"]["secret"].is_string());
+    let again = s.call(t, "auth.user.update", req).await.unwrap();
+    assert_eq!(first, again, "the replay is identical, enrollment included");
+
+    let grant = json!({"user_id": id, "category": "news", "idempotency_key": "g-1"});
+    for _ in 0..3 {
+        s.call(t, "auth.consent.grant", grant.clone())
+            .await
+            .unwrap();
+    }
+    let history = s
+        .call(t, "auth.consent.history", json!({"user_id": id}))
+        .await
+        .unwrap();
+    assert_eq!(
+        history["items"].as_array().unwrap().len(),
+        1,
+        "one ledger entry"
+    );
+}
+
+async fn concurrent_duplicates_have_one_effect(s: &Server, t: Transport) {
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let fut = s.call(
+            t,
+            "auth.user.create",
+            json!({"email": "race@example.com", "password": "race-password", "idempotency_key": "race"}),
+        );
+        tasks.push(fut);
+    }
+    let results = futures::future::join_all(tasks).await;
+    let mut ok = Vec::new();
+    for r in results {
+        match r {
+            Ok(v) => ok.push(v),
+            Err(e) => assert_eq!(e.code, "IDEMPOTENCY_KEY_IN_USE", "{e:?}"),
+        }
+    }
+    assert!(!ok.is_empty(), "at least the first call succeeds");
+    assert!(
+        ok.windows(2).all(|w| w[0] == w[1]),
+        "every success is the same reply"
+    );
+    let list = s.call(t, "auth.user.list", json!({})).await.unwrap();
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        1,
+        "exactly one user"
+    );
+    let replay = s
+        .call(
+            t,
+            "auth.user.create",
+            json!({"email": "race@example.com", "password": "race-password", "idempotency_key": "race"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replay, ok[0]);
+
+    // Without a key, concurrent creates of one email still make one user.
+    let tasks: Vec<_> = (0..8)
+        .map(|_| s.call(t, "auth.user.create", json!({"email": "plain@example.com"})))
+        .collect();
+    let results = futures::future::join_all(tasks).await;
+    let created = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(created, 1);
+    for r in results.into_iter().filter_map(Result::err) {
+        assert_eq!(r.code, "AUTH_USER_EXISTS");
+    }
+}
+
+contract!(replay_returns_the_first_reply);
+contract!(failures_release_the_key);
+contract!(updates_and_consent_replay);
+contract!(concurrent_duplicates_have_one_effect);

@@ -1,0 +1,10 @@
+//! Integration tests: the real server on 127.0.0.1:0, driven over REST and
+//! gRPC, on SQLite and (when `AUTHMUX_TEST_DATABASE_URL` is set) PostgreSQL.
+
+mod harness;
+
+mod consent;
+mod idempotency;
+mod surface;
+mod tenancy;
+mod users;

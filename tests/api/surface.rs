@@ -1,0 +1,398 @@
+//! The transports themselves: REST parsing and errors, probes, OpenAPI,
+//! gRPC health and reflection, discovery, the not-yet-served session RPCs,
+//! and the CLI.
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::contract;
+use crate::harness::{Backend, Server, Transport, create_user, expect_err, rest_result};
+
+async fn rest(
+    s: &Server,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&str>,
+) -> Result<Value, crate::harness::ApiError> {
+    let mut rb = s
+        .http
+        .request(method, format!("{}{path}", s.base))
+        .bearer_auth(&s.key);
+    if let Some(b) = body {
+        rb = rb
+            .header("content-type", "application/json")
+            .body(b.to_owned());
+    }
+    rest_result(rb.send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn rest_rejects_bad_json_naming_the_field() {
+    let s = Server::start(Backend::Sqlite).await.unwrap();
+    let post = reqwest::Method::POST;
+    let e = expect_err(
+        rest(
+            &s,
+            post.clone(),
+            "/v1/auth/user/create",
+            Some(r#"{"email":"a@b.co","colour":1}"#),
+        )
+        .await,
+        "INVALID_ARGUMENT",
+    );
+    assert!(e.message.contains("colour"), "{e:?}");
+    let e = expect_err(
+        rest(
+            &s,
+            post.clone(),
+            "/v1/auth/user/create",
+            Some(r#"{"email":42}"#),
+        )
+        .await,
+        "INVALID_ARGUMENT",
+    );
+    assert!(e.message.contains("email"), "{e:?}");
+    let e = expect_err(
+        rest(
+            &s,
+            post.clone(),
+            "/v1/auth/user/create",
+            Some(r#"{"email":"a@b.co","metadata":[1]}"#),
+        )
+        .await,
+        "INVALID_ARGUMENT",
+    );
+    assert!(e.message.contains("metadata"), "{e:?}");
+    let e = expect_err(
+        rest(
+            &s,
+            post.clone(),
+            "/v1/auth/user/create",
+            Some(r#"{"email":"#),
+        )
+        .await,
+        "INVALID_ARGUMENT",
+    );
+    assert!(e.message.contains("malformed JSON"), "{e:?}");
+    expect_err(
+        rest(&s, post.clone(), "/v1/auth/user/create", Some("[1,2]")).await,
+        "INVALID_ARGUMENT",
+    );
+    let e = expect_err(
+        rest(
+            &s,
+            reqwest::Method::GET,
+            "/v1/auth/user/list?limit=ten",
+            None,
+        )
+        .await,
+        "INVALID_ARGUMENT",
+    );
+    assert!(e.message.contains("limit"), "{e:?}");
+    let e = expect_err(
+        rest(
+            &s,
+            reqwest::Method::GET,
+            "/v1/auth/user/list?colour=red",
+            None,
+        )
+        .await,
+        "INVALID_ARGUMENT",
+    );
+    assert!(e.message.contains("colour"), "{e:?}");
+    let list = rest(&s, reqwest::Method::GET, "/v1/auth/user/list", None)
+        .await
+        .unwrap();
+    assert_eq!(list, json!({"items": []}), "nothing was stored");
+}
+
+#[tokio::test]
+async fn rest_path_and_body_must_agree() {
+    let s = Server::start(Backend::Sqlite).await.unwrap();
+    let u = create_user(&s, Transport::Rest, "p@example.com").await;
+    let id = u["user_id"].as_str().unwrap();
+    let path = format!("/v1/auth/consent/grant/{id}");
+    let body = json!({"user_id": id, "category": "x"}).to_string();
+    rest(&s, reqwest::Method::POST, &path, Some(&body))
+        .await
+        .unwrap();
+    let body = json!({"user_id": "usr_someone_else", "category": "x"}).to_string();
+    let e = expect_err(
+        rest(&s, reqwest::Method::POST, &path, Some(&body)).await,
+        "INVALID_ARGUMENT",
+    );
+    assert!(
+        e.message.contains("user_id") && e.message.contains("path"),
+        "{e:?}"
+    );
+}
+
+#[tokio::test]
+async fn rest_limits_and_unknown_routes() {
+    let s = Server::start(Backend::Sqlite).await.unwrap();
+    let big =
+        json!({"email": "big@example.com", "metadata": {"x": "y".repeat(70 * 1024)}}).to_string();
+    let e = expect_err(
+        rest(
+            &s,
+            reqwest::Method::POST,
+            "/v1/auth/user/create",
+            Some(&big),
+        )
+        .await,
+        "PAYLOAD_TOO_LARGE",
+    );
+    assert_eq!(e.status, 413);
+    let e = expect_err(
+        rest(&s, reqwest::Method::GET, "/v1/auth/nothing/here", None).await,
+        "NOT_FOUND",
+    );
+    assert_eq!(e.status, 404);
+    let e = expect_err(
+        rest(&s, reqwest::Method::DELETE, "/v1/auth/user/create", None).await,
+        "METHOD_NOT_ALLOWED",
+    );
+    assert_eq!(e.status, 405);
+    // A caller's request id is echoed in the header and the error body.
+    let resp = s
+        .http
+        .get(format!("{}/v1/auth/user/get/usr_x", s.base))
+        .bearer_auth(&s.key)
+        .header("x-request-id", "trace-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "trace-123");
+    let e = expect_err(rest_result(resp).await, "AUTH_USER_NOT_FOUND");
+    assert_eq!(e.request_id.as_deref(), Some("trace-123"));
+}
+
+#[tokio::test]
+async fn probes_and_openapi() {
+    let s = Server::start(Backend::Sqlite).await.unwrap();
+    for path in ["/healthz", "/readyz"] {
+        let r = s
+            .http
+            .get(format!("{}{path}", s.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    let doc: Value = s
+        .http
+        .get(format!("{}/v1/openapi.json", s.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for (path, method) in [
+        ("/v1/auth/user/create", "post"),
+        ("/v1/auth/user/update/{user_id}", "patch"),
+        ("/v1/auth/user/delete/{user_id}", "delete"),
+        ("/v1/auth/consent/check/{user_id}/{category}", "get"),
+        ("/v1/auth/consent/history/{user_id}", "get"),
+        ("/v1/auth/session/verify/{session_id}", "get"),
+        ("/v1/discovery/{capability}", "get"),
+    ] {
+        assert!(doc["paths"][path][method].is_object(), "{method} {path}");
+    }
+}
+
+#[tokio::test]
+async fn grpc_health_and_reflection() {
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let s = Server::start(Backend::Sqlite).await.unwrap();
+    let mut health = HealthClient::new(s.channel.clone());
+    for service in [
+        "authmux.v1.UserService",
+        "authmux.v1.SessionService",
+        "authmux.v1.ConsentService",
+        "authmux.v1.DiscoveryService",
+    ] {
+        let r = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.status(), ServingStatus::Serving, "{service}");
+    }
+    let mut refl = ServerReflectionClient::new(s.channel.clone());
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = refl
+        .server_reflection_info(futures::stream::iter([req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let resp = stream.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = resp.message_response else {
+        panic!("unexpected reflection reply");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for service in ["authmux.v1.UserService", "authmux.v1.ConsentService"] {
+        assert!(names.iter().any(|n| n == service), "{names:?}");
+    }
+}
+
+async fn sessions_answer_unimplemented(s: &Server, t: Transport) {
+    let e = expect_err(
+        s.call(t, "auth.session.create", json!({"user_id": "usr_x"}))
+            .await,
+        "UNIMPLEMENTED",
+    );
+    assert!(e.message.contains("auth.session.create"));
+    if t == Transport::Rest {
+        assert_eq!(e.status, 501);
+    }
+    expect_err(
+        s.call(t, "auth.session.verify", json!({"session_id": "ses_x"}))
+            .await,
+        "UNIMPLEMENTED",
+    );
+}
+
+async fn discovery(s: &Server, t: Transport) {
+    let d = s
+        .call(t, "discovery", json!({"capability": "auth.user.create"}))
+        .await
+        .unwrap();
+    assert_eq!(d["capability"], "auth.user.create");
+    let vendors = d["vendors"].as_array().unwrap();
+    let names: Vec<&str> = vendors
+        .iter()
+        .map(|v| v["vendor"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["native", "clerk", "workos", "supabase"]);
+    assert_eq!(vendors[0]["status"], "live");
+    assert_eq!(vendors[0]["supports"], true);
+    assert_eq!(vendors[1]["status"], "not_configured");
+    assert_eq!(vendors[1]["supports"], false);
+    expect_err(
+        s.call(t, "discovery", json!({"capability": "auth.user.teleport"}))
+            .await,
+        "NOT_FOUND",
+    );
+}
+
+contract!(sessions_answer_unimplemented);
+contract!(discovery);
+
+fn authmux(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_authmux"))
+        .args(args)
+        .env("AUTHMUX_DATA_DIR", dir)
+        .env_remove("AUTHMUX_DATABASE_URL")
+        .env_remove("AUTHMUX_MASTER_KEY")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn cli_keys_and_first_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = authmux(dir.path(), &["keys", "create", "--project", "acme"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let key = stdout.lines().last().unwrap().to_owned();
+    assert!(key.starts_with("amx_") && key.len() > 40, "{stdout}");
+    let key_id = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("key id: "))
+        .unwrap()
+        .to_owned();
+
+    let listed = authmux(dir.path(), &["keys", "list"]);
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert!(listed.contains(&key_id) && listed.contains("acme") && listed.contains("active"));
+    assert!(!listed.contains(&key[8..]), "the secret is never listed");
+
+    // The database holds only a hash of the key.
+    let db = std::fs::read(dir.path().join("authmux.db")).unwrap();
+    let wal = std::fs::read(dir.path().join("authmux.db-wal")).unwrap_or_default();
+    for bytes in [&db, &wal] {
+        assert!(!bytes.windows(key.len()).any(|w| w == key.as_bytes()));
+    }
+
+    let out = authmux(dir.path(), &["keys", "revoke", &key_id]);
+    assert!(out.status.success());
+    let listed = String::from_utf8(authmux(dir.path(), &["keys", "list"]).stdout).unwrap();
+    assert!(listed.contains("revoked"));
+    let again = authmux(dir.path(), &["keys", "revoke", &key_id]);
+    assert!(!again.status.success(), "a second revoke fails");
+
+    let out = authmux(dir.path(), &["migrate"]);
+    assert!(out.status.success());
+}
+
+#[tokio::test]
+async fn first_serve_prints_a_default_key_once() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_authmux"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("AUTHMUX_DATA_DIR", dir.path())
+            .env_remove("AUTHMUX_DATABASE_URL")
+            .env_remove("AUTHMUX_MASTER_KEY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // Reads stderr until the listening line, then stops the process and
+    // returns what it printed on stdout.
+    let run = |mut child: std::process::Child| {
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        for line in stderr.lines() {
+            if line.unwrap().contains("listening") {
+                break;
+            }
+        }
+        child.kill().unwrap();
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let first = run(spawn());
+    let key = first
+        .lines()
+        .find(|l| l.starts_with("amx_"))
+        .expect("a key on first start");
+    let second = run(spawn());
+    assert!(
+        !second.contains("amx_"),
+        "the key is printed once: {second}"
+    );
+
+    // The printed key works.
+    let settings = authmux::config::Settings {
+        data_dir: dir.path().to_owned(),
+        database_url: None,
+        master_key: None,
+    };
+    let domain = settings.domain().await.unwrap();
+    let project = domain
+        .authenticate(Some(&format!("Bearer {key}")))
+        .await
+        .unwrap();
+    assert_eq!(project.name, "default");
+}

@@ -1,0 +1,86 @@
+//! Projects are walls: another project's ids read as not found.
+
+use serde_json::json;
+
+use crate::contract;
+use crate::harness::{Server, Transport, create_user, expect_err};
+
+async fn projects_are_isolated(s: &Server, t: Transport) {
+    let other = s.key_for("other").await;
+    let mine = create_user(s, t, "same@example.com").await;
+    let id = mine["user_id"].as_str().unwrap();
+
+    // The same email may live in both projects.
+    let theirs = s
+        .call_as(
+            t,
+            &other,
+            "auth.user.create",
+            json!({"email": "same@example.com"}),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_ne!(theirs["user_id"], mine["user_id"]);
+
+    for (cap, req) in [
+        ("auth.user.get", json!({"user_id": id})),
+        (
+            "auth.user.update",
+            json!({"user_id": id, "email_verified": true}),
+        ),
+        ("auth.user.delete", json!({"user_id": id})),
+        (
+            "auth.consent.grant",
+            json!({"user_id": id, "category": "x"}),
+        ),
+        (
+            "auth.consent.check",
+            json!({"user_id": id, "category": "x"}),
+        ),
+        ("auth.consent.history", json!({"user_id": id})),
+    ] {
+        expect_err(
+            s.call_as(t, &other, cap, req, &[]).await,
+            "AUTH_USER_NOT_FOUND",
+        );
+    }
+    let listed = s
+        .call_as(t, &other, "auth.user.list", json!({}), &[])
+        .await
+        .unwrap();
+    let items = listed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["user_id"], theirs["user_id"]);
+
+    // Mine is untouched by their attempts.
+    let got = s
+        .call(t, "auth.user.get", json!({"user_id": id}))
+        .await
+        .unwrap();
+    assert_eq!(got, mine);
+}
+
+async fn api_keys_are_required(s: &Server, t: Transport) {
+    for key in ["", "amx_not-a-real-key", "sk_live_other_format"] {
+        let e = expect_err(
+            s.call_as(t, key, "auth.user.list", json!({}), &[]).await,
+            "AUTH_INVALID_API_KEY",
+        );
+        assert!(!e.message.is_empty());
+    }
+    // A revoked key stops working at once.
+    let created = s.domain.create_api_key("revoking").await.unwrap();
+    s.call_as(t, &created.key, "auth.user.list", json!({}), &[])
+        .await
+        .unwrap();
+    s.domain.revoke_api_key(&created.key_id).await.unwrap();
+    expect_err(
+        s.call_as(t, &created.key, "auth.user.list", json!({}), &[])
+            .await,
+        "AUTH_INVALID_API_KEY",
+    );
+}
+
+contract!(projects_are_isolated);
+contract!(api_keys_are_required);

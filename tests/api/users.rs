@@ -1,0 +1,367 @@
+//! user.* over both transports.
+
+use serde_json::json;
+
+use crate::contract;
+use crate::harness::{Server, Transport, create_user, expect_err};
+
+async fn create_and_read(s: &Server, t: Transport) {
+    let created = s
+        .call(
+            t,
+            "auth.user.create",
+            json!({"email": "  Ann@Example.com ", "password": "correct horse", "metadata": {"plan": "pro", "seats": 3}}),
+        )
+        .await
+        .unwrap();
+    let id = created["user_id"].as_str().unwrap();
+    assert!(id.starts_with("usr_"), "{created}");
+    assert_eq!(created["email"], "Ann@Example.com");
+    assert_eq!(
+        created["email_verified"], false,
+        "non-optional fields are printed"
+    );
+    assert_eq!(created["mfa_enabled"], false);
+    assert_eq!(created["vendor"], "native");
+    assert_eq!(created["metadata"], json!({"plan": "pro", "seats": 3}));
+    assert!(created.get("password").is_none() && !created.to_string().contains("correct horse"));
+    assert!(created.get("mfa_enrollment").is_none());
+    let created_at = created["created_at"].as_str().unwrap();
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(created_at).is_ok(),
+        "{created_at}"
+    );
+
+    let got = s
+        .call(t, "auth.user.get", json!({"user_id": id}))
+        .await
+        .unwrap();
+    assert_eq!(got, created);
+    let by_email = s
+        .call(
+            t,
+            "auth.user.get_by_email",
+            json!({"email": "aNN@example.COM"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_email, created);
+}
+
+async fn create_validation(s: &Server, t: Transport) {
+    create_user(s, t, "taken@example.com").await;
+    let e = expect_err(
+        s.call(t, "auth.user.create", json!({"email": "TAKEN@example.com"}))
+            .await,
+        "AUTH_USER_EXISTS",
+    );
+    assert!(e.message.contains("TAKEN@example.com"), "{e:?}");
+    let e = expect_err(
+        s.call(t, "auth.user.create", json!({})).await,
+        "INVALID_ARGUMENT",
+    );
+    assert!(e.message.contains("email"), "{e:?}");
+    expect_err(
+        s.call(t, "auth.user.create", json!({"email": "not-an-email"}))
+            .await,
+        "INVALID_ARGUMENT",
+    );
+    for bad in ["short", &"x".repeat(129)] {
+        let e = expect_err(
+            s.call(
+                t,
+                "auth.user.create",
+                json!({"email": "p@example.com", "password": bad}),
+            )
+            .await,
+            "INVALID_ARGUMENT",
+        );
+        assert!(e.message.contains("password"), "{e:?}");
+    }
+    let big = "x".repeat(17 * 1024);
+    let e = expect_err(
+        s.call(
+            t,
+            "auth.user.create",
+            json!({"email": "m@example.com", "metadata": {"blob": big}}),
+        )
+        .await,
+        "INVALID_ARGUMENT",
+    );
+    assert!(e.message.contains("metadata"), "{e:?}");
+    let e = expect_err(
+        s.call(
+            t,
+            "auth.user.create",
+            json!({"email": "v@example.com", "vendor": "okta"}),
+        )
+        .await,
+        "INVALID_ARGUMENT",
+    );
+    assert!(e.message.contains("vendor"), "{e:?}");
+    let e = expect_err(
+        s.call(
+            t,
+            "auth.user.create",
+            json!({"email": "v@example.com", "vendor": "clerk"}),
+        )
+        .await,
+        "VENDOR_NOT_CONFIGURED",
+    );
+    assert!(e.message.contains("AUTHMUX_CLERK_SECRET_KEY"), "{e:?}");
+    expect_err(
+        s.call(
+            t,
+            "auth.user.create",
+            json!({"email": "v@example.com", "mode": "byok"}),
+        )
+        .await,
+        "AUTH_VENDOR_REQUIRED",
+    );
+    expect_err(
+        s.call(
+            t,
+            "auth.user.create",
+            json!({"email": "v@example.com", "mode": "other"}),
+        )
+        .await,
+        "INVALID_ARGUMENT",
+    );
+    // Nothing above stored a user.
+    let list = s.call(t, "auth.user.list", json!({})).await.unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+}
+
+async fn get_errors(s: &Server, t: Transport) {
+    expect_err(
+        s.call(
+            t,
+            "auth.user.get",
+            json!({"user_id": "usr_01900000000070008000000000000000"}),
+        )
+        .await,
+        "AUTH_USER_NOT_FOUND",
+    );
+    expect_err(
+        s.call(
+            t,
+            "auth.user.get_by_email",
+            json!({"email": "nobody@example.com"}),
+        )
+        .await,
+        "AUTH_USER_NOT_FOUND",
+    );
+    let e = expect_err(
+        s.call(t, "auth.user.get_by_email", json!({})).await,
+        "INVALID_ARGUMENT",
+    );
+    assert!(e.message.contains("email"), "{e:?}");
+}
+
+async fn list_pages(s: &Server, t: Transport) {
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let u = create_user(s, t, &format!("u{i}@example.com")).await;
+        ids.push(u["user_id"].as_str().unwrap().to_owned());
+    }
+    ids.reverse(); // newest first
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut req = json!({"limit": 3});
+        if let Some(c) = &cursor {
+            req["cursor"] = json!(c);
+        }
+        let page = s.call(t, "auth.user.list", req).await.unwrap();
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 3);
+        seen.extend(
+            items
+                .iter()
+                .map(|u| u["user_id"].as_str().unwrap().to_owned()),
+        );
+        match page.get("next_cursor") {
+            Some(c) => cursor = Some(c.as_str().unwrap().to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids);
+    let all = s.call(t, "auth.user.list", json!({})).await.unwrap();
+    assert_eq!(
+        all["items"].as_array().unwrap().len(),
+        7,
+        "default limit covers 7"
+    );
+    assert!(
+        all.get("next_cursor").is_none(),
+        "no cursor on the last page"
+    );
+    for bad in [
+        json!({"limit": 0}),
+        json!({"limit": 201}),
+        json!({"cursor": "garbage!"}),
+    ] {
+        expect_err(s.call(t, "auth.user.list", bad).await, "INVALID_ARGUMENT");
+    }
+}
+
+async fn update_fields(s: &Server, t: Transport) {
+    let u = s
+        .call(
+            t,
+            "auth.user.create",
+            json!({"email": "up@example.com", "metadata": {"a": 1, "b": "x", "c": true}}),
+        )
+        .await
+        .unwrap();
+    let id = u["user_id"].as_str().unwrap();
+    let up = s
+        .call(
+            t,
+            "auth.user.update",
+            json!({"user_id": id, "metadata": {"b": null, "d": [1, 2]}, "email_verified": true}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(up["metadata"], json!({"a": 1, "c": true, "d": [1, 2]}));
+    assert_eq!(up["email_verified"], true);
+    let got = s
+        .call(t, "auth.user.get", json!({"user_id": id}))
+        .await
+        .unwrap();
+    assert_eq!(got["metadata"], up["metadata"]);
+    assert_eq!(got["email_verified"], true);
+    // An update without fields changes nothing.
+    let same = s
+        .call(t, "auth.user.update", json!({"user_id": id}))
+        .await
+        .unwrap();
+    assert_eq!(same["metadata"], up["metadata"]);
+    expect_err(
+        s.call(
+            t,
+            "auth.user.update",
+            json!({"user_id": "usr_01900000000070008000000000000000", "email_verified": true}),
+        )
+        .await,
+        "AUTH_USER_NOT_FOUND",
+    );
+    let e = expect_err(
+        s.call(
+            t,
+            "auth.user.update",
+            json!({"user_id": id, "metadata": {"big": "y".repeat(17 * 1024)}}),
+        )
+        .await,
+        "INVALID_ARGUMENT",
+    );
+    assert!(e.message.contains("metadata"));
+    let got = s
+        .call(t, "auth.user.get", json!({"user_id": id}))
+        .await
+        .unwrap();
+    assert_eq!(
+        got["metadata"], up["metadata"],
+        "a refused update changes nothing"
+    );
+}
+
+async fn mfa_enrollment(s: &Server, t: Transport) {
+    let u = create_user(s, t, "mfa@example.com").await;
+    let id = u["user_id"].as_str().unwrap();
+    let up = s
+        .call(
+            t,
+            "auth.user.update",
+            json!({"user_id": id, "mfa_enabled": true}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(up["mfa_enabled"], true);
+    let secret = up["mfa_enrollment"]["secret"].as_str().unwrap();
+    let uri = up["mfa_enrollment"]["otpauth_uri"].as_str().unwrap();
+    assert!(secret.len() >= 26, "{secret}");
+    assert!(
+        uri.starts_with("otpauth://totp/") && uri.contains(secret),
+        "{uri}"
+    );
+    let got = s
+        .call(t, "auth.user.get", json!({"user_id": id}))
+        .await
+        .unwrap();
+    assert_eq!(got["mfa_enabled"], true);
+    assert!(
+        got.get("mfa_enrollment").is_none(),
+        "the secret is shown once"
+    );
+    let again = s
+        .call(
+            t,
+            "auth.user.update",
+            json!({"user_id": id, "mfa_enabled": true}),
+        )
+        .await
+        .unwrap();
+    assert!(
+        again.get("mfa_enrollment").is_none(),
+        "no new secret while enrolled"
+    );
+    let off = s
+        .call(
+            t,
+            "auth.user.update",
+            json!({"user_id": id, "mfa_enabled": false}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(off["mfa_enabled"], false);
+}
+
+async fn delete_user(s: &Server, t: Transport) {
+    let u = create_user(s, t, "del@example.com").await;
+    let id = u["user_id"].as_str().unwrap();
+    s.call(
+        t,
+        "auth.consent.grant",
+        json!({"user_id": id, "category": "marketing"}),
+    )
+    .await
+    .unwrap();
+    let ok = s
+        .call(t, "auth.user.delete", json!({"user_id": id}))
+        .await
+        .unwrap();
+    assert_eq!(ok, json!({"ok": true}));
+    expect_err(
+        s.call(t, "auth.user.get", json!({"user_id": id})).await,
+        "AUTH_USER_NOT_FOUND",
+    );
+    expect_err(
+        s.call(t, "auth.user.delete", json!({"user_id": id})).await,
+        "AUTH_USER_NOT_FOUND",
+    );
+    expect_err(
+        s.call(t, "auth.consent.list_for_user", json!({"user_id": id}))
+            .await,
+        "AUTH_USER_NOT_FOUND",
+    );
+    // The email is free again, and the new user has no consent left over.
+    let again = create_user(s, t, "del@example.com").await;
+    let list = s
+        .call(
+            t,
+            "auth.consent.list_for_user",
+            json!({"user_id": again["user_id"]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(list, json!({"items": []}));
+}
+
+contract!(create_and_read);
+contract!(create_validation);
+contract!(get_errors);
+contract!(list_pages);
+contract!(update_fields);
+contract!(mfa_enrollment);
+contract!(delete_user);
