@@ -33,6 +33,18 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Manages the keys that sign access tokens.
+    SigningKeys {
+        #[command(subcommand)]
+        command: SigningKeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SigningKeysCommand {
+    /// Makes a new current key; tokens signed by the old one stay valid
+    /// until they expire. Running servers pick it up within a second.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -60,6 +72,24 @@ impl Cli {
             Command::Migrate => {
                 self.settings.store().await?.migrate().await?;
                 println!("migrations applied");
+                Ok(())
+            }
+            Command::SigningKeys {
+                command: SigningKeysCommand::Rotate,
+            } => {
+                let store = self.settings.store().await?;
+                store.migrate().await?;
+                let master = self.settings.master_key()?;
+                let kid = self
+                    .settings
+                    .keyring(&store, &master)
+                    .await?
+                    .rotate()
+                    .await?;
+                println!(
+                    "new signing key {kid} ({})",
+                    self.settings.signing_alg.as_str()
+                );
                 Ok(())
             }
             Command::Keys { command } => {

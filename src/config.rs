@@ -3,17 +3,22 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 
 use crate::crypto::MasterKey;
-use crate::domain::Domain;
+use crate::domain::{Domain, Revocations, SessionConfig};
 use crate::store::Store;
+use crate::tokens::verify::LEEWAY_SECS;
+use crate::tokens::{Keyring, SigningAlg};
 use crate::vendors::VendorRouter;
 use crate::vendors::native::Native;
 
 /// The file, under the data directory, holding a generated master key.
 pub const MASTER_KEY_FILE: &str = "master.key";
+/// How often serving processes re-read the signing keys.
+const KEY_RELOAD: Duration = Duration::from_secs(1);
 
 /// Where data lives and how secrets are sealed.
 #[derive(Clone, Debug, clap::Args)]
@@ -44,9 +49,73 @@ pub struct Settings {
         global = true
     )]
     pub master_key: Option<String>,
+    /// Algorithm of new signing keys: ES256 or RS256.
+    #[arg(
+        long,
+        env = "AUTHMUX_SIGNING_ALG",
+        default_value = "ES256",
+        global = true
+    )]
+    pub signing_alg: SigningAlg,
+    /// `iss` of minted tokens: the public URL of this service.
+    #[arg(
+        long,
+        env = "AUTHMUX_ISSUER",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub issuer: String,
+    /// Lifetime of access tokens, in seconds.
+    #[arg(long, env = "AUTHMUX_ACCESS_TTL_SECS", default_value_t = 900, global = true,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub access_ttl_secs: u64,
+    /// Absolute lifetime of sessions, in seconds.
+    #[arg(long, env = "AUTHMUX_SESSION_TTL_SECS", default_value_t = 30 * 86_400, global = true,
+          value_parser = clap::value_parser!(u64).range(60..=31_536_000))]
+    pub session_ttl_secs: u64,
+    /// Least time between two token issuances for one session, in seconds.
+    #[arg(
+        long,
+        env = "AUTHMUX_REFRESH_COOLDOWN_SECS",
+        default_value_t = 300,
+        global = true
+    )]
+    pub refresh_cooldown_secs: u64,
 }
 
 impl Settings {
+    /// The defaults, with data under `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Settings {
+            data_dir: data_dir.into(),
+            database_url: None,
+            master_key: None,
+            signing_alg: SigningAlg::Es256,
+            issuer: "http://127.0.0.1:8080".to_owned(),
+            access_ttl_secs: 900,
+            session_ttl_secs: 30 * 86_400,
+            refresh_cooldown_secs: 300,
+        }
+    }
+
+    /// Lifetimes and issuer of sessions.
+    pub fn session_config(&self) -> SessionConfig {
+        SessionConfig {
+            issuer: self.issuer.clone(),
+            access_ttl: Duration::from_secs(self.access_ttl_secs),
+            session_ttl: Duration::from_secs(self.session_ttl_secs),
+            refresh_cooldown: Duration::from_secs(self.refresh_cooldown_secs),
+        }
+    }
+
+    /// The signing keys, made on first use.
+    pub async fn keyring(&self, store: &Store, master: &MasterKey) -> anyhow::Result<Arc<Keyring>> {
+        let grace = Duration::from_secs(self.access_ttl_secs + LEEWAY_SECS);
+        Keyring::open(store.clone(), master.clone(), self.signing_alg, grace)
+            .await
+            .context("loading signing keys")
+    }
+
     /// The database URL in force.
     pub fn database_url(&self) -> String {
         match &self.database_url {
@@ -93,11 +162,20 @@ impl Settings {
         let store = self.store().await?;
         store.migrate().await.context("applying migrations")?;
         let master = self.master_key()?;
+        let keyring = self.keyring(&store, &master).await?;
+        keyring.spawn_reload(KEY_RELOAD);
+        let revocations = Revocations::load(&store)
+            .await
+            .context("loading revocations")?;
+        revocations.spawn_poll(store.clone());
         let native = Arc::new(Native::new(store.clone(), master.clone()));
         Ok(Arc::new(Domain::new(
             store,
             master,
             VendorRouter::new(native),
+            keyring,
+            revocations,
+            self.session_config(),
         )))
     }
 }

@@ -9,5 +9,6 @@ pub mod domain;
 pub mod pb;
 pub mod server;
 pub mod store;
+pub mod tokens;
 pub mod transcode;
 pub mod vendors;

@@ -9,6 +9,7 @@ use axum::extract::{Request, State};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use http::{HeaderValue, StatusCode, header};
 use tokio::net::TcpListener;
 use tonic::service::Routes;
@@ -82,7 +83,15 @@ pub async fn app(domain: Arc<Domain>) -> Result<App, ServerError> {
             "/healthz",
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
         )
-        .route("/readyz", get(readyz).with_state(domain))
+        .route("/readyz", get(readyz).with_state(domain.clone()))
+        .route(
+            "/.well-known/jwks.json",
+            get(jwks).with_state(domain.clone()),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            get(openid_configuration).with_state(domain),
+        )
         .route(
             "/v1/openapi.json",
             get(move || {
@@ -113,6 +122,13 @@ pub async fn serve(
             .set_not_serving::<DiscoveryServiceServer<Api>>()
             .await;
     };
+    // Replies go out as several small writes (headers, data, trailers);
+    // without TCP_NODELAY, Nagle holds the last one for a delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app.router)
         .with_graceful_shutdown(shutdown)
         .await
@@ -130,6 +146,26 @@ async fn readyz(State(domain): State<Arc<Domain>>) -> Response {
                 .into_response()
         }
     }
+}
+
+/// The public keys that verify authmux's access tokens.
+async fn jwks(State(domain): State<Arc<Domain>>) -> Response {
+    (
+        [(header::CACHE_CONTROL, "public, max-age=60")],
+        axum::Json(domain.keyring().jwks()),
+    )
+        .into_response()
+}
+
+/// OpenID discovery: where the issuer publishes its keys.
+async fn openid_configuration(State(domain): State<Arc<Domain>>) -> Response {
+    let issuer = domain.issuer().trim_end_matches('/');
+    axum::Json(serde_json::json!({
+        "issuer": domain.issuer(),
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "id_token_signing_alg_values_supported": ["ES256", "RS256"],
+    }))
+    .into_response()
 }
 
 fn is_grpc(req: &Request) -> bool {

@@ -38,7 +38,17 @@ pub fn grpc_code(code: ErrorCode) -> tonic::Code {
     use tonic::Code;
     match code {
         ErrorCode::InvalidArgument | ErrorCode::AuthVendorRequired => Code::InvalidArgument,
-        ErrorCode::AuthInvalidApiKey => Code::Unauthenticated,
+        ErrorCode::AuthInvalidApiKey
+        | ErrorCode::AuthInvalidCredentials
+        | ErrorCode::AuthMfaRequired
+        | ErrorCode::AuthMfaInvalid
+        | ErrorCode::AuthRefreshTokenReused
+        | ErrorCode::AuthSessionInvalid => Code::Unauthenticated,
+        ErrorCode::AuthTooManyAttempts | ErrorCode::AuthRefreshTooFrequent => {
+            Code::ResourceExhausted
+        }
+        ErrorCode::AuthMfaNotEnrolled => Code::FailedPrecondition,
+        ErrorCode::AuthSessionNotFound => Code::NotFound,
         ErrorCode::AuthUserNotFound | ErrorCode::NotFound => Code::NotFound,
         ErrorCode::AuthUserExists => Code::AlreadyExists,
         ErrorCode::VendorNotConfigured | ErrorCode::IdempotencyKeyReused => {
@@ -53,12 +63,20 @@ pub fn grpc_code(code: ErrorCode) -> tonic::Code {
 
 /// The gRPC status of a domain error: canonical code plus an `ErrorInfo`
 /// whose reason is the stable code.
+/// A `retry-after` (seconds) travels as metadata, which the transcoder
+/// turns into the HTTP header.
 pub fn to_status(err: Error) -> Status {
-    Status::with_error_details(
+    let mut status = Status::with_error_details(
         grpc_code(err.code),
         err.message,
         ErrorDetails::with_error_info(err.code.as_str(), ERROR_DOMAIN, []),
-    )
+    );
+    if let Some(secs) = err.retry_after {
+        status
+            .metadata_mut()
+            .insert("retry-after", secs.to_string().parse().expect("digits"));
+    }
+    status
 }
 
 /// The project the auth layer attached to the request.

@@ -46,11 +46,6 @@ pub struct CapabilityStatus {
     pub vendors: Vec<VendorStanding>,
 }
 
-fn native_supports(capability: &str) -> bool {
-    // Sessions arrive with the session machinery.
-    !capability.starts_with("auth.session.")
-}
-
 impl Domain {
     /// The vendors behind one capability id.
     pub fn discover(&self, capability: &str) -> Result<CapabilityStatus> {
@@ -67,7 +62,7 @@ impl Domain {
                 VendorStanding {
                     vendor,
                     status: if configured { "live" } else { "not_configured" },
-                    supports: vendor == VendorKind::Native && native_supports(capability),
+                    supports: vendor == VendorKind::Native,
                     p50_latency_ms: None,
                 }
             })

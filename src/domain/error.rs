@@ -27,6 +27,24 @@ pub enum ErrorCode {
     NotFound,
     /// The route exists but its method is not allowed.
     MethodNotAllowed,
+    /// Wrong password (or a user without one).
+    AuthInvalidCredentials,
+    /// Too many failed sign-ins for this user recently.
+    AuthTooManyAttempts,
+    /// A TOTP code is required.
+    AuthMfaRequired,
+    /// The TOTP code is wrong or already used.
+    AuthMfaInvalid,
+    /// MFA was required for a user with no factor.
+    AuthMfaNotEnrolled,
+    /// A refresh token that was already rotated came back; the session is revoked.
+    AuthRefreshTokenReused,
+    /// The session was refreshed too recently.
+    AuthRefreshTooFrequent,
+    /// Unknown, expired or revoked refresh token or session.
+    AuthSessionInvalid,
+    /// No such session in the caller's project.
+    AuthSessionNotFound,
     /// The operation is not available yet.
     Unimplemented,
     /// Our bug or an outage below us.
@@ -35,7 +53,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and round-trip tests.
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 22] = [
         ErrorCode::InvalidArgument,
         ErrorCode::AuthInvalidApiKey,
         ErrorCode::AuthUserNotFound,
@@ -47,6 +65,15 @@ impl ErrorCode {
         ErrorCode::PayloadTooLarge,
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
+        ErrorCode::AuthInvalidCredentials,
+        ErrorCode::AuthTooManyAttempts,
+        ErrorCode::AuthMfaRequired,
+        ErrorCode::AuthMfaInvalid,
+        ErrorCode::AuthMfaNotEnrolled,
+        ErrorCode::AuthRefreshTokenReused,
+        ErrorCode::AuthRefreshTooFrequent,
+        ErrorCode::AuthSessionInvalid,
+        ErrorCode::AuthSessionNotFound,
         ErrorCode::Unimplemented,
         ErrorCode::Internal,
     ];
@@ -79,6 +106,15 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => ("PAYLOAD_TOO_LARGE", 413),
             ErrorCode::NotFound => ("NOT_FOUND", 404),
             ErrorCode::MethodNotAllowed => ("METHOD_NOT_ALLOWED", 405),
+            ErrorCode::AuthInvalidCredentials => ("AUTH_INVALID_CREDENTIALS", 401),
+            ErrorCode::AuthTooManyAttempts => ("AUTH_TOO_MANY_ATTEMPTS", 429),
+            ErrorCode::AuthMfaRequired => ("AUTH_MFA_REQUIRED", 401),
+            ErrorCode::AuthMfaInvalid => ("AUTH_MFA_INVALID", 401),
+            ErrorCode::AuthMfaNotEnrolled => ("AUTH_MFA_NOT_ENROLLED", 400),
+            ErrorCode::AuthRefreshTokenReused => ("AUTH_REFRESH_TOKEN_REUSED", 401),
+            ErrorCode::AuthRefreshTooFrequent => ("AUTH_REFRESH_TOO_FREQUENT", 429),
+            ErrorCode::AuthSessionInvalid => ("AUTH_SESSION_INVALID", 401),
+            ErrorCode::AuthSessionNotFound => ("AUTH_SESSION_NOT_FOUND", 404),
             ErrorCode::Unimplemented => ("UNIMPLEMENTED", 501),
             ErrorCode::Internal => ("INTERNAL", 500),
         }
@@ -93,6 +129,8 @@ pub struct Error {
     pub code: ErrorCode,
     /// What went wrong, naming the field or resource concerned.
     pub message: String,
+    /// Seconds after which a retry may succeed (throttling, cooldowns).
+    pub retry_after: Option<u64>,
 }
 
 /// Result of a domain call.
@@ -104,7 +142,14 @@ impl Error {
         Error {
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error, telling the caller when to retry.
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs.max(1));
+        self
     }
 
     /// Bad input; the message names the field.

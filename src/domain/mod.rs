@@ -7,6 +7,8 @@ mod error;
 mod idempotency;
 mod ids;
 mod projects;
+mod revocations;
+mod sessions;
 mod users;
 
 pub use consent::{ConsentEvent, ConsentState};
@@ -14,10 +16,15 @@ pub use discovery::{CAPABILITIES, CapabilityStatus, VendorStanding};
 pub use error::{Error, ErrorCode, Result};
 pub use ids::new_id;
 pub use projects::{ApiKeyInfo, NewApiKey};
+pub use revocations::Revocations;
+pub use sessions::{CreateSession, SessionConfig, SessionInfo, SessionTokens, Verification};
 pub use users::{CreateUser, UpdateUser, User, UserPage};
+
+use std::sync::Arc;
 
 use crate::crypto::MasterKey;
 use crate::store::Store;
+use crate::tokens::Keyring;
 use crate::vendors::VendorRouter;
 
 /// The project a caller's API key belongs to.
@@ -30,21 +37,46 @@ pub struct Project {
 }
 
 /// The domain services, shared by every transport.
-#[derive(Clone)]
 pub struct Domain {
     store: Store,
     master: MasterKey,
     vendors: VendorRouter,
+    keyring: Arc<Keyring>,
+    revocations: Arc<Revocations>,
+    sessions: SessionConfig,
+    api_keys: projects::KeyCache,
 }
 
 impl Domain {
-    /// Wires the domain over a store, the master key and the vendors.
-    pub fn new(store: Store, master: MasterKey, vendors: VendorRouter) -> Self {
+    /// Wires the domain over a store, the master key, the vendors, the
+    /// signing keys and the set of revoked sessions.
+    pub fn new(
+        store: Store,
+        master: MasterKey,
+        vendors: VendorRouter,
+        keyring: Arc<Keyring>,
+        revocations: Arc<Revocations>,
+        sessions: SessionConfig,
+    ) -> Self {
         Domain {
             store,
             master,
             vendors,
+            keyring,
+            revocations,
+            sessions,
+            api_keys: projects::KeyCache::default(),
         }
+    }
+
+    /// The signing keys (for the JWKS endpoint and rotation).
+    pub fn keyring(&self) -> &Arc<Keyring> {
+        &self.keyring
+    }
+
+    /// The issuer URL of tokens minted here.
+    pub fn issuer(&self) -> &str {
+        &self.sessions.issuer
     }
 
     /// The store, for readiness checks.

@@ -1,10 +1,51 @@
 //! Projects and API keys: minting, authenticating, listing, revoking.
 
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
 use super::{Domain, Error, ErrorCode, Project, Result, new_id};
 use crate::crypto::{random_token, sha256_hex};
 
 /// The public prefix of every API key.
 pub const KEY_PREFIX: &str = "amx_";
+/// How long a successful key lookup is trusted before the store is asked
+/// again: a key revoked by another process stops working within this.
+const KEY_CACHE_TTL: Duration = Duration::from_secs(1);
+/// The most keys remembered at once.
+const KEY_CACHE_MAX: usize = 10_000;
+
+/// Recently authenticated key hashes and their projects.
+#[derive(Default)]
+pub(super) struct KeyCache {
+    entries: RwLock<HashMap<String, (Project, Instant)>>,
+}
+
+impl KeyCache {
+    fn get(&self, hash: &str) -> Option<Project> {
+        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        let (project, at) = entries.get(hash)?;
+        (at.elapsed() < KEY_CACHE_TTL).then(|| project.clone())
+    }
+
+    fn put(&self, hash: String, project: Project) {
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= KEY_CACHE_MAX {
+            entries.retain(|_, (_, at)| at.elapsed() < KEY_CACHE_TTL);
+            if entries.len() >= KEY_CACHE_MAX {
+                entries.clear();
+            }
+        }
+        entries.insert(hash, (project, Instant::now()));
+    }
+
+    fn clear(&self) {
+        self.entries
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+}
 
 /// A key just minted; `key` is shown once and never stored.
 #[derive(Debug)]
@@ -90,15 +131,21 @@ impl Domain {
         if !key.starts_with(KEY_PREFIX) {
             return Err(invalid("malformed API key"));
         }
-        let project = self
+        let hash = sha256_hex(key.as_bytes());
+        if let Some(project) = self.api_keys.get(&hash) {
+            return Ok(project);
+        }
+        let row = self
             .store
-            .project_for_key_hash(&sha256_hex(key.as_bytes()))
+            .project_for_key_hash(&hash)
             .await?
             .ok_or_else(|| invalid("unknown or revoked API key"))?;
-        Ok(Project {
-            id: project.id,
-            name: project.name,
-        })
+        let project = Project {
+            id: row.id,
+            name: row.name,
+        };
+        self.api_keys.put(hash, project.clone());
+        Ok(project)
     }
 
     /// Every key, oldest first.
@@ -121,6 +168,7 @@ impl Domain {
     /// Revokes a key by id.
     pub async fn revoke_api_key(&self, key_id: &str) -> Result<()> {
         if self.store.revoke_api_key(key_id).await? {
+            self.api_keys.clear();
             Ok(())
         } else {
             Err(Error::new(

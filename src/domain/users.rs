@@ -396,6 +396,11 @@ impl Domain {
         vendor
             .delete_user(&project.id, &pin.vendor_resource_id)
             .await?;
+        let revoked = self
+            .store
+            .revoke_user_sessions(&project.id, user_id, None, now_millis())
+            .await?;
+        self.revocations.add(revoked);
         if !self.store.delete_user(&project.id, user_id).await? {
             return Err(Error::user_not_found(user_id));
         }
@@ -413,7 +418,16 @@ impl Domain {
             .ok_or_else(|| Error::user_not_found(user_id))
     }
 
-    async fn user_pin(&self, project: &Project, user_id: &str) -> Result<pins::Model> {
+    /// The vendor a pin points to.
+    pub(crate) fn pinned_vendor(
+        &self,
+        pin: &pins::Model,
+    ) -> Result<std::sync::Arc<dyn crate::vendors::IdentityVendor>> {
+        self.vendors
+            .resolve(parse_vendor(&pin.vendor)?, parse_mode(&pin.mode)?)
+    }
+
+    pub(crate) async fn user_pin(&self, project: &Project, user_id: &str) -> Result<pins::Model> {
         self.store
             .pin(&project.id, user_id)
             .await?

@@ -6,6 +6,8 @@ pub mod entity;
 pub mod idempotency;
 pub mod native;
 pub mod projects;
+pub mod sessions;
+pub mod signing_keys;
 pub mod users;
 
 use std::time::Duration;

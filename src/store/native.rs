@@ -40,6 +40,31 @@ impl Store {
         )
     }
 
+    /// Records `step` as the last TOTP step used, unless that step (or a
+    /// later one) was already used: a code works once.
+    pub async fn claim_totp_step(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        step: i64,
+    ) -> StoreResult<bool> {
+        let res = native_credentials::Entity::update_many()
+            .col_expr(
+                native_credentials::Column::TotpLastStep,
+                sea_orm::sea_query::Expr::value(step),
+            )
+            .filter(native_credentials::Column::ProjectId.eq(project_id))
+            .filter(native_credentials::Column::UserId.eq(user_id))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(native_credentials::Column::TotpLastStep.is_null())
+                    .add(native_credentials::Column::TotpLastStep.lt(step)),
+            )
+            .exec(self.db())
+            .await?;
+        Ok(res.rows_affected == 1)
+    }
+
     /// Removes a user's native credentials.
     pub async fn delete_native_credentials(
         &self,

@@ -147,6 +147,18 @@ pub trait IdentityVendor: Send + Sync {
 
     /// Deletes the identity.
     async fn delete_user(&self, project_id: &str, vendor_user_id: &str) -> Result<()>;
+
+    /// Checks a password; `false` for a wrong one or a user without one.
+    async fn verify_password(
+        &self,
+        project_id: &str,
+        vendor_user_id: &str,
+        password: &str,
+    ) -> Result<bool>;
+
+    /// Checks a TOTP code; a code that matched once never matches again.
+    async fn verify_totp(&self, project_id: &str, vendor_user_id: &str, code: &str)
+    -> Result<bool>;
 }
 
 /// Picks the vendor for a request.

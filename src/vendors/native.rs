@@ -2,7 +2,9 @@
 //! argon2id password hashes and sealed TOTP secrets.
 
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
+use argon2::password_hash::{
+    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
+};
 use totp_rs::{Algorithm, Secret, TOTP};
 
 use super::{IdentityVendor, MfaEnrollment, NewIdentity, VendorKind};
@@ -13,6 +15,21 @@ use crate::store::entity::native_credentials;
 
 /// The TOTP issuer shown in authenticator apps.
 const TOTP_ISSUER: &str = "authmux";
+/// The TOTP time step, seconds (RFC 6238 default).
+const TOTP_STEP: u64 = 30;
+
+fn totp(secret: Vec<u8>, account: String) -> Result<TOTP> {
+    TOTP::new(
+        Algorithm::SHA1,
+        6,
+        0,
+        TOTP_STEP,
+        secret,
+        Some(TOTP_ISSUER.to_owned()),
+        account,
+    )
+    .map_err(Error::internal)
+}
 
 /// The built-in identity provider.
 pub struct Native {
@@ -47,6 +64,18 @@ impl Native {
                 totp_last_step: None,
             }))
     }
+}
+
+/// Checks a password against an argon2 hash on a blocking thread.
+pub async fn check_password(password: String, hash: String) -> Result<bool> {
+    tokio::task::spawn_blocking(move || {
+        let parsed = PasswordHash::new(&hash).map_err(Error::internal)?;
+        Ok(Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok())
+    })
+    .await
+    .map_err(Error::internal)?
 }
 
 /// Hashes a password with argon2id on a blocking thread.
@@ -98,16 +127,7 @@ impl IdentityVendor for Native {
     ) -> Result<MfaEnrollment> {
         let secret = Secret::generate_secret();
         let bytes = secret.to_bytes().map_err(Error::internal)?;
-        let totp = TOTP::new(
-            Algorithm::SHA1,
-            6,
-            1,
-            30,
-            bytes.clone(),
-            Some(TOTP_ISSUER.to_owned()),
-            email.to_owned(),
-        )
-        .map_err(Error::internal)?;
+        let totp = totp(bytes.clone(), email.to_owned())?;
         let mut creds = self.credentials(project_id, vendor_user_id).await?;
         creds.totp_secret = Some(
             self.master
@@ -134,5 +154,49 @@ impl IdentityVendor for Native {
             .delete_native_credentials(project_id, vendor_user_id)
             .await?;
         Ok(())
+    }
+
+    async fn verify_password(
+        &self,
+        project_id: &str,
+        vendor_user_id: &str,
+        password: &str,
+    ) -> Result<bool> {
+        let creds = self.credentials(project_id, vendor_user_id).await?;
+        match creds.password_hash {
+            Some(hash) => check_password(password.to_owned(), hash).await,
+            None => Ok(false),
+        }
+    }
+
+    async fn verify_totp(
+        &self,
+        project_id: &str,
+        vendor_user_id: &str,
+        code: &str,
+    ) -> Result<bool> {
+        let creds = self.credentials(project_id, vendor_user_id).await?;
+        let Some(sealed) = creds.totp_secret else {
+            return Ok(false);
+        };
+        let secret = self
+            .master
+            .open(&sealed, &Self::totp_context(project_id, vendor_user_id))?;
+        let totp = totp(secret, "user".to_owned())?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(Error::internal)?
+            .as_secs();
+        let current = now / TOTP_STEP;
+        // RFC 6238 with one step of drift either way.
+        for step in [current.saturating_sub(1), current, current + 1] {
+            if totp.check(code, step * TOTP_STEP) {
+                return Ok(self
+                    .store
+                    .claim_totp_step(project_id, vendor_user_id, step as i64)
+                    .await?);
+            }
+        }
+        Ok(false)
     }
 }

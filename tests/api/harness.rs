@@ -39,6 +39,8 @@ pub struct ApiError {
     /// REST: the HTTP status. gRPC: the canonical code as a number.
     pub status: u16,
     pub request_id: Option<String>,
+    /// The Retry-After header (REST) or `retry-after` metadata (gRPC).
+    pub retry_after: Option<u64>,
 }
 
 /// A running server.
@@ -49,6 +51,7 @@ pub struct Server {
     pub http: reqwest::Client,
     pub channel: Channel,
     pub database_url: String,
+    data_dir: std::path::PathBuf,
     routes: Vec<HttpRoute>,
     shutdown: Option<oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
@@ -117,21 +120,29 @@ pub async fn postgres_database() -> Option<String> {
 impl Server {
     /// Starts a server, or `None` when the backend is not available here.
     pub async fn start(backend: Backend) -> Option<Server> {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// Starts a server with adjusted settings.
+    pub async fn start_with(
+        backend: Backend,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> Option<Server> {
+        crate::logs::capture();
         let dir = tempfile::tempdir().expect("temp dir");
         let database_url = match backend {
             Backend::Sqlite => format!("sqlite://{}", dir.path().join("authmux.db").display()),
             Backend::Postgres => postgres_database().await?,
         };
-        Some(Self::start_on(dir, database_url).await)
+        let mut settings = Settings::new(dir.path());
+        settings.database_url = Some(database_url.clone());
+        adjust(&mut settings);
+        Some(Self::start_on(dir, settings).await)
     }
 
-    /// Starts a server on a given database.
-    pub async fn start_on(dir: tempfile::TempDir, database_url: String) -> Server {
-        let settings = Settings {
-            data_dir: dir.path().to_owned(),
-            database_url: Some(database_url.clone()),
-            master_key: None,
-        };
+    /// Starts a server with the given settings, keeping `dir` alive.
+    pub async fn start_on(dir: tempfile::TempDir, settings: Settings) -> Server {
+        let database_url = settings.database_url();
         let domain = settings.domain().await.expect("domain");
         let key = domain.create_api_key("tests").await.expect("key").key;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -153,10 +164,16 @@ impl Server {
             http: reqwest::Client::new(),
             channel,
             database_url,
+            data_dir: dir.path().to_owned(),
             routes,
             shutdown: Some(tx),
             _dir: dir,
         }
+    }
+
+    /// The server's data directory (SQLite file, master key).
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
     }
 
     /// A key for another project.
@@ -346,6 +363,12 @@ pub async fn rest_result(resp: reqwest::Response) -> Result<Value, ApiError> {
         .headers()
         .get("x-request-id")
         .map(|v| v.to_str().unwrap().to_owned());
+    let retry_after = resp.headers().get("retry-after").map(|v| {
+        v.to_str()
+            .unwrap()
+            .parse::<u64>()
+            .expect("Retry-After in seconds")
+    });
     assert!(header_id.is_some(), "every reply carries x-request-id");
     let body: Value = resp.json().await.expect("JSON body");
     if status == 200 {
@@ -362,6 +385,7 @@ pub async fn rest_result(resp: reqwest::Response) -> Result<Value, ApiError> {
         message: err["message"].as_str().expect("error.message").to_owned(),
         status,
         request_id,
+        retry_after,
     })
 }
 
@@ -382,11 +406,18 @@ pub fn grpc_error(status: tonic::Status) -> ApiError {
         "gRPC code of {}",
         info.reason
     );
+    let retry_after = status.metadata().get("retry-after").map(|v| {
+        v.to_str()
+            .unwrap()
+            .parse::<u64>()
+            .expect("retry-after in seconds")
+    });
     ApiError {
         code: info.reason,
         message: status.message().to_owned(),
         status: status.code() as u16,
         request_id: None,
+        retry_after,
     }
 }
 
@@ -412,12 +443,15 @@ pub async fn create_user(s: &Server, t: Transport, email: &str) -> Value {
 #[macro_export]
 macro_rules! contract {
     ($name:ident) => {
+        $crate::contract!($name, |_| {});
+    };
+    ($name:ident, $adjust:expr) => {
         mod $name {
             use super::*;
             use $crate::harness::{Backend, Server, Transport};
 
             async fn run(b: Backend, t: Transport) {
-                if let Some(s) = Server::start(b).await {
+                if let Some(s) = Server::start_with(b, $adjust).await {
                     $name(&s, t).await;
                 }
             }

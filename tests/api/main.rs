@@ -2,9 +2,12 @@
 //! gRPC, on SQLite and (when `AUTHMUX_TEST_DATABASE_URL` is set) PostgreSQL.
 
 mod harness;
+mod logs;
 
 mod consent;
 mod idempotency;
+mod sessions;
 mod surface;
 mod tenancy;
+mod tokens;
 mod users;

@@ -249,23 +249,6 @@ async fn grpc_health_and_reflection() {
     }
 }
 
-async fn sessions_answer_unimplemented(s: &Server, t: Transport) {
-    let e = expect_err(
-        s.call(t, "auth.session.create", json!({"user_id": "usr_x"}))
-            .await,
-        "UNIMPLEMENTED",
-    );
-    assert!(e.message.contains("auth.session.create"));
-    if t == Transport::Rest {
-        assert_eq!(e.status, 501);
-    }
-    expect_err(
-        s.call(t, "auth.session.verify", json!({"session_id": "ses_x"}))
-            .await,
-        "UNIMPLEMENTED",
-    );
-}
-
 async fn discovery(s: &Server, t: Transport) {
     let d = s
         .call(t, "discovery", json!({"capability": "auth.user.create"}))
@@ -289,7 +272,6 @@ async fn discovery(s: &Server, t: Transport) {
     );
 }
 
-contract!(sessions_answer_unimplemented);
 contract!(discovery);
 
 fn authmux(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
@@ -384,11 +366,7 @@ async fn first_serve_prints_a_default_key_once() {
     );
 
     // The printed key works.
-    let settings = authmux::config::Settings {
-        data_dir: dir.path().to_owned(),
-        database_url: None,
-        master_key: None,
-    };
+    let settings = authmux::config::Settings::new(dir.path());
     let domain = settings.domain().await.unwrap();
     let project = domain
         .authenticate(Some(&format!("Bearer {key}")))

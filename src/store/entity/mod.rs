@@ -1,10 +1,14 @@
 //! sea-orm entities, one module per table.
 
 pub mod api_keys;
+pub mod auth_failures;
 pub mod consent_events;
 pub mod consent_states;
 pub mod idempotency_keys;
 pub mod native_credentials;
 pub mod pins;
 pub mod projects;
+pub mod refresh_tokens;
+pub mod sessions;
+pub mod signing_keys;
 pub mod users;
