@@ -6,6 +6,7 @@ mod logs;
 
 mod consent;
 mod idempotency;
+mod replicas;
 mod sessions;
 mod surface;
 mod tenancy;

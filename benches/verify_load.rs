@@ -1,0 +1,239 @@
+//! End-to-end load on `session.verify`: starts `authmux serve` as its own
+//! process (SQLite, defaults), then drives it over REST and over gRPC with
+//! 64 concurrent connections for a fixed time, for a JWT and for a session
+//! id, and prints requests/s, p50/p99 latency and the server's peak RSS.
+//!
+//! Run: `cargo bench --bench verify_load` (AUTHMUX_LOAD_SECS sets the
+//! duration of each scenario, default 10).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use authmux::pb::v1 as pb;
+use authmux::pb::v1::session_service_client::SessionServiceClient;
+use serde_json::{Value, json};
+use tonic::transport::Channel;
+
+const CONNECTIONS: usize = 64;
+
+struct Report {
+    name: String,
+    requests: usize,
+    errors: usize,
+    secs: f64,
+    p50_us: u64,
+    p99_us: u64,
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next().map(str::to_owned))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn run<F, Fut>(name: &str, secs: u64, make: impl Fn(usize) -> F) -> Report
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..CONNECTIONS {
+        let mut call = make(i);
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(100_000);
+            let mut errors = 0usize;
+            while Instant::now() < deadline {
+                let t0 = Instant::now();
+                if !call().await {
+                    errors += 1;
+                }
+                lat.push(t0.elapsed().as_micros() as u64);
+            }
+            (lat, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (lat, e) = t.await.unwrap();
+        all.extend(lat);
+        errors += e;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+    Report {
+        name: name.to_owned(),
+        requests: all.len(),
+        errors,
+        secs,
+        p50_us: pct(0.50),
+        p99_us: pct(0.99),
+    }
+}
+
+fn main() {
+    let secs: u64 = std::env::var("AUTHMUX_LOAD_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_authmux"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("AUTHMUX_DATA_DIR", dir.path())
+        .env("AUTHMUX_LOG", "warn")
+        .env_remove("AUTHMUX_DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start authmux");
+    let pid = server.id();
+    let key = BufReader::new(server.stdout.take().unwrap())
+        .lines()
+        .map(Result::unwrap)
+        .find(|l| l.starts_with("amx_"))
+        .expect("the first start prints a key");
+    let base = format!("http://127.0.0.1:{port}");
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let reports = rt.block_on(async {
+        let http = reqwest::Client::new();
+        for _ in 0..100 {
+            if http.get(format!("{base}/readyz")).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let user: Value = http
+            .post(format!("{base}/v1/auth/user/create"))
+            .bearer_auth(&key)
+            .json(&json!({"email": "load@example.com"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session: Value = http
+            .post(format!("{base}/v1/auth/session/create"))
+            .bearer_auth(&key)
+            .json(&json!({"user_id": user["user_id"]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let jwt = Arc::new(session["access_token"].as_str().unwrap().to_owned());
+        let sid = Arc::new(session["session_id"].as_str().unwrap().to_owned());
+        let key = Arc::new(key);
+
+        let mut reports = Vec::new();
+        for (label, token) in [("JWT", jwt.clone()), ("session id", sid.clone())] {
+            // REST: one HTTP/1.1 client (one connection) per worker.
+            let r = run(&format!("REST  {label}"), secs, |_| {
+                let client = reqwest::Client::builder()
+                    .pool_max_idle_per_host(1)
+                    .http1_only()
+                    .build()
+                    .unwrap();
+                let url = format!("{base}/v1/auth/session/verify/{token}");
+                let key = key.clone();
+                move || {
+                    let req = client.get(&url).bearer_auth(key.as_str()).send();
+                    async move {
+                        match req.await {
+                            Ok(r) => r
+                                .bytes()
+                                .await
+                                .is_ok_and(|b| b.starts_with(b"{\"valid\":true")),
+                            Err(_) => false,
+                        }
+                    }
+                }
+            })
+            .await;
+            reports.push(r);
+
+            // gRPC: one HTTP/2 connection per worker.
+            let mut channels = Vec::new();
+            for _ in 0..CONNECTIONS {
+                channels.push(
+                    Channel::from_shared(base.clone())
+                        .unwrap()
+                        .connect()
+                        .await
+                        .unwrap(),
+                );
+            }
+            let r = run(&format!("gRPC  {label}"), secs, |i| {
+                let client = SessionServiceClient::new(channels[i].clone());
+                let token = token.clone();
+                let auth: tonic::metadata::MetadataValue<_> =
+                    format!("Bearer {key}").parse().unwrap();
+                move || {
+                    let mut client = client.clone();
+                    let mut req = tonic::Request::new(pb::VerifySessionRequest {
+                        session_id: token.to_string(),
+                    });
+                    req.metadata_mut().insert("authorization", auth.clone());
+                    async move {
+                        client
+                            .verify_session(req)
+                            .await
+                            .is_ok_and(|r| r.get_ref().valid)
+                    }
+                }
+            })
+            .await;
+            reports.push(r);
+        }
+        reports
+    });
+
+    let peak = rss_kib(pid, "VmHWM:");
+    let now = rss_kib(pid, "VmRSS:");
+    let _ = server.kill();
+    let _ = server.wait();
+
+    println!(
+        "session.verify, {CONNECTIONS} connections, {secs} s per scenario, server and load generator on this machine"
+    );
+    println!(
+        "{:<20} {:>10} {:>10} {:>10} {:>10} {:>8}",
+        "scenario", "requests", "req/s", "p50 ms", "p99 ms", "errors"
+    );
+    for r in &reports {
+        println!(
+            "{:<20} {:>10} {:>10.0} {:>10.2} {:>10.2} {:>8}",
+            r.name,
+            r.requests,
+            r.requests as f64 / r.secs,
+            r.p50_us as f64 / 1000.0,
+            r.p99_us as f64 / 1000.0,
+            r.errors
+        );
+    }
+    println!(
+        "server RSS: peak {:.1} MiB, at end {:.1} MiB",
+        peak as f64 / 1024.0,
+        now as f64 / 1024.0
+    );
+}
