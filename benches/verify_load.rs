@@ -13,10 +13,12 @@ use std::time::{Duration, Instant};
 
 use authmux::pb::v1 as pb;
 use authmux::pb::v1::session_service_client::SessionServiceClient;
+use futures::StreamExt;
 use serde_json::{Value, json};
 use tonic::transport::Channel;
 
 const CONNECTIONS: usize = 64;
+const DISTINCT_TOKENS: usize = 20_000;
 
 struct Report {
     name: String,
@@ -145,6 +147,33 @@ fn main() {
         let sid = Arc::new(session["session_id"].as_str().unwrap().to_owned());
         let key = Arc::new(key);
 
+        // More distinct tokens than the verified-token cache holds, so
+        // that nearly every request takes the full signature check.
+        let mut many = Vec::with_capacity(DISTINCT_TOKENS);
+        let mut mint = futures::stream::iter(0..DISTINCT_TOKENS)
+            .map(|_| {
+                let http = http.clone();
+                let (base, key, user) = (base.clone(), key.clone(), user["user_id"].clone());
+                async move {
+                    let s: Value = http
+                        .post(format!("{base}/v1/auth/session/create"))
+                        .bearer_auth(key.as_str())
+                        .json(&json!({"user_id": user}))
+                        .send()
+                        .await
+                        .unwrap()
+                        .json()
+                        .await
+                        .unwrap();
+                    s["access_token"].as_str().unwrap().to_owned()
+                }
+            })
+            .buffer_unordered(16);
+        while let Some(t) = mint.next().await {
+            many.push(t);
+        }
+        let many = Arc::new(many);
+
         let mut reports = Vec::new();
         for (label, token) in [("JWT", jwt.clone()), ("session id", sid.clone())] {
             // REST: one HTTP/1.1 client (one connection) per worker.
@@ -163,7 +192,7 @@ fn main() {
                             Ok(r) => r
                                 .bytes()
                                 .await
-                                .is_ok_and(|b| b.starts_with(b"{\"valid\":true")),
+                                .is_ok_and(|b| b.windows(12).any(|w| w == b"\"valid\":true")),
                             Err(_) => false,
                         }
                     }
@@ -205,6 +234,39 @@ fn main() {
             .await;
             reports.push(r);
         }
+
+        let mut channels = Vec::new();
+        for _ in 0..CONNECTIONS {
+            channels.push(
+                Channel::from_shared(base.clone())
+                    .unwrap()
+                    .connect()
+                    .await
+                    .unwrap(),
+            );
+        }
+        let r = run(&format!("gRPC  JWT x{DISTINCT_TOKENS}"), secs, |i| {
+            let client = SessionServiceClient::new(channels[i].clone());
+            let many = many.clone();
+            let auth: tonic::metadata::MetadataValue<_> = format!("Bearer {key}").parse().unwrap();
+            let mut next = i * (DISTINCT_TOKENS / CONNECTIONS);
+            move || {
+                next = (next + 1) % many.len();
+                let mut client = client.clone();
+                let mut req = tonic::Request::new(pb::VerifySessionRequest {
+                    session_id: many[next].clone(),
+                });
+                req.metadata_mut().insert("authorization", auth.clone());
+                async move {
+                    client
+                        .verify_session(req)
+                        .await
+                        .is_ok_and(|r| r.get_ref().valid)
+                }
+            }
+        })
+        .await;
+        reports.push(r);
         reports
     });
 

@@ -2,6 +2,7 @@
 //! several identity vendors behind, the same contract over gRPC and REST.
 
 pub mod api;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod crypto;

@@ -22,9 +22,11 @@ pub use users::{CreateUser, UpdateUser, User, UserPage};
 
 use std::sync::Arc;
 
+use crate::cache::ExpiringCache;
 use crate::crypto::MasterKey;
 use crate::store::Store;
 use crate::tokens::Keyring;
+use crate::tokens::cache::VerifiedTokens;
 use crate::vendors::VendorRouter;
 
 /// The project a caller's API key belongs to.
@@ -45,6 +47,8 @@ pub struct Domain {
     revocations: Arc<Revocations>,
     sessions: SessionConfig,
     api_keys: projects::KeyCache,
+    verified: VerifiedTokens,
+    live_sessions: ExpiringCache<sessions::LiveSession>,
 }
 
 impl Domain {
@@ -65,7 +69,9 @@ impl Domain {
             keyring,
             revocations,
             sessions,
-            api_keys: projects::KeyCache::default(),
+            api_keys: projects::KeyCache::new(projects::KEY_CACHE_MAX),
+            live_sessions: ExpiringCache::new(sessions::LIVE_SESSION_CACHE),
+            verified: VerifiedTokens::default(),
         }
     }
 

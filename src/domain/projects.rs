@@ -1,51 +1,20 @@
 //! Projects and API keys: minting, authenticating, listing, revoking.
 
-use std::collections::HashMap;
-use std::sync::RwLock;
-use std::time::{Duration, Instant};
-
 use super::{Domain, Error, ErrorCode, Project, Result, new_id};
+use crate::cache::ExpiringCache;
 use crate::crypto::{random_token, sha256_hex};
+use crate::store::now_millis;
 
 /// The public prefix of every API key.
 pub const KEY_PREFIX: &str = "amx_";
 /// How long a successful key lookup is trusted before the store is asked
 /// again: a key revoked by another process stops working within this.
-const KEY_CACHE_TTL: Duration = Duration::from_secs(1);
+const KEY_CACHE_TTL_MS: i64 = 1_000;
 /// The most keys remembered at once.
-const KEY_CACHE_MAX: usize = 10_000;
+pub(super) const KEY_CACHE_MAX: usize = 10_000;
 
 /// Recently authenticated key hashes and their projects.
-#[derive(Default)]
-pub(super) struct KeyCache {
-    entries: RwLock<HashMap<String, (Project, Instant)>>,
-}
-
-impl KeyCache {
-    fn get(&self, hash: &str) -> Option<Project> {
-        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
-        let (project, at) = entries.get(hash)?;
-        (at.elapsed() < KEY_CACHE_TTL).then(|| project.clone())
-    }
-
-    fn put(&self, hash: String, project: Project) {
-        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= KEY_CACHE_MAX {
-            entries.retain(|_, (_, at)| at.elapsed() < KEY_CACHE_TTL);
-            if entries.len() >= KEY_CACHE_MAX {
-                entries.clear();
-            }
-        }
-        entries.insert(hash, (project, Instant::now()));
-    }
-
-    fn clear(&self) {
-        self.entries
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
-    }
-}
+pub(super) type KeyCache = ExpiringCache<Project>;
 
 /// A key just minted; `key` is shown once and never stored.
 #[derive(Debug)]
@@ -132,7 +101,8 @@ impl Domain {
             return Err(invalid("malformed API key"));
         }
         let hash = sha256_hex(key.as_bytes());
-        if let Some(project) = self.api_keys.get(&hash) {
+        let now = now_millis();
+        if let Some(project) = self.api_keys.get(&hash, now) {
             return Ok(project);
         }
         let row = self
@@ -144,7 +114,8 @@ impl Domain {
             id: row.id,
             name: row.name,
         };
-        self.api_keys.put(hash, project.clone());
+        self.api_keys
+            .put(&hash, project.clone(), now + KEY_CACHE_TTL_MS, now);
         Ok(project)
     }
 

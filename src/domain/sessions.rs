@@ -12,7 +12,7 @@ use crate::crypto::{random_token, sha256_hex};
 use crate::store::entity::{auth_failures, refresh_tokens, sessions};
 use crate::store::now_millis;
 use crate::store::sessions::Rotation;
-use crate::tokens::verify::{self, Expect, Invalid};
+use crate::tokens::verify::{self, Claims, Expect, Invalid};
 
 /// Failed sign-ins allowed per user within [`THROTTLE_WINDOW_MS`].
 pub const MAX_FAILURES: usize = 10;
@@ -20,6 +20,17 @@ pub const MAX_FAILURES: usize = 10;
 pub const THROTTLE_WINDOW_MS: i64 = 15 * 60 * 1000;
 /// The prefix of refresh tokens, so that leaked ones are recognisable.
 const REFRESH_PREFIX: &str = "amr_";
+/// The most live sessions remembered for verification by id.
+pub(super) const LIVE_SESSION_CACHE: usize = 16_384;
+
+/// What verification by session id needs of a live session. Revocation is
+/// checked against the revocation set on every call.
+#[derive(Clone, Debug)]
+pub(super) struct LiveSession {
+    project_id: String,
+    user_id: String,
+    expires_at: i64,
+}
 
 /// Lifetimes and the issuer of sessions.
 #[derive(Clone, Debug)]
@@ -281,43 +292,60 @@ impl Domain {
     /// not a valid live session is `valid: false` with a reason.
     pub async fn verify_session(&self, project: &Project, token: &str) -> Result<Verification> {
         if token.starts_with("ses_") {
-            let Some(s) = self.store.session(&project.id, token).await? else {
-                return Ok(Verification::invalid(Invalid::UnknownSession));
-            };
-            if s.revoked_at.is_some() {
-                return Ok(Verification::invalid(Invalid::Revoked));
-            }
-            if s.expires_at <= now_millis() {
-                return Ok(Verification::invalid(Invalid::Expired));
-            }
-            return Ok(Verification {
-                valid: true,
-                user_id: Some(s.user_id),
-                expires_at: Some(s.expires_at),
-                reason: None,
-            });
+            return self.verify_session_id(project, token).await;
         }
         Ok(self.verify_jwt(project, token))
     }
 
-    fn verify_jwt(&self, project: &Project, token: &str) -> Verification {
-        let head = match verify::head(token) {
-            Ok(h) => h,
-            Err(r) => return Verification::invalid(r),
+    async fn verify_session_id(&self, project: &Project, id: &str) -> Result<Verification> {
+        let now = now_millis();
+        let live = match self.live_sessions.get(id, now) {
+            Some(live) => live,
+            None => {
+                let Some(s) = self.store.session(&project.id, id).await? else {
+                    return Ok(Verification::invalid(Invalid::UnknownSession));
+                };
+                if s.revoked_at.is_some() {
+                    return Ok(Verification::invalid(Invalid::Revoked));
+                }
+                if s.expires_at <= now {
+                    return Ok(Verification::invalid(Invalid::Expired));
+                }
+                let live = LiveSession {
+                    project_id: s.project_id,
+                    user_id: s.user_id,
+                    expires_at: s.expires_at,
+                };
+                self.live_sessions.put(id, live.clone(), s.expires_at, now);
+                live
+            }
         };
-        let Some(key) = self.keyring.key(&head.kid) else {
-            return Verification::invalid(Invalid::UnknownKey);
-        };
-        if key.alg != head.alg {
-            return Verification::invalid(Invalid::UnsupportedAlg);
+        if live.project_id != project.id {
+            return Ok(Verification::invalid(Invalid::UnknownSession));
         }
-        let expect = Expect {
-            issuer: &self.sessions.issuer,
-            audience: Some(&project.id),
-        };
-        let claims = match verify::verify(token, &key, &expect) {
-            Ok(c) => c,
-            Err(r) => return Verification::invalid(r),
+        if self.revocations.contains(id) {
+            return Ok(Verification::invalid(Invalid::Revoked));
+        }
+        Ok(Verification {
+            valid: true,
+            user_id: Some(live.user_id),
+            expires_at: Some(live.expires_at),
+            reason: None,
+        })
+    }
+
+    fn verify_jwt(&self, project: &Project, token: &str) -> Verification {
+        let now = now_millis();
+        let audience = Some(project.id.as_str());
+        let claims = match self.verified.get(token, audience, now) {
+            Some(c) => c,
+            None => match self.verify_jwt_fully(project, token) {
+                Ok(c) => {
+                    self.verified.put(token, audience, &c, now);
+                    c
+                }
+                Err(r) => return Verification::invalid(r),
+            },
         };
         match claims.session() {
             Some(sid) if self.revocations.contains(sid) => Verification::invalid(Invalid::Revoked),
@@ -329,6 +357,19 @@ impl Domain {
             },
             None => Verification::invalid(Invalid::MissingClaim),
         }
+    }
+
+    fn verify_jwt_fully(&self, project: &Project, token: &str) -> Result<Claims, Invalid> {
+        let head = verify::head(token)?;
+        let key = self.keyring.key(&head.kid).ok_or(Invalid::UnknownKey)?;
+        if key.alg != head.alg {
+            return Err(Invalid::UnsupportedAlg);
+        }
+        let expect = Expect {
+            issuer: &self.sessions.issuer,
+            audience: Some(&project.id),
+        };
+        verify::verify(token, &key, &expect)
     }
 
     /// Trades a refresh token for a new pair.
