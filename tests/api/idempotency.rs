@@ -161,3 +161,38 @@ contract!(replay_returns_the_first_reply);
 contract!(failures_release_the_key);
 contract!(updates_and_consent_replay);
 contract!(concurrent_duplicates_have_one_effect);
+
+async fn keys_expire_after_a_day(s: &Server, t: Transport) {
+    use authmux::store::entity::idempotency_keys;
+    let project = s
+        .domain
+        .authenticate(Some(&format!("Bearer {}", s.key)))
+        .await
+        .unwrap();
+    // A record left 25 hours ago by another request under the same key.
+    let claimed = s
+        .domain
+        .store()
+        .claim_idempotency_key(idempotency_keys::Model {
+            project_id: project.id.clone(),
+            key: "old-key".into(),
+            operation: "user.create".into(),
+            request_hash: "0".repeat(64),
+            response: None,
+            created_at: authmux::store::now_millis() - 25 * 60 * 60 * 1000,
+        })
+        .await
+        .unwrap();
+    assert!(claimed);
+    let req = json!({"email": "fresh@example.com", "idempotency_key": "old-key"});
+    let created = s.call(t, "auth.user.create", req.clone()).await.unwrap();
+    assert_eq!(s.call(t, "auth.user.create", req).await.unwrap(), created);
+    // Within the day, the same record stands in the way of a new request.
+    expect_err(
+        s.call(t, "auth.user.create", json!({"email": "x@example.com", "idempotency_key": "old-key"}))
+            .await,
+        "IDEMPOTENCY_KEY_REUSED",
+    );
+}
+
+contract!(keys_expire_after_a_day);

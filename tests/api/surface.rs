@@ -374,3 +374,37 @@ async fn first_serve_prints_a_default_key_once() {
         .unwrap();
     assert_eq!(project.name, "default");
 }
+
+#[tokio::test]
+async fn cli_rotation_reaches_a_running_server() {
+    let s = Server::start(Backend::Sqlite).await.unwrap();
+    let jwks = || async {
+        let v: Value = s
+            .http
+            .get(format!("{}/.well-known/jwks.json", s.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["keys"].as_array().unwrap().len()
+    };
+    assert_eq!(jwks().await, 1);
+    let out = Command::new(env!("CARGO_BIN_EXE_authmux"))
+        .args(["signing-keys", "rotate"])
+        .env("AUTHMUX_DATA_DIR", s.data_dir())
+        .env("AUTHMUX_DATABASE_URL", &s.database_url)
+        .env_remove("AUTHMUX_MASTER_KEY")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let kid = stdout.split_whitespace().nth(3).unwrap().to_owned();
+    let start = std::time::Instant::now();
+    while jwks().await < 2 {
+        assert!(start.elapsed() < std::time::Duration::from_secs(3), "rotation not picked up");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(s.domain.keyring().signer().kid, kid, "the server signs with the new key");
+}
