@@ -82,6 +82,21 @@ where
     }
 }
 
+/// One HTTP/2 connection per worker.
+async fn channels(base: &str) -> Vec<Channel> {
+    let mut out = Vec::with_capacity(CONNECTIONS);
+    for _ in 0..CONNECTIONS {
+        out.push(
+            Channel::from_shared(base.to_owned())
+                .unwrap()
+                .connect()
+                .await
+                .unwrap(),
+        );
+    }
+    out
+}
+
 fn main() {
     let secs: u64 = std::env::var("AUTHMUX_LOAD_SECS")
         .ok()
@@ -202,16 +217,7 @@ fn main() {
             reports.push(r);
 
             // gRPC: one HTTP/2 connection per worker.
-            let mut channels = Vec::new();
-            for _ in 0..CONNECTIONS {
-                channels.push(
-                    Channel::from_shared(base.clone())
-                        .unwrap()
-                        .connect()
-                        .await
-                        .unwrap(),
-                );
-            }
+            let channels = channels(&base).await;
             let r = run(&format!("gRPC  {label}"), secs, |i| {
                 let client = SessionServiceClient::new(channels[i].clone());
                 let token = token.clone();
@@ -235,16 +241,7 @@ fn main() {
             reports.push(r);
         }
 
-        let mut channels = Vec::new();
-        for _ in 0..CONNECTIONS {
-            channels.push(
-                Channel::from_shared(base.clone())
-                    .unwrap()
-                    .connect()
-                    .await
-                    .unwrap(),
-            );
-        }
+        let channels = channels(&base).await;
         let r = run(&format!("gRPC  JWT x{DISTINCT_TOKENS}"), secs, |i| {
             let client = SessionServiceClient::new(channels[i].clone());
             let many = many.clone();

@@ -81,10 +81,10 @@ impl ConsentService for Api {
                     items: states
                         .into_iter()
                         .map(|s| pb::ConsentState {
+                            granted_at: s.granted_at.map(timestamp),
                             category: s.category,
                             granted: s.granted,
                             source: s.source,
-                            granted_at: s.granted_at.map(timestamp),
                         })
                         .collect(),
                 }),

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Domain, Error, Project, Result, new_id};
-use crate::store::entity::consent_events;
+use crate::store::entity::{consent_events, consent_states};
 use crate::store::now_millis;
 
 const MAX_SOURCE_LEN: usize = 256;
@@ -20,6 +20,17 @@ pub struct ConsentState {
     pub source: Option<String>,
     /// When the standing grant was given, Unix milliseconds.
     pub granted_at: Option<i64>,
+}
+
+impl From<consent_states::Model> for ConsentState {
+    fn from(s: consent_states::Model) -> Self {
+        ConsentState {
+            category: s.category,
+            granted: s.granted,
+            source: s.source,
+            granted_at: s.granted_at,
+        }
+    }
 }
 
 /// One ledger entry.
@@ -131,12 +142,7 @@ impl Domain {
             .consent_state(&project.id, user_id, category)
             .await?;
         Ok(match state {
-            Some(s) => ConsentState {
-                category: s.category,
-                granted: s.granted,
-                source: s.source,
-                granted_at: s.granted_at,
-            },
+            Some(s) => s.into(),
             None => ConsentState {
                 category: category.to_owned(),
                 granted: false,
@@ -158,12 +164,7 @@ impl Domain {
             .consent_states(&project.id, user_id)
             .await?
             .into_iter()
-            .map(|s| ConsentState {
-                category: s.category,
-                granted: s.granted,
-                source: s.source,
-                granted_at: s.granted_at,
-            })
+            .map(Into::into)
             .collect())
     }
 

@@ -102,8 +102,8 @@ pub fn request_message(
     })
 }
 
-/// The JSON form of a reply: proto field names, defaults printed, whole
-/// doubles as integers.
+/// The JSON form of a reply (or any message): proto field names, defaults
+/// printed, whole doubles as integers.
 pub fn reply_json(reply: &DynamicMessage) -> Result<Value, RestError> {
     let options = SerializeOptions::new()
         .use_proto_field_name(true)

@@ -3,6 +3,7 @@
 //! replies and statuses back into JSON.
 
 mod json;
+pub use json::reply_json;
 pub mod openapi;
 pub mod routes;
 

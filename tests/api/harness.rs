@@ -12,7 +12,7 @@ use authmux::pb::DESCRIPTOR_SET;
 use authmux::pb::v1 as pb;
 use authmux::transcode::routes::{HttpRoute, pool, routes};
 use prost::Message;
-use prost_reflect::{DynamicMessage, SerializeOptions};
+use prost_reflect::DynamicMessage;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
@@ -306,14 +306,7 @@ impl Server {
     /// The JSON a REST caller would see for this reply.
     fn to_json(&self, route: &HttpRoute, bytes: &[u8]) -> Value {
         let msg = DynamicMessage::decode(route.output(), bytes).unwrap();
-        let opts = SerializeOptions::new()
-            .use_proto_field_name(true)
-            .skip_default_fields(false);
-        let mut v = msg
-            .serialize_with_options(serde_json::value::Serializer, &opts)
-            .unwrap();
-        whole_numbers(&mut v);
-        v
+        authmux::transcode::reply_json(&msg).unwrap()
     }
 }
 
@@ -333,15 +326,6 @@ fn with_meta<T>(
         );
     }
     r
-}
-
-fn whole_numbers(v: &mut Value) {
-    match v {
-        Value::Number(n) if n.is_f64() => *v = authmux::api::number_to_json(n.as_f64().unwrap()),
-        Value::Array(a) => a.iter_mut().for_each(whole_numbers),
-        Value::Object(o) => o.values_mut().for_each(whole_numbers),
-        _ => {}
-    }
 }
 
 fn url_encode(s: &str) -> String {

@@ -189,8 +189,12 @@ async fn keys_expire_after_a_day(s: &Server, t: Transport) {
     assert_eq!(s.call(t, "auth.user.create", req).await.unwrap(), created);
     // Within the day, the same record stands in the way of a new request.
     expect_err(
-        s.call(t, "auth.user.create", json!({"email": "x@example.com", "idempotency_key": "old-key"}))
-            .await,
+        s.call(
+            t,
+            "auth.user.create",
+            json!({"email": "x@example.com", "idempotency_key": "old-key"}),
+        )
+        .await,
         "IDEMPOTENCY_KEY_REUSED",
     );
 }

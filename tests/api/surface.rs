@@ -398,13 +398,24 @@ async fn cli_rotation_reaches_a_running_server() {
         .env_remove("AUTHMUX_MASTER_KEY")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let kid = stdout.split_whitespace().nth(3).unwrap().to_owned();
     let start = std::time::Instant::now();
     while jwks().await < 2 {
-        assert!(start.elapsed() < std::time::Duration::from_secs(3), "rotation not picked up");
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(3),
+            "rotation not picked up"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert_eq!(s.domain.keyring().signer().kid, kid, "the server signs with the new key");
+    assert_eq!(
+        s.domain.keyring().signer().kid,
+        kid,
+        "the server signs with the new key"
+    );
 }
