@@ -13,6 +13,8 @@ use crate::store::Store;
 use crate::tokens::verify::LEEWAY_SECS;
 use crate::tokens::{Keyring, SigningAlg};
 use crate::vendors::VendorRouter;
+use crate::vendors::clerk::{self, Clerk, ClerkConfig};
+use crate::vendors::http::Policy;
 use crate::vendors::native::Native;
 
 /// The file, under the data directory, holding a generated master key.
@@ -81,6 +83,28 @@ pub struct Settings {
         global = true
     )]
     pub refresh_cooldown_secs: u64,
+    /// Clerk secret key (`sk_…`) for managed mode; enables the Clerk adapter.
+    #[arg(
+        long,
+        env = "AUTHMUX_CLERK_SECRET_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub clerk_secret_key: Option<String>,
+    /// A file holding the Clerk secret key (as Kubernetes mounts secrets).
+    #[arg(long, env = "AUTHMUX_CLERK_SECRET_KEY_FILE", global = true)]
+    pub clerk_secret_key_file: Option<PathBuf>,
+    /// Clerk Backend API base URL.
+    #[arg(long, env = "AUTHMUX_CLERK_BASE_URL", default_value = clerk::DEFAULT_BASE_URL, global = true)]
+    pub clerk_base_url: String,
+    /// Total time allowed for one vendor call attempt, in milliseconds.
+    #[arg(
+        long,
+        env = "AUTHMUX_VENDOR_TIMEOUT_MS",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub vendor_timeout_ms: u64,
 }
 
 impl Settings {
@@ -95,7 +119,43 @@ impl Settings {
             access_ttl_secs: 900,
             session_ttl_secs: 30 * 86_400,
             refresh_cooldown_secs: 300,
+            clerk_secret_key: None,
+            clerk_secret_key_file: None,
+            clerk_base_url: clerk::DEFAULT_BASE_URL.to_owned(),
+            vendor_timeout_ms: 10_000,
         }
+    }
+
+    /// The vendor adapters configured with operator credentials.
+    pub fn vendors(&self, native: Arc<Native>) -> anyhow::Result<VendorRouter> {
+        let mut router = VendorRouter::new(native);
+        let policy = Policy {
+            timeout: Duration::from_millis(self.vendor_timeout_ms),
+            ..Policy::default()
+        };
+        let secret = match (&self.clerk_secret_key, &self.clerk_secret_key_file) {
+            (Some(key), _) => Some(key.trim().to_owned()),
+            (None, Some(path)) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| {
+                        format!(
+                            "AUTHMUX_CLERK_SECRET_KEY_FILE: cannot read {}",
+                            path.display()
+                        )
+                    })?
+                    .trim()
+                    .to_owned(),
+            ),
+            (None, None) => None,
+        };
+        if let Some(secret_key) = secret.filter(|s| !s.is_empty()) {
+            let cfg = ClerkConfig {
+                base_url: self.clerk_base_url.clone(),
+                secret_key,
+            };
+            router = router.with_clerk(Arc::new(Clerk::new(cfg, policy)));
+        }
+        Ok(router)
     }
 
     /// Lifetimes and issuer of sessions.
@@ -169,10 +229,11 @@ impl Settings {
             .context("loading revocations")?;
         revocations.spawn_poll(store.clone());
         let native = Arc::new(Native::new(store.clone(), master.clone()));
+        let vendors = self.vendors(native)?;
         Ok(Arc::new(Domain::new(
             store,
             master,
-            VendorRouter::new(native),
+            vendors,
             keyring,
             revocations,
             self.session_config(),

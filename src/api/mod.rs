@@ -57,6 +57,9 @@ pub fn grpc_code(code: ErrorCode) -> tonic::Code {
         ErrorCode::IdempotencyKeyInUse => Code::Aborted,
         ErrorCode::PayloadTooLarge => Code::ResourceExhausted,
         ErrorCode::MethodNotAllowed | ErrorCode::Unimplemented => Code::Unimplemented,
+        ErrorCode::VendorUnavailable => Code::Unavailable,
+        ErrorCode::VendorError => Code::Internal,
+        ErrorCode::VendorUnsupported => Code::FailedPrecondition,
         ErrorCode::Internal => Code::Internal,
     }
 }

@@ -46,6 +46,16 @@ pub struct CapabilityStatus {
     pub vendors: Vec<VendorStanding>,
 }
 
+/// Whether a vendor's adapter serves a capability.
+pub fn supports(vendor: VendorKind, capability: &str) -> bool {
+    match vendor {
+        VendorKind::Native => true,
+        // Users and consent; sessions at Clerk are not mapped yet.
+        VendorKind::Clerk => !capability.starts_with("auth.session."),
+        VendorKind::Workos | VendorKind::Supabase => false,
+    }
+}
+
 impl Domain {
     /// The vendors behind one capability id.
     pub fn discover(&self, capability: &str) -> Result<CapabilityStatus> {
@@ -58,12 +68,12 @@ impl Domain {
         let vendors = VendorKind::ALL
             .into_iter()
             .map(|vendor| {
-                let configured = self.vendors.is_configured(vendor);
+                let (status, p50_latency_ms) = self.vendors.standing(vendor);
                 VendorStanding {
                     vendor,
-                    status: if configured { "live" } else { "not_configured" },
-                    supports: vendor == VendorKind::Native,
-                    p50_latency_ms: None,
+                    status,
+                    supports: supports(vendor, capability),
+                    p50_latency_ms,
                 }
             })
             .collect();

@@ -45,6 +45,13 @@ pub enum ErrorCode {
     AuthSessionInvalid,
     /// No such session in the caller's project.
     AuthSessionNotFound,
+    /// The vendor holding the resource is not serving now.
+    VendorUnavailable,
+    /// The vendor answered something authmux can't map (or refused our
+    /// credentials).
+    VendorError,
+    /// The vendor has no way to perform this operation.
+    VendorUnsupported,
     /// The operation is not available yet.
     Unimplemented,
     /// Our bug or an outage below us.
@@ -53,7 +60,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and round-trip tests.
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 25] = [
         ErrorCode::InvalidArgument,
         ErrorCode::AuthInvalidApiKey,
         ErrorCode::AuthUserNotFound,
@@ -74,6 +81,9 @@ impl ErrorCode {
         ErrorCode::AuthRefreshTooFrequent,
         ErrorCode::AuthSessionInvalid,
         ErrorCode::AuthSessionNotFound,
+        ErrorCode::VendorUnavailable,
+        ErrorCode::VendorError,
+        ErrorCode::VendorUnsupported,
         ErrorCode::Unimplemented,
         ErrorCode::Internal,
     ];
@@ -115,6 +125,9 @@ impl ErrorCode {
             ErrorCode::AuthRefreshTooFrequent => ("AUTH_REFRESH_TOO_FREQUENT", 429),
             ErrorCode::AuthSessionInvalid => ("AUTH_SESSION_INVALID", 401),
             ErrorCode::AuthSessionNotFound => ("AUTH_SESSION_NOT_FOUND", 404),
+            ErrorCode::VendorUnavailable => ("VENDOR_UNAVAILABLE", 503),
+            ErrorCode::VendorError => ("VENDOR_ERROR", 502),
+            ErrorCode::VendorUnsupported => ("VENDOR_UNSUPPORTED", 400),
             ErrorCode::Unimplemented => ("UNIMPLEMENTED", 501),
             ErrorCode::Internal => ("INTERNAL", 500),
         }

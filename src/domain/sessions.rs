@@ -159,6 +159,15 @@ impl Domain {
             move || async move {
                 let pin = self.user_pin(project, &user.id).await?;
                 let vendor = self.pinned_vendor(&pin)?;
+                if !super::discovery::supports(vendor.kind(), "auth.session.create") {
+                    return Err(Error::new(
+                        ErrorCode::VendorUnsupported,
+                        format!(
+                            "auth.session.create is not supported yet for users held by {}",
+                            vendor.kind()
+                        ),
+                    ));
+                }
                 if method == "password" {
                     self.check_throttle(project, &user.id).await?;
                     let password = input.password.as_deref().unwrap_or_default();

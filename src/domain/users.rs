@@ -194,7 +194,8 @@ impl Domain {
             }
         };
 
-        let (input, email, metadata_text, vendor) = (&input, &email, &metadata_text, &vendor);
+        let (input, email, metadata, metadata_text, vendor) =
+            (&input, &email, &metadata, &metadata_text, &vendor);
         self.idempotent(
             project,
             "user.create",
@@ -224,6 +225,7 @@ impl Domain {
                             user_id: &user_id,
                             email,
                             password: input.password.as_deref(),
+                            metadata,
                         },
                     )
                     .await?;
@@ -265,9 +267,37 @@ impl Domain {
         .await
     }
 
-    /// One user of the project.
+    /// One user of the project, refreshed from its vendor when the vendor
+    /// is the record of truth.
     pub async fn get_user(&self, project: &Project, user_id: &str) -> Result<User> {
-        to_user(self.user_row(project, user_id).await?)
+        let row = self.user_row(project, user_id).await?;
+        to_user(self.refresh_from_vendor(project, row).await?)
+    }
+
+    /// Brings the index row in line with what the pinned vendor reports.
+    async fn refresh_from_vendor(
+        &self,
+        project: &Project,
+        mut row: users::Model,
+    ) -> Result<users::Model> {
+        if row.vendor == VendorKind::Native.as_str() {
+            return Ok(row);
+        }
+        let pin = self.user_pin(project, &row.id).await?;
+        let vendor = self.pinned_vendor(&pin)?;
+        let Some(seen) = vendor
+            .fetch_user(&project.id, &pin.vendor_resource_id)
+            .await?
+        else {
+            return Ok(row);
+        };
+        if (seen.email_verified, seen.mfa_enabled) == (row.email_verified, row.mfa_enabled) {
+            return Ok(row);
+        }
+        row.email_verified = seen.email_verified;
+        row.mfa_enabled = seen.mfa_enabled;
+        row.updated_at = now_millis();
+        Ok(self.store.update_user(row).await?)
     }
 
     /// One user by email, case-insensitively.

@@ -1,6 +1,8 @@
 //! Identity vendors behind authmux: the `IdentityVendor` seam, the
 //! built-in provider and the router that picks one per request.
 
+pub mod clerk;
+pub mod http;
 pub mod native;
 
 use std::fmt;
@@ -105,6 +107,19 @@ pub struct NewIdentity<'a> {
     pub email: &'a str,
     /// A validated password, if any.
     pub password: Option<&'a str>,
+    /// Initial metadata.
+    pub metadata: &'a serde_json::Map<String, serde_json::Value>,
+}
+
+/// What a vendor reports of a user, to refresh authmux's index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VendorUser {
+    /// The primary email.
+    pub email: String,
+    /// Whether it is verified.
+    pub email_verified: bool,
+    /// Whether an MFA factor is enrolled.
+    pub mfa_enabled: bool,
 }
 
 /// A TOTP factor freshly enrolled, shown to the caller once.
@@ -125,6 +140,22 @@ pub trait IdentityVendor: Send + Sync {
 
     /// Creates the identity; returns the vendor's id for it.
     async fn create_user(&self, project_id: &str, new: NewIdentity<'_>) -> Result<String>;
+
+    /// The vendor's current view of a user; `None` when authmux's own
+    /// index is the record of truth (the built-in provider).
+    async fn fetch_user(
+        &self,
+        project_id: &str,
+        vendor_user_id: &str,
+    ) -> Result<Option<VendorUser>>;
+
+    /// Replaces the metadata the vendor keeps for the user.
+    async fn set_metadata(
+        &self,
+        project_id: &str,
+        vendor_user_id: &str,
+        metadata: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<()>;
 
     /// Records the email as verified or not.
     async fn set_email_verified(
@@ -165,18 +196,51 @@ pub trait IdentityVendor: Send + Sync {
 #[derive(Clone)]
 pub struct VendorRouter {
     native: Arc<dyn IdentityVendor>,
+    clerk: Option<Arc<clerk::Clerk>>,
 }
 
 impl VendorRouter {
     /// A router over the built-in provider alone.
     pub fn new(native: Arc<dyn IdentityVendor>) -> Self {
-        VendorRouter { native }
+        VendorRouter {
+            native,
+            clerk: None,
+        }
+    }
+
+    /// Adds Clerk with the operator's credentials.
+    pub fn with_clerk(mut self, clerk: Arc<clerk::Clerk>) -> Self {
+        self.clerk = Some(clerk);
+        self
+    }
+
+    /// How a vendor is doing: `live`, `degraded` (probing after failures),
+    /// `down` (circuit open) or `not_configured`, and its recent p50 latency.
+    pub fn standing(&self, kind: VendorKind) -> (&'static str, Option<f64>) {
+        use http::BreakerState;
+        let http = match kind {
+            VendorKind::Native => return ("live", None),
+            VendorKind::Clerk => self.clerk.as_ref().map(|c| c.http()),
+            _ => None,
+        };
+        let Some(http) = http else {
+            return ("not_configured", None);
+        };
+        let status = match http.breaker_state() {
+            BreakerState::Closed => "live",
+            BreakerState::HalfOpen => "degraded",
+            BreakerState::Open => "down",
+        };
+        (status, http.p50_ms())
     }
 
     /// The vendor for `kind` in `mode`, or why it can't be used.
     pub fn resolve(&self, kind: VendorKind, mode: Mode) -> Result<Arc<dyn IdentityVendor>> {
         match (kind, mode) {
             (VendorKind::Native, Mode::Managed) => Ok(self.native.clone()),
+            (VendorKind::Clerk, Mode::Managed) if self.clerk.is_some() => {
+                Ok(self.clerk.clone().expect("checked") as Arc<dyn IdentityVendor>)
+            }
             (VendorKind::Native, Mode::Byok) => Err(Error::invalid(
                 "mode \"byok\" needs a vendor with credentials; native has none to bring",
             )),
@@ -197,6 +261,10 @@ impl VendorRouter {
 
     /// Whether a vendor can serve requests in managed mode.
     pub fn is_configured(&self, kind: VendorKind) -> bool {
-        kind == VendorKind::Native
+        match kind {
+            VendorKind::Native => true,
+            VendorKind::Clerk => self.clerk.is_some(),
+            _ => false,
+        }
     }
 }

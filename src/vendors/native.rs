@@ -66,6 +66,21 @@ impl Native {
     }
 }
 
+/// A new TOTP secret for `account`: its raw bytes and what the user is shown.
+pub fn new_totp(account: &str) -> Result<(Vec<u8>, MfaEnrollment)> {
+    let bytes = Secret::generate_secret()
+        .to_bytes()
+        .map_err(Error::internal)?;
+    let totp = totp(bytes.clone(), account.to_owned())?;
+    Ok((
+        bytes,
+        MfaEnrollment {
+            secret: totp.get_secret_base32(),
+            otpauth_uri: totp.get_url(),
+        },
+    ))
+}
+
 /// Checks a password against an argon2 hash on a blocking thread.
 pub async fn check_password(password: String, hash: String) -> Result<bool> {
     tokio::task::spawn_blocking(move || {
@@ -114,6 +129,19 @@ impl IdentityVendor for Native {
         Ok(new.user_id.to_owned())
     }
 
+    async fn fetch_user(&self, _: &str, _: &str) -> Result<Option<super::VendorUser>> {
+        Ok(None)
+    }
+
+    async fn set_metadata(
+        &self,
+        _: &str,
+        _: &str,
+        _: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<()> {
+        Ok(())
+    }
+
     async fn set_email_verified(&self, _: &str, _: &str, _: bool) -> Result<()> {
         // The user index is the record of truth for native users.
         Ok(())
@@ -125,9 +153,7 @@ impl IdentityVendor for Native {
         vendor_user_id: &str,
         email: &str,
     ) -> Result<MfaEnrollment> {
-        let secret = Secret::generate_secret();
-        let bytes = secret.to_bytes().map_err(Error::internal)?;
-        let totp = totp(bytes.clone(), email.to_owned())?;
+        let (bytes, enrollment) = new_totp(email)?;
         let mut creds = self.credentials(project_id, vendor_user_id).await?;
         creds.totp_secret = Some(
             self.master
@@ -135,10 +161,7 @@ impl IdentityVendor for Native {
         );
         creds.totp_last_step = None;
         self.store.put_native_credentials(creds).await?;
-        Ok(MfaEnrollment {
-            secret: totp.get_secret_base32(),
-            otpauth_uri: totp.get_url(),
-        })
+        Ok(enrollment)
     }
 
     async fn disable_mfa(&self, project_id: &str, vendor_user_id: &str) -> Result<()> {

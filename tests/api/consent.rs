@@ -197,6 +197,6 @@ async fn consent_errors(s: &Server, t: Transport) {
     assert_eq!(history, json!({"items": []}));
 }
 
-contract!(grant_check_revoke);
-contract!(list_shows_current_state);
-contract!(consent_errors);
+contract!(grant_check_revoke, vendors);
+contract!(list_shows_current_state, vendors);
+contract!(consent_errors, vendors);

@@ -52,6 +52,10 @@ pub struct Server {
     pub channel: Channel,
     pub database_url: String,
     data_dir: std::path::PathBuf,
+    /// The vendor new users go to when a test names none.
+    vendor: &'static str,
+    /// The vendor's emulator, when one runs.
+    pub emulator: Option<crate::emulators::Running>,
     routes: Vec<HttpRoute>,
     shutdown: Option<oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
@@ -140,6 +144,33 @@ impl Server {
         Some(Self::start_on(dir, settings).await)
     }
 
+    /// Starts a server whose new users go to `vendor`, backed by its
+    /// emulator.
+    pub async fn start_vendor(backend: Backend, vendor: &'static str) -> Option<Server> {
+        let emulator = match vendor {
+            "native" => None,
+            "clerk" => Some(crate::emulators::clerk::start().await),
+            other => panic!("no emulator for {other}"),
+        };
+        let base = emulator.as_ref().map(|e| e.base_url.clone());
+        let mut s = Self::start_with(backend, |c| {
+            if vendor == "clerk" {
+                c.clerk_secret_key = Some(crate::emulators::clerk::SECRET_KEY.into());
+                c.clerk_base_url = base.clone().unwrap();
+                c.vendor_timeout_ms = 2_000;
+            }
+        })
+        .await?;
+        s.vendor = vendor;
+        s.emulator = emulator;
+        Some(s)
+    }
+
+    /// The vendor new users go to.
+    pub fn vendor(&self) -> &'static str {
+        self.vendor
+    }
+
     /// Starts a server with the given settings, keeping `dir` alive.
     pub async fn start_on(dir: tempfile::TempDir, settings: Settings) -> Server {
         let database_url = settings.database_url();
@@ -165,6 +196,8 @@ impl Server {
             channel,
             database_url,
             data_dir: dir.path().to_owned(),
+            vendor: "native",
+            emulator: None,
             routes,
             shutdown: Some(tx),
             _dir: dir,
@@ -206,6 +239,14 @@ impl Server {
             .find(|r| r.capability() == capability)
             .unwrap_or_else(|| panic!("no route for {capability}"))
             .clone();
+        let mut req = req;
+        if capability == "auth.user.create"
+            && self.vendor != "native"
+            && req.get("vendor").is_none()
+            && req.get("mode").is_none()
+        {
+            req["vendor"] = json!(self.vendor);
+        }
         match t {
             Transport::Rest => self.call_rest(&route, key, req, headers).await,
             Transport::Grpc => self.call_grpc(&route, key, req, headers).await,
@@ -423,37 +464,68 @@ pub async fn create_user(s: &Server, t: Transport, email: &str) -> Value {
         .unwrap_or_else(|e| panic!("create {email}: {e:?}"))
 }
 
-/// Declares a scenario for SQLite and PostgreSQL over REST and gRPC.
+/// Declares a scenario for SQLite and PostgreSQL over REST and gRPC; with
+/// `vendors`, also against each vendor emulator (SQLite, both transports).
 #[macro_export]
 macro_rules! contract {
     ($name:ident) => {
         $crate::contract!($name, |_| {});
     };
+    ($name:ident, vendors) => {
+        mod $name {
+            use super::*;
+            $crate::contract!(@native $name, |_| {});
+            $crate::contract!(@vendor $name, clerk);
+        }
+    };
     ($name:ident, $adjust:expr) => {
         mod $name {
             use super::*;
-            use $crate::harness::{Backend, Server, Transport};
-
-            async fn run(b: Backend, t: Transport) {
-                if let Some(s) = Server::start_with(b, $adjust).await {
-                    $name(&s, t).await;
-                }
+            $crate::contract!(@native $name, $adjust);
+        }
+    };
+    (@native $name:ident, $adjust:expr) => {
+        async fn run(b: $crate::harness::Backend, t: $crate::harness::Transport) {
+            if let Some(s) = $crate::harness::Server::start_with(b, $adjust).await {
+                $name(&s, t).await;
+            }
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn sqlite_rest() {
+            run($crate::harness::Backend::Sqlite, $crate::harness::Transport::Rest).await
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn sqlite_grpc() {
+            run($crate::harness::Backend::Sqlite, $crate::harness::Transport::Grpc).await
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn postgres_rest() {
+            run($crate::harness::Backend::Postgres, $crate::harness::Transport::Rest).await
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn postgres_grpc() {
+            run($crate::harness::Backend::Postgres, $crate::harness::Transport::Grpc).await
+        }
+    };
+    (@vendor $name:ident, $vendor:ident) => {
+        mod $vendor {
+            use super::*;
+            async fn run(t: $crate::harness::Transport) {
+                let s = $crate::harness::Server::start_vendor(
+                    $crate::harness::Backend::Sqlite,
+                    stringify!($vendor),
+                )
+                .await
+                .unwrap();
+                $name(&s, t).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite_rest() {
-                run(Backend::Sqlite, Transport::Rest).await
+                run($crate::harness::Transport::Rest).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite_grpc() {
-                run(Backend::Sqlite, Transport::Grpc).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres_rest() {
-                run(Backend::Postgres, Transport::Rest).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres_grpc() {
-                run(Backend::Postgres, Transport::Grpc).await
+                run($crate::harness::Transport::Grpc).await
             }
         }
     };

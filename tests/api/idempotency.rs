@@ -157,10 +157,10 @@ async fn concurrent_duplicates_have_one_effect(s: &Server, t: Transport) {
     }
 }
 
-contract!(replay_returns_the_first_reply);
-contract!(failures_release_the_key);
-contract!(updates_and_consent_replay);
-contract!(concurrent_duplicates_have_one_effect);
+contract!(replay_returns_the_first_reply, vendors);
+contract!(failures_release_the_key, vendors);
+contract!(updates_and_consent_replay, vendors);
+contract!(concurrent_duplicates_have_one_effect, vendors);
 
 async fn keys_expire_after_a_day(s: &Server, t: Transport) {
     use authmux::store::entity::idempotency_keys;
@@ -199,4 +199,4 @@ async fn keys_expire_after_a_day(s: &Server, t: Transport) {
     );
 }
 
-contract!(keys_expire_after_a_day);
+contract!(keys_expire_after_a_day, vendors);

@@ -1,6 +1,7 @@
 //! Integration tests: the real server on 127.0.0.1:0, driven over REST and
 //! gRPC, on SQLite and (when `AUTHMUX_TEST_DATABASE_URL` is set) PostgreSQL.
 
+mod emulators;
 mod harness;
 mod logs;
 
@@ -12,3 +13,4 @@ mod surface;
 mod tenancy;
 mod tokens;
 mod users;
+mod vendors;

@@ -263,8 +263,11 @@ async fn discovery(s: &Server, t: Transport) {
     assert_eq!(names, ["native", "clerk", "workos", "supabase"]);
     assert_eq!(vendors[0]["status"], "live");
     assert_eq!(vendors[0]["supports"], true);
+    // Whether an adapter can serve it, configured or not.
     assert_eq!(vendors[1]["status"], "not_configured");
-    assert_eq!(vendors[1]["supports"], false);
+    assert_eq!(vendors[1]["supports"], true);
+    assert_eq!(vendors[2]["status"], "not_configured");
+    assert_eq!(vendors[2]["supports"], false);
     expect_err(
         s.call(t, "discovery", json!({"capability": "auth.user.teleport"}))
             .await,

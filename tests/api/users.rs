@@ -22,7 +22,7 @@ async fn create_and_read(s: &Server, t: Transport) {
         "non-optional fields are printed"
     );
     assert_eq!(created["mfa_enabled"], false);
-    assert_eq!(created["vendor"], "native");
+    assert_eq!(created["vendor"], s.vendor());
     assert_eq!(created["metadata"], json!({"plan": "pro", "seats": 3}));
     assert!(created.get("password").is_none() && !created.to_string().contains("correct horse"));
     assert!(created.get("mfa_enrollment").is_none());
@@ -103,12 +103,12 @@ async fn create_validation(s: &Server, t: Transport) {
         s.call(
             t,
             "auth.user.create",
-            json!({"email": "v@example.com", "vendor": "clerk"}),
+            json!({"email": "v@example.com", "vendor": "workos"}),
         )
         .await,
         "VENDOR_NOT_CONFIGURED",
     );
-    assert!(e.message.contains("AUTHMUX_CLERK_SECRET_KEY"), "{e:?}");
+    assert!(e.message.contains("AUTHMUX_WORKOS_API_KEY"), "{e:?}");
     expect_err(
         s.call(
             t,
@@ -358,10 +358,10 @@ async fn delete_user(s: &Server, t: Transport) {
     assert_eq!(list, json!({"items": []}));
 }
 
-contract!(create_and_read);
-contract!(create_validation);
-contract!(get_errors);
-contract!(list_pages);
-contract!(update_fields);
-contract!(mfa_enrollment);
-contract!(delete_user);
+contract!(create_and_read, vendors);
+contract!(create_validation, vendors);
+contract!(get_errors, vendors);
+contract!(list_pages, vendors);
+contract!(update_fields, vendors);
+contract!(mfa_enrollment, vendors);
+contract!(delete_user, vendors);

@@ -1,0 +1,292 @@
+//! Calls to vendors: connect and total timeouts, retries with jittered
+//! backoff for idempotent calls, `Retry-After` honoured (seconds or HTTP
+//! date, capped), a circuit breaker per (vendor, credentials), and a window
+//! of recent latencies for discovery.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use reqwest::{RequestBuilder, StatusCode};
+use serde_json::Value;
+
+/// Timeouts, retries and breaker thresholds.
+#[derive(Clone, Copy, Debug)]
+pub struct Policy {
+    /// Time to establish a connection.
+    pub connect_timeout: Duration,
+    /// Time for a whole attempt.
+    pub timeout: Duration,
+    /// Attempts of an idempotent call (1 = no retry).
+    pub attempts: u32,
+    /// First backoff; doubles per attempt, with full jitter.
+    pub backoff: Duration,
+    /// The longest `Retry-After` honoured by waiting; longer is reported.
+    pub retry_after_cap: Duration,
+    /// Consecutive failures that open the breaker.
+    pub breaker_threshold: u32,
+    /// How long an open breaker refuses calls before letting a probe through.
+    pub breaker_cooldown: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            connect_timeout: Duration::from_secs(2),
+            timeout: Duration::from_secs(10),
+            attempts: 3,
+            backoff: Duration::from_millis(100),
+            retry_after_cap: Duration::from_secs(5),
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why a vendor call did not produce a reply to map.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// Connect error, timeout, 5xx, 429 or an open breaker: the vendor is
+    /// not serving now. `retry_after` in seconds when known.
+    #[error("vendor unavailable: {reason}")]
+    Unavailable {
+        /// What happened (no secrets).
+        reason: String,
+        /// When to try again, seconds.
+        retry_after: Option<u64>,
+    },
+}
+
+/// The breaker's state, as discovery reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BreakerState {
+    /// Calls flow.
+    Closed,
+    /// Calls are refused until the cooldown ends.
+    Open,
+    /// One probe is allowed through.
+    HalfOpen,
+}
+
+#[derive(Debug)]
+struct Breaker {
+    failures: u32,
+    opened_at: Option<Instant>,
+    probing: bool,
+}
+
+/// An HTTP client for one (vendor, credentials) pair.
+pub struct VendorHttp {
+    client: reqwest::Client,
+    policy: Policy,
+    breaker: Mutex<Breaker>,
+    latencies: Mutex<VecDeque<Duration>>,
+}
+
+const LATENCY_WINDOW: usize = 128;
+
+/// Parses `Retry-After`: delta seconds or an HTTP date.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+impl VendorHttp {
+    /// A client with `policy`.
+    pub fn new(policy: Policy) -> Self {
+        let client = reqwest::Client::builder()
+            .connect_timeout(policy.connect_timeout)
+            .timeout(policy.timeout)
+            .build()
+            .expect("a reqwest client with timeouts");
+        VendorHttp {
+            client,
+            policy,
+            breaker: Mutex::new(Breaker {
+                failures: 0,
+                opened_at: None,
+                probing: false,
+            }),
+            latencies: Mutex::new(VecDeque::with_capacity(LATENCY_WINDOW)),
+        }
+    }
+
+    /// The underlying client, to build requests.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// The breaker's state now.
+    pub fn breaker_state(&self) -> BreakerState {
+        let b = self.breaker.lock().unwrap_or_else(|p| p.into_inner());
+        match b.opened_at {
+            None => BreakerState::Closed,
+            Some(at) if at.elapsed() < self.policy.breaker_cooldown => BreakerState::Open,
+            Some(_) => BreakerState::HalfOpen,
+        }
+    }
+
+    /// Median latency of recent calls, in milliseconds.
+    pub fn p50_ms(&self) -> Option<f64> {
+        let l = self.latencies.lock().unwrap_or_else(|p| p.into_inner());
+        if l.is_empty() {
+            return None;
+        }
+        let mut v: Vec<Duration> = l.iter().copied().collect();
+        v.sort_unstable();
+        Some(v[v.len() / 2].as_secs_f64() * 1000.0)
+    }
+
+    /// Whether a call may go out now (false while the breaker is open);
+    /// in half-open state only one probe is let through at a time.
+    fn admit(&self) -> Result<(), CallError> {
+        let mut b = self.breaker.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(at) = b.opened_at else {
+            return Ok(());
+        };
+        let elapsed = at.elapsed();
+        if elapsed < self.policy.breaker_cooldown || b.probing {
+            let left = self.policy.breaker_cooldown.saturating_sub(elapsed);
+            return Err(CallError::Unavailable {
+                reason: "circuit open after repeated failures".into(),
+                retry_after: Some(left.as_secs().max(1)),
+            });
+        }
+        b.probing = true;
+        Ok(())
+    }
+
+    fn succeeded(&self, took: Duration) {
+        let mut b = self.breaker.lock().unwrap_or_else(|p| p.into_inner());
+        b.failures = 0;
+        b.opened_at = None;
+        b.probing = false;
+        drop(b);
+        let mut l = self.latencies.lock().unwrap_or_else(|p| p.into_inner());
+        if l.len() == LATENCY_WINDOW {
+            l.pop_front();
+        }
+        l.push_back(took);
+    }
+
+    fn failed(&self) {
+        let mut b = self.breaker.lock().unwrap_or_else(|p| p.into_inner());
+        b.failures += 1;
+        if b.probing || b.failures >= self.policy.breaker_threshold {
+            b.opened_at = Some(Instant::now());
+        }
+        b.probing = false;
+    }
+
+    /// Sends the request `build` makes. Returns the status and JSON body of
+    /// any reply other than 429/5xx; retries idempotent calls.
+    pub async fn call(
+        &self,
+        idempotent: bool,
+        build: impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<(StatusCode, Value), CallError> {
+        let attempts = if idempotent {
+            self.policy.attempts.max(1)
+        } else {
+            1
+        };
+        let mut last = CallError::Unavailable {
+            reason: "no attempt made".into(),
+            retry_after: None,
+        };
+        for attempt in 0..attempts {
+            self.admit()?;
+            let started = Instant::now();
+            let wait = match build(&self.client).send().await {
+                Ok(resp) if resp.status() == StatusCode::TOO_MANY_REQUESTS => {
+                    // Rate limited: the vendor is healthy, just busy.
+                    self.succeeded(started.elapsed());
+                    let after = resp
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(parse_retry_after);
+                    last = CallError::Unavailable {
+                        reason: "rate limited by the vendor".into(),
+                        retry_after: after.map(|d| d.as_secs().max(1)),
+                    };
+                    match after {
+                        Some(d) if d > self.policy.retry_after_cap => return Err(last),
+                        Some(d) => d,
+                        None => self.backoff(attempt),
+                    }
+                }
+                Ok(resp) if resp.status().is_server_error() => {
+                    self.failed();
+                    last = CallError::Unavailable {
+                        reason: format!("vendor answered {}", resp.status()),
+                        retry_after: None,
+                    };
+                    self.backoff(attempt)
+                }
+                Ok(resp) => {
+                    let status = resp.status();
+                    let body = resp.bytes().await;
+                    self.succeeded(started.elapsed());
+                    let body = match body {
+                        Ok(b) if b.is_empty() => Value::Null,
+                        Ok(b) => serde_json::from_slice(&b).unwrap_or(Value::Null),
+                        Err(_) => Value::Null,
+                    };
+                    return Ok((status, body));
+                }
+                Err(e) => {
+                    self.failed();
+                    last = CallError::Unavailable {
+                        reason: if e.is_timeout() {
+                            "vendor timed out".into()
+                        } else if e.is_connect() {
+                            "cannot connect to the vendor".into()
+                        } else {
+                            "vendor connection failed".into()
+                        },
+                        retry_after: None,
+                    };
+                    self.backoff(attempt)
+                }
+            };
+            if attempt + 1 < attempts {
+                tokio::time::sleep(wait).await;
+            }
+        }
+        Err(last)
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let ceiling = self.policy.backoff * 2u32.saturating_pow(attempt);
+        let jittered = rand::thread_rng().gen_range(0..=ceiling.as_millis() as u64);
+        Duration::from_millis(jittered)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_or_dates() {
+        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        let soon = (chrono::Utc::now() + chrono::Duration::seconds(30)).to_rfc2822();
+        let d = parse_retry_after(&soon).unwrap();
+        assert!(
+            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
+            "{d:?}"
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+}

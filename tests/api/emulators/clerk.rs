@@ -1,0 +1,386 @@
+//! A Clerk Backend API emulator (`bapi/2026-05-12.yml`): the user,
+//! email-address, metadata and verification endpoints authmux calls, with
+//! Clerk's required headers, status codes, shapes and `ClerkErrors` bodies.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, patch, post, put};
+use serde_json::{Map, Value, json};
+
+use super::{Faults, Running, SharedFaults, inject, serve};
+
+/// The secret key the emulator accepts.
+pub const SECRET_KEY: &str = "sk_test_emulator";
+
+#[derive(Clone, Debug)]
+struct User {
+    id: String,
+    external_id: Option<String>,
+    email_id: String,
+    email: String,
+    verified: bool,
+    password: Option<String>,
+    totp_secret: Option<String>,
+    public_metadata: Map<String, Value>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+#[derive(Default)]
+struct Db {
+    users: HashMap<String, User>,
+}
+
+type Shared = Arc<Mutex<Db>>;
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// `ClerkErrors`.
+pub fn errors(_status: u16, code: &str, message: &str) -> Json<Value> {
+    Json(json!({
+        "errors": [{"message": message, "long_message": message, "code": code, "meta": {}}],
+        "meta": {},
+        "clerk_trace_id": id("trace"),
+    }))
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, errors(status.as_u16(), code, message)).into_response()
+}
+
+fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "resource_not_found",
+        "Resource not found",
+    )
+}
+
+fn user_json(u: &User) -> Value {
+    json!({
+        "id": u.id,
+        "object": "user",
+        "external_id": u.external_id,
+        "primary_email_address_id": u.email_id,
+        "email_addresses": [{
+            "id": u.email_id,
+            "object": "email_address",
+            "email_address": u.email,
+            "reserved": false,
+            "verification": {
+                "object": "verification_admin",
+                "status": if u.verified { "verified" } else { "unverified" },
+                "strategy": "admin",
+                "attempts": null,
+                "expire_at": null
+            },
+            "linked_to": [],
+            "created_at": u.created_at,
+            "updated_at": u.updated_at,
+        }],
+        "phone_numbers": [],
+        "username": null,
+        "first_name": null,
+        "last_name": null,
+        "public_metadata": u.public_metadata,
+        "private_metadata": {},
+        "unsafe_metadata": {},
+        "password_enabled": u.password.is_some(),
+        "two_factor_enabled": u.totp_secret.is_some(),
+        "totp_enabled": u.totp_secret.is_some(),
+        "backup_code_enabled": false,
+        "banned": false,
+        "locked": false,
+        "last_sign_in_at": null,
+        "last_active_at": null,
+        "created_at": u.created_at,
+        "updated_at": u.updated_at,
+    })
+}
+
+async fn headers(req: Request, next: Next) -> Response {
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if auth != format!("Bearer {SECRET_KEY}") {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "authentication_invalid",
+            "Invalid authentication",
+        );
+    }
+    if req
+        .headers()
+        .get("clerk-api-version")
+        .and_then(|v| v.to_str().ok())
+        != Some("2026-05-12")
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_api_version",
+            "Clerk-API-Version header is required",
+        );
+    }
+    next.run(req).await
+}
+
+async fn create_user(State(db): State<Shared>, Json(body): Json<Value>) -> Response {
+    let Some(email) = body["email_address"][0].as_str().map(str::to_owned) else {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "form_param_missing",
+            "email_address is required",
+        );
+    };
+    let password = body["password"].as_str().map(str::to_owned);
+    if password.is_none() && body["skip_password_requirement"] != true {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "form_password_missing",
+            "password is required",
+        );
+    }
+    if password.as_ref().is_some_and(|p| p.len() < 8) {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "form_password_length_too_short",
+            "Passwords must be 8 characters or more.",
+        );
+    }
+    let mut db = db.lock().unwrap();
+    if db
+        .users
+        .values()
+        .any(|u| u.email.eq_ignore_ascii_case(&email))
+    {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "form_identifier_exists",
+            "That email address is taken. Please try another.",
+        );
+    }
+    let now = now_ms();
+    let user = User {
+        id: id("user"),
+        external_id: body["external_id"].as_str().map(str::to_owned),
+        email_id: id("idn"),
+        email,
+        verified: true, // Clerk's default for users made through the API
+        password,
+        totp_secret: body["totp_secret"].as_str().map(str::to_owned),
+        public_metadata: body["public_metadata"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        created_at: now,
+        updated_at: now,
+    };
+    let out = user_json(&user);
+    db.users.insert(user.id.clone(), user);
+    Json(out).into_response()
+}
+
+async fn get_user(State(db): State<Shared>, Path(uid): Path<String>) -> Response {
+    match db.lock().unwrap().users.get(&uid) {
+        Some(u) => Json(user_json(u)).into_response(),
+        None => not_found(),
+    }
+}
+
+async fn list_users(State(db): State<Shared>, req: Request) -> Response {
+    let query = req.uri().query().unwrap_or("");
+    let wanted: Vec<String> = form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| k == "email_address" || k == "email_address[]")
+        .map(|(_, v)| v.to_lowercase())
+        .collect();
+    let db = db.lock().unwrap();
+    let users: Vec<Value> = db
+        .users
+        .values()
+        .filter(|u| wanted.is_empty() || wanted.contains(&u.email.to_lowercase()))
+        .map(user_json)
+        .collect();
+    Json(Value::Array(users)).into_response()
+}
+
+async fn update_user(
+    State(db): State<Shared>,
+    Path(uid): Path<String>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut db = db.lock().unwrap();
+    let Some(u) = db.users.get_mut(&uid) else {
+        return not_found();
+    };
+    if body.get("public_metadata").is_some() {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "form_param_unknown",
+            "metadata is updated through /users/{id}/metadata in this API version",
+        );
+    }
+    if let Some(secret) = body["totp_secret"].as_str() {
+        u.totp_secret = Some(secret.to_owned());
+    }
+    if let Some(p) = body["password"].as_str() {
+        u.password = Some(p.to_owned());
+    }
+    u.updated_at = now_ms();
+    Json(user_json(u)).into_response()
+}
+
+async fn replace_metadata(
+    State(db): State<Shared>,
+    Path(uid): Path<String>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut db = db.lock().unwrap();
+    let Some(u) = db.users.get_mut(&uid) else {
+        return not_found();
+    };
+    u.public_metadata = body["public_metadata"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    u.updated_at = now_ms();
+    Json(user_json(u)).into_response()
+}
+
+async fn update_email(
+    State(db): State<Shared>,
+    Path(eid): Path<String>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut db = db.lock().unwrap();
+    let Some(u) = db.users.values_mut().find(|u| u.email_id == eid) else {
+        return not_found();
+    };
+    if let Some(v) = body["verified"].as_bool() {
+        u.verified = v;
+    }
+    u.updated_at = now_ms();
+    Json(json!({
+        "id": u.email_id,
+        "object": "email_address",
+        "email_address": u.email,
+        "reserved": false,
+        "verification": {"object": "verification_admin", "status": if u.verified { "verified" } else { "unverified" }, "strategy": "admin"},
+        "linked_to": [],
+        "created_at": u.created_at,
+        "updated_at": u.updated_at,
+    }))
+    .into_response()
+}
+
+async fn delete_user(State(db): State<Shared>, Path(uid): Path<String>) -> Response {
+    match db.lock().unwrap().users.remove(&uid) {
+        Some(_) => Json(json!({"object": "user", "id": uid, "deleted": true})).into_response(),
+        None => not_found(),
+    }
+}
+
+async fn disable_mfa(State(db): State<Shared>, Path(uid): Path<String>) -> Response {
+    let mut db = db.lock().unwrap();
+    let Some(u) = db.users.get_mut(&uid) else {
+        return not_found();
+    };
+    u.totp_secret = None;
+    Json(json!({"user_id": uid})).into_response()
+}
+
+async fn verify_password(
+    State(db): State<Shared>,
+    Path(uid): Path<String>,
+    Json(body): Json<Value>,
+) -> Response {
+    let db = db.lock().unwrap();
+    let Some(u) = db.users.get(&uid) else {
+        return not_found();
+    };
+    match &u.password {
+        None => error(
+            StatusCode::BAD_REQUEST,
+            "no_password",
+            "The user does not have a password set.",
+        ),
+        Some(p) if Some(p.as_str()) == body["password"].as_str() => {
+            Json(json!({"verified": true})).into_response()
+        }
+        Some(_) => error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "incorrect_password",
+            "The provided password was incorrect.",
+        ),
+    }
+}
+
+async fn verify_totp(
+    State(db): State<Shared>,
+    Path(uid): Path<String>,
+    Json(body): Json<Value>,
+) -> Response {
+    let db = db.lock().unwrap();
+    let Some(u) = db.users.get(&uid) else {
+        return not_found();
+    };
+    let Some(secret) = &u.totp_secret else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "totp_not_enabled",
+            "The user does not have TOTP configured for their account.",
+        );
+    };
+    let bytes = totp_rs::Secret::Encoded(secret.clone()).to_bytes().unwrap();
+    let totp =
+        totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes, None, "x".into()).unwrap();
+    if totp
+        .check_current(body["code"].as_str().unwrap_or(""))
+        .unwrap_or(false)
+    {
+        Json(json!({"verified": true, "code_type": "totp"})).into_response()
+    } else {
+        error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "incorrect_code",
+            "The provided TOTP or backup code was incorrect.",
+        )
+    }
+}
+
+/// Starts an emulator on a loopback port; its base URL ends in `/v1`.
+pub async fn start() -> Running {
+    let db: Shared = Arc::default();
+    let faults: SharedFaults = Arc::new(Mutex::new(Faults::default()));
+    let api = axum::Router::new()
+        .route("/users", post(create_user).get(list_users))
+        .route(
+            "/users/{user_id}",
+            get(get_user).patch(update_user).delete(delete_user),
+        )
+        .route("/users/{user_id}/metadata", put(replace_metadata))
+        .route("/users/{user_id}/mfa", delete(disable_mfa))
+        .route("/users/{user_id}/verify_password", post(verify_password))
+        .route("/users/{user_id}/verify_totp", post(verify_totp))
+        .route("/email_addresses/{email_address_id}", patch(update_email))
+        .with_state(db)
+        .layer(axum::middleware::from_fn(headers))
+        .layer(from_fn_with_state(faults.clone(), |s, r, n| {
+            inject(s, r, n, errors)
+        }));
+    let app = axum::Router::new().nest("/v1", api);
+    serve(app, "/v1", faults).await
+}

@@ -1,0 +1,138 @@
+//! Vendor emulators that follow the vendors' published API specs
+//! (`../shared/vendor-specs/`), with faults injectable on demand.
+
+pub mod clerk;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+/// Faults the next requests will meet.
+#[derive(Default, Debug)]
+pub struct Faults {
+    /// Answer this many requests with 500.
+    pub fail_next: u32,
+    /// Answer this many requests with 429 ...
+    pub rate_limit_next: u32,
+    /// ... carrying this `Retry-After`, if any.
+    pub retry_after: Option<String>,
+    /// Delay every request by this much.
+    pub latency: Duration,
+    /// Refuse every credential.
+    pub reject_credentials: bool,
+    /// Requests seen, faulty or not.
+    pub requests: u32,
+}
+
+/// Shared fault settings.
+pub type SharedFaults = Arc<Mutex<Faults>>;
+
+/// What the fault layer decided for one request.
+pub enum Fault {
+    None,
+    Status(axum::http::StatusCode, Option<String>),
+    RejectCredentials,
+}
+
+/// Applies the configured faults before the emulator handles a request.
+pub async fn inject(
+    State(faults): State<SharedFaults>,
+    req: Request,
+    next: Next,
+    error_body: fn(u16, &str, &str) -> axum::Json<serde_json::Value>,
+) -> Response {
+    let (latency, fault) = {
+        let mut f = faults.lock().unwrap();
+        f.requests += 1;
+        let fault = if f.reject_credentials {
+            Fault::RejectCredentials
+        } else if f.fail_next > 0 {
+            f.fail_next -= 1;
+            Fault::Status(axum::http::StatusCode::INTERNAL_SERVER_ERROR, None)
+        } else if f.rate_limit_next > 0 {
+            f.rate_limit_next -= 1;
+            Fault::Status(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                f.retry_after.clone(),
+            )
+        } else {
+            Fault::None
+        };
+        (f.latency, fault)
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    match fault {
+        Fault::None => next.run(req).await,
+        Fault::RejectCredentials => (
+            axum::http::StatusCode::UNAUTHORIZED,
+            error_body(401, "authentication_invalid", "Invalid authentication"),
+        )
+            .into_response(),
+        Fault::Status(status, retry_after) => {
+            let code = if status.as_u16() == 429 {
+                "too_many_requests"
+            } else {
+                "internal_clerk_error"
+            };
+            let mut resp =
+                (status, error_body(status.as_u16(), code, "injected fault")).into_response();
+            if let Some(v) = retry_after {
+                resp.headers_mut().insert("retry-after", v.parse().unwrap());
+            }
+            resp
+        }
+    }
+}
+
+/// A running emulator.
+pub struct Running {
+    /// Its base URL.
+    pub base_url: String,
+    /// Its faults.
+    pub faults: SharedFaults,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Running {
+    /// Stops listening: later connections are refused.
+    pub fn stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Requests seen so far.
+    pub fn requests(&self) -> u32 {
+        self.faults.lock().unwrap().requests
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Serves `app` on a loopback port under `prefix`.
+pub async fn serve(app: axum::Router, prefix: &str, faults: SharedFaults) -> Running {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+    });
+    Running {
+        base_url: format!("http://{addr}{prefix}"),
+        faults,
+        stop: Some(tx),
+    }
+}
