@@ -10,6 +10,7 @@ use anyhow::Context;
 use crate::crypto::MasterKey;
 use crate::domain::{Domain, Revocations, SessionConfig};
 use crate::store::Store;
+use crate::tokens::jwks::{JwksClient, Policy as JwksPolicy};
 use crate::tokens::verify::LEEWAY_SECS;
 use crate::tokens::{Keyring, SigningAlg};
 use crate::vendors::VendorRouter;
@@ -97,6 +98,17 @@ pub struct Settings {
     /// Clerk Backend API base URL.
     #[arg(long, env = "AUTHMUX_CLERK_BASE_URL", default_value = clerk::DEFAULT_BASE_URL, global = true)]
     pub clerk_base_url: String,
+    /// Clerk's token issuer (its Frontend API URL); the base URL when unset.
+    #[arg(long, env = "AUTHMUX_CLERK_ISSUER", global = true)]
+    pub clerk_issuer: Option<String>,
+    /// Least time between two JWKS fetches caused by unknown key ids, ms.
+    #[arg(
+        long,
+        env = "AUTHMUX_JWKS_REFETCH_MS",
+        default_value_t = 30_000,
+        global = true
+    )]
+    pub jwks_refetch_ms: u64,
     /// Total time allowed for one vendor call attempt, in milliseconds.
     #[arg(
         long,
@@ -122,13 +134,27 @@ impl Settings {
             clerk_secret_key: None,
             clerk_secret_key_file: None,
             clerk_base_url: clerk::DEFAULT_BASE_URL.to_owned(),
+            clerk_issuer: None,
+            jwks_refetch_ms: 30_000,
             vendor_timeout_ms: 10_000,
         }
     }
 
     /// The vendor adapters configured with operator credentials.
     pub fn vendors(&self, native: Arc<Native>) -> anyhow::Result<VendorRouter> {
-        let mut router = VendorRouter::new(native);
+        let jwks_http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_millis(self.vendor_timeout_ms))
+            .build()
+            .context("building the JWKS client")?;
+        let jwks = JwksClient::new(
+            jwks_http,
+            JwksPolicy {
+                refetch_interval: Duration::from_millis(self.jwks_refetch_ms),
+                ..JwksPolicy::default()
+            },
+        );
+        let mut router = VendorRouter::new(native, jwks);
         let policy = Policy {
             timeout: Duration::from_millis(self.vendor_timeout_ms),
             ..Policy::default()
@@ -151,6 +177,10 @@ impl Settings {
         if let Some(secret_key) = secret.filter(|s| !s.is_empty()) {
             let cfg = ClerkConfig {
                 base_url: self.clerk_base_url.clone(),
+                issuer: self
+                    .clerk_issuer
+                    .clone()
+                    .unwrap_or_else(|| self.clerk_base_url.clone()),
                 secret_key,
             };
             router = router.with_clerk(Arc::new(Clerk::new(cfg, policy)));

@@ -50,8 +50,7 @@ pub struct CapabilityStatus {
 pub fn supports(vendor: VendorKind, capability: &str) -> bool {
     match vendor {
         VendorKind::Native => true,
-        // Users and consent; sessions at Clerk are not mapped yet.
-        VendorKind::Clerk => !capability.starts_with("auth.session."),
+        VendorKind::Clerk => CAPABILITIES.contains(&capability),
         VendorKind::Workos | VendorKind::Supabase => false,
     }
 }

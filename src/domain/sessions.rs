@@ -9,10 +9,12 @@ use serde_json::json;
 
 use super::{Domain, Error, ErrorCode, Project, Result, new_id};
 use crate::crypto::{random_token, sha256_hex};
-use crate::store::entity::{auth_failures, refresh_tokens, sessions};
+use crate::store::entity::{auth_failures, pins, refresh_tokens, sessions};
 use crate::store::now_millis;
 use crate::store::sessions::Rotation;
+use crate::tokens::jwks::JwksError;
 use crate::tokens::verify::{self, Claims, Expect, Invalid};
+use crate::vendors::{TokenSource, VendorKind};
 
 /// Failed sign-ins allowed per user within [`THROTTLE_WINDOW_MS`].
 pub const MAX_FAILURES: usize = 10;
@@ -112,6 +114,10 @@ pub struct SessionInfo {
     pub method: String,
 }
 
+fn credential_context(session_id: &str) -> Vec<u8> {
+    format!("vendor-credential:{session_id}").into_bytes()
+}
+
 fn session_invalid() -> Error {
     Error::new(
         ErrorCode::AuthSessionInvalid,
@@ -159,15 +165,6 @@ impl Domain {
             move || async move {
                 let pin = self.user_pin(project, &user.id).await?;
                 let vendor = self.pinned_vendor(&pin)?;
-                if !super::discovery::supports(vendor.kind(), "auth.session.create") {
-                    return Err(Error::new(
-                        ErrorCode::VendorUnsupported,
-                        format!(
-                            "auth.session.create is not supported yet for users held by {}",
-                            vendor.kind()
-                        ),
-                    ));
-                }
                 if method == "password" {
                     self.check_throttle(project, &user.id).await?;
                     let password = input.password.as_deref().unwrap_or_default();
@@ -216,7 +213,7 @@ impl Domain {
                 }
 
                 let now = now_millis();
-                let session = sessions::Model {
+                let mut session = sessions::Model {
                     id: new_id("ses"),
                     project_id: project.id.clone(),
                     user_id: user.id.clone(),
@@ -226,7 +223,30 @@ impl Domain {
                     last_issued_at: now,
                     expires_at: now + self.sessions.session_ttl.as_millis() as i64,
                     revoked_at: None,
+                    vendor_credential: None,
                 };
+                // A vendor's user gets a vendor session, pinned there.
+                let opened = if vendor.kind() == VendorKind::Native {
+                    None
+                } else {
+                    let vs = vendor
+                        .create_session(&project.id, &pin.vendor_resource_id)
+                        .await?;
+                    session.vendor_credential = vs.credential.as_ref().map(|c| {
+                        self.master
+                            .seal(c.as_bytes(), &credential_context(&session.id))
+                    });
+                    Some(vs)
+                };
+                let session_pin = opened.as_ref().map(|vs| pins::Model {
+                    project_id: project.id.clone(),
+                    resource_id: session.id.clone(),
+                    kind: "session".to_owned(),
+                    vendor: pin.vendor.clone(),
+                    mode: pin.mode.clone(),
+                    vendor_resource_id: vs.vendor_session_id.clone(),
+                    created_at: now,
+                });
                 let refresh = format!("{REFRESH_PREFIX}{}", random_token(32));
                 self.store
                     .insert_session(
@@ -238,9 +258,18 @@ impl Domain {
                             created_at: now,
                             rotated_at: None,
                         },
+                        session_pin,
                     )
                     .await?;
-                self.tokens_for(&session, refresh, now)
+                match opened {
+                    None => self.tokens_for(&session, refresh, now),
+                    Some(vs) => Ok(SessionTokens {
+                        session_id: session.id,
+                        access_token: vs.access_token,
+                        refresh_token: refresh,
+                        expires_at: vs.expires_at,
+                    }),
+                }
             },
         )
         .await
@@ -303,7 +332,7 @@ impl Domain {
         if token.starts_with("ses_") {
             return self.verify_session_id(project, token).await;
         }
-        Ok(self.verify_jwt(project, token))
+        self.verify_jwt(project, token).await
     }
 
     async fn verify_session_id(&self, project: &Project, id: &str) -> Result<Verification> {
@@ -343,19 +372,85 @@ impl Domain {
         })
     }
 
-    fn verify_jwt(&self, project: &Project, token: &str) -> Verification {
+    async fn verify_jwt(&self, project: &Project, token: &str) -> Result<Verification> {
         let now = now_millis();
         let audience = Some(project.id.as_str());
         let claims = match self.verified.get(token, audience, now) {
             Some(c) => c,
-            None => match self.verify_jwt_fully(project, token) {
-                Ok(c) => {
-                    self.verified.put(token, audience, &c, now);
-                    c
+            None => {
+                let vendor = verify::peek_issuer(token)
+                    .filter(|iss| *iss != self.sessions.issuer)
+                    .and_then(|iss| self.vendors.by_issuer(&iss));
+                let checked = match vendor {
+                    Some((vendor, source)) => {
+                        self.verify_vendor_jwt(project, token, vendor.kind(), &source)
+                            .await?
+                    }
+                    None => self.verify_jwt_fully(project, token),
+                };
+                match checked {
+                    Ok(c) => {
+                        self.verified.put(token, audience, &c, now);
+                        c
+                    }
+                    Err(r) => return Ok(Verification::invalid(r)),
                 }
-                Err(r) => return Verification::invalid(r),
-            },
+            }
         };
+        Ok(self.live_claims(claims))
+    }
+
+    /// Verifies a vendor's token against its JWKS and maps its session back
+    /// to authmux's: the claims returned carry authmux's user and session ids.
+    async fn verify_vendor_jwt(
+        &self,
+        project: &Project,
+        token: &str,
+        vendor: VendorKind,
+        source: &TokenSource,
+    ) -> Result<Result<Claims, Invalid>> {
+        let head = match verify::head(token) {
+            Ok(h) => h,
+            Err(r) => return Ok(Err(r)),
+        };
+        let key = match self.vendors.vendor_key(source, &head.kid).await {
+            Ok(k) => k,
+            Err(JwksError::UnknownKey(_)) => return Ok(Err(Invalid::UnknownKey)),
+            Err(JwksError::Unavailable(_)) => return Ok(Err(Invalid::KeysUnavailable)),
+        };
+        if key.alg != head.alg {
+            return Ok(Err(Invalid::UnsupportedAlg));
+        }
+        let expect = Expect {
+            issuer: &source.issuer,
+            audience: None,
+        };
+        let claims = match verify::verify(token, &key, &expect) {
+            Ok(c) => c,
+            Err(r) => return Ok(Err(r)),
+        };
+        let Some(vendor_sid) = claims.session() else {
+            return Ok(Err(Invalid::MissingClaim));
+        };
+        let Some(pin) = self
+            .store
+            .pin_by_vendor_resource(&project.id, vendor.as_str(), vendor_sid)
+            .await?
+        else {
+            return Ok(Err(Invalid::UnknownSession));
+        };
+        let Some(session) = self.store.session(&project.id, &pin.resource_id).await? else {
+            return Ok(Err(Invalid::UnknownSession));
+        };
+        Ok(Ok(Claims {
+            sub: session.user_id,
+            exp: claims.exp,
+            sid: Some(session.id),
+            session_id: None,
+        }))
+    }
+
+    fn live_claims(&self, claims: Claims) -> Verification {
         match claims.session() {
             Some(sid) if self.revocations.contains(sid) => Verification::invalid(Invalid::Revoked),
             Some(_) => Verification {
@@ -431,6 +526,24 @@ impl Domain {
                     )
                     .retry_after(((cooldown - since) as u64).div_ceil(1000)));
                 }
+                // A vendor session gets its new token first, so that a vendor
+                // outage leaves the refresh token unspent.
+                let vendor_tokens = match self.store.pin(&project.id, &session.id).await? {
+                    Some(pin) => {
+                        let vendor = self.pinned_vendor(&pin)?;
+                        let credential = self.vendor_credential(&session)?;
+                        Some(
+                            vendor
+                                .refresh_session(
+                                    &project.id,
+                                    &pin.vendor_resource_id,
+                                    credential.as_deref(),
+                                )
+                                .await?,
+                        )
+                    }
+                    None => None,
+                };
                 let refresh = format!("{REFRESH_PREFIX}{}", random_token(32));
                 let new_row = refresh_tokens::Model {
                     token_hash: sha256_hex(refresh.as_bytes()),
@@ -444,7 +557,15 @@ impl Domain {
                     .rotate_refresh_token(hash, new_row, session.last_issued_at, now)
                     .await?
                 {
-                    Rotation::Rotated => self.tokens_for(&session, refresh, now),
+                    Rotation::Rotated => match vendor_tokens {
+                        None => self.tokens_for(&session, refresh, now),
+                        Some(vs) => Ok(SessionTokens {
+                            session_id: session.id.clone(),
+                            access_token: vs.access_token,
+                            refresh_token: refresh,
+                            expires_at: vs.expires_at,
+                        }),
+                    },
                     // Someone rotated it between our read and our write.
                     Rotation::Lost => Err(self.revoke_for_reuse(project, &session.id, now).await),
                 }
@@ -496,7 +617,7 @@ impl Domain {
                     )),
                     Some(_) => {
                         self.revocations.add([session_id.to_owned()]);
-                        Ok(())
+                        self.revoke_at_vendor(project, session_id).await
                     }
                 }
             },
@@ -522,8 +643,35 @@ impl Domain {
             )
             .await?;
         let n = ids.len();
-        self.revocations.add(ids);
+        self.revocations.add(ids.iter().cloned());
+        for id in &ids {
+            self.revoke_at_vendor(project, id).await?;
+        }
         Ok(n)
+    }
+
+    /// Ends the vendor side of a session pinned to a vendor. authmux's own
+    /// revocation is already in force; a vendor outage is reported so the
+    /// caller can retry (revoking again is harmless).
+    async fn revoke_at_vendor(&self, project: &Project, session_id: &str) -> Result<()> {
+        let Some(pin) = self.store.pin(&project.id, session_id).await? else {
+            return Ok(());
+        };
+        let Some(session) = self.store.session(&project.id, session_id).await? else {
+            return Ok(());
+        };
+        let credential = self.vendor_credential(&session)?;
+        self.pinned_vendor(&pin)?
+            .revoke_session(&project.id, &pin.vendor_resource_id, credential.as_deref())
+            .await
+    }
+
+    fn vendor_credential(&self, session: &sessions::Model) -> Result<Option<String>> {
+        let Some(sealed) = &session.vendor_credential else {
+            return Ok(None);
+        };
+        let plain = self.master.open(sealed, &credential_context(&session.id))?;
+        Ok(Some(String::from_utf8(plain).map_err(Error::internal)?))
     }
 
     /// A user's active sessions, newest first.

@@ -6,7 +6,7 @@ use sea_orm::{
     TransactionTrait,
 };
 
-use super::entity::{auth_failures, refresh_tokens, sessions};
+use super::entity::{auth_failures, pins, refresh_tokens, sessions};
 use super::{Store, StoreResult};
 
 /// How a rotation of a refresh token ended.
@@ -19,13 +19,20 @@ pub enum Rotation {
 }
 
 impl Store {
-    /// Inserts a new session with its first refresh token.
+    /// Inserts a new session with its first refresh token and, for a
+    /// vendor session, its pin.
     pub async fn insert_session(
         &self,
         session: sessions::Model,
         refresh: refresh_tokens::Model,
+        pin: Option<pins::Model>,
     ) -> StoreResult<()> {
         let txn = self.db().begin().await?;
+        if let Some(pin) = pin {
+            pins::Entity::insert(pin.into_active_model())
+                .exec(&txn)
+                .await?;
+        }
         sessions::Entity::insert(session.into_active_model())
             .exec(&txn)
             .await?;

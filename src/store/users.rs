@@ -120,6 +120,22 @@ impl Store {
         )
     }
 
+    /// The pin of a vendor's resource in a project (a vendor session id
+    /// back to authmux's).
+    pub async fn pin_by_vendor_resource(
+        &self,
+        project_id: &str,
+        vendor: &str,
+        vendor_resource_id: &str,
+    ) -> StoreResult<Option<pins::Model>> {
+        Ok(pins::Entity::find()
+            .filter(pins::Column::ProjectId.eq(project_id))
+            .filter(pins::Column::Vendor.eq(vendor))
+            .filter(pins::Column::VendorResourceId.eq(vendor_resource_id))
+            .one(self.db())
+            .await?)
+    }
+
     /// Inserts many users with their pins at once (seeding, imports).
     pub async fn insert_users_bulk(
         &self,

@@ -92,8 +92,14 @@ impl JwksClient {
             .copied()
     }
 
-    /// The key `kid` of the JWKS at `url`.
-    pub async fn key(&self, url: &str, kid: &str) -> Result<Arc<PublicKey>, JwksError> {
+    /// The key `kid` of the JWKS at `url` (fetched with `headers`, when the
+    /// endpoint needs credentials).
+    pub async fn key(
+        &self,
+        url: &str,
+        kid: &str,
+        headers: &[(&str, String)],
+    ) -> Result<Arc<PublicKey>, JwksError> {
         let cached = self.cached(url);
         if let Some(entry) = &cached
             && entry.fetched_at.elapsed() < entry.ttl
@@ -128,7 +134,7 @@ impl JwksClient {
                     .write()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(url.to_owned(), Instant::now());
-                match self.fetch(url).await {
+                match self.fetch(url, headers).await {
                     Ok(entry) => {
                         self.cache
                             .write()
@@ -149,8 +155,12 @@ impl JwksClient {
             .ok_or_else(|| JwksError::UnknownKey(kid.to_owned()))
     }
 
-    async fn fetch(&self, url: &str) -> Result<Entry, String> {
-        let resp = self.http.get(url).send().await.map_err(|e| e.to_string())?;
+    async fn fetch(&self, url: &str, headers: &[(&str, String)]) -> Result<Entry, String> {
+        let mut req = self.http.get(url);
+        for (name, value) in headers {
+            req = req.header(*name, value);
+        }
+        let resp = req.send().await.map_err(|e| e.to_string())?;
         if !resp.status().is_success() {
             return Err(format!("HTTP {}", resp.status()));
         }

@@ -23,6 +23,8 @@ pub enum Invalid {
     UnsupportedAlg,
     /// No `kid`, or a `kid` no key answers to.
     UnknownKey,
+    /// The issuer's keys could not be fetched and none are cached.
+    KeysUnavailable,
     /// The signature does not verify.
     BadSignature,
     /// Past `exp`.
@@ -48,6 +50,7 @@ impl Invalid {
             Invalid::Malformed => "malformed",
             Invalid::UnsupportedAlg => "unsupported_alg",
             Invalid::UnknownKey => "unknown_key",
+            Invalid::KeysUnavailable => "keys_unavailable",
             Invalid::BadSignature => "bad_signature",
             Invalid::Expired => "expired",
             Invalid::NotYetValid => "not_yet_valid",
@@ -118,6 +121,23 @@ pub fn head(token: &str) -> Result<TokenHead, Invalid> {
         .filter(|k| !k.is_empty())
         .ok_or(Invalid::UnknownKey)?;
     Ok(TokenHead { alg, kid })
+}
+
+fn peek(token: &str) -> Option<serde_json::Value> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The `iss` claim, read without verifying anything: only to choose which
+/// issuer's keys and rules apply.
+pub fn peek_issuer(token: &str) -> Option<String> {
+    peek(token)?["iss"].as_str().map(str::to_owned)
+}
+
+/// The `exp` claim of a token authmux just received from a vendor.
+pub fn peek_expiry(token: &str) -> Option<i64> {
+    peek(token)?["exp"].as_i64()
 }
 
 /// What a token must say about who issued it and for whom.

@@ -9,7 +9,9 @@ use serde_json::{Map, Value, json};
 
 use super::http::{CallError, Policy, VendorHttp};
 use super::native::new_totp;
-use super::{IdentityVendor, MfaEnrollment, NewIdentity, VendorKind, VendorUser};
+use super::{
+    IdentityVendor, MfaEnrollment, NewIdentity, TokenSource, VendorKind, VendorSession, VendorUser,
+};
 use crate::domain::{Error, ErrorCode, Result};
 
 /// The API version every request pins.
@@ -22,6 +24,8 @@ pub const DEFAULT_BASE_URL: &str = "https://api.clerk.com/v1";
 pub struct ClerkConfig {
     /// e.g. `https://api.clerk.com/v1`
     pub base_url: String,
+    /// The `iss` of session tokens (the instance's Frontend API URL).
+    pub issuer: String,
     /// `sk_…`
     pub secret_key: String,
 }
@@ -142,6 +146,30 @@ impl Clerk {
             .iter()
             .find(|e| e["id"].as_str() == primary)
             .or_else(|| user["email_addresses"].get(0))
+    }
+
+    /// A fresh session token for a Clerk session.
+    async fn token(&self, session_id: &str) -> Result<VendorSession> {
+        let t = self
+            .send(
+                false,
+                reqwest::Method::POST,
+                &format!("/sessions/{session_id}/tokens"),
+                Some(&json!({})),
+            )
+            .await?;
+        let jwt = t["jwt"]
+            .as_str()
+            .ok_or_else(|| Error::new(ErrorCode::VendorError, "clerk returned no token"))?
+            .to_owned();
+        let exp = crate::tokens::verify::peek_expiry(&jwt)
+            .ok_or_else(|| Error::new(ErrorCode::VendorError, "clerk token without exp"))?;
+        Ok(VendorSession {
+            vendor_session_id: session_id.to_owned(),
+            access_token: jwt,
+            expires_at: exp * 1000,
+            credential: None,
+        })
     }
 
     /// A check (`verify_password`, `verify_totp`): 200 verified, 400/422 not.
@@ -317,5 +345,70 @@ impl IdentityVendor for Clerk {
             json!({"code": code}),
         )
         .await
+    }
+
+    async fn create_session(
+        &self,
+        _project_id: &str,
+        vendor_user_id: &str,
+    ) -> Result<VendorSession> {
+        let session = self
+            .send(
+                false,
+                reqwest::Method::POST,
+                "/sessions",
+                Some(&json!({"user_id": vendor_user_id})),
+            )
+            .await?;
+        let id = session["id"].as_str().ok_or_else(|| {
+            Error::new(
+                ErrorCode::VendorError,
+                "clerk returned a session without id",
+            )
+        })?;
+        self.token(id).await
+    }
+
+    async fn refresh_session(
+        &self,
+        _project_id: &str,
+        vendor_session_id: &str,
+        _credential: Option<&str>,
+    ) -> Result<VendorSession> {
+        // Clerk's /refresh needs the browser's cookie; for a server-side
+        // session, minting a new token while the session is active is the
+        // refresh.
+        self.token(vendor_session_id).await
+    }
+
+    async fn revoke_session(
+        &self,
+        _project_id: &str,
+        vendor_session_id: &str,
+        _credential: Option<&str>,
+    ) -> Result<()> {
+        match self
+            .send(
+                true,
+                reqwest::Method::POST,
+                &format!("/sessions/{vendor_session_id}/revoke"),
+                None,
+            )
+            .await
+        {
+            Err(e) if e.code == ErrorCode::AuthUserNotFound => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
+    fn token_source(&self) -> Option<TokenSource> {
+        Some(TokenSource {
+            issuer: self.cfg.issuer.clone(),
+            jwks_url: self.url("/jwks"),
+            jwks_headers: vec![
+                ("authorization", format!("Bearer {}", self.cfg.secret_key)),
+                ("clerk-api-version", API_VERSION.to_owned()),
+            ],
+        })
     }
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Error, ErrorCode, Result};
+use crate::tokens::jwks::JwksClient;
 
 /// The vendors authmux knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -122,6 +123,43 @@ pub struct VendorUser {
     pub mfa_enabled: bool,
 }
 
+/// A session opened at a vendor.
+#[derive(Clone, Debug)]
+pub struct VendorSession {
+    /// The vendor's id for the session.
+    pub vendor_session_id: String,
+    /// The vendor's own access token (a JWT).
+    pub access_token: String,
+    /// When that token expires, Unix milliseconds.
+    pub expires_at: i64,
+    /// Whatever the vendor needs later to refresh or revoke, kept sealed.
+    pub credential: Option<String>,
+}
+
+/// Where a vendor's access tokens come from and how to check them.
+#[derive(Clone, Debug)]
+pub struct TokenSource {
+    /// The `iss` of its tokens.
+    pub issuer: String,
+    /// Its JWKS.
+    pub jwks_url: String,
+    /// Headers the JWKS endpoint requires (credentials, API version).
+    pub jwks_headers: Vec<(&'static str, String)>,
+}
+
+impl std::fmt::Display for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.issuer, self.jwks_url)
+    }
+}
+
+fn unsupported(kind: VendorKind, capability: &str) -> Error {
+    Error::new(
+        ErrorCode::VendorUnsupported,
+        format!("{capability} is not supported yet for users held by {kind}"),
+    )
+}
+
 /// A TOTP factor freshly enrolled, shown to the caller once.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MfaEnrollment {
@@ -190,6 +228,40 @@ pub trait IdentityVendor: Send + Sync {
     /// Checks a TOTP code; a code that matched once never matches again.
     async fn verify_totp(&self, project_id: &str, vendor_user_id: &str, code: &str)
     -> Result<bool>;
+
+    /// Opens a session for a user at the vendor.
+    async fn create_session(
+        &self,
+        _project_id: &str,
+        _vendor_user_id: &str,
+    ) -> Result<VendorSession> {
+        Err(unsupported(self.kind(), "auth.session.create"))
+    }
+
+    /// A fresh access token for a vendor session.
+    async fn refresh_session(
+        &self,
+        _project_id: &str,
+        _vendor_session_id: &str,
+        _credential: Option<&str>,
+    ) -> Result<VendorSession> {
+        Err(unsupported(self.kind(), "auth.session.refresh"))
+    }
+
+    /// Ends a vendor session.
+    async fn revoke_session(
+        &self,
+        _project_id: &str,
+        _vendor_session_id: &str,
+        _credential: Option<&str>,
+    ) -> Result<()> {
+        Err(unsupported(self.kind(), "auth.session.revoke"))
+    }
+
+    /// Where the vendor's access tokens come from; `None` for authmux's own.
+    fn token_source(&self) -> Option<TokenSource> {
+        None
+    }
 }
 
 /// Picks the vendor for a request.
@@ -197,15 +269,38 @@ pub trait IdentityVendor: Send + Sync {
 pub struct VendorRouter {
     native: Arc<dyn IdentityVendor>,
     clerk: Option<Arc<clerk::Clerk>>,
+    jwks: Arc<JwksClient>,
 }
 
 impl VendorRouter {
     /// A router over the built-in provider alone.
-    pub fn new(native: Arc<dyn IdentityVendor>) -> Self {
+    pub fn new(native: Arc<dyn IdentityVendor>, jwks: JwksClient) -> Self {
         VendorRouter {
             native,
             clerk: None,
+            jwks: Arc::new(jwks),
         }
+    }
+
+    /// The configured vendor whose tokens carry `iss`.
+    pub fn by_issuer(&self, issuer: &str) -> Option<(Arc<dyn IdentityVendor>, TokenSource)> {
+        let clerk = self.clerk.clone().map(|c| c as Arc<dyn IdentityVendor>);
+        [clerk].into_iter().flatten().find_map(|v| {
+            let source = v.token_source()?;
+            (source.issuer == issuer).then_some((v, source))
+        })
+    }
+
+    /// The key `kid` of a vendor's JWKS.
+    pub async fn vendor_key(
+        &self,
+        source: &TokenSource,
+        kid: &str,
+    ) -> std::result::Result<Arc<crate::tokens::keys::PublicKey>, crate::tokens::jwks::JwksError>
+    {
+        self.jwks
+            .key(&source.jwks_url, kid, &source.jwks_headers)
+            .await
     }
 
     /// Adds Clerk with the operator's credentials.

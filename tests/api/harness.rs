@@ -56,6 +56,8 @@ pub struct Server {
     vendor: &'static str,
     /// The vendor's emulator, when one runs.
     pub emulator: Option<crate::emulators::Running>,
+    /// The Clerk emulator's signing keys, when it runs.
+    pub clerk_keys: Option<crate::emulators::clerk::Keys>,
     routes: Vec<HttpRoute>,
     shutdown: Option<oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
@@ -147,9 +149,12 @@ impl Server {
     /// Starts a server whose new users go to `vendor`, backed by its
     /// emulator.
     pub async fn start_vendor(backend: Backend, vendor: &'static str) -> Option<Server> {
-        let emulator = match vendor {
-            "native" => None,
-            "clerk" => Some(crate::emulators::clerk::start().await),
+        let (emulator, keys) = match vendor {
+            "native" => (None, None),
+            "clerk" => {
+                let (running, keys) = crate::emulators::clerk::start_with_keys().await;
+                (Some(running), Some(keys))
+            }
             other => panic!("no emulator for {other}"),
         };
         let base = emulator.as_ref().map(|e| e.base_url.clone());
@@ -158,11 +163,14 @@ impl Server {
                 c.clerk_secret_key = Some(crate::emulators::clerk::SECRET_KEY.into());
                 c.clerk_base_url = base.clone().unwrap();
                 c.vendor_timeout_ms = 2_000;
+                c.jwks_refetch_ms = 0;
+                c.refresh_cooldown_secs = 0;
             }
         })
         .await?;
         s.vendor = vendor;
         s.emulator = emulator;
+        s.clerk_keys = keys;
         Some(s)
     }
 
@@ -198,6 +206,7 @@ impl Server {
             data_dir: dir.path().to_owned(),
             vendor: "native",
             emulator: None,
+            clerk_keys: None,
             routes,
             shutdown: Some(tx),
             _dir: dir,

@@ -362,7 +362,7 @@ async fn jwks_client_caches_refetches_and_survives_outages() {
     for k in [&rsa, &ec] {
         let token = vendor_token(k, "user_1");
         let head = verify::head(&token).unwrap();
-        let key = client.key(&url, &head.kid).await.unwrap();
+        let key = client.key(&url, &head.kid, &[]).await.unwrap();
         assert_eq!(key.alg, head.alg);
         let c = verify::verify(&token, &key, &expect).unwrap();
         assert_eq!((c.sub.as_str(), c.session()), ("user_1", Some("sess-1")));
@@ -370,7 +370,7 @@ async fn jwks_client_caches_refetches_and_survives_outages() {
     assert_eq!(fetches(), 1, "cached per Cache-Control");
     assert!(
         matches!(
-            client.key(&url, "hmac").await,
+            client.key(&url, "hmac", &[]).await,
             Err(JwksError::UnknownKey(_))
         ),
         "HMAC keys are never used"
@@ -378,7 +378,7 @@ async fn jwks_client_caches_refetches_and_survives_outages() {
 
     // A token signed by one key cannot pass as the other.
     let token = vendor_token(&ec, "user_1");
-    let rsa_key = client.key(&url, &rsa.kid).await.unwrap();
+    let rsa_key = client.key(&url, &rsa.kid, &[]).await.unwrap();
     assert_eq!(
         verify::verify(&token, &rsa_key, &expect).unwrap_err(),
         Invalid::UnsupportedAlg
@@ -389,17 +389,17 @@ async fn jwks_client_caches_refetches_and_survives_outages() {
     state.lock().unwrap().keys = vec![ec.jwk.clone(), fresh.jwk.clone()];
     let before = fetches();
     assert!(
-        client.key(&url, &fresh.kid).await.is_err(),
+        client.key(&url, &fresh.kid, &[]).await.is_err(),
         "refetch limited: the last fetch was just now"
     );
-    assert!(client.key(&url, "unknown").await.is_err());
+    assert!(client.key(&url, "unknown", &[]).await.is_err());
     assert_eq!(fetches(), before, "no fetch within the interval");
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let key = client.key(&url, &fresh.kid).await.unwrap();
+    let key = client.key(&url, &fresh.kid, &[]).await.unwrap();
     assert!(verify::verify(&vendor_token(&fresh, "user_2"), &key, &expect).is_ok());
     assert_eq!(fetches(), before + 1);
     for _ in 0..5 {
-        assert!(client.key(&url, "still-unknown").await.is_err());
+        assert!(client.key(&url, "still-unknown", &[]).await.is_err());
     }
     assert_eq!(
         fetches(),
@@ -410,14 +410,14 @@ async fn jwks_client_caches_refetches_and_survives_outages() {
     // The issuer goes down; cached keys keep working past their lifetime.
     state.lock().unwrap().down = true;
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let key = client.key(&url, &ec.kid).await.unwrap();
+    let key = client.key(&url, &ec.kid, &[]).await.unwrap();
     assert!(verify::verify(&vendor_token(&ec, "user_3"), &key, &expect).is_ok());
     assert!(fetches() > before + 1, "a refetch was tried");
 
     // With nothing cached, an outage is an error, not a panic.
     let cold = JwksClient::new(reqwest::Client::new(), policy);
     assert!(matches!(
-        cold.key(&url, &ec.kid).await,
+        cold.key(&url, &ec.kid, &[]).await,
         Err(JwksError::Unavailable(_))
     ));
 }

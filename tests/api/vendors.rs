@@ -156,25 +156,174 @@ async fn rejected_credentials_are_a_vendor_error_without_secrets() {
     assert!(!crate::logs::text().contains(crate::emulators::clerk::SECRET_KEY));
 }
 
+fn jwt_part(token: &str, i: usize) -> serde_json::Value {
+    use base64::Engine;
+    let seg = token.split('.').nth(i).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(seg)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+async fn verify(s: &Server, t: Transport, token: &str) -> serde_json::Value {
+    s.call(t, "auth.session.verify", json!({"session_id": token}))
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
-async fn sessions_of_clerk_users_are_not_mapped_yet() {
+async fn clerk_sessions_carry_clerk_tokens_and_authmux_rules() {
     let s = clerk_server().await;
+    for t in [Transport::Rest, Transport::Grpc] {
+        let u = s
+            .call(
+                t,
+                "auth.user.create",
+                json!({"email": format!("cs-{t:?}@example.com"), "password": "clerk password"}),
+            )
+            .await
+            .unwrap();
+        let user = u["user_id"].as_str().unwrap();
+        expect_err(
+            s.call(
+                t,
+                "auth.session.create",
+                json!({"user_id": user, "method": "password", "password": "not the one"}),
+            )
+            .await,
+            "AUTH_INVALID_CREDENTIALS",
+        );
+        let session = s
+            .call(
+                t,
+                "auth.session.create",
+                json!({"user_id": user, "method": "password", "password": "clerk password"}),
+            )
+            .await
+            .unwrap();
+        let sid = session["session_id"].as_str().unwrap();
+        assert!(sid.starts_with("ses_"), "ids stay authmux's");
+        let access = session["access_token"].as_str().unwrap();
+        // The access token is Clerk's own RS256 JWT.
+        assert_eq!(jwt_part(access, 0)["alg"], "RS256");
+        let claims = jwt_part(access, 1);
+        assert_eq!(claims["iss"], emulator(&s).base_url.as_str());
+        assert!(claims["sub"].as_str().unwrap().starts_with("user_"));
+        let clerk_sid = claims["sid"].as_str().unwrap().to_owned();
+        assert!(clerk_sid.starts_with("sess_"));
+
+        // Verified against Clerk's JWKS, mapped back to authmux's ids.
+        let v = verify(&s, t, access).await;
+        assert_eq!(
+            (v["valid"].clone(), v["user_id"].clone()),
+            (json!(true), json!(user)),
+            "{v}"
+        );
+        assert_eq!(verify(&s, t, sid).await["valid"], true);
+        let mut parts: Vec<&str> = access.split('.').collect();
+        let bad_sig = format!("A{}", &parts[2][1..]);
+        parts[2] = &bad_sig;
+        assert_eq!(
+            verify(&s, t, &parts.join(".")).await["reason"],
+            "bad_signature"
+        );
+
+        // Refresh: a new Clerk token, authmux's rotation and reuse rules.
+        let r1 = session["refresh_token"].as_str().unwrap();
+        let next = s
+            .call(t, "auth.session.refresh", json!({"refresh_token": r1}))
+            .await
+            .unwrap();
+        assert_eq!(next["session_id"], sid);
+        assert_eq!(
+            jwt_part(next["access_token"].as_str().unwrap(), 1)["sid"],
+            clerk_sid.as_str()
+        );
+        assert_eq!(
+            verify(&s, t, next["access_token"].as_str().unwrap()).await["valid"],
+            true
+        );
+
+        // Another project can't use this project's vendor token.
+        let other = s.key_for(&format!("other-{t:?}")).await;
+        let theirs = s
+            .call_as(
+                t,
+                &other,
+                "auth.session.verify",
+                json!({"session_id": access}),
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(theirs["reason"], "unknown_session");
+
+        // Revoking ends it here at once and at Clerk.
+        s.call(t, "auth.session.revoke", json!({"session_id": sid}))
+            .await
+            .unwrap();
+        for token in [access, next["access_token"].as_str().unwrap(), sid] {
+            assert_eq!(verify(&s, t, token).await["reason"], "revoked");
+        }
+        let keys = s.clerk_keys.as_ref().unwrap();
+        assert_eq!(keys.session_status(&clerk_sid), Some("revoked"));
+        expect_err(
+            s.call(
+                t,
+                "auth.session.refresh",
+                json!({"refresh_token": next["refresh_token"]}),
+            )
+            .await,
+            "AUTH_SESSION_INVALID",
+        );
+    }
+}
+
+#[tokio::test]
+async fn clerk_key_rotation_is_followed() {
+    let s = clerk_server().await;
+    let t = Transport::Grpc;
     let u = s
+        .call(t, "auth.user.create", json!({"email": "rot@example.com"}))
+        .await
+        .unwrap();
+    let first = s
+        .call(t, "auth.session.create", json!({"user_id": u["user_id"]}))
+        .await
+        .unwrap();
+    assert_eq!(
+        verify(&s, t, first["access_token"].as_str().unwrap()).await["valid"],
+        true
+    );
+    s.clerk_keys.as_ref().unwrap().rotate();
+    let second = s
+        .call(t, "auth.session.create", json!({"user_id": u["user_id"]}))
+        .await
+        .unwrap();
+    let new_kid = jwt_part(second["access_token"].as_str().unwrap(), 0)["kid"].clone();
+    assert_ne!(
+        new_kid,
+        jwt_part(first["access_token"].as_str().unwrap(), 0)["kid"]
+    );
+    assert_eq!(
+        verify(&s, t, second["access_token"].as_str().unwrap()).await["valid"],
+        true
+    );
+    assert_eq!(
+        verify(&s, t, first["access_token"].as_str().unwrap()).await["valid"],
+        true
+    );
+    let n = s
         .call(
-            Transport::Rest,
-            "auth.user.create",
-            json!({"email": "ses@example.com"}),
+            t,
+            "auth.session.revoke_all_for_user",
+            json!({"user_id": u["user_id"]}),
         )
         .await
         .unwrap();
-    for t in [Transport::Rest, Transport::Grpc] {
-        let e = expect_err(
-            s.call(t, "auth.session.create", json!({"user_id": u["user_id"]}))
-                .await,
-            "VENDOR_UNSUPPORTED",
-        );
-        assert!(e.message.contains("clerk"));
-    }
+    assert_eq!(n, json!({"revoked": 2}));
 }
 
 #[tokio::test]
@@ -213,7 +362,8 @@ async fn discovery_reports_vendor_standing() {
         )
         .await
         .unwrap();
-    assert_eq!(standing(&d, "clerk")["supports"], false);
+    assert_eq!(standing(&d, "clerk")["supports"], true);
+    assert_eq!(standing(&d, "supabase")["supports"], false);
 
     // Repeated failures open the circuit: discovery says down, and calls
     // fail fast without reaching the vendor.

@@ -16,6 +16,7 @@ pub struct Model {
     pub last_issued_at: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+    pub vendor_credential: Option<Vec<u8>>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

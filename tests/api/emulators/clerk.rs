@@ -32,9 +32,54 @@ struct User {
     updated_at: i64,
 }
 
+struct SigningKey {
+    kid: String,
+    private: authmux::tokens::keys::PrivateKey,
+    jwk: Value,
+}
+
+fn new_key() -> SigningKey {
+    use authmux::tokens::keys::{self, SigningAlg};
+    let g = keys::generate(SigningAlg::Rs256).unwrap();
+    let kid = g.jwk["kid"].as_str().unwrap().to_owned();
+    SigningKey {
+        private: keys::private_key(&kid, SigningAlg::Rs256, &g.pkcs8).unwrap(),
+        kid,
+        jwk: g.jwk,
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Session {
+    id: String,
+    user_id: String,
+    status: &'static str,
+    created_at: i64,
+}
+
 #[derive(Default)]
 struct Db {
     users: HashMap<String, User>,
+    sessions: HashMap<String, Session>,
+    /// Newest last; the last one signs.
+    keys: Vec<SigningKey>,
+    issuer: String,
+}
+
+/// Handle to rotate the emulator's signing keys from a test.
+#[derive(Clone)]
+pub struct Keys(Shared);
+
+impl Keys {
+    /// Adds a new signing key; the previous ones stay in the JWKS.
+    pub fn rotate(&self) {
+        self.0.lock().unwrap().keys.push(new_key());
+    }
+
+    /// Vendor session ids and their status.
+    pub fn session_status(&self, id: &str) -> Option<&'static str> {
+        self.0.lock().unwrap().sessions.get(id).map(|s| s.status)
+    }
 }
 
 type Shared = Arc<Mutex<Db>>;
@@ -361,11 +406,101 @@ async fn verify_totp(
     }
 }
 
+fn session_json(s: &Session) -> Value {
+    json!({
+        "object": "session",
+        "id": s.id,
+        "user_id": s.user_id,
+        "client_id": id("client"),
+        "actor": null,
+        "status": s.status,
+        "last_active_organization_id": null,
+        "last_active_at": s.created_at,
+        "expire_at": s.created_at + 7 * 86_400_000,
+        "abandon_at": s.created_at + 30 * 86_400_000,
+        "created_at": s.created_at,
+        "updated_at": s.created_at,
+    })
+}
+
+async fn create_session(State(db): State<Shared>, Json(body): Json<Value>) -> Response {
+    let mut db = db.lock().unwrap();
+    let Some(uid) = body["user_id"].as_str() else {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "form_param_missing",
+            "user_id is required",
+        );
+    };
+    if !db.users.contains_key(uid) {
+        return not_found();
+    }
+    let s = Session {
+        id: id("sess"),
+        user_id: uid.to_owned(),
+        status: "active",
+        created_at: now_ms(),
+    };
+    let out = session_json(&s);
+    db.sessions.insert(s.id.clone(), s);
+    Json(out).into_response()
+}
+
+async fn create_token(State(db): State<Shared>, Path(sid): Path<String>) -> Response {
+    let db = db.lock().unwrap();
+    let Some(s) = db.sessions.get(&sid) else {
+        return not_found();
+    };
+    if s.status != "active" {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "session_not_active",
+            "The session is not active.",
+        );
+    }
+    let key = db.keys.last().unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({
+        "iss": db.issuer, "sub": s.user_id, "sid": s.id, "exp": now + 60, "iat": now, "nbf": now - 5,
+        "jti": id("jti"), "v": 2, "fva": [0, -1], "sts": "active",
+    });
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(key.kid.clone());
+    let jwt = jsonwebtoken::encode(&header, &claims, &key.private.encoding).unwrap();
+    Json(json!({"object": "token", "jwt": jwt})).into_response()
+}
+
+async fn revoke_session(State(db): State<Shared>, Path(sid): Path<String>) -> Response {
+    let mut db = db.lock().unwrap();
+    let Some(s) = db.sessions.get_mut(&sid) else {
+        return not_found();
+    };
+    s.status = "revoked";
+    Json(session_json(s)).into_response()
+}
+
+async fn jwks(State(db): State<Shared>) -> Response {
+    let db = db.lock().unwrap();
+    let keys: Vec<Value> = db.keys.iter().map(|k| k.jwk.clone()).collect();
+    Json(json!({"keys": keys})).into_response()
+}
+
 /// Starts an emulator on a loopback port; its base URL ends in `/v1`.
 pub async fn start() -> Running {
+    start_with_keys().await.0
+}
+
+/// Starts an emulator and returns a handle on its signing keys too.
+pub async fn start_with_keys() -> (Running, Keys) {
     let db: Shared = Arc::default();
+    db.lock().unwrap().keys.push(new_key());
     let faults: SharedFaults = Arc::new(Mutex::new(Faults::default()));
+    let keys = Keys(db.clone());
     let api = axum::Router::new()
+        .route("/sessions", post(create_session))
+        .route("/sessions/{session_id}/tokens", post(create_token))
+        .route("/sessions/{session_id}/revoke", post(revoke_session))
+        .route("/jwks", get(jwks))
         .route("/users", post(create_user).get(list_users))
         .route(
             "/users/{user_id}",
@@ -376,11 +511,19 @@ pub async fn start() -> Running {
         .route("/users/{user_id}/verify_password", post(verify_password))
         .route("/users/{user_id}/verify_totp", post(verify_totp))
         .route("/email_addresses/{email_address_id}", patch(update_email))
-        .with_state(db)
+        .with_state(db.clone())
         .layer(axum::middleware::from_fn(headers))
         .layer(from_fn_with_state(faults.clone(), |s, r, n| {
             inject(s, r, n, errors)
         }));
-    let app = axum::Router::new().nest("/v1", api);
-    serve(app, "/v1", faults).await
+    let running = serve(
+        |base| {
+            db.lock().unwrap().issuer = base.to_owned();
+            axum::Router::new().nest("/v1", api)
+        },
+        "/v1",
+        faults,
+    )
+    .await;
+    (running, keys)
 }

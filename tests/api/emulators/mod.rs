@@ -118,10 +118,16 @@ impl Drop for Running {
     }
 }
 
-/// Serves `app` on a loopback port under `prefix`.
-pub async fn serve(app: axum::Router, prefix: &str, faults: SharedFaults) -> Running {
+/// Serves the router `build` makes (given its own base URL) on a loopback
+/// port under `prefix`.
+pub async fn serve(
+    build: impl FnOnce(&str) -> axum::Router,
+    prefix: &str,
+    faults: SharedFaults,
+) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let app = build(&format!("http://{addr}{prefix}"));
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         axum::serve(listener, app)
