@@ -17,6 +17,24 @@ use crate::vendors::VendorRouter;
 use crate::vendors::clerk::{self, Clerk, ClerkConfig};
 use crate::vendors::http::Policy;
 use crate::vendors::native::Native;
+use crate::vendors::supabase::{Supabase, SupabaseConfig};
+
+/// A secret given directly or as a file (as Kubernetes mounts secrets);
+/// surrounding white space is dropped and an empty value counts as unset.
+fn secret_setting(
+    file_setting: &str,
+    value: &Option<String>,
+    file: &Option<PathBuf>,
+) -> anyhow::Result<Option<String>> {
+    let raw = match (value, file) {
+        (Some(v), _) => v.clone(),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .with_context(|| format!("{file_setting}: cannot read {}", path.display()))?,
+        (None, None) => return Ok(None),
+    };
+    let trimmed = raw.trim();
+    Ok((!trimmed.is_empty()).then(|| trimmed.to_owned()))
+}
 
 /// The file, under the data directory, holding a generated master key.
 pub const MASTER_KEY_FILE: &str = "master.key";
@@ -98,6 +116,21 @@ pub struct Settings {
     /// Clerk Backend API base URL.
     #[arg(long, env = "AUTHMUX_CLERK_BASE_URL", default_value = clerk::DEFAULT_BASE_URL, global = true)]
     pub clerk_base_url: String,
+    /// Supabase project (or auth server) URL; enables the Supabase adapter
+    /// together with the service-role key.
+    #[arg(long, env = "AUTHMUX_SUPABASE_URL", global = true)]
+    pub supabase_url: Option<String>,
+    /// Supabase service-role key for managed mode.
+    #[arg(
+        long,
+        env = "AUTHMUX_SUPABASE_SERVICE_ROLE_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub supabase_service_role_key: Option<String>,
+    /// A file holding the Supabase service-role key.
+    #[arg(long, env = "AUTHMUX_SUPABASE_SERVICE_ROLE_KEY_FILE", global = true)]
+    pub supabase_service_role_key_file: Option<PathBuf>,
     /// Clerk's token issuer (its Frontend API URL); the base URL when unset.
     #[arg(long, env = "AUTHMUX_CLERK_ISSUER", global = true)]
     pub clerk_issuer: Option<String>,
@@ -135,6 +168,9 @@ impl Settings {
             clerk_secret_key_file: None,
             clerk_base_url: clerk::DEFAULT_BASE_URL.to_owned(),
             clerk_issuer: None,
+            supabase_url: None,
+            supabase_service_role_key: None,
+            supabase_service_role_key_file: None,
             jwks_refetch_ms: 30_000,
             vendor_timeout_ms: 10_000,
         }
@@ -184,6 +220,24 @@ impl Settings {
                 secret_key,
             };
             router = router.with_clerk(Arc::new(Clerk::new(cfg, policy)));
+        }
+        let service_role = secret_setting(
+            "AUTHMUX_SUPABASE_SERVICE_ROLE_KEY_FILE",
+            &self.supabase_service_role_key,
+            &self.supabase_service_role_key_file,
+        )?;
+        match (&self.supabase_url, service_role) {
+            (Some(url), Some(key)) => {
+                let cfg = SupabaseConfig::new(url, key);
+                router = router.with_supabase(Arc::new(Supabase::new(cfg, policy)));
+            }
+            (Some(_), None) => anyhow::bail!(
+                "AUTHMUX_SUPABASE_URL is set but AUTHMUX_SUPABASE_SERVICE_ROLE_KEY is not"
+            ),
+            (None, Some(_)) => anyhow::bail!(
+                "AUTHMUX_SUPABASE_SERVICE_ROLE_KEY is set but AUTHMUX_SUPABASE_URL is not"
+            ),
+            (None, None) => {}
         }
         Ok(router)
     }

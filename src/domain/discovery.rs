@@ -50,8 +50,8 @@ pub struct CapabilityStatus {
 pub fn supports(vendor: VendorKind, capability: &str) -> bool {
     match vendor {
         VendorKind::Native => true,
-        VendorKind::Clerk => CAPABILITIES.contains(&capability),
-        VendorKind::Workos | VendorKind::Supabase => false,
+        VendorKind::Clerk | VendorKind::Supabase => CAPABILITIES.contains(&capability),
+        VendorKind::Workos => false,
     }
 }
 

@@ -559,12 +559,22 @@ impl Domain {
                 {
                     Rotation::Rotated => match vendor_tokens {
                         None => self.tokens_for(&session, refresh, now),
-                        Some(vs) => Ok(SessionTokens {
-                            session_id: session.id.clone(),
-                            access_token: vs.access_token,
-                            refresh_token: refresh,
-                            expires_at: vs.expires_at,
-                        }),
+                        Some(vs) => {
+                            if let Some(c) = &vs.credential {
+                                let sealed = self
+                                    .master
+                                    .seal(c.as_bytes(), &credential_context(&session.id));
+                                self.store
+                                    .set_vendor_credential(&session.id, Some(sealed))
+                                    .await?;
+                            }
+                            Ok(SessionTokens {
+                                session_id: session.id.clone(),
+                                access_token: vs.access_token,
+                                refresh_token: refresh,
+                                expires_at: vs.expires_at,
+                            })
+                        }
                     },
                     // Someone rotated it between our read and our write.
                     Rotation::Lost => Err(self.revoke_for_reuse(project, &session.id, now).await),

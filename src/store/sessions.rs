@@ -99,6 +99,20 @@ impl Store {
         Ok(Rotation::Rotated)
     }
 
+    /// Replaces the sealed vendor credential of a session.
+    pub async fn set_vendor_credential(
+        &self,
+        session_id: &str,
+        sealed: Option<Vec<u8>>,
+    ) -> StoreResult<()> {
+        sessions::Entity::update_many()
+            .col_expr(sessions::Column::VendorCredential, Expr::value(sealed))
+            .filter(sessions::Column::Id.eq(session_id))
+            .exec(self.db())
+            .await?;
+        Ok(())
+    }
+
     /// Revokes one session; `None` when the project has no such session,
     /// `Some(false)` when it was already revoked.
     pub async fn revoke_session(

@@ -140,6 +140,15 @@ pub fn peek_expiry(token: &str) -> Option<i64> {
     peek(token)?["exp"].as_i64()
 }
 
+/// One claim, as text, of a token authmux just received from a vendor.
+pub fn peek_claim(token: &str, name: &str) -> Option<String> {
+    match &peek(token)?[name] {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
 /// What a token must say about who issued it and for whom.
 #[derive(Clone, Debug)]
 pub struct Expect<'a> {

@@ -7,10 +7,11 @@
 use reqwest::StatusCode;
 use serde_json::{Map, Value, json};
 
-use super::http::{CallError, Policy, VendorHttp};
+use super::http::{Policy, VendorHttp};
 use super::native::new_totp;
 use super::{
     IdentityVendor, MfaEnrollment, NewIdentity, TokenSource, VendorKind, VendorSession, VendorUser,
+    unavailable,
 };
 use crate::domain::{Error, ErrorCode, Result};
 
@@ -44,18 +45,6 @@ impl std::fmt::Debug for ClerkConfig {
 pub struct Clerk {
     cfg: ClerkConfig,
     http: VendorHttp,
-}
-
-fn unavailable(e: CallError) -> Error {
-    let CallError::Unavailable {
-        reason,
-        retry_after,
-    } = e;
-    let err = Error::new(ErrorCode::VendorUnavailable, format!("clerk: {reason}"));
-    match retry_after {
-        Some(s) => err.retry_after(s),
-        None => err.retry_after(1),
-    }
 }
 
 /// Maps a Clerk error reply to ours; never echoes credentials.
@@ -112,21 +101,15 @@ impl Clerk {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value> {
-        let url = self.url(path);
+        let headers = [
+            ("authorization", format!("Bearer {}", self.cfg.secret_key)),
+            ("clerk-api-version", API_VERSION.to_owned()),
+        ];
         let (status, reply) = self
             .http
-            .call(idempotent, |c| {
-                let mut rb = c
-                    .request(method.clone(), &url)
-                    .bearer_auth(&self.cfg.secret_key)
-                    .header("Clerk-API-Version", API_VERSION);
-                if let Some(b) = body {
-                    rb = rb.json(b);
-                }
-                rb
-            })
+            .request(idempotent, method, &self.url(path), &headers, body)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| unavailable(VendorKind::Clerk, e))?;
         if status.is_success() {
             Ok(reply)
         } else {

@@ -263,6 +263,28 @@ impl VendorHttp {
         Err(last)
     }
 
+    /// Sends a JSON request with `headers`; the reply's status and JSON body.
+    pub async fn request(
+        &self,
+        idempotent: bool,
+        method: reqwest::Method,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Value), CallError> {
+        self.call(idempotent, |c| {
+            let mut rb = c.request(method.clone(), url);
+            for (name, value) in headers {
+                rb = rb.header(*name, value);
+            }
+            if let Some(b) = body {
+                rb = rb.json(b);
+            }
+            rb
+        })
+        .await
+    }
+
     fn backoff(&self, attempt: u32) -> Duration {
         let ceiling = self.policy.backoff * 2u32.saturating_pow(attempt);
         let jittered = rand::thread_rng().gen_range(0..=ceiling.as_millis() as u64);

@@ -4,6 +4,7 @@
 pub mod clerk;
 pub mod http;
 pub mod native;
+pub mod supabase;
 
 use std::fmt;
 use std::sync::Arc;
@@ -153,10 +154,21 @@ impl std::fmt::Display for TokenSource {
     }
 }
 
-fn unsupported(kind: VendorKind, capability: &str) -> Error {
+/// `VENDOR_UNAVAILABLE` for a call that found the vendor not serving.
+pub fn unavailable(kind: VendorKind, e: http::CallError) -> Error {
+    let http::CallError::Unavailable {
+        reason,
+        retry_after,
+    } = e;
+    Error::new(ErrorCode::VendorUnavailable, format!("{kind}: {reason}"))
+        .retry_after(retry_after.unwrap_or(1))
+}
+
+/// `VENDOR_UNSUPPORTED` for an operation a vendor has no way to perform.
+pub fn unsupported(kind: VendorKind, capability: &str) -> Error {
     Error::new(
         ErrorCode::VendorUnsupported,
-        format!("{capability} is not supported yet for users held by {kind}"),
+        format!("{capability} is not supported for users held by {kind}"),
     )
 }
 
@@ -269,6 +281,7 @@ pub trait IdentityVendor: Send + Sync {
 pub struct VendorRouter {
     native: Arc<dyn IdentityVendor>,
     clerk: Option<Arc<clerk::Clerk>>,
+    supabase: Option<Arc<supabase::Supabase>>,
     jwks: Arc<JwksClient>,
 }
 
@@ -278,14 +291,14 @@ impl VendorRouter {
         VendorRouter {
             native,
             clerk: None,
+            supabase: None,
             jwks: Arc::new(jwks),
         }
     }
 
     /// The configured vendor whose tokens carry `iss`.
     pub fn by_issuer(&self, issuer: &str) -> Option<(Arc<dyn IdentityVendor>, TokenSource)> {
-        let clerk = self.clerk.clone().map(|c| c as Arc<dyn IdentityVendor>);
-        [clerk].into_iter().flatten().find_map(|v| {
+        self.adapters().into_iter().find_map(|v| {
             let source = v.token_source()?;
             (source.issuer == issuer).then_some((v, source))
         })
@@ -303,6 +316,19 @@ impl VendorRouter {
             .await
     }
 
+    /// Adds Supabase with the operator's credentials.
+    pub fn with_supabase(mut self, supabase: Arc<supabase::Supabase>) -> Self {
+        self.supabase = Some(supabase);
+        self
+    }
+
+    /// Every configured vendor adapter other than the built-in one.
+    fn adapters(&self) -> Vec<Arc<dyn IdentityVendor>> {
+        let clerk = self.clerk.clone().map(|c| c as Arc<dyn IdentityVendor>);
+        let supabase = self.supabase.clone().map(|c| c as Arc<dyn IdentityVendor>);
+        [clerk, supabase].into_iter().flatten().collect()
+    }
+
     /// Adds Clerk with the operator's credentials.
     pub fn with_clerk(mut self, clerk: Arc<clerk::Clerk>) -> Self {
         self.clerk = Some(clerk);
@@ -316,7 +342,8 @@ impl VendorRouter {
         let http = match kind {
             VendorKind::Native => return ("live", None),
             VendorKind::Clerk => self.clerk.as_ref().map(|c| c.http()),
-            _ => None,
+            VendorKind::Supabase => self.supabase.as_ref().map(|c| c.http()),
+            VendorKind::Workos => None,
         };
         let Some(http) = http else {
             return ("not_configured", None);
@@ -335,6 +362,9 @@ impl VendorRouter {
             (VendorKind::Native, Mode::Managed) => Ok(self.native.clone()),
             (VendorKind::Clerk, Mode::Managed) if self.clerk.is_some() => {
                 Ok(self.clerk.clone().expect("checked") as Arc<dyn IdentityVendor>)
+            }
+            (VendorKind::Supabase, Mode::Managed) if self.supabase.is_some() => {
+                Ok(self.supabase.clone().expect("checked") as Arc<dyn IdentityVendor>)
             }
             (VendorKind::Native, Mode::Byok) => Err(Error::invalid(
                 "mode \"byok\" needs a vendor with credentials; native has none to bring",
@@ -359,7 +389,8 @@ impl VendorRouter {
         match kind {
             VendorKind::Native => true,
             VendorKind::Clerk => self.clerk.is_some(),
-            _ => false,
+            VendorKind::Supabase => self.supabase.is_some(),
+            VendorKind::Workos => false,
         }
     }
 }

@@ -58,6 +58,8 @@ pub struct Server {
     pub emulator: Option<crate::emulators::Running>,
     /// The Clerk emulator's signing keys, when it runs.
     pub clerk_keys: Option<crate::emulators::clerk::Keys>,
+    /// The Supabase emulator's keys and sessions, when it runs.
+    pub supabase: Option<crate::emulators::supabase::Handle>,
     routes: Vec<HttpRoute>,
     shutdown: Option<oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
@@ -149,19 +151,31 @@ impl Server {
     /// Starts a server whose new users go to `vendor`, backed by its
     /// emulator.
     pub async fn start_vendor(backend: Backend, vendor: &'static str) -> Option<Server> {
-        let (emulator, keys) = match vendor {
-            "native" => (None, None),
+        let (mut emulator, mut keys, mut supabase) = (None, None, None);
+        match vendor {
+            "native" => {}
             "clerk" => {
-                let (running, keys) = crate::emulators::clerk::start_with_keys().await;
-                (Some(running), Some(keys))
+                let (running, k) = crate::emulators::clerk::start_with_keys().await;
+                (emulator, keys) = (Some(running), Some(k));
+            }
+            "supabase" => {
+                let (running, h) = crate::emulators::supabase::start().await;
+                (emulator, supabase) = (Some(running), Some(h));
             }
             other => panic!("no emulator for {other}"),
-        };
+        }
         let base = emulator.as_ref().map(|e| e.base_url.clone());
         let mut s = Self::start_with(backend, |c| {
             if vendor == "clerk" {
                 c.clerk_secret_key = Some(crate::emulators::clerk::SECRET_KEY.into());
                 c.clerk_base_url = base.clone().unwrap();
+            }
+            if vendor == "supabase" {
+                c.supabase_url = base.clone();
+                c.supabase_service_role_key =
+                    Some(crate::emulators::supabase::SERVICE_ROLE_KEY.into());
+            }
+            if vendor != "native" {
                 c.vendor_timeout_ms = 2_000;
                 c.jwks_refetch_ms = 0;
                 c.refresh_cooldown_secs = 0;
@@ -171,6 +185,7 @@ impl Server {
         s.vendor = vendor;
         s.emulator = emulator;
         s.clerk_keys = keys;
+        s.supabase = supabase;
         Some(s)
     }
 
@@ -207,6 +222,7 @@ impl Server {
             vendor: "native",
             emulator: None,
             clerk_keys: None,
+            supabase: None,
             routes,
             shutdown: Some(tx),
             _dir: dir,
@@ -481,10 +497,13 @@ macro_rules! contract {
         $crate::contract!($name, |_| {});
     };
     ($name:ident, vendors) => {
+        $crate::contract!($name, vendors[clerk, supabase]);
+    };
+    ($name:ident, vendors[$($vendor:ident),*]) => {
         mod $name {
             use super::*;
             $crate::contract!(@native $name, |_| {});
-            $crate::contract!(@vendor $name, clerk);
+            $($crate::contract!(@vendor $name, $vendor);)*
         }
     };
     ($name:ident, $adjust:expr) => {

@@ -363,5 +363,5 @@ contract!(create_validation, vendors);
 contract!(get_errors, vendors);
 contract!(list_pages, vendors);
 contract!(update_fields, vendors);
-contract!(mfa_enrollment, vendors);
+contract!(mfa_enrollment, vendors[clerk]);
 contract!(delete_user, vendors);

@@ -173,15 +173,19 @@ async fn verify(s: &Server, t: Transport, token: &str) -> serde_json::Value {
         .unwrap()
 }
 
-#[tokio::test]
-async fn clerk_sessions_carry_clerk_tokens_and_authmux_rules() {
-    let s = clerk_server().await;
+/// Vendor sessions: the vendor's own token, authmux's ids and rules.
+async fn vendor_sessions(vendor: &'static str) {
+    let s = Server::start_vendor(Backend::Sqlite, vendor).await.unwrap();
+    let (alg, sid_claim) = match vendor {
+        "clerk" => ("RS256", "sid"),
+        _ => ("ES256", "session_id"),
+    };
     for t in [Transport::Rest, Transport::Grpc] {
         let u = s
             .call(
                 t,
                 "auth.user.create",
-                json!({"email": format!("cs-{t:?}@example.com"), "password": "clerk password"}),
+                json!({"email": format!("cs-{t:?}@example.com"), "password": "vendor password"}),
             )
             .await
             .unwrap();
@@ -199,22 +203,21 @@ async fn clerk_sessions_carry_clerk_tokens_and_authmux_rules() {
             .call(
                 t,
                 "auth.session.create",
-                json!({"user_id": user, "method": "password", "password": "clerk password"}),
+                json!({"user_id": user, "method": "password", "password": "vendor password"}),
             )
             .await
             .unwrap();
         let sid = session["session_id"].as_str().unwrap();
         assert!(sid.starts_with("ses_"), "ids stay authmux's");
         let access = session["access_token"].as_str().unwrap();
-        // The access token is Clerk's own RS256 JWT.
-        assert_eq!(jwt_part(access, 0)["alg"], "RS256");
+        // The access token is the vendor's own JWT.
+        assert_eq!(jwt_part(access, 0)["alg"], alg);
         let claims = jwt_part(access, 1);
         assert_eq!(claims["iss"], emulator(&s).base_url.as_str());
-        assert!(claims["sub"].as_str().unwrap().starts_with("user_"));
-        let clerk_sid = claims["sid"].as_str().unwrap().to_owned();
-        assert!(clerk_sid.starts_with("sess_"));
+        assert!(!claims["sub"].as_str().unwrap().starts_with("usr_"));
+        let vendor_sid = claims[sid_claim].as_str().unwrap().to_owned();
 
-        // Verified against Clerk's JWKS, mapped back to authmux's ids.
+        // Verified against the vendor's JWKS, mapped back to authmux's ids.
         let v = verify(&s, t, access).await;
         assert_eq!(
             (v["valid"].clone(), v["user_id"].clone()),
@@ -230,7 +233,7 @@ async fn clerk_sessions_carry_clerk_tokens_and_authmux_rules() {
             "bad_signature"
         );
 
-        // Refresh: a new Clerk token, authmux's rotation and reuse rules.
+        // Refresh: a new vendor token, authmux's rotation and reuse rules.
         let r1 = session["refresh_token"].as_str().unwrap();
         let next = s
             .call(t, "auth.session.refresh", json!({"refresh_token": r1}))
@@ -238,13 +241,40 @@ async fn clerk_sessions_carry_clerk_tokens_and_authmux_rules() {
             .unwrap();
         assert_eq!(next["session_id"], sid);
         assert_eq!(
-            jwt_part(next["access_token"].as_str().unwrap(), 1)["sid"],
-            clerk_sid.as_str()
+            jwt_part(next["access_token"].as_str().unwrap(), 1)[sid_claim],
+            vendor_sid.as_str()
         );
         assert_eq!(
             verify(&s, t, next["access_token"].as_str().unwrap()).await["valid"],
             true
         );
+        expect_err(
+            s.call(t, "auth.session.refresh", json!({"refresh_token": r1}))
+                .await,
+            "AUTH_REFRESH_TOKEN_REUSED",
+        );
+        for token in [access, next["access_token"].as_str().unwrap()] {
+            assert_eq!(verify(&s, t, token).await["reason"], "revoked");
+        }
+        let session = s
+            .call(
+                t,
+                "auth.session.create",
+                json!({"user_id": user, "method": "password", "password": "vendor password"}),
+            )
+            .await
+            .unwrap();
+        let sid = session["session_id"].as_str().unwrap();
+        let access = session["access_token"].as_str().unwrap();
+        let vendor_sid = jwt_part(access, 1)[sid_claim].as_str().unwrap().to_owned();
+        let next = s
+            .call(
+                t,
+                "auth.session.refresh",
+                json!({"refresh_token": session["refresh_token"]}),
+            )
+            .await
+            .unwrap();
 
         // Another project can't use this project's vendor token.
         let other = s.key_for(&format!("other-{t:?}")).await;
@@ -260,15 +290,23 @@ async fn clerk_sessions_carry_clerk_tokens_and_authmux_rules() {
             .unwrap();
         assert_eq!(theirs["reason"], "unknown_session");
 
-        // Revoking ends it here at once and at Clerk.
+        // Revoking ends it here at once and at the vendor.
         s.call(t, "auth.session.revoke", json!({"session_id": sid}))
             .await
             .unwrap();
         for token in [access, next["access_token"].as_str().unwrap(), sid] {
             assert_eq!(verify(&s, t, token).await["reason"], "revoked");
         }
-        let keys = s.clerk_keys.as_ref().unwrap();
-        assert_eq!(keys.session_status(&clerk_sid), Some("revoked"));
+        match vendor {
+            "clerk" => assert_eq!(
+                s.clerk_keys.as_ref().unwrap().session_status(&vendor_sid),
+                Some("revoked")
+            ),
+            _ => assert_eq!(
+                s.supabase.as_ref().unwrap().session_revoked(&vendor_sid),
+                Some(true)
+            ),
+        }
         expect_err(
             s.call(
                 t,
@@ -282,8 +320,29 @@ async fn clerk_sessions_carry_clerk_tokens_and_authmux_rules() {
 }
 
 #[tokio::test]
+async fn clerk_sessions_carry_clerk_tokens_and_authmux_rules() {
+    vendor_sessions("clerk").await;
+}
+
+#[tokio::test]
+async fn supabase_sessions_carry_supabase_tokens_and_authmux_rules() {
+    vendor_sessions("supabase").await;
+}
+
+#[tokio::test]
 async fn clerk_key_rotation_is_followed() {
-    let s = clerk_server().await;
+    key_rotation_is_followed("clerk").await;
+}
+
+#[tokio::test]
+async fn supabase_key_rotation_is_followed() {
+    key_rotation_is_followed("supabase").await;
+}
+
+/// A vendor rotates its signing key: new tokens carry an unknown kid, the
+/// JWKS is fetched again, and tokens of both keys verify.
+async fn key_rotation_is_followed(vendor: &'static str) {
+    let s = Server::start_vendor(Backend::Sqlite, vendor).await.unwrap();
     let t = Transport::Grpc;
     let u = s
         .call(t, "auth.user.create", json!({"email": "rot@example.com"}))
@@ -297,7 +356,10 @@ async fn clerk_key_rotation_is_followed() {
         verify(&s, t, first["access_token"].as_str().unwrap()).await["valid"],
         true
     );
-    s.clerk_keys.as_ref().unwrap().rotate();
+    match vendor {
+        "clerk" => s.clerk_keys.as_ref().unwrap().rotate(),
+        _ => s.supabase.as_ref().unwrap().rotate(),
+    }
     let second = s
         .call(t, "auth.session.create", json!({"user_id": u["user_id"]}))
         .await
@@ -363,7 +425,7 @@ async fn discovery_reports_vendor_standing() {
         .await
         .unwrap();
     assert_eq!(standing(&d, "clerk")["supports"], true);
-    assert_eq!(standing(&d, "supabase")["supports"], false);
+    assert_eq!(standing(&d, "workos")["supports"], false);
 
     // Repeated failures open the circuit: discovery says down, and calls
     // fail fast without reaching the vendor.

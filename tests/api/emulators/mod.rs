@@ -2,6 +2,7 @@
 //! (`../shared/vendor-specs/`), with faults injectable on demand.
 
 pub mod clerk;
+pub mod supabase;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

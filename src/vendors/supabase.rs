@@ -1,0 +1,469 @@
+//! Supabase Auth (GoTrue), through the routes its server really serves
+//! (`internal/api/api.go`): admin user routes with `apikey` + service-role
+//! bearer, `generate_link` + `verify` for a password-less server-side mint,
+//! the refresh-token grant, and `/logout` with the session's own access
+//! token. Tokens are ES256 (or RS256) with the session in `session_id`.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Map, Value, json};
+
+use super::http::{Policy, VendorHttp};
+use super::{
+    IdentityVendor, MfaEnrollment, NewIdentity, TokenSource, VendorKind, VendorSession, VendorUser,
+    unavailable, unsupported,
+};
+use crate::domain::{Error, ErrorCode, Result};
+use crate::tokens::verify::peek_claim;
+
+/// Where a Supabase project's auth server is and the key that administers it.
+#[derive(Clone)]
+pub struct SupabaseConfig {
+    /// The auth server's base URL, e.g. `https://<ref>.supabase.co/auth/v1`.
+    pub url: String,
+    /// The service-role key (a JWT with `role: service_role`).
+    pub service_role_key: String,
+}
+
+impl std::fmt::Debug for SupabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SupabaseConfig {{ url: {:?}, service_role_key: <redacted> }}",
+            self.url
+        )
+    }
+}
+
+impl SupabaseConfig {
+    /// Accepts a project URL or its auth base URL.
+    pub fn new(url: &str, service_role_key: String) -> Self {
+        let url = url.trim_end_matches('/');
+        let url = if url.ends_with("/auth/v1") {
+            url.to_owned()
+        } else {
+            format!("{url}/auth/v1")
+        };
+        SupabaseConfig {
+            url,
+            service_role_key,
+        }
+    }
+}
+
+/// The Supabase adapter.
+pub struct Supabase {
+    cfg: SupabaseConfig,
+    http: VendorHttp,
+}
+
+/// Maps a GoTrue error reply (either error format, or the OAuth one).
+fn supabase_error(status: StatusCode, body: &Value) -> Error {
+    let code = body["error_code"]
+        .as_str()
+        .or(body["code"].as_str())
+        .or(body["error"].as_str())
+        .unwrap_or("");
+    let message = body["msg"]
+        .as_str()
+        .or(body["message"].as_str())
+        .or(body["error_description"].as_str())
+        .unwrap_or("no message");
+    match (status.as_u16(), code) {
+        (_, "email_exists" | "user_already_exists") => Error::new(
+            ErrorCode::AuthUserExists,
+            "a user with this email already exists at supabase",
+        ),
+        (404, _) | (_, "user_not_found") => {
+            Error::new(ErrorCode::AuthUserNotFound, "no such user at supabase")
+        }
+        (401 | 403, _) => Error::new(
+            ErrorCode::VendorError,
+            "supabase rejected authmux's credentials for this project",
+        ),
+        (400 | 422, _) => Error::invalid(format!("supabase: {message}")),
+        (s, _) => Error::new(
+            ErrorCode::VendorError,
+            format!("supabase answered {s} ({code})"),
+        ),
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Credential {
+    access_token: String,
+    refresh_token: String,
+}
+
+impl Supabase {
+    /// An adapter for one set of credentials.
+    pub fn new(cfg: SupabaseConfig, policy: Policy) -> Self {
+        Supabase {
+            cfg,
+            http: VendorHttp::new(policy),
+        }
+    }
+
+    /// The HTTP client, for discovery (breaker state, latency).
+    pub fn http(&self) -> &VendorHttp {
+        &self.http
+    }
+
+    fn admin(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("apikey", self.cfg.service_role_key.clone()),
+            (
+                "authorization",
+                format!("Bearer {}", self.cfg.service_role_key),
+            ),
+        ]
+    }
+
+    async fn send(
+        &self,
+        idempotent: bool,
+        method: Method,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Value)> {
+        let url = format!("{}{path}", self.cfg.url);
+        self.http
+            .request(idempotent, method, &url, headers, body)
+            .await
+            .map_err(|e| unavailable(VendorKind::Supabase, e))
+    }
+
+    async fn admin_call(
+        &self,
+        idempotent: bool,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value> {
+        let (status, reply) = self
+            .send(idempotent, method, path, &self.admin(), body)
+            .await?;
+        if status.is_success() {
+            Ok(reply)
+        } else {
+            Err(supabase_error(status, &reply))
+        }
+    }
+
+    async fn user(&self, id: &str) -> Result<Value> {
+        self.admin_call(true, Method::GET, &format!("/admin/users/{id}"), None)
+            .await
+    }
+
+    async fn email_of(&self, id: &str) -> Result<String> {
+        self.user(id).await?["email"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| Error::new(ErrorCode::VendorError, "supabase user without email"))
+    }
+
+    /// A session from a token reply (`/verify`, `/token`).
+    fn session_from(&self, reply: &Value) -> Result<VendorSession> {
+        let bad = || Error::new(ErrorCode::VendorError, "supabase returned no session");
+        let access = reply["access_token"].as_str().ok_or_else(bad)?.to_owned();
+        let refresh = reply["refresh_token"].as_str().ok_or_else(bad)?.to_owned();
+        let session_id = peek_claim(&access, "session_id").ok_or_else(bad)?;
+        let exp = peek_claim(&access, "exp")
+            .and_then(|e| e.parse::<i64>().ok())
+            .ok_or_else(bad)?;
+        let credential = serde_json::to_string(&Credential {
+            access_token: access.clone(),
+            refresh_token: refresh,
+        })
+        .map_err(Error::internal)?;
+        Ok(VendorSession {
+            vendor_session_id: session_id,
+            access_token: access,
+            expires_at: exp * 1000,
+            credential: Some(credential),
+        })
+    }
+
+    async fn token_grant(
+        &self,
+        grant: &str,
+        body: &Value,
+    ) -> Result<std::result::Result<Value, Error>> {
+        let apikey = [("apikey", self.cfg.service_role_key.clone())];
+        let (status, reply) = self
+            .send(
+                false,
+                Method::POST,
+                &format!("/token?grant_type={grant}"),
+                &apikey,
+                Some(body),
+            )
+            .await?;
+        Ok(if status.is_success() {
+            Ok(reply)
+        } else {
+            Err(supabase_error(status, &reply))
+        })
+    }
+
+    async fn logout(&self, access_token: &str) -> Result<StatusCode> {
+        let headers = [
+            ("apikey", self.cfg.service_role_key.clone()),
+            ("authorization", format!("Bearer {access_token}")),
+        ];
+        let (status, _) = self
+            .send(true, Method::POST, "/logout?scope=local", &headers, None)
+            .await?;
+        Ok(status)
+    }
+}
+
+fn parse_credential(credential: Option<&str>) -> Result<Credential> {
+    credential
+        .and_then(|c| serde_json::from_str(c).ok())
+        .ok_or_else(|| Error::internal("a supabase session without its credential"))
+}
+
+#[async_trait::async_trait]
+impl IdentityVendor for Supabase {
+    fn kind(&self) -> VendorKind {
+        VendorKind::Supabase
+    }
+
+    async fn create_user(&self, _project_id: &str, new: NewIdentity<'_>) -> Result<String> {
+        let mut body = json!({
+            "email": new.email,
+            "email_confirm": false,
+            "user_metadata": new.metadata,
+            "app_metadata": {"authmux_user_id": new.user_id},
+        });
+        if let Some(p) = new.password {
+            body["password"] = json!(p);
+        }
+        let user = self
+            .admin_call(false, Method::POST, "/admin/users", Some(&body))
+            .await?;
+        user["id"].as_str().map(str::to_owned).ok_or_else(|| {
+            Error::new(
+                ErrorCode::VendorError,
+                "supabase returned a user without id",
+            )
+        })
+    }
+
+    async fn fetch_user(
+        &self,
+        _project_id: &str,
+        vendor_user_id: &str,
+    ) -> Result<Option<VendorUser>> {
+        let user = self.user(vendor_user_id).await?;
+        let verified_factor = user["factors"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f["status"] == "verified"));
+        Ok(Some(VendorUser {
+            email: user["email"].as_str().unwrap_or_default().to_owned(),
+            email_verified: !user["email_confirmed_at"].is_null(),
+            mfa_enabled: verified_factor,
+        }))
+    }
+
+    async fn set_metadata(
+        &self,
+        _project_id: &str,
+        vendor_user_id: &str,
+        metadata: &Map<String, Value>,
+    ) -> Result<()> {
+        self.admin_call(
+            true,
+            Method::PUT,
+            &format!("/admin/users/{vendor_user_id}"),
+            Some(&json!({"user_metadata": metadata})),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn set_email_verified(
+        &self,
+        _project_id: &str,
+        vendor_user_id: &str,
+        verified: bool,
+    ) -> Result<()> {
+        if !verified {
+            return Err(Error::new(
+                ErrorCode::VendorUnsupported,
+                "supabase cannot mark a confirmed email unconfirmed",
+            ));
+        }
+        self.admin_call(
+            true,
+            Method::PUT,
+            &format!("/admin/users/{vendor_user_id}"),
+            Some(&json!({"email_confirm": true})),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn enroll_totp(&self, _: &str, _: &str, _: &str) -> Result<MfaEnrollment> {
+        // GoTrue enrols factors only through the user's own session.
+        Err(unsupported(
+            VendorKind::Supabase,
+            "TOTP enrollment (mfa_enabled: true)",
+        ))
+    }
+
+    async fn disable_mfa(&self, _project_id: &str, vendor_user_id: &str) -> Result<()> {
+        let factors = self
+            .admin_call(
+                true,
+                Method::GET,
+                &format!("/admin/users/{vendor_user_id}/factors"),
+                None,
+            )
+            .await?;
+        for f in factors.as_array().into_iter().flatten() {
+            if let Some(id) = f["id"].as_str() {
+                self.admin_call(
+                    true,
+                    Method::DELETE,
+                    &format!("/admin/users/{vendor_user_id}/factors/{id}"),
+                    None,
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete_user(&self, _project_id: &str, vendor_user_id: &str) -> Result<()> {
+        match self
+            .admin_call(
+                true,
+                Method::DELETE,
+                &format!("/admin/users/{vendor_user_id}"),
+                None,
+            )
+            .await
+        {
+            Err(e) if e.code == ErrorCode::AuthUserNotFound => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
+    async fn verify_password(
+        &self,
+        _project_id: &str,
+        vendor_user_id: &str,
+        password: &str,
+    ) -> Result<bool> {
+        let email = self.email_of(vendor_user_id).await?;
+        match self
+            .token_grant("password", &json!({"email": email, "password": password}))
+            .await?
+        {
+            Ok(reply) => {
+                // The check opened a session at Supabase; close it.
+                if let Some(access) = reply["access_token"].as_str() {
+                    self.logout(access).await?;
+                }
+                Ok(true)
+            }
+            Err(e) if e.code == ErrorCode::InvalidArgument => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn verify_totp(&self, _: &str, _: &str, _: &str) -> Result<bool> {
+        Err(unsupported(VendorKind::Supabase, "TOTP verification"))
+    }
+
+    async fn create_session(
+        &self,
+        _project_id: &str,
+        vendor_user_id: &str,
+    ) -> Result<VendorSession> {
+        let email = self.email_of(vendor_user_id).await?;
+        let link = self
+            .admin_call(
+                false,
+                Method::POST,
+                "/admin/generate_link",
+                Some(&json!({"type": "magiclink", "email": email})),
+            )
+            .await?;
+        let hashed = link["hashed_token"]
+            .as_str()
+            .ok_or_else(|| Error::new(ErrorCode::VendorError, "supabase returned no link token"))?;
+        let apikey = [("apikey", self.cfg.service_role_key.clone())];
+        let (status, reply) = self
+            .send(
+                false,
+                Method::POST,
+                "/verify",
+                &apikey,
+                Some(&json!({"type": "magiclink", "token_hash": hashed})),
+            )
+            .await?;
+        if !status.is_success() {
+            return Err(supabase_error(status, &reply));
+        }
+        self.session_from(&reply)
+    }
+
+    async fn refresh_session(
+        &self,
+        _project_id: &str,
+        _vendor_session_id: &str,
+        credential: Option<&str>,
+    ) -> Result<VendorSession> {
+        let cred = parse_credential(credential)?;
+        match self
+            .token_grant(
+                "refresh_token",
+                &json!({"refresh_token": cred.refresh_token}),
+            )
+            .await?
+        {
+            Ok(reply) => self.session_from(&reply),
+            Err(_) => Err(Error::new(
+                ErrorCode::AuthSessionInvalid,
+                "supabase no longer accepts this session",
+            )),
+        }
+    }
+
+    async fn revoke_session(
+        &self,
+        project_id: &str,
+        vendor_session_id: &str,
+        credential: Option<&str>,
+    ) -> Result<()> {
+        let cred = parse_credential(credential)?;
+        let status = self.logout(&cred.access_token).await?;
+        if status.is_success() {
+            return Ok(());
+        }
+        // The stored access token may have expired: refresh, then log out.
+        match self
+            .refresh_session(project_id, vendor_session_id, credential)
+            .await
+        {
+            Ok(fresh) => {
+                self.logout(&fresh.access_token).await?;
+                Ok(())
+            }
+            // Already gone at Supabase.
+            Err(e) if e.code == ErrorCode::AuthSessionInvalid => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn token_source(&self) -> Option<TokenSource> {
+        Some(TokenSource {
+            issuer: self.cfg.url.clone(),
+            jwks_url: format!("{}/.well-known/jwks.json", self.cfg.url),
+            jwks_headers: Vec::new(),
+        })
+    }
+}

@@ -1,0 +1,435 @@
+//! A Supabase Auth (GoTrue) emulator following the server's real routes
+//! (`internal/api/api.go`, see `shared/vendor-specs/NOTES.md` §3): admin
+//! users, `generate_link` + `verify`, the password and refresh-token
+//! grants, `/logout`, and an ES256 JWKS. Errors use GoTrue's default body
+//! `{code, error_code, msg}` with `x-sb-error-code`, or the OAuth form on
+//! `/token`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use authmux::tokens::keys::{self, SigningAlg};
+use axum::Json;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use serde_json::{Map, Value, json};
+
+use super::{Faults, Running, SharedFaults, inject, serve};
+
+/// The service-role key the emulator accepts (as `apikey` and bearer).
+pub const SERVICE_ROLE_KEY: &str = "sb_service_role_emulator";
+
+struct SigningKey {
+    kid: String,
+    private: keys::PrivateKey,
+    public: keys::PublicKey,
+    jwk: Value,
+}
+
+fn new_key() -> SigningKey {
+    let g = keys::generate(SigningAlg::Es256).unwrap();
+    let kid = g.jwk["kid"].as_str().unwrap().to_owned();
+    SigningKey {
+        private: keys::private_key(&kid, SigningAlg::Es256, &g.pkcs8).unwrap(),
+        public: keys::public_key(&g.jwk).unwrap(),
+        kid,
+        jwk: g.jwk,
+    }
+}
+
+#[derive(Clone)]
+struct User {
+    id: String,
+    email: String,
+    password: Option<String>,
+    email_confirmed_at: Option<String>,
+    user_metadata: Map<String, Value>,
+    app_metadata: Map<String, Value>,
+    created_at: String,
+}
+
+#[derive(Default)]
+struct Db {
+    users: HashMap<String, User>,
+    /// session id → (user id, revoked)
+    sessions: HashMap<String, (String, bool)>,
+    /// refresh token → (session id, used)
+    refresh: HashMap<String, (String, bool)>,
+    /// hashed link token → user id
+    links: HashMap<String, String>,
+    keys: Vec<SigningKey>,
+    issuer: String,
+}
+
+type Shared = Arc<Mutex<Db>>;
+
+/// Handle on the emulator's keys and sessions, for tests.
+#[derive(Clone)]
+pub struct Handle(Shared);
+
+impl Handle {
+    /// Adds a new signing key; older ones stay in the JWKS.
+    pub fn rotate(&self) {
+        self.0.lock().unwrap().keys.push(new_key());
+    }
+
+    /// Whether a session was logged out.
+    pub fn session_revoked(&self, id: &str) -> Option<bool> {
+        self.0.lock().unwrap().sessions.get(id).map(|s| s.1)
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// GoTrue's default error body.
+pub fn errors(status: u16, code: &str, msg: &str) -> Json<Value> {
+    Json(json!({"code": status, "error_code": code, "msg": msg}))
+}
+
+fn error(status: StatusCode, code: &str, msg: &str) -> Response {
+    let mut r = (status, errors(status.as_u16(), code, msg)).into_response();
+    r.headers_mut()
+        .insert("x-sb-error-code", code.parse().unwrap());
+    r
+}
+
+fn oauth_error(description: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": "invalid_grant", "error_description": description})),
+    )
+        .into_response()
+}
+
+fn user_json(u: &User) -> Value {
+    json!({
+        "id": u.id, "aud": "authenticated", "role": "authenticated",
+        "email": u.email, "email_confirmed_at": u.email_confirmed_at,
+        "phone": "", "confirmed_at": u.email_confirmed_at, "last_sign_in_at": null,
+        "app_metadata": u.app_metadata, "user_metadata": u.user_metadata,
+        "identities": [], "factors": [], "banned_until": null,
+        "created_at": u.created_at, "updated_at": now(), "is_anonymous": false,
+    })
+}
+
+fn header(req: &Request, name: &str) -> String {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+async fn admin_auth(req: Request, next: Next) -> Response {
+    let (apikey, auth) = (header(&req, "apikey"), header(&req, "authorization"));
+    if apikey != SERVICE_ROLE_KEY {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "no_authorization",
+            "No API key found in request",
+        );
+    }
+    if auth != format!("Bearer {SERVICE_ROLE_KEY}") {
+        return error(StatusCode::FORBIDDEN, "not_admin", "User not allowed");
+    }
+    next.run(req).await
+}
+
+async fn apikey_auth(req: Request, next: Next) -> Response {
+    if req.headers().get("apikey").and_then(|v| v.to_str().ok()) != Some(SERVICE_ROLE_KEY) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "no_authorization",
+            "No API key found in request",
+        );
+    }
+    next.run(req).await
+}
+
+async fn create_user(State(db): State<Shared>, Json(b): Json<Value>) -> Response {
+    let Some(email) = b["email"].as_str().map(str::to_lowercase) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+            "Unable to validate email address: invalid format",
+        );
+    };
+    let mut db = db.lock().unwrap();
+    if db.users.values().any(|u| u.email == email) {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "email_exists",
+            "A user with this email address has already been registered",
+        );
+    }
+    if b["password"].as_str().is_some_and(|p| p.len() < 6) {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "weak_password",
+            "Password should be at least 6 characters.",
+        );
+    }
+    let u = User {
+        id: uuid::Uuid::now_v7().to_string(),
+        email,
+        password: b["password"].as_str().map(str::to_owned),
+        email_confirmed_at: (b["email_confirm"] == true).then(now),
+        user_metadata: b["user_metadata"].as_object().cloned().unwrap_or_default(),
+        app_metadata: b["app_metadata"].as_object().cloned().unwrap_or_default(),
+        created_at: now(),
+    };
+    let out = user_json(&u);
+    db.users.insert(u.id.clone(), u);
+    Json(out).into_response()
+}
+
+fn valid_uuid(id: &str) -> bool {
+    uuid::Uuid::parse_str(id).is_ok()
+}
+
+async fn get_user(State(db): State<Shared>, Path(id): Path<String>) -> Response {
+    if !valid_uuid(&id) {
+        return error(
+            StatusCode::NOT_FOUND,
+            "validation_failed",
+            "user_id must be an UUID",
+        );
+    }
+    match db.lock().unwrap().users.get(&id) {
+        Some(u) => Json(user_json(u)).into_response(),
+        None => error(StatusCode::NOT_FOUND, "user_not_found", "User not found"),
+    }
+}
+
+async fn update_user(
+    State(db): State<Shared>,
+    Path(id): Path<String>,
+    Json(b): Json<Value>,
+) -> Response {
+    let mut db = db.lock().unwrap();
+    let Some(u) = db.users.get_mut(&id) else {
+        return error(StatusCode::NOT_FOUND, "user_not_found", "User not found");
+    };
+    if b["email_confirm"] == true && u.email_confirmed_at.is_none() {
+        u.email_confirmed_at = Some(now());
+    }
+    if let Some(m) = b["user_metadata"].as_object() {
+        u.user_metadata = m.clone();
+    }
+    if let Some(p) = b["password"].as_str() {
+        u.password = Some(p.to_owned());
+    }
+    Json(user_json(u)).into_response()
+}
+
+async fn delete_user(State(db): State<Shared>, Path(id): Path<String>) -> Response {
+    match db.lock().unwrap().users.remove(&id) {
+        Some(_) => Json(json!({})).into_response(),
+        None => error(StatusCode::NOT_FOUND, "user_not_found", "User not found"),
+    }
+}
+
+async fn factors(State(db): State<Shared>, Path(id): Path<String>) -> Response {
+    match db.lock().unwrap().users.get(&id) {
+        Some(_) => Json(json!([])).into_response(),
+        None => error(StatusCode::NOT_FOUND, "user_not_found", "User not found"),
+    }
+}
+
+async fn generate_link(State(db): State<Shared>, Json(b): Json<Value>) -> Response {
+    let mut db = db.lock().unwrap();
+    let email = b["email"].as_str().unwrap_or("").to_lowercase();
+    let Some(u) = db.users.values().find(|u| u.email == email).cloned() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "user_not_found",
+            "User with this email not found",
+        );
+    };
+    let hashed = authmux::crypto::random_token(24);
+    db.links.insert(hashed.clone(), u.id.clone());
+    let mut out = user_json(&u);
+    out["action_link"] = json!(format!(
+        "{}/verify?token={hashed}&type=magiclink",
+        db.issuer
+    ));
+    out["email_otp"] = json!("123456");
+    out["hashed_token"] = json!(hashed);
+    out["verification_type"] = json!("magiclink");
+    out["redirect_to"] = json!("http://localhost:3000");
+    Json(out).into_response()
+}
+
+fn issue(db: &mut Db, user_id: &str, session_id: Option<String>) -> Value {
+    let session_id = session_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    db.sessions
+        .entry(session_id.clone())
+        .or_insert((user_id.to_owned(), false));
+    let refresh = authmux::crypto::random_token(24);
+    db.refresh
+        .insert(refresh.clone(), (session_id.clone(), false));
+    let u = db.users.get(user_id).cloned();
+    let key = db.keys.last().unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({
+        "iss": db.issuer, "sub": user_id, "aud": "authenticated", "exp": now + 3600, "iat": now,
+        "email": u.as_ref().map(|u| u.email.clone()), "phone": "", "role": "authenticated",
+        "aal": "aal1", "amr": [{"method": "magiclink", "timestamp": now}],
+        "session_id": session_id, "is_anonymous": false,
+        "app_metadata": u.as_ref().map(|u| u.app_metadata.clone()),
+        "user_metadata": u.as_ref().map(|u| u.user_metadata.clone()),
+    });
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some(key.kid.clone());
+    let access = jsonwebtoken::encode(&header, &claims, &key.private.encoding).unwrap();
+    json!({
+        "access_token": access, "token_type": "bearer", "expires_in": 3600, "expires_at": now + 3600,
+        "refresh_token": refresh, "user": u.as_ref().map(user_json),
+    })
+}
+
+async fn verify(State(db): State<Shared>, Json(b): Json<Value>) -> Response {
+    let mut db = db.lock().unwrap();
+    let Some(user_id) = b["token_hash"].as_str().and_then(|h| db.links.remove(h)) else {
+        return error(
+            StatusCode::FORBIDDEN,
+            "otp_expired",
+            "Email link is invalid or has expired",
+        );
+    };
+    let out = issue(&mut db, &user_id, None);
+    Json(out).into_response()
+}
+
+async fn token(
+    State(db): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+    Json(b): Json<Value>,
+) -> Response {
+    let mut db = db.lock().unwrap();
+    match q.get("grant_type").map(String::as_str) {
+        Some("password") => {
+            let email = b["email"].as_str().unwrap_or("").to_lowercase();
+            let found = db
+                .users
+                .values()
+                .find(|u| u.email == email && u.password.as_deref() == b["password"].as_str())
+                .map(|u| u.id.clone());
+            match found {
+                Some(id) => Json(issue(&mut db, &id, None)).into_response(),
+                None => oauth_error("Invalid login credentials"),
+            }
+        }
+        Some("refresh_token") => {
+            let token = b["refresh_token"].as_str().unwrap_or("").to_owned();
+            let Some((session_id, used)) = db.refresh.get(&token).cloned() else {
+                return oauth_error("Invalid Refresh Token: Refresh Token Not Found");
+            };
+            if used {
+                return oauth_error("Invalid Refresh Token: Already Used");
+            }
+            let Some((user_id, revoked)) = db.sessions.get(&session_id).cloned() else {
+                return oauth_error("Invalid Refresh Token: Session Expired");
+            };
+            if revoked {
+                return oauth_error("Invalid Refresh Token: Session Expired (Revoked)");
+            }
+            db.refresh.insert(token, (session_id.clone(), true));
+            Json(issue(&mut db, &user_id, Some(session_id))).into_response()
+        }
+        _ => error(
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+            "unsupported_grant_type",
+        ),
+    }
+}
+
+async fn logout(State(db): State<Shared>, req: Request) -> Response {
+    let bearer = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+        .to_owned();
+    let mut db = db.lock().unwrap();
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    v.set_audience(&["authenticated"]);
+    let claims = db
+        .keys
+        .iter()
+        .find_map(|k| jsonwebtoken::decode::<Value>(&bearer, &k.public.decoding, &v).ok());
+    let Some(claims) = claims else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "bad_jwt",
+            "invalid JWT: unable to parse or verify signature",
+        );
+    };
+    let sid = claims.claims["session_id"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    if let Some(s) = db.sessions.get_mut(&sid) {
+        s.1 = true;
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn jwks(State(db): State<Shared>) -> Response {
+    let db = db.lock().unwrap();
+    let keys: Vec<Value> = db.keys.iter().map(|k| k.jwk.clone()).collect();
+    (
+        [("cache-control", "public, max-age=600")],
+        Json(json!({"keys": keys})),
+    )
+        .into_response()
+}
+
+/// Starts an emulator; its base URL ends in `/auth/v1`.
+pub async fn start() -> (Running, Handle) {
+    let db: Shared = Arc::default();
+    db.lock().unwrap().keys.push(new_key());
+    let faults: SharedFaults = Arc::new(Mutex::new(Faults::default()));
+    let admin = axum::Router::new()
+        .route("/admin/users", post(create_user))
+        .route(
+            "/admin/users/{id}",
+            get(get_user).put(update_user).delete(delete_user),
+        )
+        .route("/admin/users/{id}/factors", get(factors))
+        .route(
+            "/admin/users/{id}/factors/{factor_id}",
+            delete(|| async { Json(json!({})) }),
+        )
+        .route("/admin/generate_link", post(generate_link))
+        .layer(from_fn(admin_auth));
+    let public = axum::Router::new()
+        .route("/verify", post(verify))
+        .route("/token", post(token))
+        .route("/logout", post(logout))
+        .layer(from_fn(apikey_auth));
+    let api = admin
+        .merge(public)
+        .route("/.well-known/jwks.json", get(jwks))
+        .with_state(db.clone())
+        .layer(from_fn_with_state(faults.clone(), |s, r, n| {
+            inject(s, r, n, errors)
+        }));
+    let running = serve(
+        |base| {
+            db.lock().unwrap().issuer = base.to_owned();
+            axum::Router::new().nest("/auth/v1", api)
+        },
+        "/auth/v1",
+        faults,
+    )
+    .await;
+    (running, Handle(db))
+}
