@@ -18,6 +18,7 @@ use crate::vendors::clerk::{self, Clerk, ClerkConfig};
 use crate::vendors::http::Policy;
 use crate::vendors::native::Native;
 use crate::vendors::supabase::{Supabase, SupabaseConfig};
+use crate::vendors::workos::{self, Workos, WorkosConfig};
 
 /// A secret given directly or as a file (as Kubernetes mounts secrets);
 /// surrounding white space is dropped and an empty value counts as unset.
@@ -131,6 +132,27 @@ pub struct Settings {
     /// A file holding the Supabase service-role key.
     #[arg(long, env = "AUTHMUX_SUPABASE_SERVICE_ROLE_KEY_FILE", global = true)]
     pub supabase_service_role_key_file: Option<PathBuf>,
+    /// WorkOS API key for managed mode; enables the WorkOS adapter together
+    /// with the client id.
+    #[arg(
+        long,
+        env = "AUTHMUX_WORKOS_API_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub workos_api_key: Option<String>,
+    /// A file holding the WorkOS API key.
+    #[arg(long, env = "AUTHMUX_WORKOS_API_KEY_FILE", global = true)]
+    pub workos_api_key_file: Option<PathBuf>,
+    /// WorkOS AuthKit client id (`client_…`).
+    #[arg(long, env = "AUTHMUX_WORKOS_CLIENT_ID", global = true)]
+    pub workos_client_id: Option<String>,
+    /// WorkOS API base URL.
+    #[arg(long, env = "AUTHMUX_WORKOS_BASE_URL", default_value = workos::DEFAULT_BASE_URL, global = true)]
+    pub workos_base_url: String,
+    /// WorkOS token issuer; the base URL when unset.
+    #[arg(long, env = "AUTHMUX_WORKOS_ISSUER", global = true)]
+    pub workos_issuer: Option<String>,
     /// Clerk's token issuer (its Frontend API URL); the base URL when unset.
     #[arg(long, env = "AUTHMUX_CLERK_ISSUER", global = true)]
     pub clerk_issuer: Option<String>,
@@ -168,6 +190,11 @@ impl Settings {
             clerk_secret_key_file: None,
             clerk_base_url: clerk::DEFAULT_BASE_URL.to_owned(),
             clerk_issuer: None,
+            workos_api_key: None,
+            workos_api_key_file: None,
+            workos_client_id: None,
+            workos_base_url: workos::DEFAULT_BASE_URL.to_owned(),
+            workos_issuer: None,
             supabase_url: None,
             supabase_service_role_key: None,
             supabase_service_role_key_file: None,
@@ -220,6 +247,32 @@ impl Settings {
                 secret_key,
             };
             router = router.with_clerk(Arc::new(Clerk::new(cfg, policy)));
+        }
+        let workos_key = secret_setting(
+            "AUTHMUX_WORKOS_API_KEY_FILE",
+            &self.workos_api_key,
+            &self.workos_api_key_file,
+        )?;
+        match (workos_key, &self.workos_client_id) {
+            (Some(api_key), Some(client_id)) => {
+                let cfg = WorkosConfig {
+                    base_url: self.workos_base_url.clone(),
+                    issuer: self
+                        .workos_issuer
+                        .clone()
+                        .unwrap_or_else(|| self.workos_base_url.trim_end_matches('/').to_owned()),
+                    api_key,
+                    client_id: client_id.clone(),
+                };
+                router = router.with_workos(Arc::new(Workos::new(cfg, policy)));
+            }
+            (Some(_), None) => {
+                anyhow::bail!("AUTHMUX_WORKOS_API_KEY is set but AUTHMUX_WORKOS_CLIENT_ID is not")
+            }
+            (None, Some(_)) => {
+                anyhow::bail!("AUTHMUX_WORKOS_CLIENT_ID is set but AUTHMUX_WORKOS_API_KEY is not")
+            }
+            (None, None) => {}
         }
         let service_role = secret_setting(
             "AUTHMUX_SUPABASE_SERVICE_ROLE_KEY_FILE",

@@ -50,8 +50,9 @@ pub struct CapabilityStatus {
 pub fn supports(vendor: VendorKind, capability: &str) -> bool {
     match vendor {
         VendorKind::Native => true,
-        VendorKind::Clerk | VendorKind::Supabase => CAPABILITIES.contains(&capability),
-        VendorKind::Workos => false,
+        VendorKind::Clerk | VendorKind::Workos | VendorKind::Supabase => {
+            CAPABILITIES.contains(&capability)
+        }
     }
 }
 

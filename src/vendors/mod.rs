@@ -5,6 +5,7 @@ pub mod clerk;
 pub mod http;
 pub mod native;
 pub mod supabase;
+pub mod workos;
 
 use std::fmt;
 use std::sync::Arc;
@@ -282,6 +283,7 @@ pub struct VendorRouter {
     native: Arc<dyn IdentityVendor>,
     clerk: Option<Arc<clerk::Clerk>>,
     supabase: Option<Arc<supabase::Supabase>>,
+    workos: Option<Arc<workos::Workos>>,
     jwks: Arc<JwksClient>,
 }
 
@@ -292,6 +294,7 @@ impl VendorRouter {
             native,
             clerk: None,
             supabase: None,
+            workos: None,
             jwks: Arc::new(jwks),
         }
     }
@@ -322,11 +325,18 @@ impl VendorRouter {
         self
     }
 
+    /// Adds WorkOS with the operator's credentials.
+    pub fn with_workos(mut self, workos: Arc<workos::Workos>) -> Self {
+        self.workos = Some(workos);
+        self
+    }
+
     /// Every configured vendor adapter other than the built-in one.
     fn adapters(&self) -> Vec<Arc<dyn IdentityVendor>> {
         let clerk = self.clerk.clone().map(|c| c as Arc<dyn IdentityVendor>);
         let supabase = self.supabase.clone().map(|c| c as Arc<dyn IdentityVendor>);
-        [clerk, supabase].into_iter().flatten().collect()
+        let workos = self.workos.clone().map(|c| c as Arc<dyn IdentityVendor>);
+        [clerk, workos, supabase].into_iter().flatten().collect()
     }
 
     /// Adds Clerk with the operator's credentials.
@@ -343,7 +353,7 @@ impl VendorRouter {
             VendorKind::Native => return ("live", None),
             VendorKind::Clerk => self.clerk.as_ref().map(|c| c.http()),
             VendorKind::Supabase => self.supabase.as_ref().map(|c| c.http()),
-            VendorKind::Workos => None,
+            VendorKind::Workos => self.workos.as_ref().map(|c| c.http()),
         };
         let Some(http) = http else {
             return ("not_configured", None);
@@ -362,6 +372,9 @@ impl VendorRouter {
             (VendorKind::Native, Mode::Managed) => Ok(self.native.clone()),
             (VendorKind::Clerk, Mode::Managed) if self.clerk.is_some() => {
                 Ok(self.clerk.clone().expect("checked") as Arc<dyn IdentityVendor>)
+            }
+            (VendorKind::Workos, Mode::Managed) if self.workos.is_some() => {
+                Ok(self.workos.clone().expect("checked") as Arc<dyn IdentityVendor>)
             }
             (VendorKind::Supabase, Mode::Managed) if self.supabase.is_some() => {
                 Ok(self.supabase.clone().expect("checked") as Arc<dyn IdentityVendor>)
@@ -390,7 +403,7 @@ impl VendorRouter {
             VendorKind::Native => true,
             VendorKind::Clerk => self.clerk.is_some(),
             VendorKind::Supabase => self.supabase.is_some(),
-            VendorKind::Workos => false,
+            VendorKind::Workos => self.workos.is_some(),
         }
     }
 }

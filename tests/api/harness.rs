@@ -60,6 +60,8 @@ pub struct Server {
     pub clerk_keys: Option<crate::emulators::clerk::Keys>,
     /// The Supabase emulator's keys and sessions, when it runs.
     pub supabase: Option<crate::emulators::supabase::Handle>,
+    /// The WorkOS emulator's sessions, when it runs.
+    pub workos: Option<crate::emulators::workos::Handle>,
     routes: Vec<HttpRoute>,
     shutdown: Option<oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
@@ -151,7 +153,7 @@ impl Server {
     /// Starts a server whose new users go to `vendor`, backed by its
     /// emulator.
     pub async fn start_vendor(backend: Backend, vendor: &'static str) -> Option<Server> {
-        let (mut emulator, mut keys, mut supabase) = (None, None, None);
+        let (mut emulator, mut keys, mut supabase, mut workos) = (None, None, None, None);
         match vendor {
             "native" => {}
             "clerk" => {
@@ -161,6 +163,10 @@ impl Server {
             "supabase" => {
                 let (running, h) = crate::emulators::supabase::start().await;
                 (emulator, supabase) = (Some(running), Some(h));
+            }
+            "workos" => {
+                let (running, h) = crate::emulators::workos::start().await;
+                (emulator, workos) = (Some(running), Some(h));
             }
             other => panic!("no emulator for {other}"),
         }
@@ -175,6 +181,11 @@ impl Server {
                 c.supabase_service_role_key =
                     Some(crate::emulators::supabase::SERVICE_ROLE_KEY.into());
             }
+            if vendor == "workos" {
+                c.workos_api_key = Some(crate::emulators::workos::API_KEY.into());
+                c.workos_client_id = Some(crate::emulators::workos::CLIENT_ID.into());
+                c.workos_base_url = base.clone().unwrap();
+            }
             if vendor != "native" {
                 c.vendor_timeout_ms = 2_000;
                 c.jwks_refetch_ms = 0;
@@ -186,6 +197,7 @@ impl Server {
         s.emulator = emulator;
         s.clerk_keys = keys;
         s.supabase = supabase;
+        s.workos = workos;
         Some(s)
     }
 
@@ -223,6 +235,7 @@ impl Server {
             emulator: None,
             clerk_keys: None,
             supabase: None,
+            workos: None,
             routes,
             shutdown: Some(tx),
             _dir: dir,
@@ -497,7 +510,7 @@ macro_rules! contract {
         $crate::contract!($name, |_| {});
     };
     ($name:ident, vendors) => {
-        $crate::contract!($name, vendors[clerk, supabase]);
+        $crate::contract!($name, vendors[clerk, workos, supabase]);
     };
     ($name:ident, vendors[$($vendor:ident),*]) => {
         mod $name {

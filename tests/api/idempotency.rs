@@ -159,7 +159,7 @@ async fn concurrent_duplicates_have_one_effect(s: &Server, t: Transport) {
 
 contract!(replay_returns_the_first_reply, vendors);
 contract!(failures_release_the_key, vendors);
-contract!(updates_and_consent_replay, vendors[clerk]);
+contract!(updates_and_consent_replay, vendors[clerk, workos]);
 contract!(concurrent_duplicates_have_one_effect, vendors);
 
 async fn keys_expire_after_a_day(s: &Server, t: Transport) {

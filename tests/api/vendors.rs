@@ -177,7 +177,7 @@ async fn verify(s: &Server, t: Transport, token: &str) -> serde_json::Value {
 async fn vendor_sessions(vendor: &'static str) {
     let s = Server::start_vendor(Backend::Sqlite, vendor).await.unwrap();
     let (alg, sid_claim) = match vendor {
-        "clerk" => ("RS256", "sid"),
+        "clerk" | "workos" => ("RS256", "sid"),
         _ => ("ES256", "session_id"),
     };
     for t in [Transport::Rest, Transport::Grpc] {
@@ -302,6 +302,10 @@ async fn vendor_sessions(vendor: &'static str) {
                 s.clerk_keys.as_ref().unwrap().session_status(&vendor_sid),
                 Some("revoked")
             ),
+            "workos" => assert_eq!(
+                s.workos.as_ref().unwrap().session_revoked(&vendor_sid),
+                Some(true)
+            ),
             _ => assert_eq!(
                 s.supabase.as_ref().unwrap().session_revoked(&vendor_sid),
                 Some(true)
@@ -322,6 +326,11 @@ async fn vendor_sessions(vendor: &'static str) {
 #[tokio::test]
 async fn clerk_sessions_carry_clerk_tokens_and_authmux_rules() {
     vendor_sessions("clerk").await;
+}
+
+#[tokio::test]
+async fn workos_sessions_carry_workos_tokens_and_authmux_rules() {
+    vendor_sessions("workos").await;
 }
 
 #[tokio::test]
@@ -425,7 +434,7 @@ async fn discovery_reports_vendor_standing() {
         .await
         .unwrap();
     assert_eq!(standing(&d, "clerk")["supports"], true);
-    assert_eq!(standing(&d, "workos")["supports"], false);
+    assert_eq!(standing(&d, "workos")["status"], "not_configured");
 
     // Repeated failures open the circuit: discovery says down, and calls
     // fail fast without reaching the vendor.

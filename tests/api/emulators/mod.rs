@@ -3,6 +3,7 @@
 
 pub mod clerk;
 pub mod supabase;
+pub mod workos;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,0 +1,457 @@
+//! A WorkOS User Management emulator (`workos/open-api-spec.yaml`, with
+//! NOTES.md §2): users (create 201, update by PUT, delete 200 without a
+//! body), TOTP auth factors and challenges, `/user_management/authenticate`
+//! (password, magic-auth code, refresh token; `client_id` + API key as
+//! `client_secret`), magic auth, session revoke, and an RS256 JWKS under
+//! `/sso/jwks/{client_id}`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use authmux::tokens::keys::{self, SigningAlg};
+use axum::Json;
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use serde_json::{Value, json};
+
+use super::{Faults, Running, SharedFaults, inject, serve};
+
+/// The API key the emulator accepts.
+pub const API_KEY: &str = "sk_test_default";
+/// The AuthKit client id it serves.
+pub const CLIENT_ID: &str = "client_emulator";
+
+#[derive(Clone)]
+struct User {
+    id: String,
+    email: String,
+    email_verified: bool,
+    password: Option<String>,
+    external_id: Option<String>,
+    created_at: String,
+}
+
+struct SigningKey {
+    kid: String,
+    private: keys::PrivateKey,
+    jwk: Value,
+}
+
+#[derive(Default)]
+struct Db {
+    users: HashMap<String, User>,
+    /// factor id → (user id, base32 secret)
+    factors: HashMap<String, (String, String)>,
+    /// challenge id → factor id
+    challenges: HashMap<String, String>,
+    /// magic code → user id
+    codes: HashMap<String, String>,
+    /// session id → (user id, revoked)
+    sessions: HashMap<String, (String, bool)>,
+    /// refresh token → (session id, used)
+    refresh: HashMap<String, (String, bool)>,
+    key: Option<SigningKey>,
+    issuer: String,
+}
+
+type Shared = Arc<Mutex<Db>>;
+
+/// Handle on the emulator's sessions, for tests.
+#[derive(Clone)]
+pub struct Handle(Shared);
+
+impl Handle {
+    /// Whether a session was revoked.
+    pub fn session_revoked(&self, id: &str) -> Option<bool> {
+        self.0.lock().unwrap().sessions.get(id).map(|s| s.1)
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn id(prefix: &str) -> String {
+    let suffix = uuid::Uuid::now_v7().simple().to_string().to_uppercase();
+    format!("{prefix}_{suffix}")
+}
+
+/// WorkOS's error body.
+pub fn errors(_status: u16, code: &str, message: &str) -> Json<Value> {
+    Json(json!({"code": code, "message": message}))
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, errors(status.as_u16(), code, message)).into_response()
+}
+
+fn not_found(what: &str, id: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"message": format!("{what} not found: '{id}'.")})),
+    )
+        .into_response()
+}
+
+fn user_json(u: &User) -> Value {
+    json!({
+        "object": "user", "id": u.id, "email": u.email, "email_verified": u.email_verified,
+        "first_name": null, "last_name": null, "name": null, "profile_picture_url": null,
+        "external_id": u.external_id, "metadata": {}, "last_sign_in_at": null, "locale": null,
+        "created_at": u.created_at, "updated_at": now(),
+    })
+}
+
+fn header(req: &Request, name: &str) -> String {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+async fn bearer(req: Request, next: Next) -> Response {
+    if header(&req, "authorization") != format!("Bearer {API_KEY}") {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"message": "Unauthorized"})),
+        )
+            .into_response();
+    }
+    next.run(req).await
+}
+
+async fn create_user(State(db): State<Shared>, Json(b): Json<Value>) -> Response {
+    let Some(email) = b["email"].as_str().map(str::to_lowercase) else {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request_parameters",
+            "email is required",
+        );
+    };
+    let mut db = db.lock().unwrap();
+    if db.users.values().any(|u| u.email == email) {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"code": "user_creation_error", "message": "Could not create user.",
+                        "errors": [{"code": "email_not_available", "message": "This email is not available."}]})),
+        )
+            .into_response();
+    }
+    let u = User {
+        id: id("user"),
+        email,
+        email_verified: b["email_verified"] == true,
+        password: b["password"].as_str().map(str::to_owned),
+        external_id: b["external_id"].as_str().map(str::to_owned),
+        created_at: now(),
+    };
+    let out = user_json(&u);
+    db.users.insert(u.id.clone(), u);
+    (StatusCode::CREATED, Json(out)).into_response()
+}
+
+async fn get_user(State(db): State<Shared>, Path(uid): Path<String>) -> Response {
+    match db.lock().unwrap().users.get(&uid) {
+        Some(u) => Json(user_json(u)).into_response(),
+        None => not_found("User", &uid),
+    }
+}
+
+async fn update_user(
+    State(db): State<Shared>,
+    Path(uid): Path<String>,
+    Json(b): Json<Value>,
+) -> Response {
+    let mut db = db.lock().unwrap();
+    let Some(u) = db.users.get_mut(&uid) else {
+        return not_found("User", &uid);
+    };
+    if let Some(v) = b["email_verified"].as_bool() {
+        u.email_verified = v;
+    }
+    if let Some(p) = b["password"].as_str() {
+        u.password = Some(p.to_owned());
+    }
+    Json(user_json(u)).into_response()
+}
+
+async fn delete_user(State(db): State<Shared>, Path(uid): Path<String>) -> Response {
+    let mut db = db.lock().unwrap();
+    match db.users.remove(&uid) {
+        Some(_) => {
+            db.factors.retain(|_, (u, _)| *u != uid);
+            StatusCode::OK.into_response()
+        }
+        None => not_found("User", &uid),
+    }
+}
+
+fn factor_json(id: &str, user: &str, secret: &str, email: &str) -> Value {
+    json!({
+        "object": "authentication_factor", "id": id, "type": "totp", "user_id": user,
+        "totp": {"issuer": "authmux", "user": email, "secret": secret,
+                 "uri": format!("otpauth://totp/authmux:{email}?secret={secret}&issuer=authmux"),
+                 "qr_code": "data:image/png;base64,"},
+        "created_at": now(), "updated_at": now(),
+    })
+}
+
+async fn list_factors(State(db): State<Shared>, Path(uid): Path<String>) -> Response {
+    let db = db.lock().unwrap();
+    let Some(u) = db.users.get(&uid) else {
+        return not_found("User", &uid);
+    };
+    let data: Vec<Value> = db
+        .factors
+        .iter()
+        .filter(|(_, (owner, _))| *owner == uid)
+        .map(|(fid, (_, secret))| factor_json(fid, &uid, secret, &u.email))
+        .collect();
+    Json(json!({"object": "list", "data": data, "list_metadata": {"before": null, "after": null}}))
+        .into_response()
+}
+
+async fn enroll_factor(
+    State(db): State<Shared>,
+    Path(uid): Path<String>,
+    Json(b): Json<Value>,
+) -> Response {
+    let mut db = db.lock().unwrap();
+    let Some(u) = db.users.get(&uid).cloned() else {
+        return not_found("User", &uid);
+    };
+    if b["type"] != "totp" {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request_parameters",
+            "type must be totp",
+        );
+    }
+    let secret = totp_rs::Secret::generate_secret().to_encoded().to_string();
+    let fid = id("auth_factor");
+    db.factors
+        .insert(fid.clone(), (uid.clone(), secret.clone()));
+    let cid = id("auth_challenge");
+    db.challenges.insert(cid.clone(), fid.clone());
+    (
+        StatusCode::CREATED,
+        Json(json!({
+            "authentication_factor": factor_json(&fid, &uid, &secret, &u.email),
+            "authentication_challenge": {"object": "authentication_challenge", "id": cid,
+                                         "authentication_factor_id": fid, "expires_at": null},
+        })),
+    )
+        .into_response()
+}
+
+async fn challenge(State(db): State<Shared>, Path(fid): Path<String>) -> Response {
+    let mut db = db.lock().unwrap();
+    if !db.factors.contains_key(&fid) {
+        return not_found("Authentication Factor", &fid);
+    }
+    let cid = id("auth_challenge");
+    db.challenges.insert(cid.clone(), fid.clone());
+    (
+        StatusCode::CREATED,
+        Json(
+            json!({"object": "authentication_challenge", "id": cid, "authentication_factor_id": fid,
+                    "expires_at": null, "created_at": now(), "updated_at": now()}),
+        ),
+    )
+        .into_response()
+}
+
+async fn verify_challenge(
+    State(db): State<Shared>,
+    Path(cid): Path<String>,
+    Json(b): Json<Value>,
+) -> Response {
+    let mut db = db.lock().unwrap();
+    let Some(fid) = db.challenges.remove(&cid) else {
+        return not_found("Authentication Challenge", &cid);
+    };
+    let Some((_, secret)) = db.factors.get(&fid) else {
+        return not_found("Authentication Factor", &fid);
+    };
+    let bytes = totp_rs::Secret::Encoded(secret.clone()).to_bytes().unwrap();
+    let totp =
+        totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes, None, "x".into()).unwrap();
+    let valid = totp
+        .check_current(b["code"].as_str().unwrap_or(""))
+        .unwrap_or(false);
+    Json(json!({"challenge": {"object": "authentication_challenge", "id": cid}, "valid": valid}))
+        .into_response()
+}
+
+async fn delete_factor(State(db): State<Shared>, Path(fid): Path<String>) -> Response {
+    match db.lock().unwrap().factors.remove(&fid) {
+        Some(_) => StatusCode::NO_CONTENT.into_response(),
+        None => not_found("Authentication Factor", &fid),
+    }
+}
+
+async fn magic_auth(State(db): State<Shared>, Json(b): Json<Value>) -> Response {
+    let mut db = db.lock().unwrap();
+    let email = b["email"].as_str().unwrap_or("").to_lowercase();
+    let Some(u) = db.users.values().find(|u| u.email == email).cloned() else {
+        return error(StatusCode::BAD_REQUEST, "user_not_found", "User not found.");
+    };
+    let code = format!("{:06}", rand::random::<u32>() % 1_000_000);
+    db.codes.insert(code.clone(), u.id.clone());
+    (
+        StatusCode::CREATED,
+        Json(json!({"object": "magic_auth", "id": id("magic_auth"), "user_id": u.id, "email": u.email,
+                    "code": code, "expires_at": now(), "created_at": now(), "updated_at": now()})),
+    )
+        .into_response()
+}
+
+fn issue(db: &mut Db, user_id: &str, session_id: Option<String>) -> Value {
+    let sid = session_id.unwrap_or_else(|| id("session"));
+    db.sessions
+        .entry(sid.clone())
+        .or_insert((user_id.to_owned(), false));
+    let refresh = authmux::crypto::random_token(24);
+    db.refresh.insert(refresh.clone(), (sid.clone(), false));
+    let key = db.key.as_ref().unwrap();
+    let now_s = chrono::Utc::now().timestamp();
+    let claims = json!({"iss": db.issuer, "sub": user_id, "sid": sid, "jti": id("jti"),
+                        "exp": now_s + 300, "iat": now_s, "aud": CLIENT_ID});
+    let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    h.kid = Some(key.kid.clone());
+    let access = jsonwebtoken::encode(&h, &claims, &key.private.encoding).unwrap();
+    let user = db.users.get(user_id).map(user_json);
+    json!({"user": user, "organization_id": null, "access_token": access, "refresh_token": refresh,
+           "authentication_method": "Password", "impersonator": null})
+}
+
+async fn authenticate(State(db): State<Shared>, Json(b): Json<Value>) -> Response {
+    if b["client_id"] != CLIENT_ID || b["client_secret"] != API_KEY {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "invalid_client", "error_description": "Invalid client ID or secret."})),
+        )
+            .into_response();
+    }
+    let mut db = db.lock().unwrap();
+    let email = b["email"].as_str().unwrap_or("").to_lowercase();
+    match b["grant_type"].as_str().unwrap_or("") {
+        "password" => {
+            let found = db
+                .users
+                .values()
+                .find(|u| u.email == email && u.password.as_deref() == b["password"].as_str())
+                .map(|u| u.id.clone());
+            match found {
+                Some(uid) => Json(issue(&mut db, &uid, None)).into_response(),
+                None => error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_credentials",
+                    "Invalid credentials.",
+                ),
+            }
+        }
+        "urn:workos:oauth:grant-type:magic-auth:code" => {
+            let code = b["code"].as_str().unwrap_or("");
+            match db.codes.remove(code) {
+                Some(uid) => Json(issue(&mut db, &uid, None)).into_response(),
+                None => error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_one_time_code",
+                    "Invalid one-time code.",
+                ),
+            }
+        }
+        "refresh_token" => {
+            let token = b["refresh_token"].as_str().unwrap_or("").to_owned();
+            let Some((sid, used)) = db.refresh.get(&token).cloned() else {
+                return (StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_grant", "error_description": "Invalid refresh token."}))).into_response();
+            };
+            let Some((uid, revoked)) = db.sessions.get(&sid).cloned() else {
+                return (StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_grant", "error_description": "Session not found."}))).into_response();
+            };
+            if used || revoked {
+                return (StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_grant", "error_description": "Refresh token already exchanged."}))).into_response();
+            }
+            db.refresh.insert(token, (sid.clone(), true));
+            Json(issue(&mut db, &uid, Some(sid))).into_response()
+        }
+        _ => error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_parameters",
+            "unsupported grant_type",
+        ),
+    }
+}
+
+async fn revoke(State(db): State<Shared>, Json(b): Json<Value>) -> Response {
+    let mut db = db.lock().unwrap();
+    let sid = b["session_id"].as_str().unwrap_or("").to_owned();
+    match db.sessions.get_mut(&sid) {
+        Some(s) => {
+            s.1 = true;
+            StatusCode::OK.into_response()
+        }
+        None => not_found("Session", &sid),
+    }
+}
+
+async fn jwks(State(db): State<Shared>, Path(client): Path<String>) -> Response {
+    let db = db.lock().unwrap();
+    if client != CLIENT_ID {
+        return not_found("Client", &client);
+    }
+    Json(json!({"keys": [db.key.as_ref().unwrap().jwk.clone()]})).into_response()
+}
+
+/// Starts an emulator; its base URL has no path.
+pub async fn start() -> (Running, Handle) {
+    let db: Shared = Arc::default();
+    {
+        let g = keys::generate(SigningAlg::Rs256).unwrap();
+        let kid = g.jwk["kid"].as_str().unwrap().to_owned();
+        db.lock().unwrap().key = Some(SigningKey {
+            private: keys::private_key(&kid, SigningAlg::Rs256, &g.pkcs8).unwrap(),
+            kid,
+            jwk: g.jwk,
+        });
+    }
+    let faults: SharedFaults = Arc::new(Mutex::new(Faults::default()));
+    let authed = axum::Router::new()
+        .route("/user_management/users", post(create_user))
+        .route(
+            "/user_management/users/{id}",
+            get(get_user).put(update_user).delete(delete_user),
+        )
+        .route(
+            "/user_management/users/{id}/auth_factors",
+            get(list_factors).post(enroll_factor),
+        )
+        .route("/auth/factors/{id}/challenge", post(challenge))
+        .route("/auth/factors/{id}", delete(delete_factor))
+        .route("/auth/challenges/{id}/verify", post(verify_challenge))
+        .route("/user_management/magic_auth", post(magic_auth))
+        .route("/user_management/sessions/revoke", post(revoke))
+        .layer(from_fn(bearer));
+    let app = authed
+        .route("/user_management/authenticate", post(authenticate))
+        .route("/sso/jwks/{client_id}", get(jwks))
+        .with_state(db.clone())
+        .layer(from_fn_with_state(faults.clone(), |s, r, n| {
+            inject(s, r, n, errors)
+        }));
+    let running = serve(
+        |base| {
+            db.lock().unwrap().issuer = base.to_owned();
+            app
+        },
+        "",
+        faults,
+    )
+    .await;
+    (running, Handle(db))
+}
