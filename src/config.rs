@@ -13,12 +13,12 @@ use crate::store::Store;
 use crate::tokens::jwks::{JwksClient, Policy as JwksPolicy};
 use crate::tokens::verify::LEEWAY_SECS;
 use crate::tokens::{Keyring, SigningAlg};
-use crate::vendors::VendorRouter;
 use crate::vendors::clerk::{self, Clerk, ClerkConfig};
 use crate::vendors::http::Policy;
 use crate::vendors::native::Native;
 use crate::vendors::supabase::{Supabase, SupabaseConfig};
 use crate::vendors::workos::{self, Workos, WorkosConfig};
+use crate::vendors::{VendorKind, VendorRouter};
 
 /// A secret given directly or as a file (as Kubernetes mounts secrets);
 /// surrounding white space is dropped and an empty value counts as unset.
@@ -164,6 +164,15 @@ pub struct Settings {
         global = true
     )]
     pub jwks_refetch_ms: u64,
+    /// Vendors tried, in order, when a create names none (configured ones
+    /// only): a comma-separated list of native, clerk, workos, supabase.
+    #[arg(
+        long,
+        env = "AUTHMUX_VENDOR_PRIORITY",
+        default_value = "native,clerk,workos,supabase",
+        global = true
+    )]
+    pub vendor_priority: String,
     /// Total time allowed for one vendor call attempt, in milliseconds.
     #[arg(
         long,
@@ -199,6 +208,7 @@ impl Settings {
             supabase_service_role_key: None,
             supabase_service_role_key_file: None,
             jwks_refetch_ms: 30_000,
+            vendor_priority: "native,clerk,workos,supabase".to_owned(),
             vendor_timeout_ms: 10_000,
         }
     }
@@ -217,7 +227,20 @@ impl Settings {
                 ..JwksPolicy::default()
             },
         );
-        let mut router = VendorRouter::new(native, jwks);
+        let priority = self
+            .vendor_priority
+            .split(',')
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                VendorKind::parse(v).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "AUTHMUX_VENDOR_PRIORITY: {v:?} is not one of native, clerk, workos, supabase"
+                    )
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut router = VendorRouter::new(native, jwks).with_priority(priority);
         let policy = Policy {
             timeout: Duration::from_millis(self.vendor_timeout_ms),
             ..Policy::default()

@@ -144,6 +144,9 @@ pub struct Error {
     pub message: String,
     /// Seconds after which a retry may succeed (throttling, cooldowns).
     pub retry_after: Option<u64>,
+    /// Set when the operation certainly had no effect anywhere (a vendor
+    /// that was never reached), so another vendor may be tried.
+    pub no_effect: bool,
 }
 
 /// Result of a domain call.
@@ -156,6 +159,7 @@ impl Error {
             code,
             message: message.into(),
             retry_after: None,
+            no_effect: false,
         }
     }
 

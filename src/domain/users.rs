@@ -176,26 +176,35 @@ impl Domain {
                 Error::invalid(format!("mode {m:?} is not one of \"managed\", \"byok\""))
             })?,
         };
-        let vendor = match input.vendor.as_deref() {
+        // A named vendor is the only one tried; otherwise the configured
+        // vendors in priority order, failing over when one is unavailable.
+        let candidates = match input.vendor.as_deref() {
             None if mode == Mode::Byok => {
                 return Err(Error::new(
                     ErrorCode::AuthVendorRequired,
                     "mode \"byok\" needs a vendor: name one in the vendor field",
                 ));
             }
-            None => self.vendors.default_vendor(),
+            None => self.vendors.candidates(),
             Some(v) => {
                 let kind = VendorKind::parse(v).ok_or_else(|| {
                     Error::invalid(format!(
                         "vendor {v:?} is not one of native, clerk, workos, supabase"
                     ))
                 })?;
-                self.vendors.resolve(kind, mode)?
+                vec![self.vendors.resolve(kind, mode)?]
             }
         };
+        if candidates.is_empty() {
+            return Err(Error::new(
+                ErrorCode::VendorUnavailable,
+                "no configured vendor is available",
+            )
+            .retry_after(1));
+        }
 
-        let (input, email, metadata, metadata_text, vendor) =
-            (&input, &email, &metadata, &metadata_text, &vendor);
+        let (input, email, metadata, metadata_text, candidates) =
+            (&input, &email, &metadata, &metadata_text, &candidates);
         self.idempotent(
             project,
             "user.create",
@@ -218,16 +227,14 @@ impl Domain {
                     return Err(exists());
                 }
                 let user_id = new_id("usr");
-                let vendor_user_id = vendor
-                    .create_user(
-                        &project.id,
-                        NewIdentity {
-                            user_id: &user_id,
-                            email,
-                            password: input.password.as_deref(),
-                            metadata,
-                        },
-                    )
+                let identity = NewIdentity {
+                    user_id: &user_id,
+                    email,
+                    password: input.password.as_deref(),
+                    metadata,
+                };
+                let (vendor, vendor_user_id) = self
+                    .create_with_failover(project, candidates, identity)
                     .await?;
                 let now = now_millis();
                 let row = users::Model {
@@ -265,6 +272,49 @@ impl Domain {
             },
         )
         .await
+    }
+
+    /// Creates the identity at the first candidate that takes it. A vendor
+    /// that is unavailable is left for the next one only when the create
+    /// certainly had no effect there, or when a lookup by email shows it
+    /// made no user; a user it did make (a create that timed out after
+    /// taking effect) is adopted instead, so no user is made twice.
+    async fn create_with_failover(
+        &self,
+        project: &Project,
+        candidates: &[std::sync::Arc<dyn crate::vendors::IdentityVendor>],
+        identity: NewIdentity<'_>,
+    ) -> Result<(std::sync::Arc<dyn crate::vendors::IdentityVendor>, String)> {
+        let mut last = None;
+        for vendor in candidates {
+            let attempt = NewIdentity {
+                user_id: identity.user_id,
+                email: identity.email,
+                password: identity.password,
+                metadata: identity.metadata,
+            };
+            match vendor.create_user(&project.id, attempt).await {
+                Ok(id) => return Ok((vendor.clone(), id)),
+                Err(e) if e.code == ErrorCode::VendorUnavailable => {
+                    if !e.no_effect {
+                        match vendor.find_user_by_email(&project.id, identity.email).await {
+                            Ok(Some(id)) => {
+                                tracing::info!(vendor = %vendor.kind(), "adopting a user created by a create that failed");
+                                return Ok((vendor.clone(), id));
+                            }
+                            Ok(None) => {}
+                            // Can't tell whether the user exists there: stop
+                            // rather than risk a second user elsewhere.
+                            Err(_) => return Err(e),
+                        }
+                    }
+                    tracing::warn!(vendor = %vendor.kind(), error = %e, "vendor unavailable; trying the next");
+                    last = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::new(ErrorCode::VendorUnavailable, "no vendor available")))
     }
 
     /// One user of the project, refreshed from its vendor when the vendor

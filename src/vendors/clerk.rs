@@ -384,6 +384,16 @@ impl IdentityVendor for Clerk {
         }
     }
 
+    async fn find_user_by_email(&self, _project_id: &str, email: &str) -> Result<Option<String>> {
+        let q: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("email_address", email)
+            .finish();
+        let users = self
+            .send(true, reqwest::Method::GET, &format!("/users?{q}"), None)
+            .await?;
+        Ok(users[0]["id"].as_str().map(str::to_owned))
+    }
+
     fn token_source(&self) -> Option<TokenSource> {
         Some(TokenSource {
             issuer: self.cfg.issuer.clone(),

@@ -55,6 +55,9 @@ pub enum CallError {
         reason: String,
         /// When to try again, seconds.
         retry_after: Option<u64>,
+        /// Whether a request may have reached the vendor (and so may have
+        /// had an effect). False for connect errors and an open circuit.
+        sent: bool,
     },
 }
 
@@ -156,6 +159,7 @@ impl VendorHttp {
             return Err(CallError::Unavailable {
                 reason: "circuit open after repeated failures".into(),
                 retry_after: Some(left.as_secs().max(1)),
+                sent: false,
             });
         }
         b.probing = true;
@@ -199,9 +203,22 @@ impl VendorHttp {
         let mut last = CallError::Unavailable {
             reason: "no attempt made".into(),
             retry_after: None,
+            sent: false,
         };
+        let mut sent = false;
         for attempt in 0..attempts {
-            self.admit()?;
+            if let Err(CallError::Unavailable {
+                reason,
+                retry_after,
+                ..
+            }) = self.admit()
+            {
+                return Err(CallError::Unavailable {
+                    reason,
+                    retry_after,
+                    sent,
+                });
+            }
             let started = Instant::now();
             let wait = match build(&self.client).send().await {
                 Ok(resp) if resp.status() == StatusCode::TOO_MANY_REQUESTS => {
@@ -212,9 +229,11 @@ impl VendorHttp {
                         .get(reqwest::header::RETRY_AFTER)
                         .and_then(|v| v.to_str().ok())
                         .and_then(parse_retry_after);
+                    // A 429 was refused before any effect.
                     last = CallError::Unavailable {
                         reason: "rate limited by the vendor".into(),
                         retry_after: after.map(|d| d.as_secs().max(1)),
+                        sent,
                     };
                     match after {
                         Some(d) if d > self.policy.retry_after_cap => return Err(last),
@@ -224,9 +243,11 @@ impl VendorHttp {
                 }
                 Ok(resp) if resp.status().is_server_error() => {
                     self.failed();
+                    sent = true;
                     last = CallError::Unavailable {
                         reason: format!("vendor answered {}", resp.status()),
                         retry_after: None,
+                        sent,
                     };
                     self.backoff(attempt)
                 }
@@ -243,6 +264,7 @@ impl VendorHttp {
                 }
                 Err(e) => {
                     self.failed();
+                    sent |= !e.is_connect();
                     last = CallError::Unavailable {
                         reason: if e.is_timeout() {
                             "vendor timed out".into()
@@ -252,6 +274,7 @@ impl VendorHttp {
                             "vendor connection failed".into()
                         },
                         retry_after: None,
+                        sent,
                     };
                     self.backoff(attempt)
                 }

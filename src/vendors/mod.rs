@@ -160,9 +160,12 @@ pub fn unavailable(kind: VendorKind, e: http::CallError) -> Error {
     let http::CallError::Unavailable {
         reason,
         retry_after,
+        sent,
     } = e;
-    Error::new(ErrorCode::VendorUnavailable, format!("{kind}: {reason}"))
-        .retry_after(retry_after.unwrap_or(1))
+    let mut err = Error::new(ErrorCode::VendorUnavailable, format!("{kind}: {reason}"))
+        .retry_after(retry_after.unwrap_or(1));
+    err.no_effect = !sent;
+    err
 }
 
 /// `VENDOR_UNSUPPORTED` for an operation a vendor has no way to perform.
@@ -242,6 +245,10 @@ pub trait IdentityVendor: Send + Sync {
     async fn verify_totp(&self, project_id: &str, vendor_user_id: &str, code: &str)
     -> Result<bool>;
 
+    /// The vendor's id of the user with this email, if there is one: what
+    /// failover asks before trying another vendor.
+    async fn find_user_by_email(&self, project_id: &str, email: &str) -> Result<Option<String>>;
+
     /// Opens a session for a user at the vendor.
     async fn create_session(
         &self,
@@ -284,6 +291,7 @@ pub struct VendorRouter {
     clerk: Option<Arc<clerk::Clerk>>,
     supabase: Option<Arc<supabase::Supabase>>,
     workos: Option<Arc<workos::Workos>>,
+    priority: Vec<VendorKind>,
     jwks: Arc<JwksClient>,
 }
 
@@ -295,6 +303,7 @@ impl VendorRouter {
             clerk: None,
             supabase: None,
             workos: None,
+            priority: VendorKind::ALL.to_vec(),
             jwks: Arc::new(jwks),
         }
     }
@@ -392,9 +401,21 @@ impl VendorRouter {
         }
     }
 
-    /// The vendor chosen when the caller names none.
-    pub fn default_vendor(&self) -> Arc<dyn IdentityVendor> {
-        self.native.clone()
+    /// Sets the order in which vendors are tried when the caller names
+    /// none; vendors not configured are skipped.
+    pub fn with_priority(mut self, priority: Vec<VendorKind>) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// The vendors to try, in order, when the caller names none: the
+    /// configured ones by priority, those with an open circuit left out.
+    pub fn candidates(&self) -> Vec<Arc<dyn IdentityVendor>> {
+        self.priority
+            .iter()
+            .filter(|k| self.standing(**k).0 != "down")
+            .filter_map(|k| self.resolve(*k, Mode::Managed).ok())
+            .collect()
     }
 
     /// Whether a vendor can serve requests in managed mode.

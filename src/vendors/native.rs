@@ -129,6 +129,12 @@ impl IdentityVendor for Native {
         Ok(new.user_id.to_owned())
     }
 
+    async fn find_user_by_email(&self, _: &str, _: &str) -> Result<Option<String>> {
+        // The index is the record of truth; a native create never fails
+        // over, so there is nothing to look up.
+        Ok(None)
+    }
+
     async fn fetch_user(&self, _: &str, _: &str) -> Result<Option<super::VendorUser>> {
         Ok(None)
     }

@@ -459,6 +459,27 @@ impl IdentityVendor for Supabase {
         }
     }
 
+    async fn find_user_by_email(&self, _project_id: &str, email: &str) -> Result<Option<String>> {
+        // GoTrue has no exact lookup: `filter` is a substring match on
+        // email and name, so the result is filtered here.
+        let q: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("filter", email)
+            .finish();
+        let list = self
+            .admin_call(true, Method::GET, &format!("/admin/users?{q}"), None)
+            .await?;
+        Ok(list["users"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|u| {
+                u["email"]
+                    .as_str()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(email))
+            })
+            .and_then(|u| u["id"].as_str().map(str::to_owned)))
+    }
+
     fn token_source(&self) -> Option<TokenSource> {
         Some(TokenSource {
             issuer: self.cfg.url.clone(),

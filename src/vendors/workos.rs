@@ -420,6 +420,21 @@ impl IdentityVendor for Workos {
         }
     }
 
+    async fn find_user_by_email(&self, _project_id: &str, email: &str) -> Result<Option<String>> {
+        let q: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("email", email)
+            .finish();
+        let list = self
+            .send(
+                true,
+                Method::GET,
+                &format!("/user_management/users?{q}"),
+                None,
+            )
+            .await?;
+        Ok(list["data"][0]["id"].as_str().map(str::to_owned))
+    }
+
     fn token_source(&self) -> Option<TokenSource> {
         Some(TokenSource {
             issuer: self.cfg.issuer.clone(),

@@ -56,6 +56,8 @@ pub struct Server {
     vendor: &'static str,
     /// The vendor's emulator, when one runs.
     pub emulator: Option<crate::emulators::Running>,
+    /// Emulators of the other configured vendors.
+    pub other_emulators: Vec<(&'static str, crate::emulators::Running)>,
     /// The Clerk emulator's signing keys, when it runs.
     pub clerk_keys: Option<crate::emulators::clerk::Keys>,
     /// The Supabase emulator's keys and sessions, when it runs.
@@ -153,48 +155,75 @@ impl Server {
     /// Starts a server whose new users go to `vendor`, backed by its
     /// emulator.
     pub async fn start_vendor(backend: Backend, vendor: &'static str) -> Option<Server> {
-        let (mut emulator, mut keys, mut supabase, mut workos) = (None, None, None, None);
-        match vendor {
-            "native" => {}
-            "clerk" => {
-                let (running, k) = crate::emulators::clerk::start_with_keys().await;
-                (emulator, keys) = (Some(running), Some(k));
+        Self::start_vendors(backend, &[vendor], |_| {}).await
+    }
+
+    /// Starts a server with every vendor in `vendors` configured against
+    /// its own emulator; the first is where tests' new users go.
+    pub async fn start_vendors(
+        backend: Backend,
+        vendors: &[&'static str],
+        adjust: impl FnOnce(&mut Settings),
+    ) -> Option<Server> {
+        let mut started = Vec::new();
+        let (mut keys, mut supabase, mut workos) = (None, None, None);
+        for vendor in vendors {
+            match *vendor {
+                "native" => {}
+                "clerk" => {
+                    let (running, k) = crate::emulators::clerk::start_with_keys().await;
+                    keys = Some(k);
+                    started.push((*vendor, running));
+                }
+                "supabase" => {
+                    let (running, h) = crate::emulators::supabase::start().await;
+                    supabase = Some(h);
+                    started.push((*vendor, running));
+                }
+                "workos" => {
+                    let (running, h) = crate::emulators::workos::start().await;
+                    workos = Some(h);
+                    started.push((*vendor, running));
+                }
+                other => panic!("no emulator for {other}"),
             }
-            "supabase" => {
-                let (running, h) = crate::emulators::supabase::start().await;
-                (emulator, supabase) = (Some(running), Some(h));
-            }
-            "workos" => {
-                let (running, h) = crate::emulators::workos::start().await;
-                (emulator, workos) = (Some(running), Some(h));
-            }
-            other => panic!("no emulator for {other}"),
         }
-        let base = emulator.as_ref().map(|e| e.base_url.clone());
+        let bases: Vec<(&str, String)> = started
+            .iter()
+            .map(|(v, r)| (*v, r.base_url.clone()))
+            .collect();
         let mut s = Self::start_with(backend, |c| {
-            if vendor == "clerk" {
-                c.clerk_secret_key = Some(crate::emulators::clerk::SECRET_KEY.into());
-                c.clerk_base_url = base.clone().unwrap();
+            for (vendor, base) in &bases {
+                match *vendor {
+                    "clerk" => {
+                        c.clerk_secret_key = Some(crate::emulators::clerk::SECRET_KEY.into());
+                        c.clerk_base_url = base.clone();
+                    }
+                    "supabase" => {
+                        c.supabase_url = Some(base.clone());
+                        c.supabase_service_role_key =
+                            Some(crate::emulators::supabase::SERVICE_ROLE_KEY.into());
+                    }
+                    "workos" => {
+                        c.workos_api_key = Some(crate::emulators::workos::API_KEY.into());
+                        c.workos_client_id = Some(crate::emulators::workos::CLIENT_ID.into());
+                        c.workos_base_url = base.clone();
+                    }
+                    _ => {}
+                }
             }
-            if vendor == "supabase" {
-                c.supabase_url = base.clone();
-                c.supabase_service_role_key =
-                    Some(crate::emulators::supabase::SERVICE_ROLE_KEY.into());
-            }
-            if vendor == "workos" {
-                c.workos_api_key = Some(crate::emulators::workos::API_KEY.into());
-                c.workos_client_id = Some(crate::emulators::workos::CLIENT_ID.into());
-                c.workos_base_url = base.clone().unwrap();
-            }
-            if vendor != "native" {
+            if !bases.is_empty() {
                 c.vendor_timeout_ms = 2_000;
                 c.jwks_refetch_ms = 0;
                 c.refresh_cooldown_secs = 0;
             }
+            adjust(c);
         })
         .await?;
-        s.vendor = vendor;
-        s.emulator = emulator;
+        s.vendor = vendors[0];
+        let mut started = started.into_iter();
+        s.emulator = started.next().map(|(_, r)| r);
+        s.other_emulators = started.collect();
         s.clerk_keys = keys;
         s.supabase = supabase;
         s.workos = workos;
@@ -233,6 +262,7 @@ impl Server {
             data_dir: dir.path().to_owned(),
             vendor: "native",
             emulator: None,
+            other_emulators: Vec::new(),
             clerk_keys: None,
             supabase: None,
             workos: None,

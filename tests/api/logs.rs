@@ -26,7 +26,9 @@ pub fn capture() {
         let buf = Arc::new(Mutex::new(Vec::new()));
         let sink = Sink(buf.clone());
         let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("info,authmux=trace"))
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                std::env::var("TEST_LOG").unwrap_or_else(|_| "info,authmux=trace".into()),
+            ))
             .with_writer(move || sink.clone())
             .with_ansi(false)
             .try_init();

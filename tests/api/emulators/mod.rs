@@ -23,6 +23,11 @@ pub struct Faults {
     pub retry_after: Option<String>,
     /// Delay every request by this much.
     pub latency: Duration,
+    /// Delay this many replies by `latency_after` after handling (the
+    /// effect happens, the caller may time out).
+    pub slow_replies: u32,
+    /// How long a slow reply waits.
+    pub latency_after: Duration,
     /// Refuse every credential.
     pub reject_credentials: bool,
     /// Requests seen, faulty or not.
@@ -46,7 +51,7 @@ pub async fn inject(
     next: Next,
     error_body: fn(u16, &str, &str) -> axum::Json<serde_json::Value>,
 ) -> Response {
-    let (latency, fault) = {
+    let (latency, latency_after, fault) = {
         let mut f = faults.lock().unwrap();
         f.requests += 1;
         let fault = if f.reject_credentials {
@@ -63,13 +68,25 @@ pub async fn inject(
         } else {
             Fault::None
         };
-        (f.latency, fault)
+        let after = if f.slow_replies > 0 && matches!(fault, Fault::None) {
+            f.slow_replies -= 1;
+            f.latency_after
+        } else {
+            Duration::ZERO
+        };
+        (f.latency, after, fault)
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
     match fault {
-        Fault::None => next.run(req).await,
+        Fault::None => {
+            let resp = next.run(req).await;
+            if !latency_after.is_zero() {
+                tokio::time::sleep(latency_after).await;
+            }
+            resp
+        }
         Fault::RejectCredentials => (
             axum::http::StatusCode::UNAUTHORIZED,
             error_body(401, "authentication_invalid", "Invalid authentication"),

@@ -188,6 +188,28 @@ async fn create_user(State(db): State<Shared>, Json(b): Json<Value>) -> Response
     Json(out).into_response()
 }
 
+async fn list_users(
+    State(db): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let filter = q
+        .get("filter")
+        .map(|f| f.to_lowercase())
+        .unwrap_or_default();
+    let db = db.lock().unwrap();
+    let users: Vec<Value> = db
+        .users
+        .values()
+        .filter(|u| u.email.contains(&filter))
+        .map(user_json)
+        .collect();
+    let n = users.len();
+    let mut r = Json(json!({"users": users, "aud": "authenticated"})).into_response();
+    r.headers_mut()
+        .insert("x-total-count", n.to_string().parse().unwrap());
+    r
+}
+
 fn valid_uuid(id: &str) -> bool {
     uuid::Uuid::parse_str(id).is_ok()
 }
@@ -398,7 +420,7 @@ pub async fn start() -> (Running, Handle) {
     db.lock().unwrap().keys.push(new_key());
     let faults: SharedFaults = Arc::new(Mutex::new(Faults::default()));
     let admin = axum::Router::new()
-        .route("/admin/users", post(create_user))
+        .route("/admin/users", post(create_user).get(list_users))
         .route(
             "/admin/users/{id}",
             get(get_user).put(update_user).delete(delete_user),

@@ -154,6 +154,21 @@ async fn create_user(State(db): State<Shared>, Json(b): Json<Value>) -> Response
     (StatusCode::CREATED, Json(out)).into_response()
 }
 
+async fn list_users(State(db): State<Shared>, req: Request) -> Response {
+    let email = form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "email")
+        .map(|(_, v)| v.to_lowercase());
+    let db = db.lock().unwrap();
+    let data: Vec<Value> = db
+        .users
+        .values()
+        .filter(|u| email.as_ref().is_none_or(|e| u.email == *e))
+        .map(user_json)
+        .collect();
+    Json(json!({"object": "list", "data": data, "list_metadata": {"before": null, "after": null}}))
+        .into_response()
+}
+
 async fn get_user(State(db): State<Shared>, Path(uid): Path<String>) -> Response {
     match db.lock().unwrap().users.get(&uid) {
         Some(u) => Json(user_json(u)).into_response(),
@@ -422,7 +437,7 @@ pub async fn start() -> (Running, Handle) {
     }
     let faults: SharedFaults = Arc::new(Mutex::new(Faults::default()));
     let authed = axum::Router::new()
-        .route("/user_management/users", post(create_user))
+        .route("/user_management/users", post(create_user).get(list_users))
         .route(
             "/user_management/users/{id}",
             get(get_user).put(update_user).delete(delete_user),
