@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Settings;
 use crate::server;
+use crate::vendors::{ByokConfig, VendorKind};
 
 /// End-user authentication as a service.
 #[derive(Debug, Parser)]
@@ -33,10 +34,59 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Manages projects' own vendor credentials (bring your own key).
+    Vendors {
+        #[command(subcommand)]
+        command: VendorsCommand,
+    },
     /// Manages the keys that sign access tokens.
     SigningKeys {
         #[command(subcommand)]
         command: SigningKeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum VendorsCommand {
+    /// Stores a project's own credentials for a vendor, sealed.
+    Set {
+        /// The project's name.
+        #[arg(long)]
+        project: String,
+        /// clerk, workos or supabase.
+        #[arg(long)]
+        vendor: VendorKind,
+        /// The secret (Clerk secret key, WorkOS API key, Supabase
+        /// service-role key); prefer --secret-file.
+        #[arg(
+            long,
+            conflicts_with = "secret_file",
+            required_unless_present = "secret_file"
+        )]
+        secret: Option<String>,
+        /// A file holding the secret.
+        #[arg(long)]
+        secret_file: Option<std::path::PathBuf>,
+        /// Base URL (Clerk, WorkOS) or project URL (Supabase, required).
+        #[arg(long)]
+        url: Option<String>,
+        /// WorkOS client id (required for WorkOS).
+        #[arg(long)]
+        client_id: Option<String>,
+        /// The `iss` of the vendor's tokens, when not the URL.
+        #[arg(long)]
+        issuer: Option<String>,
+    },
+    /// Lists projects' vendor credentials, never their secrets.
+    List,
+    /// Forgets a project's credentials for a vendor.
+    Remove {
+        /// The project's name.
+        #[arg(long)]
+        project: String,
+        /// clerk, workos or supabase.
+        #[arg(long)]
+        vendor: VendorKind,
     },
 }
 
@@ -72,6 +122,61 @@ impl Cli {
             Command::Migrate => {
                 self.settings.store().await?.migrate().await?;
                 println!("migrations applied");
+                Ok(())
+            }
+            Command::Vendors { command } => {
+                let domain = self.settings.domain().await?;
+                match command {
+                    VendorsCommand::Set {
+                        project,
+                        vendor,
+                        secret,
+                        secret_file,
+                        url,
+                        client_id,
+                        issuer,
+                    } => {
+                        let secret = match (secret, secret_file) {
+                            (Some(s), _) => s,
+                            (None, Some(path)) => {
+                                std::fs::read_to_string(&path).with_context(|| {
+                                    format!("--secret-file: cannot read {}", path.display())
+                                })?
+                            }
+                            (None, None) => anyhow::bail!("--secret or --secret-file is required"),
+                        };
+                        let config = ByokConfig {
+                            secret: secret.trim().to_owned(),
+                            url,
+                            client_id,
+                            issuer,
+                        };
+                        domain
+                            .set_vendor_credentials(&project, vendor, config)
+                            .await?;
+                        println!("stored {vendor} credentials for project {project}");
+                    }
+                    VendorsCommand::List => {
+                        println!(
+                            "{:<20}  {:<9}  {:<40}  {:<20}  updated",
+                            "project", "vendor", "url", "client id"
+                        );
+                        for c in domain.list_vendor_credentials().await? {
+                            println!(
+                                "{:<20}  {:<9}  {:<40}  {:<20}  {}",
+                                c.project,
+                                c.vendor.as_str(),
+                                c.url.unwrap_or_else(|| "(default)".into()),
+                                c.client_id.unwrap_or_default(),
+                                format_ms(c.updated_at)
+                            );
+                        }
+                    }
+                    VendorsCommand::Remove { project, vendor } => {
+                        domain.remove_vendor_credentials(&project, vendor).await?;
+                        println!("removed {vendor} credentials of project {project}");
+                    }
+                }
                 Ok(())
             }
             Command::SigningKeys {

@@ -215,6 +215,10 @@ impl Settings {
 
     /// The vendor adapters configured with operator credentials.
     pub fn vendors(&self, native: Arc<Native>) -> anyhow::Result<VendorRouter> {
+        let policy = Policy {
+            timeout: Duration::from_millis(self.vendor_timeout_ms),
+            ..Policy::default()
+        };
         let jwks_http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_millis(self.vendor_timeout_ms))
@@ -240,11 +244,9 @@ impl Settings {
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let mut router = VendorRouter::new(native, jwks).with_priority(priority);
-        let policy = Policy {
-            timeout: Duration::from_millis(self.vendor_timeout_ms),
-            ..Policy::default()
-        };
+        let mut router = VendorRouter::new(native, jwks)
+            .with_priority(priority)
+            .with_policy(policy);
         let secret = match (&self.clerk_secret_key, &self.clerk_secret_key_file) {
             (Some(key), _) => Some(key.trim().to_owned()),
             (None, Some(path)) => Some(

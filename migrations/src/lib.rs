@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261126_000001_init;
 mod m20261126_000002_sessions;
 mod m20261126_000003_vendor_sessions;
+mod m20261126_000004_byok;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_init::Migration),
             Box::new(m20261126_000002_sessions::Migration),
             Box::new(m20261126_000003_vendor_sessions::Migration),
+            Box::new(m20261126_000004_byok::Migration),
         ]
     }
 }

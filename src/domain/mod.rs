@@ -1,6 +1,7 @@
 //! The rules of authmux: validation, tenancy, idempotency, the consent
 //! ledger and the error model. Knows nothing of proto or HTTP.
 
+mod byok;
 mod consent;
 mod discovery;
 mod error;
@@ -11,6 +12,7 @@ mod revocations;
 mod sessions;
 mod users;
 
+pub use byok::ByokInfo;
 pub use consent::{ConsentEvent, ConsentState};
 pub use discovery::{CAPABILITIES, CapabilityStatus, VendorStanding};
 pub use error::{Error, ErrorCode, Result};
@@ -49,6 +51,7 @@ pub struct Domain {
     api_keys: projects::KeyCache,
     verified: VerifiedTokens,
     live_sessions: ExpiringCache<sessions::LiveSession>,
+    byok_configs: ExpiringCache<Vec<(crate::vendors::VendorKind, crate::vendors::ByokConfig)>>,
 }
 
 impl Domain {
@@ -71,6 +74,7 @@ impl Domain {
             sessions,
             api_keys: projects::KeyCache::new(projects::KEY_CACHE_MAX),
             live_sessions: ExpiringCache::new(sessions::LIVE_SESSION_CACHE),
+            byok_configs: ExpiringCache::new(10_000),
             verified: VerifiedTokens::default(),
         }
     }

@@ -164,7 +164,7 @@ impl Domain {
             input,
             move || async move {
                 let pin = self.user_pin(project, &user.id).await?;
-                let vendor = self.pinned_vendor(&pin)?;
+                let vendor = self.pinned_vendor(project, &pin).await?;
                 if method == "password" {
                     self.check_throttle(project, &user.id).await?;
                     let password = input.password.as_deref().unwrap_or_default();
@@ -380,7 +380,14 @@ impl Domain {
             None => {
                 let vendor = verify::peek_issuer(token)
                     .filter(|iss| *iss != self.sessions.issuer)
-                    .and_then(|iss| self.vendors.by_issuer(&iss));
+                    .map(|iss| async move {
+                        let adapters = self.token_issuers(project).await?;
+                        Ok::<_, Error>(super::byok::by_issuer(adapters, &iss))
+                    });
+                let vendor = match vendor {
+                    Some(found) => found.await?,
+                    None => None,
+                };
                 let checked = match vendor {
                     Some((vendor, source)) => {
                         self.verify_vendor_jwt(project, token, vendor.kind(), &source)
@@ -530,7 +537,7 @@ impl Domain {
                 // outage leaves the refresh token unspent.
                 let vendor_tokens = match self.store.pin(&project.id, &session.id).await? {
                     Some(pin) => {
-                        let vendor = self.pinned_vendor(&pin)?;
+                        let vendor = self.pinned_vendor(project, &pin).await?;
                         let credential = self.vendor_credential(&session)?;
                         Some(
                             vendor
@@ -671,7 +678,8 @@ impl Domain {
             return Ok(());
         };
         let credential = self.vendor_credential(&session)?;
-        self.pinned_vendor(&pin)?
+        self.pinned_vendor(project, &pin)
+            .await?
             .revoke_session(&project.id, &pin.vendor_resource_id, credential.as_deref())
             .await
     }

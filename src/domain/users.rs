@@ -192,7 +192,7 @@ impl Domain {
                         "vendor {v:?} is not one of native, clerk, workos, supabase"
                     ))
                 })?;
-                vec![self.vendors.resolve(kind, mode)?]
+                vec![self.vendor_for(project, kind, mode).await?]
             }
         };
         if candidates.is_empty() {
@@ -334,7 +334,7 @@ impl Domain {
             return Ok(row);
         }
         let pin = self.user_pin(project, &row.id).await?;
-        let vendor = self.pinned_vendor(&pin)?;
+        let vendor = self.pinned_vendor(project, &pin).await?;
         let Some(seen) = vendor
             .fetch_user(&project.id, &pin.vendor_resource_id)
             .await?
@@ -416,9 +416,7 @@ impl Domain {
             &request,
             move || async move {
                 let pin = self.user_pin(project, user_id).await?;
-                let vendor = self
-                    .vendors
-                    .resolve(parse_vendor(&pin.vendor)?, parse_mode(&pin.mode)?)?;
+                let vendor = self.pinned_vendor(project, &pin).await?;
                 if let Some(patch) = &input.metadata {
                     let mut merged = to_user(row.clone())?.metadata;
                     for (k, v) in patch {
@@ -470,9 +468,7 @@ impl Domain {
     pub async fn delete_user(&self, project: &Project, user_id: &str) -> Result<()> {
         self.user_row(project, user_id).await?;
         let pin = self.user_pin(project, user_id).await?;
-        let vendor = self
-            .vendors
-            .resolve(parse_vendor(&pin.vendor)?, parse_mode(&pin.mode)?)?;
+        let vendor = self.pinned_vendor(project, &pin).await?;
         vendor
             .delete_user(&project.id, &pin.vendor_resource_id)
             .await?;
@@ -498,29 +494,12 @@ impl Domain {
             .ok_or_else(|| Error::user_not_found(user_id))
     }
 
-    /// The vendor a pin points to.
-    pub(crate) fn pinned_vendor(
-        &self,
-        pin: &pins::Model,
-    ) -> Result<std::sync::Arc<dyn crate::vendors::IdentityVendor>> {
-        self.vendors
-            .resolve(parse_vendor(&pin.vendor)?, parse_mode(&pin.mode)?)
-    }
-
     pub(crate) async fn user_pin(&self, project: &Project, user_id: &str) -> Result<pins::Model> {
         self.store
             .pin(&project.id, user_id)
             .await?
             .ok_or_else(|| Error::internal(format!("user {user_id} has no vendor pin")))
     }
-}
-
-fn parse_vendor(s: &str) -> Result<VendorKind> {
-    VendorKind::parse(s).ok_or_else(|| Error::internal(format!("unknown pinned vendor {s}")))
-}
-
-fn parse_mode(s: &str) -> Result<Mode> {
-    Mode::parse(s).ok_or_else(|| Error::internal(format!("unknown pinned mode {s}")))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Persistence: sea-orm entities and the queries the layers above need.
 //! Knows nothing of proto or HTTP; every query is scoped to a project.
 
+pub mod byok;
 pub mod consent;
 pub mod entity;
 pub mod idempotency;

@@ -41,6 +41,13 @@ impl Store {
             .await?)
     }
 
+    /// The project with this id, if any.
+    pub async fn project_by_id(&self, id: &str) -> StoreResult<Option<projects::Model>> {
+        Ok(projects::Entity::find_by_id(id.to_owned())
+            .one(self.db())
+            .await?)
+    }
+
     /// How many projects exist.
     pub async fn count_projects(&self) -> StoreResult<u64> {
         Ok(projects::Entity::find().count(self.db()).await?)

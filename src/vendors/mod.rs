@@ -7,6 +7,7 @@ pub mod native;
 pub mod supabase;
 pub mod workos;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -63,6 +64,13 @@ impl VendorKind {
                 "set AUTHMUX_SUPABASE_URL and AUTHMUX_SUPABASE_SERVICE_ROLE_KEY"
             }
         }
+    }
+}
+
+impl std::str::FromStr for VendorKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Self::parse(s).ok_or_else(|| format!("{s:?} is not one of native, clerk, workos, supabase"))
     }
 }
 
@@ -123,6 +131,98 @@ pub struct VendorUser {
     pub email_verified: bool,
     /// Whether an MFA factor is enrolled.
     pub mfa_enabled: bool,
+}
+
+/// A project's own credentials for a vendor (bring your own key).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ByokConfig {
+    /// The secret: Clerk secret key, WorkOS API key or Supabase
+    /// service-role key.
+    pub secret: String,
+    /// Base URL (Clerk, WorkOS) or project URL (Supabase, required).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// WorkOS client id (required for WorkOS).
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// The `iss` of the vendor's tokens, when not the URL.
+    #[serde(default)]
+    pub issuer: Option<String>,
+}
+
+impl std::fmt::Debug for ByokConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ByokConfig {{ url: {:?}, client_id: {:?}, issuer: {:?}, secret: <redacted> }}",
+            self.url, self.client_id, self.issuer
+        )
+    }
+}
+
+impl ByokConfig {
+    /// Builds the adapter these credentials open; says what is missing.
+    pub fn adapter(
+        &self,
+        kind: VendorKind,
+        policy: http::Policy,
+    ) -> Result<Arc<dyn IdentityVendor>> {
+        if self.secret.trim().is_empty() {
+            return Err(Error::invalid("the vendor secret is empty"));
+        }
+        let secret = self.secret.trim().to_owned();
+        Ok(match kind {
+            VendorKind::Native => {
+                return Err(Error::invalid("native needs no credentials"));
+            }
+            VendorKind::Clerk => {
+                let base_url = self
+                    .url
+                    .clone()
+                    .unwrap_or_else(|| clerk::DEFAULT_BASE_URL.to_owned());
+                Arc::new(clerk::Clerk::new(
+                    clerk::ClerkConfig {
+                        issuer: self.issuer.clone().unwrap_or_else(|| base_url.clone()),
+                        base_url,
+                        secret_key: secret,
+                    },
+                    policy,
+                ))
+            }
+            VendorKind::Workos => {
+                let client_id = self
+                    .client_id
+                    .clone()
+                    .ok_or_else(|| Error::invalid("workos needs a client id"))?;
+                let base_url = self
+                    .url
+                    .clone()
+                    .unwrap_or_else(|| workos::DEFAULT_BASE_URL.to_owned());
+                Arc::new(workos::Workos::new(
+                    workos::WorkosConfig {
+                        issuer: self
+                            .issuer
+                            .clone()
+                            .unwrap_or_else(|| base_url.trim_end_matches('/').to_owned()),
+                        base_url,
+                        api_key: secret,
+                        client_id,
+                    },
+                    policy,
+                ))
+            }
+            VendorKind::Supabase => {
+                let url = self
+                    .url
+                    .clone()
+                    .ok_or_else(|| Error::invalid("supabase needs the project URL"))?;
+                Arc::new(supabase::Supabase::new(
+                    supabase::SupabaseConfig::new(&url, secret),
+                    policy,
+                ))
+            }
+        })
+    }
 }
 
 /// A session opened at a vendor.
@@ -292,8 +392,14 @@ pub struct VendorRouter {
     supabase: Option<Arc<supabase::Supabase>>,
     workos: Option<Arc<workos::Workos>>,
     priority: Vec<VendorKind>,
+    policy: http::Policy,
+    byok: Arc<std::sync::Mutex<ByokAdapters>>,
     jwks: Arc<JwksClient>,
 }
+
+/// Adapters built from projects' own credentials, one per (project,
+/// vendor), rebuilt when the credentials change; each has its own breaker.
+type ByokAdapters = HashMap<(String, VendorKind), (ByokConfig, Arc<dyn IdentityVendor>)>;
 
 impl VendorRouter {
     /// A router over the built-in provider alone.
@@ -304,13 +410,18 @@ impl VendorRouter {
             supabase: None,
             workos: None,
             priority: VendorKind::ALL.to_vec(),
+            policy: http::Policy::default(),
+            byok: Arc::default(),
             jwks: Arc::new(jwks),
         }
     }
 
-    /// The configured vendor whose tokens carry `iss`.
-    pub fn by_issuer(&self, issuer: &str) -> Option<(Arc<dyn IdentityVendor>, TokenSource)> {
-        self.adapters().into_iter().find_map(|v| {
+    /// Among `adapters`, the vendor whose tokens carry `iss`.
+    pub fn by_issuer(
+        adapters: Vec<Arc<dyn IdentityVendor>>,
+        issuer: &str,
+    ) -> Option<(Arc<dyn IdentityVendor>, TokenSource)> {
+        adapters.into_iter().find_map(|v| {
             let source = v.token_source()?;
             (source.issuer == issuer).then_some((v, source))
         })
@@ -391,6 +502,12 @@ impl VendorRouter {
             (VendorKind::Native, Mode::Byok) => Err(Error::invalid(
                 "mode \"byok\" needs a vendor with credentials; native has none to bring",
             )),
+            (other, Mode::Byok) => Err(Error::new(
+                ErrorCode::VendorNotConfigured,
+                format!(
+                    "this project has no credentials of its own for {other} (authmux vendors set --project ... --vendor {other})"
+                ),
+            )),
             (other, _) => Err(Error::new(
                 ErrorCode::VendorNotConfigured,
                 format!(
@@ -399,6 +516,36 @@ impl VendorRouter {
                 ),
             )),
         }
+    }
+
+    /// Sets the timeouts, retries and breaker of adapters built later.
+    pub fn with_policy(mut self, policy: http::Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The adapter a project's own credentials open.
+    pub fn byok(
+        &self,
+        project_id: &str,
+        kind: VendorKind,
+        config: &ByokConfig,
+    ) -> Result<Arc<dyn IdentityVendor>> {
+        let key = (project_id.to_owned(), kind);
+        let mut cache = self.byok.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((cfg, adapter)) = cache.get(&key)
+            && cfg == config
+        {
+            return Ok(adapter.clone());
+        }
+        let adapter = config.adapter(kind, self.policy)?;
+        cache.insert(key, (config.clone(), adapter.clone()));
+        Ok(adapter)
+    }
+
+    /// Every managed adapter other than the built-in one.
+    pub fn managed_adapters(&self) -> Vec<Arc<dyn IdentityVendor>> {
+        self.adapters()
     }
 
     /// Sets the order in which vendors are tried when the caller names

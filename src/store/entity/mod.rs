@@ -12,3 +12,4 @@ pub mod refresh_tokens;
 pub mod sessions;
 pub mod signing_keys;
 pub mod users;
+pub mod vendor_credentials;
