@@ -7,6 +7,7 @@ mod m20261126_000001_init;
 mod m20261126_000002_sessions;
 mod m20261126_000003_vendor_sessions;
 mod m20261126_000004_byok;
+mod m20261126_000005_totp_uses;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_sessions::Migration),
             Box::new(m20261126_000003_vendor_sessions::Migration),
             Box::new(m20261126_000004_byok::Migration),
+            Box::new(m20261126_000005_totp_uses::Migration),
         ]
     }
 }

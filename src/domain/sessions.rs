@@ -20,6 +20,9 @@ use crate::vendors::{TokenSource, VendorKind};
 pub const MAX_FAILURES: usize = 10;
 /// The throttling window.
 pub const THROTTLE_WINDOW_MS: i64 = 15 * 60 * 1000;
+/// How long a TOTP code stays valid (±1 step of 30 s), during which it may
+/// not be used again.
+const TOTP_WINDOW_MS: i64 = 90_000;
 /// The prefix of refresh tokens, so that leaked ones are recognisable.
 const REFRESH_PREFIX: &str = "amr_";
 /// The most live sessions remembered for verification by id.
@@ -204,6 +207,8 @@ impl Domain {
                     if !vendor
                         .verify_totp(&project.id, &pin.vendor_resource_id, code)
                         .await?
+                        || (vendor.kind() != VendorKind::Native
+                            && !self.first_use_of_code(project, &user.id, code).await?)
                     {
                         return Err(Error::new(
                             ErrorCode::AuthMfaInvalid,
@@ -273,6 +278,22 @@ impl Domain {
             },
         )
         .await
+    }
+
+    /// Whether a TOTP code is used for the first time within its window.
+    /// The built-in provider tracks the matched step itself; a vendor may
+    /// not, so codes checked there are remembered here.
+    async fn first_use_of_code(
+        &self,
+        project: &Project,
+        user_id: &str,
+        code: &str,
+    ) -> Result<bool> {
+        let hash = sha256_hex(format!("{user_id}:{code}").as_bytes());
+        Ok(self
+            .store
+            .claim_totp_code(&project.id, user_id, &hash, now_millis(), TOTP_WINDOW_MS)
+            .await?)
     }
 
     async fn check_throttle(&self, project: &Project, user_id: &str) -> Result<()> {

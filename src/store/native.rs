@@ -65,6 +65,47 @@ impl Store {
         Ok(res.rows_affected == 1)
     }
 
+    /// Records a TOTP code as used; false when the same code was used in
+    /// the last `window_ms` (older records are taken over).
+    pub async fn claim_totp_code(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        code_hash: &str,
+        now: i64,
+        window_ms: i64,
+    ) -> StoreResult<bool> {
+        use super::entity::totp_uses;
+        let row = totp_uses::Model {
+            project_id: project_id.to_owned(),
+            user_id: user_id.to_owned(),
+            code_hash: code_hash.to_owned(),
+            used_at: now,
+        };
+        match totp_uses::Entity::insert(row.into_active_model())
+            .exec(self.db())
+            .await
+            .map_err(super::StoreError::from)
+        {
+            Ok(_) => Ok(true),
+            Err(super::StoreError::Duplicate(_)) => {
+                let res = totp_uses::Entity::update_many()
+                    .col_expr(
+                        totp_uses::Column::UsedAt,
+                        sea_orm::sea_query::Expr::value(now),
+                    )
+                    .filter(totp_uses::Column::ProjectId.eq(project_id))
+                    .filter(totp_uses::Column::UserId.eq(user_id))
+                    .filter(totp_uses::Column::CodeHash.eq(code_hash))
+                    .filter(totp_uses::Column::UsedAt.lt(now - window_ms))
+                    .exec(self.db())
+                    .await?;
+                Ok(res.rows_affected == 1)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Removes a user's native credentials.
     pub async fn delete_native_credentials(
         &self,

@@ -543,9 +543,12 @@ macro_rules! contract {
         $crate::contract!($name, vendors[clerk, workos, supabase]);
     };
     ($name:ident, vendors[$($vendor:ident),*]) => {
+        $crate::contract!($name, |_| {}, vendors[$($vendor),*]);
+    };
+    ($name:ident, $adjust:expr, vendors[$($vendor:ident),*]) => {
         mod $name {
             use super::*;
-            $crate::contract!(@native $name, |_| {});
+            $crate::contract!(@native $name, $adjust);
             $($crate::contract!(@vendor $name, $vendor);)*
         }
     };

@@ -251,10 +251,13 @@ async fn mfa(s: &Server, t: Transport) {
         .call(t, "auth.session.create", right.clone())
         .await
         .unwrap();
-    assert_eq!(
-        claims(session["access_token"].as_str().unwrap())["amr"],
-        json!(["pwd", "otp", "mfa"])
-    );
+    if s.vendor() == "native" {
+        // authmux's own tokens say how the user signed in.
+        assert_eq!(
+            claims(session["access_token"].as_str().unwrap())["amr"],
+            json!(["pwd", "otp", "mfa"])
+        );
+    }
     // The same code can't be used twice.
     expect_err(
         s.call(t, "auth.session.create", right).await,
@@ -568,11 +571,11 @@ async fn revoke_and_list(s: &Server, t: Transport) {
 }
 
 contract!(mint_and_verify);
-contract!(password_rules);
-contract!(password_throttling);
-contract!(mfa);
+contract!(password_rules, vendors);
+contract!(password_throttling, vendors);
+contract!(mfa, vendors[clerk, workos]);
 contract!(verify_rejects);
-contract!(refresh_rotation, |c| c.refresh_cooldown_secs = 0);
-contract!(revoke_and_list);
+contract!(refresh_rotation, |c| c.refresh_cooldown_secs = 0, vendors[clerk, workos, supabase]);
+contract!(revoke_and_list, vendors);
 
 contract!(refresh_cooldown, |c| c.refresh_cooldown_secs = 2);

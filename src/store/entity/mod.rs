@@ -11,5 +11,6 @@ pub mod projects;
 pub mod refresh_tokens;
 pub mod sessions;
 pub mod signing_keys;
+pub mod totp_uses;
 pub mod users;
 pub mod vendor_credentials;
