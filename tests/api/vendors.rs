@@ -146,18 +146,68 @@ async fn a_pinned_vendor_down_is_503_with_retry_after() {
 
 #[tokio::test]
 async fn rejected_credentials_are_a_vendor_error_without_secrets() {
-    let s = clerk_server().await;
-    faults(&s).reject_credentials = true;
-    for t in [Transport::Rest, Transport::Grpc] {
-        let e = expect_err(
-            s.call(t, "auth.user.create", json!({"email": "k@example.com"}))
-                .await,
-            "VENDOR_ERROR",
+    for (vendor, secret) in [
+        ("clerk", crate::emulators::clerk::SECRET_KEY),
+        ("workos", crate::emulators::workos::API_KEY),
+        ("supabase", crate::emulators::supabase::SERVICE_ROLE_KEY),
+    ] {
+        let s = Server::start_vendor(Backend::Sqlite, vendor).await.unwrap();
+        faults(&s).reject_credentials = true;
+        for t in [Transport::Rest, Transport::Grpc] {
+            let e = expect_err(
+                s.call(t, "auth.user.create", json!({"email": "k@example.com"}))
+                    .await,
+                "VENDOR_ERROR",
+            );
+            assert!(e.message.contains("credentials"), "{vendor}: {e:?}");
+            assert!(!e.message.contains(secret));
+        }
+        assert!(
+            !crate::logs::text().contains(secret),
+            "{vendor} secret in the logs"
         );
-        assert!(e.message.contains("credentials"));
-        assert!(!e.message.contains(crate::emulators::clerk::SECRET_KEY));
     }
-    assert!(!crate::logs::text().contains(crate::emulators::clerk::SECRET_KEY));
+}
+
+#[tokio::test]
+async fn slow_vendors_time_out_and_fast_ones_report_latency() {
+    let s = clerk_server().await;
+    let t = Transport::Rest;
+    let u = s
+        .call(t, "auth.user.create", json!({"email": "lat@example.com"}))
+        .await
+        .unwrap();
+    faults(&s).latency = Duration::from_millis(2_200);
+    let before = emulator(&s).requests();
+    let e = expect_err(
+        s.call(t, "auth.user.get", json!({"user_id": u["user_id"]}))
+            .await,
+        "VENDOR_UNAVAILABLE",
+    );
+    assert!(e.message.contains("timed out"), "{e:?}");
+    assert_eq!(
+        emulator(&s).requests() - before,
+        3,
+        "an idempotent read is tried three times"
+    );
+    faults(&s).latency = Duration::from_millis(60);
+    for _ in 0..3 {
+        s.call(t, "auth.user.get", json!({"user_id": u["user_id"]}))
+            .await
+            .unwrap();
+    }
+    let d = s
+        .call(t, "discovery", json!({"capability": "auth.user.get"}))
+        .await
+        .unwrap();
+    let clerk = d["vendors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["vendor"] == "clerk")
+        .unwrap()
+        .clone();
+    assert!(clerk["p50_latency_ms"].as_f64().unwrap() >= 60.0, "{clerk}");
 }
 
 fn jwt_part(token: &str, i: usize) -> serde_json::Value {
