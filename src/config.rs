@@ -173,6 +173,14 @@ pub struct Settings {
         global = true
     )]
     pub vendor_priority: String,
+    /// Milliseconds between health probes of each configured vendor (0: none).
+    #[arg(
+        long,
+        env = "AUTHMUX_VENDOR_PROBE_MS",
+        default_value_t = 15_000,
+        global = true
+    )]
+    pub vendor_probe_ms: u64,
     /// Total time allowed for one vendor call attempt, in milliseconds.
     #[arg(
         long,
@@ -210,6 +218,7 @@ impl Settings {
             jwks_refetch_ms: 30_000,
             vendor_priority: "native,clerk,workos,supabase".to_owned(),
             vendor_timeout_ms: 10_000,
+            vendor_probe_ms: 15_000,
         }
     }
 
@@ -392,6 +401,9 @@ impl Settings {
         revocations.spawn_poll(store.clone());
         let native = Arc::new(Native::new(store.clone(), master.clone()));
         let vendors = self.vendors(native)?;
+        if self.vendor_probe_ms > 0 {
+            vendors.spawn_probes(Duration::from_millis(self.vendor_probe_ms));
+        }
         Ok(Arc::new(Domain::new(
             store,
             master,

@@ -394,6 +394,14 @@ impl IdentityVendor for Clerk {
         Ok(users[0]["id"].as_str().map(str::to_owned))
     }
 
+    async fn health_check(&self) -> bool {
+        let headers = [
+            ("authorization", format!("Bearer {}", self.cfg.secret_key)),
+            ("clerk-api-version", API_VERSION.to_owned()),
+        ];
+        self.http.probe(&self.url("/jwks"), &headers).await
+    }
+
     fn token_source(&self) -> Option<TokenSource> {
         Some(TokenSource {
             issuer: self.cfg.issuer.clone(),

@@ -83,6 +83,8 @@ struct Breaker {
 pub struct VendorHttp {
     client: reqwest::Client,
     policy: Policy,
+    /// Whether the last health probe succeeded (true until one fails).
+    probe_ok: std::sync::atomic::AtomicBool,
     breaker: Mutex<Breaker>,
     latencies: Mutex<VecDeque<Duration>>,
 }
@@ -111,6 +113,7 @@ impl VendorHttp {
         VendorHttp {
             client,
             policy,
+            probe_ok: std::sync::atomic::AtomicBool::new(true),
             breaker: Mutex::new(Breaker {
                 failures: 0,
                 opened_at: None,
@@ -133,6 +136,23 @@ impl VendorHttp {
             Some(at) if at.elapsed() < self.policy.breaker_cooldown => BreakerState::Open,
             Some(_) => BreakerState::HalfOpen,
         }
+    }
+
+    /// Whether the last health probe succeeded.
+    pub fn probe_ok(&self) -> bool {
+        self.probe_ok.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Probes the vendor with one cheap request (no retry); a 2xx answer
+    /// is healthy. The outcome also feeds the breaker.
+    pub async fn probe(&self, url: &str, headers: &[(&str, String)]) -> bool {
+        let ok = matches!(
+            self.request(false, reqwest::Method::GET, url, headers, None).await,
+            Ok((status, _)) if status.is_success()
+        );
+        self.probe_ok
+            .store(ok, std::sync::atomic::Ordering::Relaxed);
+        ok
     }
 
     /// Median latency of recent calls, in milliseconds.

@@ -378,6 +378,11 @@ pub trait IdentityVendor: Send + Sync {
         Err(unsupported(self.kind(), "auth.session.revoke"))
     }
 
+    /// Probes the vendor's health with one cheap request.
+    async fn health_check(&self) -> bool {
+        true
+    }
+
     /// Where the vendor's access tokens come from; `None` for authmux's own.
     fn token_source(&self) -> Option<TokenSource> {
         None
@@ -479,6 +484,7 @@ impl VendorRouter {
             return ("not_configured", None);
         };
         let status = match http.breaker_state() {
+            _ if !http.probe_ok() => "down",
             BreakerState::Closed => "live",
             BreakerState::HalfOpen => "degraded",
             BreakerState::Open => "down",
@@ -546,6 +552,26 @@ impl VendorRouter {
     /// Every managed adapter other than the built-in one.
     pub fn managed_adapters(&self) -> Vec<Arc<dyn IdentityVendor>> {
         self.adapters()
+    }
+
+    /// Probes every managed vendor each `every` until the process ends, so
+    /// that a vendor that went down is skipped before a request finds out.
+    pub fn spawn_probes(&self, every: std::time::Duration) {
+        for adapter in self.adapters() {
+            let weak = Arc::downgrade(&adapter);
+            drop(adapter);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    let Some(adapter) = weak.upgrade() else { break };
+                    if !adapter.health_check().await {
+                        tracing::warn!(vendor = %adapter.kind(), "vendor health probe failed");
+                    }
+                }
+            });
+        }
     }
 
     /// Sets the order in which vendors are tried when the caller names

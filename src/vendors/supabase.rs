@@ -480,6 +480,13 @@ impl IdentityVendor for Supabase {
             .and_then(|u| u["id"].as_str().map(str::to_owned)))
     }
 
+    async fn health_check(&self) -> bool {
+        let apikey = [("apikey", self.cfg.service_role_key.clone())];
+        self.http
+            .probe(&format!("{}/health", self.cfg.url), &apikey)
+            .await
+    }
+
     fn token_source(&self) -> Option<TokenSource> {
         Some(TokenSource {
             issuer: self.cfg.url.clone(),

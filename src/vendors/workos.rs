@@ -435,6 +435,15 @@ impl IdentityVendor for Workos {
         Ok(list["data"][0]["id"].as_str().map(str::to_owned))
     }
 
+    async fn health_check(&self) -> bool {
+        let url = format!(
+            "{}/sso/jwks/{}",
+            self.cfg.base_url.trim_end_matches('/'),
+            self.cfg.client_id
+        );
+        self.http.probe(&url, &[]).await
+    }
+
     fn token_source(&self) -> Option<TokenSource> {
         Some(TokenSource {
             issuer: self.cfg.issuer.clone(),

@@ -216,6 +216,9 @@ impl Server {
                 c.vendor_timeout_ms = 2_000;
                 c.jwks_refetch_ms = 0;
                 c.refresh_cooldown_secs = 0;
+                // Probes would add requests the tests count; one test
+                // turns them on.
+                c.vendor_probe_ms = 0;
             }
             adjust(c);
         })

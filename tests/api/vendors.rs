@@ -833,3 +833,44 @@ async fn byok_uses_only_the_projects_own_credentials() {
     .unwrap();
     assert!(emulator(&s).requests() > m0);
 }
+
+#[tokio::test]
+async fn health_probes_mark_a_silent_vendor_down() {
+    let mut s = Server::start_vendors(Backend::Sqlite, &["clerk", "supabase", "workos"], |c| {
+        c.vendor_probe_ms = 100;
+        c.vendor_priority = "clerk,workos".into();
+    })
+    .await
+    .unwrap();
+    let status = |d: &serde_json::Value, v: &str| {
+        d["vendors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["vendor"] == v)
+            .unwrap()["status"]
+            .clone()
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let d = discover(&s).await;
+    for v in ["clerk", "workos", "supabase"] {
+        assert_eq!(status(&d, v), "live", "{v}: {d}");
+    }
+    // Clerk goes silent; no request of a caller has to find out.
+    s.emulator.as_mut().unwrap().stop();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let d = discover(&s).await;
+    assert_eq!(status(&d, "clerk"), "down");
+    let u = create_anywhere(&s, "probe@example.com").await.unwrap();
+    assert_eq!(u["vendor"], "workos", "a vendor known down is skipped");
+}
+
+async fn discover(s: &Server) -> serde_json::Value {
+    s.call(
+        Transport::Rest,
+        "discovery",
+        json!({"capability": "auth.user.create"}),
+    )
+    .await
+    .unwrap()
+}

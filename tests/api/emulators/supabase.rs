@@ -440,6 +440,10 @@ pub async fn start() -> (Running, Handle) {
     let api = admin
         .merge(public)
         .route("/.well-known/jwks.json", get(jwks))
+        .route(
+            "/health",
+            get(|| async { Json(json!({"version": "emulator", "name": "GoTrue", "description": "GoTrue is a user registration and authentication API"})) }),
+        )
         .with_state(db.clone())
         .layer(from_fn_with_state(faults.clone(), |s, r, n| {
             inject(s, r, n, errors)
