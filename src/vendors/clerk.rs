@@ -11,7 +11,7 @@ use super::http::{Policy, VendorHttp};
 use super::native::new_totp;
 use super::{
     IdentityVendor, MfaEnrollment, NewIdentity, TokenSource, VendorKind, VendorSession, VendorUser,
-    unavailable,
+    gone_is_done, unavailable,
 };
 use crate::domain::{Error, ErrorCode, Result};
 
@@ -289,19 +289,15 @@ impl IdentityVendor for Clerk {
     }
 
     async fn delete_user(&self, _project_id: &str, vendor_user_id: &str) -> Result<()> {
-        match self
-            .send(
+        gone_is_done(
+            self.send(
                 true,
                 reqwest::Method::DELETE,
                 &format!("/users/{vendor_user_id}"),
                 None,
             )
-            .await
-        {
-            // Already gone at Clerk: the delete has its effect.
-            Err(e) if e.code == ErrorCode::AuthUserNotFound => Ok(()),
-            other => other.map(drop),
-        }
+            .await,
+        )
     }
 
     async fn verify_password(
@@ -370,18 +366,15 @@ impl IdentityVendor for Clerk {
         vendor_session_id: &str,
         _credential: Option<&str>,
     ) -> Result<()> {
-        match self
-            .send(
+        gone_is_done(
+            self.send(
                 true,
                 reqwest::Method::POST,
                 &format!("/sessions/{vendor_session_id}/revoke"),
                 None,
             )
-            .await
-        {
-            Err(e) if e.code == ErrorCode::AuthUserNotFound => Ok(()),
-            other => other.map(drop),
-        }
+            .await,
+        )
     }
 
     async fn find_user_by_email(&self, _project_id: &str, email: &str) -> Result<Option<String>> {

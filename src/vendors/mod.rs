@@ -268,6 +268,15 @@ pub fn unavailable(kind: VendorKind, e: http::CallError) -> Error {
     err
 }
 
+/// A delete or revoke whose target is already gone at the vendor has had
+/// its effect.
+pub fn gone_is_done<T>(r: Result<T>) -> Result<()> {
+    match r {
+        Err(e) if e.code == ErrorCode::AuthUserNotFound => Ok(()),
+        other => other.map(drop),
+    }
+}
+
 /// `VENDOR_UNSUPPORTED` for an operation a vendor has no way to perform.
 pub fn unsupported(kind: VendorKind, capability: &str) -> Error {
     Error::new(

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use super::http::{Policy, VendorHttp};
 use super::{
     IdentityVendor, MfaEnrollment, NewIdentity, TokenSource, VendorKind, VendorSession, VendorUser,
-    unavailable, unsupported,
+    gone_is_done, unavailable, unsupported,
 };
 use crate::domain::{Error, ErrorCode, Result};
 use crate::tokens::verify::peek_claim;
@@ -337,18 +337,15 @@ impl IdentityVendor for Supabase {
     }
 
     async fn delete_user(&self, _project_id: &str, vendor_user_id: &str) -> Result<()> {
-        match self
-            .admin_call(
+        gone_is_done(
+            self.admin_call(
                 true,
                 Method::DELETE,
                 &format!("/admin/users/{vendor_user_id}"),
                 None,
             )
-            .await
-        {
-            Err(e) if e.code == ErrorCode::AuthUserNotFound => Ok(()),
-            other => other.map(drop),
-        }
+            .await,
+        )
     }
 
     async fn verify_password(

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use super::http::{Policy, VendorHttp};
 use super::{
     IdentityVendor, MfaEnrollment, NewIdentity, TokenSource, VendorKind, VendorSession, VendorUser,
-    unavailable,
+    gone_is_done, unavailable,
 };
 use crate::domain::{Error, ErrorCode, Result};
 use crate::tokens::verify::peek_claim;
@@ -282,18 +282,15 @@ impl IdentityVendor for Workos {
     }
 
     async fn delete_user(&self, _project_id: &str, vendor_user_id: &str) -> Result<()> {
-        match self
-            .send(
+        gone_is_done(
+            self.send(
                 true,
                 Method::DELETE,
                 &format!("/user_management/users/{vendor_user_id}"),
                 None,
             )
-            .await
-        {
-            Err(e) if e.code == ErrorCode::AuthUserNotFound => Ok(()),
-            other => other.map(drop),
-        }
+            .await,
+        )
     }
 
     async fn verify_password(
@@ -414,10 +411,7 @@ impl IdentityVendor for Workos {
         vendor_session_id: &str,
         _credential: Option<&str>,
     ) -> Result<()> {
-        match self.revoke(vendor_session_id).await {
-            Err(e) if e.code == ErrorCode::AuthUserNotFound => Ok(()),
-            other => other,
-        }
+        gone_is_done(self.revoke(vendor_session_id).await)
     }
 
     async fn find_user_by_email(&self, _project_id: &str, email: &str) -> Result<Option<String>> {
