@@ -26,6 +26,12 @@ enum Command {
         /// Address to listen on.
         #[arg(long, env = "AUTHMUX_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Seconds to keep serving after SIGTERM while reporting not ready.
+        #[arg(long, env = "AUTHMUX_SHUTDOWN_DRAIN_SECS", default_value_t = 5)]
+        shutdown_drain_secs: u64,
+        /// Seconds in-flight requests get to finish once accepting stops.
+        #[arg(long, env = "AUTHMUX_SHUTDOWN_GRACE_SECS", default_value_t = 25)]
+        shutdown_grace_secs: u64,
     },
     /// Applies database migrations and exits.
     Migrate,
@@ -118,7 +124,17 @@ impl Cli {
     /// Runs the command.
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command {
-            Command::Serve { listen } => serve(&self.settings, listen).await,
+            Command::Serve {
+                listen,
+                shutdown_drain_secs,
+                shutdown_grace_secs,
+            } => {
+                let timing = server::ShutdownTiming {
+                    drain: std::time::Duration::from_secs(shutdown_drain_secs),
+                    grace: std::time::Duration::from_secs(shutdown_grace_secs),
+                };
+                serve(&self.settings, listen, timing).await
+            }
             Command::Migrate => {
                 self.settings.store().await?.migrate().await?;
                 println!("migrations applied");
@@ -242,7 +258,11 @@ fn format_ms(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-async fn serve(settings: &Settings, listen: SocketAddr) -> anyhow::Result<()> {
+async fn serve(
+    settings: &Settings,
+    listen: SocketAddr,
+    timing: server::ShutdownTiming,
+) -> anyhow::Result<()> {
     let domain = settings.domain().await?;
     if let Some(first) = domain.bootstrap().await? {
         println!(
@@ -255,7 +275,7 @@ async fn serve(settings: &Settings, listen: SocketAddr) -> anyhow::Result<()> {
         .with_context(|| format!("AUTHMUX_LISTEN: cannot listen on {listen}"))?;
     let app = server::app(domain).await?;
     tracing::info!(address = %listener.local_addr()?, "authmux listening (gRPC and REST)");
-    server::serve(listener, app, shutdown_signal()).await?;
+    server::serve_with(listener, app, shutdown_signal(), timing).await?;
     tracing::info!("authmux stopped");
     Ok(())
 }

@@ -3,6 +3,8 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -34,12 +36,40 @@ const OPEN_GRPC_PREFIXES: [&str; 2] = ["/grpc.health.", "/grpc.reflection."];
 pub struct ServerError(String);
 
 /// The assembled service: one router for both transports, and the health
-/// reporter to flip at shutdown.
+/// reporter and readiness flag to flip at shutdown.
 pub struct App {
     /// Serves gRPC and REST.
     pub router: Router,
     /// Reports each service's gRPC health.
     pub health: tonic_health::server::HealthReporter,
+    /// Set once shutdown begins: `/readyz` answers 503 from then on.
+    pub draining: Arc<AtomicBool>,
+}
+
+/// How a shutdown unfolds.
+#[derive(Clone, Copy, Debug)]
+pub struct ShutdownTiming {
+    /// How long to keep serving, already reporting not ready, so that
+    /// load balancers stop sending traffic first.
+    pub drain: Duration,
+    /// How long in-flight requests may take to finish after the listener
+    /// stops accepting.
+    pub grace: Duration,
+}
+
+impl Default for ShutdownTiming {
+    fn default() -> Self {
+        ShutdownTiming {
+            drain: Duration::ZERO,
+            grace: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Readiness {
+    domain: Arc<Domain>,
+    draining: Arc<AtomicBool>,
 }
 
 /// Builds the router over `domain`.
@@ -77,13 +107,20 @@ pub async fn app(domain: Arc<Domain>) -> Result<App, ServerError> {
     let pool = transcode::routes::pool(DESCRIPTOR_SET).map_err(ServerError)?;
     let routes = transcode::routes::routes(&pool).map_err(ServerError)?;
     let openapi = Arc::new(transcode::openapi::document(&routes));
+    let draining = Arc::new(AtomicBool::new(false));
 
     let router = transcode::router(routes, grpc.clone())
         .route(
             "/healthz",
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
         )
-        .route("/readyz", get(readyz).with_state(domain.clone()))
+        .route(
+            "/readyz",
+            get(readyz).with_state(Readiness {
+                domain: domain.clone(),
+                draining: draining.clone(),
+            }),
+        )
         .route(
             "/.well-known/jwks.json",
             get(jwks).with_state(domain.clone()),
@@ -102,7 +139,11 @@ pub async fn app(domain: Arc<Domain>) -> Result<App, ServerError> {
         .fallback(transcode::not_found)
         .layer(from_fn_with_state(grpc, dispatch_grpc))
         .layer(from_fn(request_ids));
-    Ok(App { router, health })
+    Ok(App {
+        router,
+        health,
+        draining,
+    })
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves; then stops
@@ -112,15 +153,35 @@ pub async fn serve(
     app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, app, shutdown, ShutdownTiming::default()).await
+}
+
+/// Like [`serve`]: when `shutdown` resolves, readiness goes NOT_SERVING
+/// (gRPC health and `/readyz`), serving goes on for `timing.drain`, then the
+/// listener stops accepting and in-flight requests get `timing.grace` to
+/// finish.
+pub async fn serve_with(
+    listener: TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    timing: ShutdownTiming,
+) -> std::io::Result<()> {
     let health = app.health.clone();
+    let draining = app.draining.clone();
+    let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
     let shutdown = async move {
         shutdown.await;
+        tracing::info!("shutting down: not ready any more");
+        draining.store(true, Ordering::SeqCst);
         health.set_not_serving::<UserServiceServer<Api>>().await;
         health.set_not_serving::<SessionServiceServer<Api>>().await;
         health.set_not_serving::<ConsentServiceServer<Api>>().await;
         health
             .set_not_serving::<DiscoveryServiceServer<Api>>()
             .await;
+        tokio::time::sleep(timing.drain).await;
+        tracing::info!("no longer accepting connections");
+        let _ = stopping_tx.send(true);
     };
     // Replies go out as several small writes (headers, data, trailers);
     // without TCP_NODELAY, Nagle holds the last one for a delayed ACK.
@@ -129,13 +190,29 @@ pub async fn serve(
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
     });
-    axum::serve(listener, app.router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let server = axum::serve(listener, app.router).with_graceful_shutdown(shutdown);
+    let deadline = async move {
+        let _ = stopping.wait_for(|s| *s).await;
+        tokio::time::sleep(timing.grace).await;
+    };
+    tokio::select! {
+        r = server => r,
+        () = deadline => {
+            tracing::warn!("grace period over; closing the connections left");
+            Ok(())
+        }
+    }
 }
 
-async fn readyz(State(domain): State<Arc<Domain>>) -> Response {
-    match domain.store().ping().await {
+async fn readyz(State(r): State<Readiness>) -> Response {
+    if r.draining.load(Ordering::SeqCst) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"status": "shutting down"})),
+        )
+            .into_response();
+    }
+    match r.domain.store().ping().await {
         Ok(()) => axum::Json(serde_json::json!({"status": "ready"})).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
