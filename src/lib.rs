@@ -10,6 +10,7 @@ pub mod domain;
 pub mod pb;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 pub mod tokens;
 pub mod transcode;
 pub mod vendors;

@@ -25,6 +25,7 @@ use crate::pb::v1::consent_service_server::ConsentServiceServer;
 use crate::pb::v1::discovery_service_server::DiscoveryServiceServer;
 use crate::pb::v1::session_service_server::SessionServiceServer;
 use crate::pb::v1::user_service_server::UserServiceServer;
+use crate::telemetry;
 use crate::transcode::{self, MAX_BODY_BYTES, REQUEST_ID_HEADER, request_id};
 
 /// gRPC paths that need no API key.
@@ -102,7 +103,10 @@ pub async fn app(domain: Arc<Domain>) -> Result<App, ServerError> {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .into_axum_router()
-            .layer(from_fn_with_state(domain.clone(), authenticate));
+            .layer(from_fn_with_state(domain.clone(), authenticate))
+            .layer(from_fn(record_rpc));
+    // Install the recorder before anything is recorded.
+    telemetry::handle();
 
     let pool = transcode::routes::pool(DESCRIPTOR_SET).map_err(ServerError)?;
     let routes = transcode::routes::routes(&pool).map_err(ServerError)?;
@@ -129,6 +133,7 @@ pub async fn app(domain: Arc<Domain>) -> Result<App, ServerError> {
             "/.well-known/openid-configuration",
             get(openid_configuration).with_state(domain),
         )
+        .route("/metrics", get(metrics))
         .route(
             "/v1/openapi.json",
             get(move || {
@@ -223,6 +228,44 @@ async fn readyz(State(r): State<Readiness>) -> Response {
                 .into_response()
         }
     }
+}
+
+/// Prometheus metrics.
+async fn metrics() -> Response {
+    match telemetry::render() {
+        Some(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics recorder not installed",
+        )
+            .into_response(),
+    }
+}
+
+/// Counts and times every RPC, whichever transport it came in on.
+async fn record_rpc(req: Request, next: Next) -> Response {
+    let transport = req
+        .extensions()
+        .get::<telemetry::Transport>()
+        .copied()
+        .unwrap_or(telemetry::Transport::Grpc);
+    let rpc = req
+        .uri()
+        .path()
+        .rsplit_once('.')
+        .map(|(_, m)| m.to_owned())
+        .unwrap_or_default();
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    // Unary errors come trailers-only, with the status in the headers.
+    let code = resp
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("0")
+        .to_owned();
+    telemetry::rpc(&rpc, transport, &code, started.elapsed().as_secs_f64());
+    resp
 }
 
 /// The public keys that verify authmux's access tokens.

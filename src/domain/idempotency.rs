@@ -64,6 +64,7 @@ impl Domain {
         let claimed_at = match claimed_at {
             Claim::Claimed(at) => at,
             Claim::Replay(bytes) => {
+                crate::telemetry::idempotent_replay(operation);
                 return serde_json::from_slice(&bytes).map_err(Error::internal);
             }
         };

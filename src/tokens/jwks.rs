@@ -105,6 +105,7 @@ impl JwksClient {
             && entry.fetched_at.elapsed() < entry.ttl
             && let Some(k) = entry.keys.get(kid)
         {
+            crate::telemetry::jwks_cache_hit();
             return Ok(k.clone());
         }
         // Stale, missing or without this kid: refetch, within limits.
@@ -134,7 +135,9 @@ impl JwksClient {
                     .write()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(url.to_owned(), Instant::now());
-                match self.fetch(url, headers).await {
+                let fetched = self.fetch(url, headers).await;
+                crate::telemetry::jwks_fetch(fetched.is_ok());
+                match fetched {
                     Ok(entry) => {
                         self.cache
                             .write()

@@ -228,6 +228,9 @@ async fn transcode(route: &HttpRoute, grpc: Router, req: Request) -> Result<Resp
         HeaderValue::from_static("application/grpc"),
     );
     headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    inner
+        .extensions_mut()
+        .insert(crate::telemetry::Transport::Rest);
 
     let resp = grpc.oneshot(inner).await.unwrap_or_else(|e| match e {});
     let (head, body) = resp.into_parts();

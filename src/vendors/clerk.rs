@@ -80,7 +80,7 @@ impl Clerk {
     pub fn new(cfg: ClerkConfig, policy: Policy) -> Self {
         Clerk {
             cfg,
-            http: VendorHttp::new(policy),
+            http: VendorHttp::new("clerk", policy),
         }
     }
 

@@ -81,6 +81,7 @@ struct Breaker {
 
 /// An HTTP client for one (vendor, credentials) pair.
 pub struct VendorHttp {
+    vendor: &'static str,
     client: reqwest::Client,
     policy: Policy,
     /// Whether the last health probe succeeded (true until one fails).
@@ -103,14 +104,15 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 }
 
 impl VendorHttp {
-    /// A client with `policy`.
-    pub fn new(policy: Policy) -> Self {
+    /// A client for `vendor` (a metrics label) with `policy`.
+    pub fn new(vendor: &'static str, policy: Policy) -> Self {
         let client = reqwest::Client::builder()
             .connect_timeout(policy.connect_timeout)
             .timeout(policy.timeout)
             .build()
             .expect("a reqwest client with timeouts");
         VendorHttp {
+            vendor,
             client,
             policy,
             probe_ok: std::sync::atomic::AtomicBool::new(true),
@@ -187,6 +189,7 @@ impl VendorHttp {
     }
 
     fn succeeded(&self, took: Duration) {
+        crate::telemetry::breaker(self.vendor, false);
         let mut b = self.breaker.lock().unwrap_or_else(|p| p.into_inner());
         b.failures = 0;
         b.opened_at = None;
@@ -204,6 +207,7 @@ impl VendorHttp {
         b.failures += 1;
         if b.probing || b.failures >= self.policy.breaker_threshold {
             b.opened_at = Some(Instant::now());
+            crate::telemetry::breaker(self.vendor, true);
         }
         b.probing = false;
     }
@@ -240,7 +244,28 @@ impl VendorHttp {
                 });
             }
             let started = Instant::now();
-            let wait = match build(&self.client).send().await {
+            let request = build(&self.client);
+            let method = request
+                .try_clone()
+                .and_then(|r| r.build().ok())
+                .map(|r| r.method().to_string())
+                .unwrap_or_default();
+            let sent_result = request.send().await;
+            let outcome = match &sent_result {
+                Ok(r) if r.status().is_success() => "ok",
+                Ok(r) if r.status() == StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+                Ok(r) if r.status().is_server_error() => "server_error",
+                Ok(_) => "client_error",
+                Err(e) if e.is_timeout() => "timeout",
+                Err(_) => "connect_error",
+            };
+            crate::telemetry::vendor_call(
+                self.vendor,
+                &method,
+                outcome,
+                started.elapsed().as_secs_f64(),
+            );
+            let wait = match sent_result {
                 Ok(resp) if resp.status() == StatusCode::TOO_MANY_REQUESTS => {
                     // Rate limited: the vendor is healthy, just busy.
                     self.succeeded(started.elapsed());

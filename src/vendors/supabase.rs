@@ -99,7 +99,7 @@ impl Supabase {
     pub fn new(cfg: SupabaseConfig, policy: Policy) -> Self {
         Supabase {
             cfg,
-            http: VendorHttp::new(policy),
+            http: VendorHttp::new("supabase", policy),
         }
     }
 

@@ -89,7 +89,7 @@ impl Workos {
     pub fn new(cfg: WorkosConfig, policy: Policy) -> Self {
         Workos {
             cfg,
-            http: VendorHttp::new(policy),
+            http: VendorHttp::new("workos", policy),
         }
     }
 

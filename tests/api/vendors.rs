@@ -525,7 +525,7 @@ async fn the_breaker_opens_half_opens_and_closes() {
         breaker_cooldown: Duration::from_millis(300),
         ..Policy::default()
     };
-    let http = VendorHttp::new(policy);
+    let http = VendorHttp::new("clerk", policy);
     let url = format!("{}/users/user_x", emu.base_url);
     let call = || {
         http.call(true, |c| {
@@ -873,4 +873,41 @@ async fn discover(s: &Server) -> serde_json::Value {
     )
     .await
     .unwrap()
+}
+
+#[tokio::test]
+async fn metrics_count_requests_vendor_calls_and_replays() {
+    let s = clerk_server().await;
+    for t in [Transport::Rest, Transport::Grpc] {
+        let req = json!({"email": format!("met-{t:?}@example.com"), "idempotency_key": format!("m-{t:?}")});
+        s.call(t, "auth.user.create", req.clone()).await.unwrap();
+        s.call(t, "auth.user.create", req).await.unwrap();
+        let _ = s
+            .call(t, "auth.user.get", json!({"user_id": "usr_nope"}))
+            .await;
+    }
+    let text = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let has = |needle: &str| {
+        text.lines()
+            .any(|l| l.contains(needle) && !l.starts_with('#'))
+    };
+    for needle in [
+        r#"authmux_requests_total{rpc="UserService/CreateUser",transport="rest",code="0"}"#,
+        r#"authmux_requests_total{rpc="UserService/CreateUser",transport="grpc",code="0"}"#,
+        r#"rpc="UserService/GetUser",transport="rest",code="5""#,
+        "authmux_request_duration_seconds_bucket",
+        r#"authmux_vendor_calls_total{vendor="clerk",method="POST",outcome="ok"}"#,
+        "authmux_vendor_call_duration_seconds_bucket",
+        r#"authmux_idempotent_replays_total{operation="user.create"}"#,
+    ] {
+        assert!(has(needle), "missing {needle} in:\n{text}");
+    }
 }
