@@ -87,3 +87,75 @@ async fn postgres_revocation_reaches_the_other_replica() {
     }
     revocation_reaches_the_other_replica(Backend::Postgres).await;
 }
+
+async fn keys_cooldowns_and_rotation_hold_across_replicas(backend: Backend) {
+    let Some(a) = Server::start_with(backend, |c| c.refresh_cooldown_secs = 300).await else {
+        return;
+    };
+    let mut settings = authmux::config::Settings::new(a.data_dir());
+    settings.database_url = Some(a.database_url.clone());
+    let b = Server::start_on(tempfile::tempdir().unwrap(), settings).await;
+    let t = Transport::Rest;
+
+    // One idempotency key, sent to both replicas at once: one user.
+    let req = json!({"email": "twice@example.com", "idempotency_key": "shared-key"});
+    let (ra, rb) = tokio::join!(
+        a.call(t, "auth.user.create", req.clone()),
+        b.call(t, "auth.user.create", req.clone())
+    );
+    let replies: Vec<_> = [ra, rb].into_iter().filter_map(Result::ok).collect();
+    assert!(!replies.is_empty());
+    let list = b.call(t, "auth.user.list", json!({})).await.unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "one user");
+    let again = b.call(t, "auth.user.create", req).await.unwrap();
+    assert_eq!(
+        again, replies[0],
+        "the other replica replays the same reply"
+    );
+
+    // A refresh cooldown set on one replica holds on the other.
+    let user = &list["items"][0]["user_id"];
+    let session = a
+        .call(t, "auth.session.create", json!({"user_id": user}))
+        .await
+        .unwrap();
+    let e = b
+        .call(
+            t,
+            "auth.session.refresh",
+            json!({"refresh_token": session["refresh_token"]}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "AUTH_REFRESH_TOO_FREQUENT");
+
+    // A signing key rotated on one replica signs there and verifies on the
+    // other within its reload interval.
+    a.domain.keyring().rotate().await.unwrap();
+    let fresh = a
+        .call(t, "auth.session.create", json!({"user_id": user}))
+        .await
+        .unwrap();
+    let token = fresh["access_token"].as_str().unwrap();
+    let start = Instant::now();
+    loop {
+        if verify(&b, token).await["valid"] == true {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "rotation not seen by the other replica"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_keys_cooldowns_and_rotation_hold_across_replicas() {
+    keys_cooldowns_and_rotation_hold_across_replicas(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_keys_cooldowns_and_rotation_hold_across_replicas() {
+    keys_cooldowns_and_rotation_hold_across_replicas(Backend::Postgres).await;
+}
