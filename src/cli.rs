@@ -13,6 +13,10 @@ use crate::vendors::{ByokConfig, VendorKind};
 #[derive(Debug, Parser)]
 #[command(name = "authmux", version, about)]
 pub struct Cli {
+    /// A TOML or YAML file of settings (keys as the flags without dashes,
+    /// e.g. `database_url`); the environment and flags override it.
+    #[arg(long, env = "AUTHMUX_CONFIG", global = true)]
+    config: Option<std::path::PathBuf>,
     #[command(flatten)]
     settings: Settings,
     #[command(subcommand)]
@@ -118,6 +122,69 @@ enum KeysCommand {
         /// The key id (`key_…`), as `keys list` shows it.
         key_id: String,
     },
+}
+
+/// Reads the settings file named by `--config` or `AUTHMUX_CONFIG` (if
+/// any) into the process environment, under each setting's `AUTHMUX_*`
+/// name, where the environment does not already set it — so that defaults
+/// < file < environment < flags. Must run before any thread starts.
+pub fn apply_config_file(args: &[String]) -> anyhow::Result<()> {
+    let from_args = args.iter().enumerate().find_map(|(i, a)| {
+        a.strip_prefix("--config=").map(str::to_owned).or_else(|| {
+            (a == "--config")
+                .then(|| args.get(i + 1).cloned())
+                .flatten()
+        })
+    });
+    let Some(path) = from_args.or_else(|| std::env::var("AUTHMUX_CONFIG").ok()) else {
+        return Ok(());
+    };
+    let text = std::fs::read_to_string(&path).with_context(|| format!("config file {path}"))?;
+    let value: serde_json::Value = if path.ends_with(".yaml") || path.ends_with(".yml") {
+        serde_yaml_ng::from_str(&text)
+            .with_context(|| format!("config file {path}: invalid YAML"))?
+    } else {
+        toml::from_str(&text).with_context(|| format!("config file {path}: invalid TOML"))?
+    };
+    let serde_json::Value::Object(map) = value else {
+        anyhow::bail!("config file {path}: expected a table of settings");
+    };
+    let envs = setting_envs(&<Cli as clap::CommandFactory>::command());
+    for (key, value) in map {
+        let Some(env) = envs.iter().find(|(id, _)| *id == key).map(|(_, e)| e) else {
+            anyhow::bail!("config file {path}: unknown setting {key:?}");
+        };
+        let text = match value {
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::Bool(b) => b.to_string(),
+            other => anyhow::bail!(
+                "config file {path}: {key} must be a string, number or boolean, not {other}"
+            ),
+        };
+        if std::env::var_os(env).is_none() {
+            // SAFETY: called from `main` before the runtime or any other
+            // thread exists.
+            unsafe { std::env::set_var(env, text) };
+        }
+    }
+    Ok(())
+}
+
+/// (setting id, env name) of every argument that has an env name.
+fn setting_envs(cmd: &clap::Command) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = cmd
+        .get_arguments()
+        .filter_map(|a| {
+            let env = a.get_env()?.to_str()?.to_owned();
+            Some((a.get_id().as_str().to_owned(), env))
+        })
+        .filter(|(id, _)| id != "config")
+        .collect();
+    for sub in cmd.get_subcommands() {
+        out.extend(setting_envs(sub));
+    }
+    out
 }
 
 impl Cli {

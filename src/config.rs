@@ -62,6 +62,9 @@ pub struct Settings {
         global = true
     )]
     pub database_url: Option<String>,
+    /// A file holding the database URL (as Kubernetes mounts secrets).
+    #[arg(long, env = "AUTHMUX_DATABASE_URL_FILE", global = true)]
+    pub database_url_file: Option<PathBuf>,
     /// Base64 of 32 bytes sealing secrets at rest; generated into the data
     /// directory when unset.
     #[arg(
@@ -71,6 +74,9 @@ pub struct Settings {
         global = true
     )]
     pub master_key: Option<String>,
+    /// A file holding the master key.
+    #[arg(long, env = "AUTHMUX_MASTER_KEY_FILE", global = true)]
+    pub master_key_file: Option<PathBuf>,
     /// Algorithm of new signing keys: ES256 or RS256.
     #[arg(
         long,
@@ -197,7 +203,9 @@ impl Settings {
         Settings {
             data_dir: data_dir.into(),
             database_url: None,
+            database_url_file: None,
             master_key: None,
+            master_key_file: None,
             signing_alg: SigningAlg::Es256,
             issuer: "http://127.0.0.1:8080".to_owned(),
             access_ttl_secs: 900,
@@ -348,16 +356,18 @@ impl Settings {
     }
 
     /// The database URL in force.
-    pub fn database_url(&self) -> String {
-        match &self.database_url {
-            Some(url) => url.clone(),
-            None => format!("sqlite://{}", self.data_dir.join("authmux.db").display()),
-        }
+    pub fn database_url(&self) -> anyhow::Result<String> {
+        Ok(secret_setting(
+            "AUTHMUX_DATABASE_URL_FILE",
+            &self.database_url,
+            &self.database_url_file,
+        )?
+        .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("authmux.db").display())))
     }
 
     /// Connects to the store, creating the data directory for SQLite.
     pub async fn store(&self) -> anyhow::Result<Store> {
-        let url = self.database_url();
+        let url = self.database_url()?;
         if url.starts_with("sqlite:") {
             std::fs::create_dir_all(&self.data_dir).with_context(|| {
                 format!(
@@ -374,8 +384,12 @@ impl Settings {
     /// The master key: the configured one, else the key file under the data
     /// directory (created on first use, with a warning).
     pub fn master_key(&self) -> anyhow::Result<MasterKey> {
-        if let Some(text) = &self.master_key {
-            return MasterKey::from_base64(text).context("AUTHMUX_MASTER_KEY");
+        if let Some(text) = secret_setting(
+            "AUTHMUX_MASTER_KEY_FILE",
+            &self.master_key,
+            &self.master_key_file,
+        )? {
+            return MasterKey::from_base64(&text).context("AUTHMUX_MASTER_KEY");
         }
         let path = self.data_dir.join(MASTER_KEY_FILE);
         let (key, created) = MasterKey::load_or_create_file(&path).context("AUTHMUX_DATA_DIR")?;

@@ -240,7 +240,7 @@ impl Server {
 
     /// Starts a server with the given settings, keeping `dir` alive.
     pub async fn start_on(dir: tempfile::TempDir, settings: Settings) -> Server {
-        let database_url = settings.database_url();
+        let database_url = settings.database_url().unwrap();
         let domain = settings.domain().await.expect("domain");
         let key = domain.create_api_key("tests").await.expect("key").key;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -465,3 +465,98 @@ async fn sigterm_drains_then_exits_cleanly() {
         .unwrap();
     assert!(status.success(), "exit status {status:?}");
 }
+
+#[tokio::test]
+async fn config_files_sit_between_defaults_and_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("from-file");
+    let toml_file = dir.path().join("authmux.toml");
+    std::fs::write(
+        &toml_file,
+        format!(
+            "data_dir = {:?}\nsigning_alg = \"RS256\"\naccess_ttl_secs = 600\n",
+            data.display().to_string()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_authmux"));
+        c.args(args)
+            .env_remove("AUTHMUX_DATA_DIR")
+            .env_remove("AUTHMUX_DATABASE_URL")
+            .env_remove("AUTHMUX_MASTER_KEY")
+            .env_remove("AUTHMUX_CONFIG")
+            .current_dir(dir.path());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let cfg = toml_file.to_str().unwrap();
+    let out = run(&["keys", "create", "--project", "p", "--config", cfg], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        data.join("authmux.db").exists(),
+        "data_dir came from the file"
+    );
+
+    // The environment beats the file, and YAML works the same way.
+    let env_data = dir.path().join("from-env");
+    let yaml_file = dir.path().join("authmux.yaml");
+    std::fs::write(&yaml_file, format!("data_dir: {}\n", data.display())).unwrap();
+    let out = run(
+        &["keys", "create", "--project", "p"],
+        &[
+            ("AUTHMUX_CONFIG", yaml_file.to_str().unwrap()),
+            ("AUTHMUX_DATA_DIR", env_data.to_str().unwrap()),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(env_data.join("authmux.db").exists());
+
+    // Secrets can come from files, as Kubernetes mounts them.
+    let key_file = dir.path().join("master.key.secret");
+    std::fs::write(&key_file, "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=\n").unwrap();
+    let file_data = dir.path().join("with-key-file");
+    let out = run(
+        &["keys", "create", "--project", "p"],
+        &[
+            ("AUTHMUX_DATA_DIR", file_data.to_str().unwrap()),
+            ("AUTHMUX_MASTER_KEY_FILE", key_file.to_str().unwrap()),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!file_data.join("master.key").exists(), "no key generated");
+    let out = run(
+        &["keys", "list"],
+        &[
+            ("AUTHMUX_DATA_DIR", file_data.to_str().unwrap()),
+            ("AUTHMUX_MASTER_KEY_FILE", "/nonexistent"),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("AUTHMUX_MASTER_KEY_FILE"));
+
+    // Mistakes fail at start-up, naming the setting.
+    std::fs::write(&toml_file, "data_dri = \"x\"\n").unwrap();
+    let out = run(&["migrate", "--config", cfg], &[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("data_dri"));
+    std::fs::write(&toml_file, "signing_alg = \"HS256\"\n").unwrap();
+    let out = run(&["migrate", "--config", cfg], &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("HS256") && err.contains("signing"), "{err}");
+}
