@@ -36,6 +36,10 @@ enum Command {
         /// Seconds in-flight requests get to finish once accepting stops.
         #[arg(long, env = "AUTHMUX_SHUTDOWN_GRACE_SECS", default_value_t = 25)]
         shutdown_grace_secs: u64,
+        /// Apply pending migrations before serving (off when a deployment
+        /// hook runs `authmux migrate`).
+        #[arg(long, env = "AUTHMUX_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
+        migrate_on_start: bool,
     },
     /// Applies database migrations and exits.
     Migrate,
@@ -195,12 +199,13 @@ impl Cli {
                 listen,
                 shutdown_drain_secs,
                 shutdown_grace_secs,
+                migrate_on_start,
             } => {
                 let timing = server::ShutdownTiming {
                     drain: std::time::Duration::from_secs(shutdown_drain_secs),
                     grace: std::time::Duration::from_secs(shutdown_grace_secs),
                 };
-                serve(&self.settings, listen, timing).await
+                serve(&self.settings, listen, timing, migrate_on_start).await
             }
             Command::Migrate => {
                 self.settings.store().await?.migrate().await?;
@@ -329,8 +334,9 @@ async fn serve(
     settings: &Settings,
     listen: SocketAddr,
     timing: server::ShutdownTiming,
+    migrate: bool,
 ) -> anyhow::Result<()> {
-    let domain = settings.domain().await?;
+    let domain = settings.domain_with(migrate).await?;
     if let Some(first) = domain.bootstrap().await? {
         println!(
             "created project \"default\" with API key (shown once, keep it):\n{}",

@@ -404,8 +404,16 @@ impl Settings {
 
     /// Connects, migrates and wires the domain.
     pub async fn domain(&self) -> anyhow::Result<Arc<Domain>> {
+        self.domain_with(true).await
+    }
+
+    /// Like [`Settings::domain`]; `migrate: false` leaves the schema to a
+    /// separate `authmux migrate` (e.g. a deployment hook).
+    pub async fn domain_with(&self, migrate: bool) -> anyhow::Result<Arc<Domain>> {
         let store = self.store().await?;
-        store.migrate().await.context("applying migrations")?;
+        if migrate {
+            store.migrate().await.context("applying migrations")?;
+        }
         let master = self.master_key()?;
         let keyring = self.keyring(&store, &master).await?;
         keyring.spawn_reload(KEY_RELOAD);

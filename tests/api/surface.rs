@@ -560,3 +560,31 @@ async fn config_files_sit_between_defaults_and_the_environment() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("HS256") && err.contains("signing"), "{err}");
 }
+
+#[tokio::test]
+async fn serve_leaves_migrations_to_the_hook_when_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_authmux"))
+            .args(args)
+            .env("AUTHMUX_DATA_DIR", dir.path())
+            .env("AUTHMUX_MIGRATE_ON_START", "false")
+            .env("AUTHMUX_SHUTDOWN_DRAIN_SECS", "0")
+            .env_remove("AUTHMUX_DATABASE_URL")
+            .env_remove("AUTHMUX_MASTER_KEY")
+            .output()
+            .unwrap()
+    };
+    // Without the hook's migration there is no schema, and serve says so.
+    let out = run(&["serve", "--listen", "127.0.0.1:0"]);
+    assert!(!out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).is_empty());
+    // After `authmux migrate`, the other commands find the schema in place.
+    assert!(run(&["migrate"]).status.success());
+    let out = run(&["keys", "create", "--project", "p"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
