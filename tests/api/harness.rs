@@ -82,7 +82,7 @@ impl Drop for Server {
 
 /// Drops a per-test database (closing its connections) from a thread of
 /// its own, since `Drop` can't await.
-fn drop_postgres_database(url: String) {
+pub fn drop_postgres_database(url: String) {
     let Ok(admin_url) = std::env::var("AUTHMUX_TEST_DATABASE_URL") else {
         return;
     };

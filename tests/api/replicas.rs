@@ -159,3 +159,254 @@ async fn sqlite_keys_cooldowns_and_rotation_hold_across_replicas() {
 async fn postgres_keys_cooldowns_and_rotation_hold_across_replicas() {
     keys_cooldowns_and_rotation_hold_across_replicas(Backend::Postgres).await;
 }
+
+/// A running `authmux serve` process.
+struct Process {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_serve(data_dir: &std::path::Path, database_url: &str, master_key: &str) -> Process {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_authmux"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("AUTHMUX_DATA_DIR", data_dir)
+        .env("AUTHMUX_DATABASE_URL", database_url)
+        .env("AUTHMUX_MASTER_KEY", master_key)
+        .env("AUTHMUX_LOG_FORMAT", "json")
+        .env("AUTHMUX_SHUTDOWN_DRAIN_SECS", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let address = loop {
+        let line = lines.next().expect("the server logs").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if let Some(a) = v["fields"]["address"].as_str() {
+            break a.to_owned();
+        }
+    };
+    // Keep draining the log so the process never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Process {
+        child,
+        base: format!("http://{address}"),
+    }
+}
+
+async fn rest(
+    http: &reqwest::Client,
+    p: &Process,
+    key: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let mut rb = http
+        .request(method.clone(), format!("{}{path}", p.base))
+        .bearer_auth(key);
+    if method != reqwest::Method::GET {
+        rb = rb.json(&body);
+    }
+    let r = rb.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or_default())
+}
+
+/// Two `authmux serve` processes on one database: users, revocations,
+/// idempotency keys, cooldowns and key rotations are shared.
+async fn two_processes(backend: Backend) {
+    use reqwest::Method;
+    let dir = tempfile::tempdir().unwrap();
+    let url = match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.path().join("shared.db").display()),
+        Backend::Postgres => match postgres_database().await {
+            Some(u) => u,
+            None => return,
+        },
+    };
+    let (_, master) = authmux::crypto::MasterKey::generate();
+    let mut settings = authmux::config::Settings::new(dir.path());
+    settings.database_url = Some(url.clone());
+    settings.master_key = Some(master.clone());
+    let domain = settings.domain().await.unwrap();
+    let key = domain.create_api_key("replicas").await.unwrap().key;
+    let a = spawn_serve(dir.path(), &url, &master);
+    let b = spawn_serve(dir.path(), &url, &master);
+    let http = reqwest::Client::new();
+
+    let (s, user) = rest(
+        &http,
+        &a,
+        &key,
+        Method::POST,
+        "/v1/auth/user/create",
+        json!({"email": "p@example.com"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{user}");
+    let id = user["user_id"].as_str().unwrap();
+    let (s, got) = rest(
+        &http,
+        &b,
+        &key,
+        Method::GET,
+        &format!("/v1/auth/user/get/{id}"),
+        json!(null),
+    )
+    .await;
+    assert_eq!((s, &got), (200, &user));
+
+    // The same idempotency key on both processes: one effect, one reply.
+    let req = json!({"email": "idem@example.com", "idempotency_key": "across"});
+    let (sa, ra) = rest(
+        &http,
+        &a,
+        &key,
+        Method::POST,
+        "/v1/auth/user/create",
+        req.clone(),
+    )
+    .await;
+    let (sb, rb) = rest(&http, &b, &key, Method::POST, "/v1/auth/user/create", req).await;
+    assert_eq!((sa, sb), (200, 200));
+    assert_eq!(ra, rb);
+
+    // A session revoked on one fails on the other within a second.
+    let (_, session) = rest(
+        &http,
+        &a,
+        &key,
+        Method::POST,
+        "/v1/auth/session/create",
+        json!({"user_id": id}),
+    )
+    .await;
+    let token = session["access_token"].as_str().unwrap().to_owned();
+    // The cooldown set by the mint on one holds on the other.
+    let (s, e) = rest(
+        &http,
+        &b,
+        &key,
+        Method::POST,
+        "/v1/auth/session/refresh",
+        json!({"refresh_token": session["refresh_token"]}),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (429, Some("AUTH_REFRESH_TOO_FREQUENT"))
+    );
+    let (_, v) = rest(
+        &http,
+        &b,
+        &key,
+        Method::GET,
+        &format!("/v1/auth/session/verify/{token}"),
+        json!(null),
+    )
+    .await;
+    assert_eq!(v["valid"], true);
+    let sid = session["session_id"].as_str().unwrap();
+    rest(
+        &http,
+        &a,
+        &key,
+        Method::POST,
+        &format!("/v1/auth/session/revoke/{sid}"),
+        json!({}),
+    )
+    .await;
+    let start = Instant::now();
+    loop {
+        let (_, v) = rest(
+            &http,
+            &b,
+            &key,
+            Method::GET,
+            &format!("/v1/auth/session/verify/{token}"),
+            json!(null),
+        )
+        .await;
+        if v["reason"] == "revoked" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "revocation not seen within 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // A key rotated through one is used and trusted by both.
+    domain.keyring().rotate().await.unwrap();
+    let new_kid = domain.keyring().signer().kid.clone();
+    let start = Instant::now();
+    loop {
+        let (_, jwks) = rest(
+            &http,
+            &b,
+            &key,
+            Method::GET,
+            "/.well-known/jwks.json",
+            json!(null),
+        )
+        .await;
+        let (_, s) = rest(
+            &http,
+            &a,
+            &key,
+            Method::POST,
+            "/v1/auth/session/create",
+            json!({"user_id": id}),
+        )
+        .await;
+        let t = s["access_token"].as_str().unwrap_or("").to_owned();
+        let signed_new = t.split('.').next().is_some_and(|h| {
+            use base64::Engine;
+            let h = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(h)
+                .unwrap_or_default();
+            serde_json::from_slice::<serde_json::Value>(&h).unwrap_or_default()["kid"]
+                == new_kid.as_str()
+        });
+        let listed = jwks.to_string().contains(&new_kid);
+        if signed_new && listed {
+            let (_, v) = rest(
+                &http,
+                &b,
+                &key,
+                Method::GET,
+                &format!("/v1/auth/session/verify/{t}"),
+                json!(null),
+            )
+            .await;
+            assert_eq!(v["valid"], true, "{v}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "rotation not picked up by both"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_two_serve_processes_act_as_one() {
+    two_processes(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_two_serve_processes_act_as_one() {
+    two_processes(Backend::Postgres).await;
+}
