@@ -433,7 +433,7 @@ async fn sigterm_drains_then_exits_cleanly() {
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("AUTHMUX_DATA_DIR", dir.path())
         .env("AUTHMUX_LOG_FORMAT", "json")
-        .env("AUTHMUX_SHUTDOWN_DRAIN_SECS", "1")
+        .env("AUTHMUX_SHUTDOWN_DRAIN_SECS", "2")
         .env("AUTHMUX_SHUTDOWN_GRACE_SECS", "5")
         .env_remove("AUTHMUX_DATABASE_URL")
         .env_remove("AUTHMUX_MASTER_KEY")
