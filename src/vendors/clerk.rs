@@ -10,8 +10,8 @@ use serde_json::{Map, Value, json};
 use super::http::{Policy, VendorHttp};
 use super::native::new_totp;
 use super::{
-    IdentityVendor, MfaEnrollment, NewIdentity, TokenSource, VendorKind, VendorSession, VendorUser,
-    gone_is_done, unavailable,
+    IdentityVendor, MfaEnrollment, NewIdentity, TokenSource, VendorFailure, VendorKind,
+    VendorSession, VendorUser, gone_is_done, unavailable, vendor_error,
 };
 use crate::domain::{Error, ErrorCode, Result};
 
@@ -55,24 +55,17 @@ fn clerk_error(status: StatusCode, body: &Value) -> Error {
         .as_str()
         .or(first["message"].as_str())
         .unwrap_or("no message");
-    match (status.as_u16(), code) {
-        (_, "form_identifier_exists") => Error::new(
-            ErrorCode::AuthUserExists,
-            "a user with this email already exists at clerk",
-        ),
-        (404, _) | (_, "resource_not_found") => {
-            Error::new(ErrorCode::AuthUserNotFound, "no such user at clerk")
-        }
-        (401 | 403, _) => Error::new(
-            ErrorCode::VendorError,
-            "clerk rejected authmux's credentials for this project",
-        ),
-        (400 | 422, _) => Error::invalid(format!("clerk: {message}")),
-        (s, _) => Error::new(
-            ErrorCode::VendorError,
-            format!("clerk answered {s} ({code})"),
-        ),
-    }
+    vendor_error(
+        VendorKind::Clerk,
+        VendorFailure {
+            status: status.as_u16(),
+            exists: code == "form_identifier_exists",
+            not_found: code == "resource_not_found",
+            user_credentials: false,
+            code,
+            message,
+        },
+    )
 }
 
 impl Clerk {

@@ -268,6 +268,52 @@ pub fn unavailable(kind: VendorKind, e: http::CallError) -> Error {
     err
 }
 
+/// What an adapter read from a vendor's error reply.
+pub struct VendorFailure<'a> {
+    /// The HTTP status.
+    pub status: u16,
+    /// The vendor said the email is taken.
+    pub exists: bool,
+    /// The vendor said there is no such user (besides a plain 404).
+    pub not_found: bool,
+    /// A 401/403 about the end user's credentials, not authmux's.
+    pub user_credentials: bool,
+    /// The vendor's error code, for the message.
+    pub code: &'a str,
+    /// The vendor's message.
+    pub message: &'a str,
+}
+
+/// Maps a vendor's error reply to authmux's codes, the same way for every
+/// vendor; never echoes a credential.
+pub fn vendor_error(kind: VendorKind, f: VendorFailure<'_>) -> Error {
+    if f.exists {
+        return Error::new(
+            ErrorCode::AuthUserExists,
+            format!("a user with this email already exists at {kind}"),
+        );
+    }
+    match f.status {
+        404 => Error::new(
+            ErrorCode::AuthUserNotFound,
+            format!("no such user at {kind}"),
+        ),
+        _ if f.not_found => Error::new(
+            ErrorCode::AuthUserNotFound,
+            format!("no such user at {kind}"),
+        ),
+        401 | 403 if !f.user_credentials => Error::new(
+            ErrorCode::VendorError,
+            format!("{kind} rejected authmux's credentials for this project"),
+        ),
+        400 | 401 | 403 | 422 => Error::invalid(format!("{kind}: {}", f.message)),
+        s => Error::new(
+            ErrorCode::VendorError,
+            format!("{kind} answered {s} ({})", f.code),
+        ),
+    }
+}
+
 /// A delete or revoke whose target is already gone at the vendor has had
 /// its effect.
 pub fn gone_is_done<T>(r: Result<T>) -> Result<()> {

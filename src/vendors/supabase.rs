@@ -9,8 +9,8 @@ use serde_json::{Map, Value, json};
 
 use super::http::{Policy, VendorHttp};
 use super::{
-    IdentityVendor, MfaEnrollment, NewIdentity, TokenSource, VendorKind, VendorSession, VendorUser,
-    gone_is_done, unavailable, unsupported,
+    IdentityVendor, MfaEnrollment, NewIdentity, TokenSource, VendorFailure, VendorKind,
+    VendorSession, VendorUser, gone_is_done, unavailable, unsupported, vendor_error,
 };
 use crate::domain::{Error, ErrorCode, Result};
 use crate::tokens::verify::peek_claim;
@@ -68,24 +68,17 @@ fn supabase_error(status: StatusCode, body: &Value) -> Error {
         .or(body["message"].as_str())
         .or(body["error_description"].as_str())
         .unwrap_or("no message");
-    match (status.as_u16(), code) {
-        (_, "email_exists" | "user_already_exists") => Error::new(
-            ErrorCode::AuthUserExists,
-            "a user with this email already exists at supabase",
-        ),
-        (404, _) | (_, "user_not_found") => {
-            Error::new(ErrorCode::AuthUserNotFound, "no such user at supabase")
-        }
-        (401 | 403, _) => Error::new(
-            ErrorCode::VendorError,
-            "supabase rejected authmux's credentials for this project",
-        ),
-        (400 | 422, _) => Error::invalid(format!("supabase: {message}")),
-        (s, _) => Error::new(
-            ErrorCode::VendorError,
-            format!("supabase answered {s} ({code})"),
-        ),
-    }
+    vendor_error(
+        VendorKind::Supabase,
+        VendorFailure {
+            status: status.as_u16(),
+            exists: matches!(code, "email_exists" | "user_already_exists"),
+            not_found: code == "user_not_found",
+            user_credentials: false,
+            code,
+            message,
+        },
+    )
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]

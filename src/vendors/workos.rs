@@ -10,8 +10,8 @@ use serde_json::{Map, Value, json};
 
 use super::http::{Policy, VendorHttp};
 use super::{
-    IdentityVendor, MfaEnrollment, NewIdentity, TokenSource, VendorKind, VendorSession, VendorUser,
-    gone_is_done, unavailable,
+    IdentityVendor, MfaEnrollment, NewIdentity, TokenSource, VendorFailure, VendorKind,
+    VendorSession, VendorUser, gone_is_done, unavailable, vendor_error,
 };
 use crate::domain::{Error, ErrorCode, Result};
 use crate::tokens::verify::peek_claim;
@@ -67,21 +67,17 @@ fn workos_error(status: StatusCode, body: &Value) -> Error {
         .or(body["error_description"].as_str())
         .unwrap_or("no message");
     let has = |c: &str| codes.contains(&c);
-    if has("email_not_available") || has("user_already_exists") {
-        return Error::new(
-            ErrorCode::AuthUserExists,
-            "a user with this email already exists at workos",
-        );
-    }
-    match status.as_u16() {
-        404 => Error::new(ErrorCode::AuthUserNotFound, "no such user at workos"),
-        401 | 403 if !has("invalid_credentials") => Error::new(
-            ErrorCode::VendorError,
-            "workos rejected authmux's credentials for this project",
-        ),
-        400 | 401 | 403 | 422 => Error::invalid(format!("workos: {message}")),
-        s => Error::new(ErrorCode::VendorError, format!("workos answered {s}")),
-    }
+    vendor_error(
+        VendorKind::Workos,
+        VendorFailure {
+            status: status.as_u16(),
+            exists: has("email_not_available") || has("user_already_exists"),
+            not_found: false,
+            user_credentials: has("invalid_credentials"),
+            code: codes.first().copied().unwrap_or(""),
+            message,
+        },
+    )
 }
 
 impl Workos {
