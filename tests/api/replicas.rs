@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::harness::{Backend, Server, Transport, postgres_database};
+use crate::harness::{Backend, Process, Server, Transport, postgres_database, spawn_serve};
 
 async fn pair(backend: Backend) -> Option<(Server, Server)> {
     let a = Server::start(backend).await?;
@@ -160,49 +160,6 @@ async fn postgres_keys_cooldowns_and_rotation_hold_across_replicas() {
     keys_cooldowns_and_rotation_hold_across_replicas(Backend::Postgres).await;
 }
 
-/// A running `authmux serve` process.
-struct Process {
-    child: std::process::Child,
-    base: String,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn_serve(data_dir: &std::path::Path, database_url: &str, master_key: &str) -> Process {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_authmux"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("AUTHMUX_DATA_DIR", data_dir)
-        .env("AUTHMUX_DATABASE_URL", database_url)
-        .env("AUTHMUX_MASTER_KEY", master_key)
-        .env("AUTHMUX_LOG_FORMAT", "json")
-        .env("AUTHMUX_SHUTDOWN_DRAIN_SECS", "0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let address = loop {
-        let line = lines.next().expect("the server logs").unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if let Some(a) = v["fields"]["address"].as_str() {
-            break a.to_owned();
-        }
-    };
-    // Keep draining the log so the process never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Process {
-        child,
-        base: format!("http://{address}"),
-    }
-}
-
 async fn rest(
     http: &reqwest::Client,
     p: &Process,
@@ -240,8 +197,13 @@ async fn two_processes(backend: Backend) {
     settings.master_key = Some(master.clone());
     let domain = settings.domain().await.unwrap();
     let key = domain.create_api_key("replicas").await.unwrap().key;
-    let a = spawn_serve(dir.path(), &url, &master);
-    let b = spawn_serve(dir.path(), &url, &master);
+    let env = [
+        ("AUTHMUX_DATABASE_URL", url.as_str()),
+        ("AUTHMUX_MASTER_KEY", master.as_str()),
+        ("AUTHMUX_SHUTDOWN_DRAIN_SECS", "0"),
+    ];
+    let a = spawn_serve(dir.path(), &env);
+    let b = spawn_serve(dir.path(), &env);
     let http = reqwest::Client::new();
 
     let (s, user) = rest(

@@ -424,45 +424,28 @@ async fn cli_rotation_reaches_a_running_server() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_then_exits_cleanly() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_authmux"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("AUTHMUX_DATA_DIR", dir.path())
-        .env("AUTHMUX_LOG_FORMAT", "json")
-        .env("AUTHMUX_SHUTDOWN_DRAIN_SECS", "2")
-        .env("AUTHMUX_SHUTDOWN_GRACE_SECS", "5")
-        .env_remove("AUTHMUX_DATABASE_URL")
-        .env_remove("AUTHMUX_MASTER_KEY")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let address = loop {
-        let line = lines.next().expect("the server logs").unwrap();
-        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-        if let Some(a) = v["fields"]["address"].as_str() {
-            break a.to_owned();
-        }
-    };
+    let mut p = crate::harness::spawn_serve(
+        dir.path(),
+        &[
+            ("AUTHMUX_SHUTDOWN_DRAIN_SECS", "2"),
+            ("AUTHMUX_SHUTDOWN_GRACE_SECS", "5"),
+        ],
+    );
     let http = reqwest::Client::new();
-    let ready = || http.get(format!("http://{address}/readyz")).send();
+    let ready = || http.get(format!("{}/readyz", p.base)).send();
     assert_eq!(ready().await.unwrap().status(), 200);
     let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &p.child.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     // Still serving during the drain, but not ready.
     assert_eq!(ready().await.unwrap().status(), 503);
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
+    let status = tokio::task::block_in_place(|| p.child.wait().unwrap());
     assert!(status.success(), "exit status {status:?}");
 }
 
