@@ -653,3 +653,17 @@ pub fn spawn_serve(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Process 
         base: format!("http://{address}"),
     }
 }
+
+/// Polls `check` every `every` until it holds; fails the test, saying
+/// `what`, once `within` has passed.
+pub async fn eventually<F, Fut>(within: Duration, every: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < within, "{what}");
+        tokio::time::sleep(every).await;
+    }
+}

@@ -4,7 +4,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::harness::{Backend, Process, Server, Transport, postgres_database, spawn_serve};
+use crate::harness::{
+    Backend, Process, Server, Transport, eventually, postgres_database, spawn_serve,
+};
 
 async fn pair(backend: Backend) -> Option<(Server, Server)> {
     let a = Server::start(backend).await?;
@@ -61,17 +63,14 @@ async fn revocation_reaches_the_other_replica(backend: Backend) {
         "revoked",
         "at once on the revoking replica"
     );
-    let start = Instant::now();
-    loop {
-        if verify(&b, token).await["reason"] == "revoked" {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(1),
-            "revocation not seen within 1 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let b = &b;
+    eventually(
+        Duration::from_secs(1),
+        Duration::from_millis(20),
+        "revocation not seen within 1 s",
+        move || async move { verify(b, token).await["reason"] == "revoked" },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,17 +136,14 @@ async fn keys_cooldowns_and_rotation_hold_across_replicas(backend: Backend) {
         .await
         .unwrap();
     let token = fresh["access_token"].as_str().unwrap();
-    let start = Instant::now();
-    loop {
-        if verify(&b, token).await["valid"] == true {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(3),
-            "rotation not seen by the other replica"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let b = &b;
+    eventually(
+        Duration::from_secs(3),
+        Duration::from_millis(50),
+        "rotation not seen by the other replica",
+        move || async move { verify(b, token).await["valid"] == true },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -288,26 +284,18 @@ async fn two_processes(backend: Backend) {
         json!({}),
     )
     .await;
-    let start = Instant::now();
-    loop {
-        let (_, v) = rest(
-            &http,
-            &b,
-            &key,
-            Method::GET,
-            &format!("/v1/auth/session/verify/{token}"),
-            json!(null),
-        )
-        .await;
-        if v["reason"] == "revoked" {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(1),
-            "revocation not seen within 1 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (http_ref, b_ref, key_ref, token_ref) = (&http, &b, &key, &token);
+    eventually(
+        Duration::from_secs(1),
+        Duration::from_millis(20),
+        "revocation not seen within 1 s",
+        move || async move {
+            let path = format!("/v1/auth/session/verify/{token_ref}");
+            let (_, v) = rest(http_ref, b_ref, key_ref, Method::GET, &path, json!(null)).await;
+            v["reason"] == "revoked"
+        },
+    )
+    .await;
 
     // A key rotated through one is used and trusted by both.
     domain.keyring().rotate().await.unwrap();

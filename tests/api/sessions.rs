@@ -200,7 +200,8 @@ async fn password_throttling(s: &Server, t: Transport) {
     login(s, t, &other).await;
 }
 
-fn totp_now(secret_b32: &str) -> (String, String) {
+/// The TOTP code for now, and one for 90 s later (not yet valid).
+pub fn totp_now(secret_b32: &str) -> (String, String) {
     let bytes = totp_rs::Secret::Encoded(secret_b32.to_owned())
         .to_bytes()
         .unwrap();
