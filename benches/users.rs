@@ -47,6 +47,7 @@ async fn seed(domain: &Arc<Domain>, project: &Project) -> Vec<String> {
                     vendor: "native".to_owned(),
                     created_at: now,
                     updated_at: now,
+                    version: 0,
                 },
                 pins::Model {
                     project_id: project.id.clone(),

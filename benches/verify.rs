@@ -24,6 +24,7 @@ fn bench(c: &mut Criterion) {
         let expect = Expect {
             issuer: "https://issuer.example",
             audience: Some("prj_1"),
+            max_lifetime_secs: Some(3600),
         };
         g.bench_function(alg.as_str(), |b| {
             b.iter(|| {

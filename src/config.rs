@@ -426,13 +426,15 @@ impl Settings {
         if self.vendor_probe_ms > 0 {
             vendors.spawn_probes(Duration::from_millis(self.vendor_probe_ms));
         }
-        Ok(Arc::new(Domain::new(
+        let domain = Arc::new(Domain::new(
             store,
             master,
             vendors,
             keyring,
             revocations,
             self.session_config(),
-        )))
+        ));
+        domain.spawn_purge();
+        Ok(domain)
     }
 }

@@ -35,6 +35,10 @@ pub enum CryptoError {
 #[derive(Clone)]
 pub struct MasterKey {
     cipher: Aes256Gcm,
+    /// A subkey for keyed fingerprints (HMAC-SHA256), derived from the
+    /// master key so that a fingerprint can't be reversed with a dictionary
+    /// by anyone who lacks the master key.
+    fingerprint: aws_lc_rs::hmac::Key,
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -56,8 +60,21 @@ impl MasterKey {
 
     /// Uses 32 raw bytes as the key.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
+        use aws_lc_rs::hmac;
         let cipher = Aes256Gcm::new_from_slice(bytes).map_err(|_| CryptoError::BadKey)?;
-        Ok(MasterKey { cipher })
+        let derive = hmac::Key::new(hmac::HMAC_SHA256, bytes);
+        let subkey = hmac::sign(&derive, b"authmux/fingerprint/v1");
+        let fingerprint = hmac::Key::new(hmac::HMAC_SHA256, subkey.as_ref());
+        Ok(MasterKey {
+            cipher,
+            fingerprint,
+        })
+    }
+
+    /// A keyed fingerprint of `data` (hex HMAC-SHA256 under a subkey of the
+    /// master key): stable for equal inputs, irreversible without the key.
+    pub fn fingerprint(&self, data: &[u8]) -> String {
+        hex::encode(aws_lc_rs::hmac::sign(&self.fingerprint, data).as_ref())
     }
 
     /// A fresh random key.
@@ -193,6 +210,16 @@ mod tests {
         assert!(!created);
         let sealed = k1.seal(b"x", b"");
         assert_eq!(k2.open(&sealed, b"").unwrap(), b"x");
+    }
+
+    #[test]
+    fn fingerprints_are_keyed() {
+        let (a, _) = MasterKey::generate();
+        let (b, _) = MasterKey::generate();
+        assert_eq!(a.fingerprint(b"x"), a.fingerprint(b"x"));
+        assert_ne!(a.fingerprint(b"x"), a.fingerprint(b"y"));
+        assert_ne!(a.fingerprint(b"x"), b.fingerprint(b"x"));
+        assert_ne!(a.fingerprint(b"x"), sha256_hex(b"x"));
     }
 
     #[test]

@@ -4,9 +4,11 @@
 pub mod api;
 pub mod cache;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod passwords;
 pub mod pb;
 pub mod server;
 pub mod store;

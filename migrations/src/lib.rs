@@ -8,6 +8,7 @@ mod m20261126_000002_sessions;
 mod m20261126_000003_vendor_sessions;
 mod m20261126_000004_byok;
 mod m20261126_000005_totp_uses;
+mod m20261126_000006_hardening;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000003_vendor_sessions::Migration),
             Box::new(m20261126_000004_byok::Migration),
             Box::new(m20261126_000005_totp_uses::Migration),
+            Box::new(m20261126_000006_hardening::Migration),
         ]
     }
 }

@@ -44,9 +44,11 @@ pub fn grpc_code(code: ErrorCode) -> tonic::Code {
         | ErrorCode::AuthMfaInvalid
         | ErrorCode::AuthRefreshTokenReused
         | ErrorCode::AuthSessionInvalid => Code::Unauthenticated,
-        ErrorCode::AuthTooManyAttempts | ErrorCode::AuthRefreshTooFrequent => {
-            Code::ResourceExhausted
-        }
+        ErrorCode::AuthTooManyAttempts
+        | ErrorCode::AuthRefreshTooFrequent
+        | ErrorCode::RateLimited => Code::ResourceExhausted,
+        ErrorCode::AuthRefreshConflict => Code::Aborted,
+        ErrorCode::ServiceBusy => Code::Unavailable,
         ErrorCode::AuthMfaNotEnrolled => Code::FailedPrecondition,
         ErrorCode::AuthSessionNotFound => Code::NotFound,
         ErrorCode::AuthUserNotFound | ErrorCode::NotFound => Code::NotFound,

@@ -52,6 +52,13 @@ pub enum ErrorCode {
     VendorError,
     /// The vendor has no way to perform this operation.
     VendorUnsupported,
+    /// A refresh token was rotated moments ago by a concurrent refresh.
+    AuthRefreshConflict,
+    /// The caller's project (or address) is over its request rate.
+    RateLimited,
+    /// The server is at capacity for this kind of work (e.g. password
+    /// hashing); retry after `Retry-After`.
+    ServiceBusy,
     /// The operation is not available yet.
     Unimplemented,
     /// Our bug or an outage below us.
@@ -60,7 +67,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and round-trip tests.
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 28] = [
         ErrorCode::InvalidArgument,
         ErrorCode::AuthInvalidApiKey,
         ErrorCode::AuthUserNotFound,
@@ -84,6 +91,9 @@ impl ErrorCode {
         ErrorCode::VendorUnavailable,
         ErrorCode::VendorError,
         ErrorCode::VendorUnsupported,
+        ErrorCode::AuthRefreshConflict,
+        ErrorCode::RateLimited,
+        ErrorCode::ServiceBusy,
         ErrorCode::Unimplemented,
         ErrorCode::Internal,
     ];
@@ -128,6 +138,9 @@ impl ErrorCode {
             ErrorCode::VendorUnavailable => ("VENDOR_UNAVAILABLE", 503),
             ErrorCode::VendorError => ("VENDOR_ERROR", 502),
             ErrorCode::VendorUnsupported => ("VENDOR_UNSUPPORTED", 400),
+            ErrorCode::AuthRefreshConflict => ("AUTH_REFRESH_CONFLICT", 409),
+            ErrorCode::RateLimited => ("RATE_LIMITED", 429),
+            ErrorCode::ServiceBusy => ("SERVICE_BUSY", 503),
             ErrorCode::Unimplemented => ("UNIMPLEMENTED", 501),
             ErrorCode::Internal => ("INTERNAL", 500),
         }

@@ -1,5 +1,8 @@
 //! Idempotency keys: within 24 hours a repeat of the same request with the
-//! same key replays the first reply without a second effect.
+//! same key replays the first reply without a second effect. A request is
+//! recognised by a keyed fingerprint (HMAC under a subkey of the master
+//! key), so what is stored can't be reversed with a dictionary; calls that
+//! check a credential check it before they get here, on every attempt.
 
 use std::future::Future;
 
@@ -7,9 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{Domain, Error, ErrorCode, Project, Result};
-use crate::crypto::sha256_hex;
 use crate::store::entity::idempotency_keys;
-use crate::store::now_millis;
 
 /// How long a key is remembered.
 pub const KEY_TTL_MS: i64 = 24 * 60 * 60 * 1000;
@@ -55,7 +56,7 @@ impl Domain {
         material.extend_from_slice(operation.as_bytes());
         material.push(b'\n');
         material.extend_from_slice(&body);
-        let request_hash = sha256_hex(&material);
+        let request_hash = self.master.fingerprint(&material);
         let context = format!("idempotency:{}:{key}", project.id).into_bytes();
 
         let claimed_at = self
@@ -68,7 +69,18 @@ impl Domain {
                 return serde_json::from_slice(&bytes).map_err(Error::internal);
             }
         };
-        match op().await {
+        // Should the caller go away mid-operation (the future dropped), the
+        // guard hands the key back so that a retry is not refused for
+        // minutes.
+        let mut guard = ClaimGuard {
+            store: Some(self.store.clone()),
+            project_id: project.id.clone(),
+            key: key.to_owned(),
+            claimed_at,
+        };
+        let outcome = op().await;
+        guard.store = None;
+        match outcome {
             Ok(reply) => {
                 let bytes = serde_json::to_vec(&reply).map_err(Error::internal)?;
                 let sealed = self.master.seal(&bytes, &context);
@@ -97,7 +109,7 @@ impl Domain {
         // Two rounds: the second follows the removal of an expired or
         // abandoned record.
         for _ in 0..2 {
-            let now = now_millis();
+            let now = self.now();
             let row = idempotency_keys::Model {
                 project_id: project.id.clone(),
                 key: key.to_owned(),
@@ -147,6 +159,37 @@ impl Domain {
 enum Claim {
     Claimed(i64),
     Replay(Vec<u8>),
+}
+
+/// Releases a claimed key if dropped while still armed (`store` set).
+struct ClaimGuard {
+    store: Option<crate::store::Store>,
+    project_id: String,
+    key: String,
+    claimed_at: i64,
+}
+
+impl Drop for ClaimGuard {
+    fn drop(&mut self) {
+        let Some(store) = self.store.take() else {
+            return;
+        };
+        let (project_id, key, claimed_at) = (
+            std::mem::take(&mut self.project_id),
+            std::mem::take(&mut self.key),
+            self.claimed_at,
+        );
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = store
+                    .release_idempotency_key(&project_id, &key, claimed_at)
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not release an abandoned idempotency key");
+                }
+            });
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ mod error;
 mod idempotency;
 mod ids;
 mod projects;
+mod purge;
 mod revocations;
 mod sessions;
 mod users;
@@ -18,8 +19,12 @@ pub use discovery::{CAPABILITIES, CapabilityStatus, VendorStanding};
 pub use error::{Error, ErrorCode, Result};
 pub use ids::new_id;
 pub use projects::{ApiKeyInfo, NewApiKey};
+pub use purge::{Purged, RETENTION_MS};
 pub use revocations::Revocations;
-pub use sessions::{CreateSession, SessionConfig, SessionInfo, SessionTokens, Verification};
+pub use sessions::{
+    CreateSession, MAX_MFA_FAILURES, MAX_PASSWORD_FAILURES, SessionConfig, SessionInfo,
+    SessionTokens, THROTTLE_WINDOW_MS, Verification,
+};
 pub use users::{CreateUser, UpdateUser, User, UserPage};
 
 use std::sync::Arc;
@@ -52,6 +57,7 @@ pub struct Domain {
     verified: VerifiedTokens,
     live_sessions: ExpiringCache<sessions::LiveSession>,
     byok_configs: ExpiringCache<Vec<(crate::vendors::VendorKind, crate::vendors::ByokConfig)>>,
+    clock: Arc<crate::clock::Clock>,
 }
 
 impl Domain {
@@ -76,7 +82,18 @@ impl Domain {
             live_sessions: ExpiringCache::new(sessions::LIVE_SESSION_CACHE),
             byok_configs: ExpiringCache::new(10_000),
             verified: VerifiedTokens::default(),
+            clock: Arc::default(),
         }
+    }
+
+    /// The clock the rules read time from.
+    pub fn clock(&self) -> &crate::clock::Clock {
+        &self.clock
+    }
+
+    /// Now, Unix milliseconds, from the domain's clock.
+    pub(crate) fn now(&self) -> i64 {
+        self.clock.now_millis()
     }
 
     /// The signing keys (for the JWKS endpoint and rotation).

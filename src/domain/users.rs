@@ -8,7 +8,6 @@ use serde_json::{Map, Value};
 
 use super::{Domain, Error, ErrorCode, Project, Result, new_id};
 use crate::store::entity::{pins, users};
-use crate::store::now_millis;
 use crate::vendors::{MfaEnrollment, Mode, NewIdentity, VendorKind};
 
 /// Largest metadata object, serialized.
@@ -236,7 +235,7 @@ impl Domain {
                 let (vendor, vendor_user_id) = self
                     .create_with_failover(project, candidates, identity)
                     .await?;
-                let now = now_millis();
+                let now = self.now();
                 let row = users::Model {
                     id: user_id.clone(),
                     project_id: project.id.clone(),
@@ -248,6 +247,7 @@ impl Domain {
                     vendor: vendor.kind().as_str().to_owned(),
                     created_at: now,
                     updated_at: now,
+                    version: 0,
                 };
                 let pin = pins::Model {
                     project_id: project.id.clone(),
@@ -298,10 +298,18 @@ impl Domain {
                 Err(e) if e.code == ErrorCode::VendorUnavailable => {
                     if !e.no_effect {
                         match vendor.find_user_by_email(&project.id, identity.email).await {
-                            Ok(Some(id)) => {
+                            // Only the user this very attempt created (its
+                            // external id is our new user id) is adopted.
+                            Ok(Some(found))
+                                if found.external_id.as_deref() == Some(identity.user_id) =>
+                            {
                                 tracing::info!(vendor = %vendor.kind(), "adopting a user created by a create that failed");
-                                return Ok((vendor.clone(), id));
+                                return Ok((vendor.clone(), found.id));
                             }
+                            // Someone else's user (another project sharing
+                            // the vendor, or one made outside authmux): not
+                            // ours to adopt, and the email is taken there.
+                            Ok(Some(_)) => return Err(e),
                             Ok(None) => {}
                             // Can't tell whether the user exists there: stop
                             // rather than risk a second user elsewhere.
@@ -328,7 +336,7 @@ impl Domain {
     async fn refresh_from_vendor(
         &self,
         project: &Project,
-        mut row: users::Model,
+        row: users::Model,
     ) -> Result<users::Model> {
         if row.vendor == VendorKind::Native.as_str() {
             return Ok(row);
@@ -344,10 +352,19 @@ impl Domain {
         if (seen.email_verified, seen.mfa_enabled) == (row.email_verified, row.mfa_enabled) {
             return Ok(row);
         }
-        row.email_verified = seen.email_verified;
-        row.mfa_enabled = seen.mfa_enabled;
-        row.updated_at = now_millis();
-        Ok(self.store.update_user(row).await?)
+        let now = self.now();
+        let changed = self
+            .store
+            .modify_user(&project.id, &row.id, |r| {
+                r.email_verified = seen.email_verified;
+                r.mfa_enabled = seen.mfa_enabled;
+                r.updated_at = now;
+                Ok::<_, Error>(())
+            })
+            .await?;
+        changed
+            .map(|(row, ())| row)
+            .ok_or_else(|| Error::user_not_found(&row.id))
     }
 
     /// One user by email, case-insensitively.
@@ -398,7 +415,9 @@ impl Domain {
         Ok(UserPage { items, next_cursor })
     }
 
-    /// Changes metadata, email verification or MFA.
+    /// Changes metadata, email verification or MFA. Concurrent updates
+    /// apply one after the other on the stored row (every metadata key
+    /// kept); of concurrent MFA enrolments exactly one makes a secret.
     pub async fn update_user(
         &self,
         project: &Project,
@@ -406,7 +425,10 @@ impl Domain {
         input: UpdateUser,
         idempotency_key: Option<&str>,
     ) -> Result<User> {
-        let mut row = self.user_row(project, user_id).await?;
+        let before = self.user_row(project, user_id).await?;
+        if let Some(patch) = &input.metadata {
+            check_metadata_size(patch)?;
+        }
         let input = &input;
         let request = (user_id, input);
         self.idempotent(
@@ -417,54 +439,75 @@ impl Domain {
             move || async move {
                 let pin = self.user_pin(project, user_id).await?;
                 let vendor = self.pinned_vendor(project, &pin).await?;
-                if let Some(patch) = &input.metadata {
-                    let mut merged = to_user(row.clone())?.metadata;
-                    for (k, v) in patch {
-                        if v.is_null() {
-                            merged.remove(k);
-                        } else {
-                            merged.insert(k.clone(), v.clone());
+                // Vendor-side changes that are the same whenever repeated go
+                // first, so a vendor refusal leaves the index untouched.
+                if let Some(verified) = input.email_verified
+                    && verified != before.email_verified
+                {
+                    vendor
+                        .set_email_verified(&project.id, &pin.vendor_resource_id, verified)
+                        .await?;
+                }
+                if input.mfa_enabled == Some(false) && before.mfa_enabled {
+                    vendor
+                        .disable_mfa(&project.id, &pin.vendor_resource_id)
+                        .await?;
+                }
+                let now = self.now();
+                let (saved, enrolling) = self
+                    .store
+                    .modify_user(&project.id, user_id, |row| {
+                        if let Some(patch) = &input.metadata {
+                            let mut merged = to_user(row.clone())?.metadata;
+                            for (k, v) in patch {
+                                if v.is_null() {
+                                    merged.remove(k);
+                                } else {
+                                    merged.insert(k.clone(), v.clone());
+                                }
+                            }
+                            row.metadata = check_metadata_size(&merged)?;
+                        }
+                        if let Some(verified) = input.email_verified {
+                            row.email_verified = verified;
+                        }
+                        // Whoever turns the flag on makes the one secret.
+                        let enrolling = input.mfa_enabled == Some(true) && !row.mfa_enabled;
+                        if let Some(enabled) = input.mfa_enabled {
+                            row.mfa_enabled = enabled;
+                        }
+                        row.updated_at = now;
+                        Ok::<_, Error>(enrolling)
+                    })
+                    .await?
+                    .ok_or_else(|| Error::user_not_found(user_id))?;
+                let mut user = to_user(saved)?;
+                if enrolling {
+                    match vendor
+                        .enroll_totp(&project.id, &pin.vendor_resource_id, &user.email)
+                        .await
+                    {
+                        Ok(enrollment) => user.mfa_enrollment = Some(enrollment),
+                        Err(e) => {
+                            // No secret was handed out: the flag goes back.
+                            self.store
+                                .modify_user(&project.id, user_id, |row| {
+                                    row.mfa_enabled = false;
+                                    Ok::<_, Error>(())
+                                })
+                                .await?;
+                            return Err(e);
                         }
                     }
-                    row.metadata = check_metadata_size(&merged)?;
                 }
-                if let Some(verified) = input.email_verified {
-                    if verified != row.email_verified {
-                        vendor
-                            .set_email_verified(&project.id, &pin.vendor_resource_id, verified)
-                            .await?;
-                    }
-                    row.email_verified = verified;
-                }
-                let mut enrollment = None;
-                match input.mfa_enabled {
-                    Some(true) if !row.mfa_enabled => {
-                        enrollment = Some(
-                            vendor
-                                .enroll_totp(&project.id, &pin.vendor_resource_id, &row.email)
-                                .await?,
-                        );
-                        row.mfa_enabled = true;
-                    }
-                    Some(false) if row.mfa_enabled => {
-                        vendor
-                            .disable_mfa(&project.id, &pin.vendor_resource_id)
-                            .await?;
-                        row.mfa_enabled = false;
-                    }
-                    _ => {}
-                }
-                row.updated_at = now_millis();
-                let saved = self.store.update_user(row.clone()).await?;
-                let mut user = to_user(saved)?;
-                user.mfa_enrollment = enrollment;
                 Ok(user)
             },
         )
         .await
     }
 
-    /// Deletes a user at its vendor and everything authmux holds about it.
+    /// Deletes a user at its vendor and everything authmux holds about it,
+    /// revoking its sessions in the same transaction.
     pub async fn delete_user(&self, project: &Project, user_id: &str) -> Result<()> {
         self.user_row(project, user_id).await?;
         let pin = self.user_pin(project, user_id).await?;
@@ -474,12 +517,10 @@ impl Domain {
             .await?;
         let revoked = self
             .store
-            .revoke_user_sessions(&project.id, user_id, None, now_millis())
-            .await?;
+            .delete_user(&project.id, user_id, self.now())
+            .await?
+            .ok_or_else(|| Error::user_not_found(user_id))?;
         self.revocations.add(revoked);
-        if !self.store.delete_user(&project.id, user_id).await? {
-            return Err(Error::user_not_found(user_id));
-        }
         Ok(())
     }
 
@@ -494,11 +535,13 @@ impl Domain {
             .ok_or_else(|| Error::user_not_found(user_id))
     }
 
+    /// The pin of a user. Pins go in the same transaction as their user,
+    /// so a missing pin means the user was deleted meanwhile.
     pub(crate) async fn user_pin(&self, project: &Project, user_id: &str) -> Result<pins::Model> {
         self.store
             .pin(&project.id, user_id)
             .await?
-            .ok_or_else(|| Error::internal(format!("user {user_id} has no vendor pin")))
+            .ok_or_else(|| Error::user_not_found(user_id))
     }
 }
 

@@ -2,8 +2,7 @@
 //! user and category.
 
 use sea_orm::{
-    ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, TransactionTrait,
-    sea_query::OnConflict,
+    ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, sea_query::OnConflict,
 };
 
 use super::entity::{consent_events, consent_states};
@@ -22,7 +21,7 @@ impl Store {
             granted_at: event.granted.then_some(event.created_at),
             updated_at: event.created_at,
         };
-        let txn = self.db().begin().await?;
+        let txn = self.write_txn().await?;
         consent_events::Entity::insert(event.into_active_model())
             .exec(&txn)
             .await?;

@@ -15,7 +15,10 @@ use std::time::Duration;
 
 use authmux_migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, SqlErr};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr,
+    SqlErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
 
 /// A failed store operation.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +83,20 @@ impl Store {
     pub async fn ping(&self) -> StoreResult<()> {
         self.db.execute_unprepared("SELECT 1").await?;
         Ok(())
+    }
+
+    /// Begins a transaction that writes: on SQLite it takes the write lock
+    /// at once (`BEGIN IMMEDIATE`), so that a read-then-write waits for
+    /// other writers (busy timeout) instead of failing with "database is
+    /// locked" when it upgrades; on PostgreSQL it is a plain transaction.
+    pub(crate) async fn write_txn(&self) -> StoreResult<DatabaseTransaction> {
+        Ok(self
+            .db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await?)
     }
 
     /// The underlying connection, for queries in this module tree.

@@ -2,12 +2,26 @@
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 
-use super::entity::{auth_failures, pins, refresh_tokens, sessions};
+use super::entity::{auth_failures, pins, refresh_tokens, sessions, users};
 use super::{Store, StoreResult};
+
+/// The outcome of [`Store::reserve_attempt`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reservation {
+    /// The attempt is counted; check the credential.
+    Reserved,
+    /// The limit is reached; a slot frees in this many milliseconds.
+    Throttled {
+        /// Milliseconds until the window frees a slot.
+        retry_after_ms: i64,
+    },
+    /// The user no longer exists.
+    NoUser,
+}
 
 /// How a rotation of a refresh token ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -20,14 +34,26 @@ pub enum Rotation {
 
 impl Store {
     /// Inserts a new session with its first refresh token and, for a
-    /// vendor session, its pin.
+    /// vendor session, its pin — only while the user exists: false (and
+    /// nothing stored) when it was deleted. The user's row is share-locked
+    /// on PostgreSQL (SQLite serialises writers), so a concurrent delete
+    /// either runs first or sees, and revokes, this session.
     pub async fn insert_session(
         &self,
         session: sessions::Model,
         refresh: refresh_tokens::Model,
         pin: Option<pins::Model>,
-    ) -> StoreResult<()> {
-        let txn = self.db().begin().await?;
+    ) -> StoreResult<bool> {
+        let txn = self.write_txn().await?;
+        let user = users::Entity::find_by_id(session.user_id.clone())
+            .filter(users::Column::ProjectId.eq(session.project_id.clone()))
+            .lock_shared()
+            .one(&txn)
+            .await?;
+        if user.is_none() {
+            txn.rollback().await?;
+            return Ok(false);
+        }
         if let Some(pin) = pin {
             pins::Entity::insert(pin.into_active_model())
                 .exec(&txn)
@@ -40,7 +66,7 @@ impl Store {
             .exec(&txn)
             .await?;
         txn.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     /// One session of a project.
@@ -74,7 +100,7 @@ impl Store {
         issued_before: i64,
         now: i64,
     ) -> StoreResult<Rotation> {
-        let txn = self.db().begin().await?;
+        let txn = self.write_txn().await?;
         let rotated = refresh_tokens::Entity::update_many()
             .col_expr(refresh_tokens::Column::RotatedAt, Expr::value(now))
             .filter(refresh_tokens::Column::TokenHash.eq(old_hash))
@@ -142,26 +168,8 @@ impl Store {
         except: Option<&str>,
         now: i64,
     ) -> StoreResult<Vec<String>> {
-        let txn = self.db().begin().await?;
-        let mut q = sessions::Entity::find()
-            .select_only()
-            .column(sessions::Column::Id)
-            .filter(sessions::Column::ProjectId.eq(project_id))
-            .filter(sessions::Column::UserId.eq(user_id))
-            .filter(sessions::Column::RevokedAt.is_null())
-            .filter(sessions::Column::ExpiresAt.gt(now));
-        if let Some(except) = except {
-            q = q.filter(sessions::Column::Id.ne(except));
-        }
-        let ids: Vec<String> = q.into_tuple().all(&txn).await?;
-        if !ids.is_empty() {
-            sessions::Entity::update_many()
-                .col_expr(sessions::Column::RevokedAt, Expr::value(now))
-                .filter(sessions::Column::Id.is_in(ids.clone()))
-                .filter(sessions::Column::RevokedAt.is_null())
-                .exec(&txn)
-                .await?;
-        }
+        let txn = self.write_txn().await?;
+        let ids = revoke_user_sessions_in(&txn, project_id, user_id, except, now).await?;
         txn.commit().await?;
         Ok(ids)
     }
@@ -196,31 +204,61 @@ impl Store {
             .await?)
     }
 
-    /// Records a failed sign-in.
-    pub async fn record_auth_failure(&self, row: auth_failures::Model) -> StoreResult<()> {
+    /// Reserves one credential attempt for a user: within one write
+    /// transaction (the user's row locked on PostgreSQL, the write lock
+    /// held on SQLite) counts the attempts of this `kind` in the window and,
+    /// below `max`, records this one as a failure. Concurrent attempts are
+    /// thus counted before any of them is checked; the caller removes the
+    /// row with [`Store::release_attempt`] when the credential was right.
+    pub async fn reserve_attempt(
+        &self,
+        row: auth_failures::Model,
+        window_ms: i64,
+        max: usize,
+    ) -> StoreResult<Reservation> {
+        let txn = self.write_txn().await?;
+        let user = users::Entity::find_by_id(row.user_id.clone())
+            .filter(users::Column::ProjectId.eq(row.project_id.clone()))
+            .lock_exclusive()
+            .one(&txn)
+            .await?;
+        if user.is_none() {
+            txn.rollback().await?;
+            return Ok(Reservation::NoUser);
+        }
+        let times: Vec<i64> = auth_failures::Entity::find()
+            .select_only()
+            .column(auth_failures::Column::At)
+            .filter(auth_failures::Column::ProjectId.eq(row.project_id.clone()))
+            .filter(auth_failures::Column::UserId.eq(row.user_id.clone()))
+            .filter(auth_failures::Column::Kind.eq(row.kind.clone()))
+            .filter(auth_failures::Column::At.gt(row.at - window_ms))
+            .order_by_asc(auth_failures::Column::At)
+            .into_tuple()
+            .all(&txn)
+            .await?;
+        if times.len() >= max {
+            txn.rollback().await?;
+            // A slot frees when the oldest attempt that keeps the count at
+            // the limit leaves the window.
+            let oldest = times[times.len() - max];
+            return Ok(Reservation::Throttled {
+                retry_after_ms: (oldest + window_ms - row.at).max(0),
+            });
+        }
         auth_failures::Entity::insert(row.into_active_model())
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(Reservation::Reserved)
+    }
+
+    /// Removes a reserved attempt (the credential was right).
+    pub async fn release_attempt(&self, id: &str) -> StoreResult<()> {
+        auth_failures::Entity::delete_by_id(id.to_owned())
             .exec(self.db())
             .await?;
         Ok(())
-    }
-
-    /// Times of a user's failed sign-ins at or after `since`, oldest first.
-    pub async fn auth_failures_since(
-        &self,
-        project_id: &str,
-        user_id: &str,
-        since: i64,
-    ) -> StoreResult<Vec<i64>> {
-        Ok(auth_failures::Entity::find()
-            .select_only()
-            .column(auth_failures::Column::At)
-            .filter(auth_failures::Column::ProjectId.eq(project_id))
-            .filter(auth_failures::Column::UserId.eq(user_id))
-            .filter(auth_failures::Column::At.gte(since))
-            .order_by_asc(auth_failures::Column::At)
-            .into_tuple()
-            .all(self.db())
-            .await?)
     }
 
     /// Deletes failed sign-ins older than `before`.
@@ -232,3 +270,84 @@ impl Store {
             .rows_affected)
     }
 }
+
+/// Revokes every live session of a user but `except` within `txn`;
+/// returns their ids.
+pub(super) async fn revoke_user_sessions_in(
+    txn: &DatabaseTransaction,
+    project_id: &str,
+    user_id: &str,
+    except: Option<&str>,
+    now: i64,
+) -> StoreResult<Vec<String>> {
+    let mut q = sessions::Entity::find()
+        .select_only()
+        .column(sessions::Column::Id)
+        .filter(sessions::Column::ProjectId.eq(project_id))
+        .filter(sessions::Column::UserId.eq(user_id))
+        .filter(sessions::Column::RevokedAt.is_null())
+        .filter(sessions::Column::ExpiresAt.gt(now));
+    if let Some(except) = except {
+        q = q.filter(sessions::Column::Id.ne(except));
+    }
+    // Locked on PostgreSQL: a concurrent revoke-all waits, then finds
+    // these rows no longer live, so each session is reported once.
+    let ids: Vec<String> = q.lock_exclusive().into_tuple().all(txn).await?;
+    if !ids.is_empty() {
+        sessions::Entity::update_many()
+            .col_expr(sessions::Column::RevokedAt, Expr::value(now))
+            .filter(sessions::Column::Id.is_in(ids.clone()))
+            .filter(sessions::Column::RevokedAt.is_null())
+            .exec(txn)
+            .await?;
+    }
+    Ok(ids)
+}
+
+impl Store {
+    /// Deletes sessions that expired before `before`, with their refresh
+    /// tokens and pins; returns how many sessions went.
+    pub async fn purge_expired_sessions(&self, before: i64) -> StoreResult<u64> {
+        let txn = self.write_txn().await?;
+        let ids: Vec<String> = sessions::Entity::find()
+            .select_only()
+            .column(sessions::Column::Id)
+            .filter(sessions::Column::ExpiresAt.lt(before))
+            .limit(PURGE_BATCH)
+            .into_tuple()
+            .all(&txn)
+            .await?;
+        if ids.is_empty() {
+            txn.rollback().await?;
+            return Ok(0);
+        }
+        refresh_tokens::Entity::delete_many()
+            .filter(refresh_tokens::Column::SessionId.is_in(ids.clone()))
+            .exec(&txn)
+            .await?;
+        pins::Entity::delete_many()
+            .filter(pins::Column::Kind.eq("session"))
+            .filter(pins::Column::ResourceId.is_in(ids.clone()))
+            .exec(&txn)
+            .await?;
+        let res = sessions::Entity::delete_many()
+            .filter(sessions::Column::Id.is_in(ids))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(res.rows_affected)
+    }
+
+    /// Deletes records of used TOTP codes older than `before`.
+    pub async fn purge_totp_uses(&self, before: i64) -> StoreResult<u64> {
+        use super::entity::totp_uses;
+        Ok(totp_uses::Entity::delete_many()
+            .filter(totp_uses::Column::UsedAt.lt(before))
+            .exec(self.db())
+            .await?
+            .rows_affected)
+    }
+}
+
+/// The most expired sessions one purge transaction deletes.
+const PURGE_BATCH: u64 = 1_000;

@@ -1,9 +1,7 @@
 //! Signing keys: sealed private halves and public JWKs.
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder};
 
 use super::entity::signing_keys;
 use super::{Store, StoreResult};
@@ -21,7 +19,7 @@ impl Store {
     /// Inserts `key` as the current key and retires every other current
     /// key at `now`, in one transaction.
     pub async fn install_signing_key(&self, key: signing_keys::Model, now: i64) -> StoreResult<()> {
-        let txn = self.db().begin().await?;
+        let txn = self.write_txn().await?;
         signing_keys::Entity::update_many()
             .col_expr(signing_keys::Column::RetiredAt, Expr::value(now))
             .filter(signing_keys::Column::RetiredAt.is_null())

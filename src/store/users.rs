@@ -2,16 +2,16 @@
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    QuerySelect,
 };
 
 use super::entity::{consent_events, consent_states, native_credentials, pins, users};
-use super::{Store, StoreResult};
+use super::{Store, StoreError, StoreResult};
 
 impl Store {
     /// Inserts a user and its pin in one transaction.
     pub async fn insert_user(&self, user: users::Model, pin: pins::Model) -> StoreResult<()> {
-        let txn = self.db().begin().await?;
+        let txn = self.write_txn().await?;
         users::Entity::insert(user.into_active_model())
             .exec(&txn)
             .await?;
@@ -61,19 +61,62 @@ impl Store {
             .await?)
     }
 
-    /// Writes back a changed user row.
-    pub async fn update_user(&self, user: users::Model) -> StoreResult<users::Model> {
-        Ok(user
+    /// Changes a user's row atomically: reads it under a row lock (the
+    /// write lock on SQLite), lets `change` edit it, and writes it back with
+    /// its version bumped, so concurrent changes apply one after the other
+    /// and none is lost. `None` when the project has no such user; an error
+    /// from `change` leaves the row untouched.
+    pub async fn modify_user<T, E>(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        change: impl FnOnce(&mut users::Model) -> Result<T, E>,
+    ) -> Result<Option<(users::Model, T)>, E>
+    where
+        E: From<StoreError>,
+    {
+        let txn = self.write_txn().await?;
+        let Some(mut row) = users::Entity::find_by_id(user_id.to_owned())
+            .filter(users::Column::ProjectId.eq(project_id))
+            .lock_exclusive()
+            .one(&txn)
+            .await
+            .map_err(StoreError::from)?
+        else {
+            txn.rollback().await.map_err(StoreError::from)?;
+            return Ok(None);
+        };
+        let out = match change(&mut row) {
+            Ok(out) => out,
+            Err(e) => {
+                txn.rollback().await.map_err(StoreError::from)?;
+                return Err(e);
+            }
+        };
+        row.version += 1;
+        let saved = row
             .into_active_model()
             .reset_all()
-            .update(self.db())
-            .await?)
+            .update(&txn)
+            .await
+            .map_err(StoreError::from)?;
+        txn.commit().await.map_err(StoreError::from)?;
+        Ok(Some((saved, out)))
     }
 
-    /// Deletes a user with its pin, native credentials and consent records;
-    /// false when the project has no such user.
-    pub async fn delete_user(&self, project_id: &str, user_id: &str) -> StoreResult<bool> {
-        let txn = self.db().begin().await?;
+    /// Deletes a user with its pin, native credentials and consent records
+    /// and revokes its sessions, all in one transaction; the ids of the
+    /// sessions revoked, or `None` when the project has no such user. The
+    /// user's row goes first: that waits for sign-ins holding it (see
+    /// [`Store::insert_session`]), so the revocation that follows sees
+    /// every session they stored.
+    pub async fn delete_user(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        now: i64,
+    ) -> StoreResult<Option<Vec<String>>> {
+        let txn = self.write_txn().await?;
         let res = users::Entity::delete_many()
             .filter(users::Column::ProjectId.eq(project_id))
             .filter(users::Column::Id.eq(user_id))
@@ -81,8 +124,10 @@ impl Store {
             .await?;
         if res.rows_affected == 0 {
             txn.rollback().await?;
-            return Ok(false);
+            return Ok(None);
         }
+        let revoked =
+            super::sessions::revoke_user_sessions_in(&txn, project_id, user_id, None, now).await?;
         pins::Entity::delete_many()
             .filter(pins::Column::ProjectId.eq(project_id))
             .filter(pins::Column::ResourceId.eq(user_id))
@@ -104,7 +149,7 @@ impl Store {
             .exec(&txn)
             .await?;
         txn.commit().await?;
-        Ok(true)
+        Ok(Some(revoked))
     }
 
     /// The pin of a resource (user or session) of a project.
@@ -141,7 +186,7 @@ impl Store {
         &self,
         rows: Vec<(users::Model, pins::Model)>,
     ) -> StoreResult<()> {
-        let txn = self.db().begin().await?;
+        let txn = self.write_txn().await?;
         for chunk in rows.chunks(500) {
             users::Entity::insert_many(chunk.iter().map(|(u, _)| u.clone().into_active_model()))
                 .exec(&txn)

@@ -56,6 +56,7 @@ mod tests {
         Claims {
             sub: "usr_1".into(),
             exp,
+            iat: None,
             sid: Some("ses_1".into()),
             session_id: None,
         }

@@ -5,6 +5,7 @@ pub mod cache;
 pub mod jwks;
 pub mod keyring;
 pub mod keys;
+pub mod mint;
 pub mod verify;
 
 pub use keyring::Keyring;

@@ -37,6 +37,11 @@ pub enum Invalid {
     WrongAudience,
     /// A required claim is missing or mistyped.
     MissingClaim,
+    /// The header's `typ` is not the one required (`at+jwt` for access
+    /// tokens minted here, RFC 9068), or it lists `crit` extensions.
+    WrongType,
+    /// `exp` lies further past `iat` than the configured lifetime allows.
+    LifetimeTooLong,
     /// The session was revoked.
     Revoked,
     /// No such session.
@@ -57,6 +62,8 @@ impl Invalid {
             Invalid::WrongIssuer => "wrong_issuer",
             Invalid::WrongAudience => "wrong_audience",
             Invalid::MissingClaim => "missing_claim",
+            Invalid::WrongType => "wrong_type",
+            Invalid::LifetimeTooLong => "lifetime_too_long",
             Invalid::Revoked => "revoked",
             Invalid::UnknownSession => "unknown_session",
         }
@@ -70,6 +77,9 @@ pub struct Claims {
     pub sub: String,
     /// Expiry, Unix seconds.
     pub exp: i64,
+    /// Issue time, Unix seconds.
+    #[serde(default)]
+    pub iat: Option<i64>,
     /// The session id (authmux, Clerk, WorkOS).
     #[serde(default)]
     pub sid: Option<String>,
@@ -92,16 +102,22 @@ pub struct TokenHead {
     pub alg: SigningAlg,
     /// The key id.
     pub kid: String,
+    /// The `typ`, if any.
+    pub typ: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct RawHeader {
     alg: Option<String>,
     kid: Option<String>,
+    typ: Option<String>,
+    crit: Option<serde_json::Value>,
 }
 
 /// Reads the header without trusting it: three segments, a JSON header
-/// whose `alg` is ES256 or RS256 and which names a `kid`.
+/// whose `alg` is ES256 or RS256, which names a `kid` and which lists no
+/// `crit` extension (none is understood here, so RFC 7515 §4.1.11 says
+/// refuse).
 pub fn head(token: &str) -> Result<TokenHead, Invalid> {
     let mut parts = token.split('.');
     let (Some(h), Some(_), Some(_), None) =
@@ -116,11 +132,18 @@ pub fn head(token: &str) -> Result<TokenHead, Invalid> {
         .as_deref()
         .and_then(SigningAlg::parse)
         .ok_or(Invalid::UnsupportedAlg)?;
+    if raw.crit.is_some() {
+        return Err(Invalid::WrongType);
+    }
     let kid = raw
         .kid
         .filter(|k| !k.is_empty())
         .ok_or(Invalid::UnknownKey)?;
-    Ok(TokenHead { alg, kid })
+    Ok(TokenHead {
+        alg,
+        kid,
+        typ: raw.typ,
+    })
 }
 
 fn peek(token: &str) -> Option<serde_json::Value> {
@@ -154,8 +177,22 @@ pub fn peek_claim(token: &str, name: &str) -> Option<String> {
 pub struct Expect<'a> {
     /// Required `iss`.
     pub issuer: &'a str,
-    /// Required `aud`, when the issuer sets one.
+    /// Required `aud`, when the issuer sets one; the claim must then be
+    /// present.
     pub audience: Option<&'a str>,
+    /// The longest `exp - iat` accepted, when the issuer's lifetime is
+    /// known (tokens minted here).
+    pub max_lifetime_secs: Option<i64>,
+}
+
+impl Expect<'_> {
+    /// What a token's header must say, beyond the algorithm and key.
+    pub fn check_head(head: &TokenHead, typ: &str) -> Result<(), Invalid> {
+        match head.typ.as_deref() {
+            Some(t) if t.eq_ignore_ascii_case(typ) => Ok(()),
+            _ => Err(Invalid::WrongType),
+        }
+    }
 }
 
 /// Verifies a token with `key`, whose algorithm is the only one accepted.
@@ -165,11 +202,16 @@ pub fn verify(token: &str, key: &PublicKey, expect: &Expect<'_>) -> Result<Claim
     v.validate_nbf = true;
     v.set_issuer(&[expect.issuer]);
     match expect.audience {
-        Some(aud) => v.set_audience(&[aud]),
-        None => v.validate_aud = false,
+        Some(aud) => {
+            v.set_audience(&[aud]);
+            v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+        }
+        None => {
+            v.validate_aud = false;
+            v.set_required_spec_claims(&["exp", "iss", "sub"]);
+        }
     }
-    v.set_required_spec_claims(&["exp", "iss", "sub"]);
-    decode::<Claims>(token, &key.decoding, &v)
+    let claims = decode::<Claims>(token, &key.decoding, &v)
         .map(|d| d.claims)
         .map_err(|e| match e.kind() {
             ErrorKind::InvalidSignature => Invalid::BadSignature,
@@ -183,7 +225,14 @@ pub fn verify(token: &str, key: &PublicKey, expect: &Expect<'_>) -> Result<Claim
             ErrorKind::MissingRequiredClaim(_) => Invalid::MissingClaim,
             ErrorKind::Json(_) => Invalid::MissingClaim,
             _ => Invalid::Malformed,
-        })
+        })?;
+    if let Some(max) = expect.max_lifetime_secs {
+        let iat = claims.iat.ok_or(Invalid::MissingClaim)?;
+        if claims.exp - iat > max {
+            return Err(Invalid::LifetimeTooLong);
+        }
+    }
+    Ok(claims)
 }
 
 #[cfg(test)]
@@ -202,8 +251,15 @@ mod tests {
             head(&tok(serde_json::json!({"alg": "ES256", "kid": "k"}))),
             Ok(TokenHead {
                 alg: SigningAlg::Es256,
-                kid: "k".into()
+                kid: "k".into(),
+                typ: None,
             })
+        );
+        assert_eq!(
+            head(&tok(
+                serde_json::json!({"alg": "ES256", "kid": "k", "crit": ["exp"]})
+            )),
+            Err(Invalid::WrongType)
         );
         assert_eq!(
             head(&tok(serde_json::json!({"alg": "none", "kid": "k"}))),

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use super::http::{Policy, VendorHttp};
 use super::native::new_totp;
 use super::{
-    IdentityVendor, MfaEnrollment, NewIdentity, TokenSource, VendorFailure, VendorKind,
+    FoundUser, IdentityVendor, MfaEnrollment, NewIdentity, TokenSource, VendorFailure, VendorKind,
     VendorSession, VendorUser, gone_is_done, unavailable, vendor_error,
 };
 use crate::domain::{Error, ErrorCode, Result};
@@ -370,14 +370,21 @@ impl IdentityVendor for Clerk {
         )
     }
 
-    async fn find_user_by_email(&self, _project_id: &str, email: &str) -> Result<Option<String>> {
+    async fn find_user_by_email(
+        &self,
+        _project_id: &str,
+        email: &str,
+    ) -> Result<Option<FoundUser>> {
         let q: String = form_urlencoded::Serializer::new(String::new())
             .append_pair("email_address", email)
             .finish();
         let users = self
             .send(true, reqwest::Method::GET, &format!("/users?{q}"), None)
             .await?;
-        Ok(users[0]["id"].as_str().map(str::to_owned))
+        Ok(users[0]["id"].as_str().map(|id| FoundUser {
+            id: id.to_owned(),
+            external_id: users[0]["external_id"].as_str().map(str::to_owned),
+        }))
     }
 
     async fn health_check(&self) -> bool {

@@ -122,6 +122,18 @@ pub struct NewIdentity<'a> {
     pub metadata: &'a serde_json::Map<String, serde_json::Value>,
 }
 
+/// A vendor's user found by email.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FoundUser {
+    /// The vendor's id.
+    pub id: String,
+    /// The authmux user id the vendor user was created for (Clerk and
+    /// WorkOS `external_id`, Supabase `app_metadata.authmux_user_id`), if
+    /// any: in managed mode projects share the vendor, so only a match
+    /// proves the user is the one this create made.
+    pub external_id: Option<String>,
+}
+
 /// What a vendor reports of a user, to refresh authmux's index.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VendorUser {
@@ -400,9 +412,10 @@ pub trait IdentityVendor: Send + Sync {
     async fn verify_totp(&self, project_id: &str, vendor_user_id: &str, code: &str)
     -> Result<bool>;
 
-    /// The vendor's id of the user with this email, if there is one: what
-    /// failover asks before trying another vendor.
-    async fn find_user_by_email(&self, project_id: &str, email: &str) -> Result<Option<String>>;
+    /// The vendor's user with this email, if there is one, with the
+    /// authmux user id it was created for: what failover asks before
+    /// trying another vendor.
+    async fn find_user_by_email(&self, project_id: &str, email: &str) -> Result<Option<FoundUser>>;
 
     /// Opens a session for a user at the vendor.
     async fn create_session(

@@ -1,10 +1,6 @@
 //! The built-in provider: identities live in authmux's own store, with
 //! argon2id password hashes and sealed TOTP secrets.
 
-use argon2::Argon2;
-use argon2::password_hash::{
-    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
-};
 use totp_rs::{Algorithm, Secret, TOTP};
 
 use super::{IdentityVendor, MfaEnrollment, NewIdentity, VendorKind};
@@ -81,31 +77,6 @@ pub fn new_totp(account: &str) -> Result<(Vec<u8>, MfaEnrollment)> {
     ))
 }
 
-/// Checks a password against an argon2 hash on a blocking thread.
-pub async fn check_password(password: String, hash: String) -> Result<bool> {
-    tokio::task::spawn_blocking(move || {
-        let parsed = PasswordHash::new(&hash).map_err(Error::internal)?;
-        Ok(Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok())
-    })
-    .await
-    .map_err(Error::internal)?
-}
-
-/// Hashes a password with argon2id on a blocking thread.
-pub async fn hash_password(password: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(Error::internal)
-    })
-    .await
-    .map_err(Error::internal)?
-}
-
 #[async_trait::async_trait]
 impl IdentityVendor for Native {
     fn kind(&self) -> VendorKind {
@@ -114,7 +85,7 @@ impl IdentityVendor for Native {
 
     async fn create_user(&self, project_id: &str, new: NewIdentity<'_>) -> Result<String> {
         let password_hash = match new.password {
-            Some(p) => Some(hash_password(p.to_owned()).await?),
+            Some(p) => Some(crate::passwords::hash(p.to_owned()).await?),
             None => None,
         };
         self.store
@@ -129,7 +100,7 @@ impl IdentityVendor for Native {
         Ok(new.user_id.to_owned())
     }
 
-    async fn find_user_by_email(&self, _: &str, _: &str) -> Result<Option<String>> {
+    async fn find_user_by_email(&self, _: &str, _: &str) -> Result<Option<super::FoundUser>> {
         // The index is the record of truth; a native create never fails
         // over, so there is nothing to look up.
         Ok(None)
@@ -192,10 +163,7 @@ impl IdentityVendor for Native {
         password: &str,
     ) -> Result<bool> {
         let creds = self.credentials(project_id, vendor_user_id).await?;
-        match creds.password_hash {
-            Some(hash) => check_password(password.to_owned(), hash).await,
-            None => Ok(false),
-        }
+        crate::passwords::verify(password.to_owned(), creds.password_hash).await
     }
 
     async fn verify_totp(

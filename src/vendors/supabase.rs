@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::http::{Policy, VendorHttp};
 use super::{
-    IdentityVendor, MfaEnrollment, NewIdentity, TokenSource, VendorFailure, VendorKind,
+    FoundUser, IdentityVendor, MfaEnrollment, NewIdentity, TokenSource, VendorFailure, VendorKind,
     VendorSession, VendorUser, gone_is_done, unavailable, unsupported, vendor_error,
 };
 use crate::domain::{Error, ErrorCode, Result};
@@ -449,7 +449,11 @@ impl IdentityVendor for Supabase {
         }
     }
 
-    async fn find_user_by_email(&self, _project_id: &str, email: &str) -> Result<Option<String>> {
+    async fn find_user_by_email(
+        &self,
+        _project_id: &str,
+        email: &str,
+    ) -> Result<Option<FoundUser>> {
         // GoTrue has no exact lookup: `filter` is a substring match on
         // email and name, so the result is filtered here.
         let q: String = form_urlencoded::Serializer::new(String::new())
@@ -467,7 +471,14 @@ impl IdentityVendor for Supabase {
                     .as_str()
                     .is_some_and(|e| e.eq_ignore_ascii_case(email))
             })
-            .and_then(|u| u["id"].as_str().map(str::to_owned)))
+            .and_then(|u| {
+                u["id"].as_str().map(|id| FoundUser {
+                    id: id.to_owned(),
+                    external_id: u["app_metadata"]["authmux_user_id"]
+                        .as_str()
+                        .map(str::to_owned),
+                })
+            }))
     }
 
     async fn health_check(&self) -> bool {

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::http::{Policy, VendorHttp};
 use super::{
-    IdentityVendor, MfaEnrollment, NewIdentity, TokenSource, VendorFailure, VendorKind,
+    FoundUser, IdentityVendor, MfaEnrollment, NewIdentity, TokenSource, VendorFailure, VendorKind,
     VendorSession, VendorUser, gone_is_done, unavailable, vendor_error,
 };
 use crate::domain::{Error, ErrorCode, Result};
@@ -410,7 +410,11 @@ impl IdentityVendor for Workos {
         gone_is_done(self.revoke(vendor_session_id).await)
     }
 
-    async fn find_user_by_email(&self, _project_id: &str, email: &str) -> Result<Option<String>> {
+    async fn find_user_by_email(
+        &self,
+        _project_id: &str,
+        email: &str,
+    ) -> Result<Option<FoundUser>> {
         let q: String = form_urlencoded::Serializer::new(String::new())
             .append_pair("email", email)
             .finish();
@@ -422,7 +426,11 @@ impl IdentityVendor for Workos {
                 None,
             )
             .await?;
-        Ok(list["data"][0]["id"].as_str().map(str::to_owned))
+        let user = &list["data"][0];
+        Ok(user["id"].as_str().map(|id| FoundUser {
+            id: id.to_owned(),
+            external_id: user["external_id"].as_str().map(str::to_owned),
+        }))
     }
 
     async fn health_check(&self) -> bool {

@@ -5,6 +5,7 @@ mod emulators;
 mod harness;
 mod logs;
 
+mod attacks;
 mod consent;
 mod idempotency;
 mod replicas;

@@ -24,6 +24,7 @@ pub fn sign_with_server_key(s: &Server, claims: &Value) -> String {
     let signer = s.domain.keyring().signer();
     let mut h = jsonwebtoken::Header::new(signer.alg.jwt());
     h.kid = Some(signer.kid.clone());
+    h.typ = Some("at+jwt".into());
     jsonwebtoken::encode(&h, claims, &signer.encoding).unwrap()
 }
 
@@ -198,6 +199,20 @@ async fn password_throttling(s: &Server, t: Transport) {
     // Another user is not affected.
     let other = user_with_password(s, t, "th2@example.com").await;
     login(s, t, &other).await;
+}
+
+/// The TOTP code `offset` seconds from now.
+pub fn totp_at(secret_b32: &str, offset: u64) -> String {
+    let bytes = totp_rs::Secret::Encoded(secret_b32.to_owned())
+        .to_bytes()
+        .unwrap();
+    let totp =
+        totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes, None, "t".into()).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    totp.generate(now + offset)
 }
 
 /// The TOTP code for now, and one for 90 s later (not yet valid).
@@ -420,7 +435,9 @@ async fn refresh_rotation(s: &Server, t: Transport) {
         true
     );
 
-    // Presenting the rotated token again revokes the whole session.
+    // Presenting the rotated token again, past the few seconds' grace
+    // given to a double-submit, revokes the whole session.
+    s.domain.clock().advance(std::time::Duration::from_secs(6));
     expect_err(
         s.call(t, "auth.session.refresh", json!({"refresh_token": r1}))
             .await,

@@ -347,6 +347,7 @@ async fn jwks_client_caches_refetches_and_survives_outages() {
     let expect = Expect {
         issuer: "https://issuer.test",
         audience: None,
+        max_lifetime_secs: None,
     };
 
     // RS256 and ES256 tokens verify with the fetched keys; one fetch serves both.

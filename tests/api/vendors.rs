@@ -302,6 +302,7 @@ async fn vendor_sessions(vendor: &'static str) {
             verify(&s, t, next["access_token"].as_str().unwrap()).await["valid"],
             true
         );
+        s.domain.clock().advance(std::time::Duration::from_secs(6));
         expect_err(
             s.call(t, "auth.session.refresh", json!({"refresh_token": r1}))
                 .await,
@@ -659,6 +660,80 @@ async fn a_timeout_that_did_create_adopts_instead_of_creating_twice() {
         .await
         .unwrap();
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
+}
+
+/// Projects share the operator's vendor in managed mode: after a failed
+/// create, the user found by email is adopted only when it carries this
+/// attempt's own user id (Clerk `external_id`), never another project's.
+async fn no_adoption_across_projects(backend: Backend) {
+    let Some(s) = Server::start_vendors(backend, &["clerk", "workos"], |c| {
+        c.vendor_priority = "clerk,workos".into();
+    })
+    .await
+    else {
+        return;
+    };
+    let other = s.key_for("other-project").await;
+    let theirs = s
+        .call_as(
+            Transport::Rest,
+            &other,
+            "auth.user.create",
+            json!({"email": "shared@example.com", "vendor": "clerk"}),
+            &[],
+        )
+        .await
+        .unwrap();
+    // Our create meets a Clerk 500; Clerk has a user with that email, but
+    // it is the other project's.
+    faults(&s).fail_next = 1;
+    let workos_before = workos_emulator(&s).requests();
+    for t in [Transport::Rest, Transport::Grpc] {
+        let e = expect_err(
+            s.call(
+                t,
+                "auth.user.create",
+                json!({"email": "shared@example.com", "mode": "managed"}),
+            )
+            .await,
+            "VENDOR_UNAVAILABLE",
+        );
+        assert!(e.retry_after.is_some(), "{e:?}");
+        faults(&s).fail_next = 1;
+    }
+    faults(&s).fail_next = 0;
+    assert_eq!(
+        workos_emulator(&s).requests(),
+        workos_before,
+        "not re-homed"
+    );
+    let mine = s
+        .call(Transport::Rest, "auth.user.list", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(mine["items"], json!([]), "nothing adopted");
+    // The other project's user is untouched and still theirs.
+    let got = s
+        .call_as(
+            Transport::Rest,
+            &other,
+            "auth.user.get",
+            json!({"user_id": theirs["user_id"]}),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(got["email"], "shared@example.com");
+}
+
+#[tokio::test]
+async fn no_adoption_across_projects_sqlite() {
+    no_adoption_across_projects(Backend::Sqlite).await
+}
+
+#[tokio::test]
+async fn no_adoption_across_projects_postgres() {
+    no_adoption_across_projects(Backend::Postgres).await
 }
 
 #[tokio::test]

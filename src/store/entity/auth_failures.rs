@@ -9,6 +9,8 @@ pub struct Model {
     pub id: String,
     pub project_id: String,
     pub user_id: String,
+    /// `password` or `mfa`.
+    pub kind: String,
     pub at: i64,
 }
 

@@ -17,6 +17,8 @@ pub struct Model {
     pub vendor: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Bumped by every update; updates compare and swap on it.
+    pub version: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,0 +1,105 @@
+//! Revocation of one session or all of a user's, and the listing of live
+//! sessions.
+
+use super::SessionInfo;
+use crate::domain::{Domain, Error, ErrorCode, Project, Result};
+
+impl Domain {
+    /// Revokes one session.
+    pub async fn revoke_session(
+        &self,
+        project: &Project,
+        session_id: &str,
+        idempotency_key: Option<&str>,
+    ) -> Result<()> {
+        if session_id.is_empty() {
+            return Err(Error::invalid("session_id is required"));
+        }
+        self.idempotent(
+            project,
+            "session.revoke",
+            idempotency_key,
+            &session_id,
+            move || async move {
+                match self
+                    .store
+                    .revoke_session(&project.id, session_id, self.now())
+                    .await?
+                {
+                    None => Err(Error::new(
+                        ErrorCode::AuthSessionNotFound,
+                        format!("no session {session_id} in this project"),
+                    )),
+                    Some(_) => {
+                        self.revocations.add([session_id.to_owned()]);
+                        self.revoke_at_vendor(project, session_id).await
+                    }
+                }
+            },
+        )
+        .await
+    }
+
+    /// Revokes every live session of a user but one; returns how many.
+    pub async fn revoke_all_sessions(
+        &self,
+        project: &Project,
+        user_id: &str,
+        except: Option<&str>,
+    ) -> Result<usize> {
+        self.user_row(project, user_id).await?;
+        let ids = self
+            .store
+            .revoke_user_sessions(
+                &project.id,
+                user_id,
+                except.filter(|e| !e.is_empty()),
+                self.now(),
+            )
+            .await?;
+        let n = ids.len();
+        self.revocations.add(ids.iter().cloned());
+        for id in &ids {
+            self.revoke_at_vendor(project, id).await?;
+        }
+        Ok(n)
+    }
+
+    /// Ends the vendor side of a session pinned to a vendor. authmux's own
+    /// revocation is already in force; a vendor outage is reported so the
+    /// caller can retry (revoking again is harmless).
+    async fn revoke_at_vendor(&self, project: &Project, session_id: &str) -> Result<()> {
+        let Some(pin) = self.store.pin(&project.id, session_id).await? else {
+            return Ok(());
+        };
+        let Some(session) = self.store.session(&project.id, session_id).await? else {
+            return Ok(());
+        };
+        let credential = self.vendor_credential(&session)?;
+        self.pinned_vendor(project, &pin)
+            .await?
+            .revoke_session(&project.id, &pin.vendor_resource_id, credential.as_deref())
+            .await
+    }
+
+    /// A user's active sessions, newest first.
+    pub async fn list_sessions(
+        &self,
+        project: &Project,
+        user_id: &str,
+    ) -> Result<Vec<SessionInfo>> {
+        self.user_row(project, user_id).await?;
+        Ok(self
+            .store
+            .active_sessions(&project.id, user_id, self.now())
+            .await?
+            .into_iter()
+            .map(|s| SessionInfo {
+                session_id: s.id,
+                expires_at: s.expires_at,
+                created_at: s.created_at,
+                method: s.method,
+            })
+            .collect())
+    }
+}

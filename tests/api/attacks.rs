@@ -1,0 +1,515 @@
+//! The service tried the way an attacker would: credentials replayed past
+//! their check, throttles raced with bursts of parallel attempts, and what
+//! is stored read for secrets.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use serde_json::{Value, json};
+
+use crate::contract;
+use crate::harness::{ApiError, Backend, Server, Transport, expect_err};
+use crate::sessions::totp_at;
+
+const PASSWORD: &str = "open sesame";
+
+pub async fn user_with_password(s: &Server, t: Transport, email: &str) -> String {
+    let u = s
+        .call(
+            t,
+            "auth.user.create",
+            json!({"email": email, "password": PASSWORD}),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("create {email}: {e:?}"));
+    u["user_id"].as_str().unwrap().to_owned()
+}
+
+fn codes(results: &[Result<Value, ApiError>]) -> Vec<&str> {
+    results
+        .iter()
+        .map(|r| match r {
+            Ok(_) => "OK",
+            Err(e) => e.code.as_str(),
+        })
+        .collect()
+}
+
+fn count(codes: &[&str], code: &str) -> usize {
+    codes.iter().filter(|c| **c == code).count()
+}
+
+/// An idempotent replay of `session.create` gets the stored tokens only
+/// after passing the same credential checks again.
+async fn replay_rechecks_credentials(s: &Server, t: Transport) {
+    let user = user_with_password(s, t, "replay@example.com").await;
+    let right = json!({"user_id": user, "method": "password", "password": PASSWORD,
+                       "idempotency_key": "login-1"});
+    let first = s
+        .call(t, "auth.session.create", right.clone())
+        .await
+        .unwrap();
+    let mut wrong = right.clone();
+    wrong["password"] = json!("not the password");
+    let e = expect_err(
+        s.call(t, "auth.session.create", wrong).await,
+        "AUTH_INVALID_CREDENTIALS",
+    );
+    assert!(!e.message.contains("refresh"), "{e:?}");
+    // The key in the header, the wrong password in the body: same answer.
+    let mut no_key = right.clone();
+    no_key.as_object_mut().unwrap().remove("idempotency_key");
+    no_key["password"] = json!("still not it");
+    expect_err(
+        s.call_as(
+            t,
+            &s.key,
+            "auth.session.create",
+            no_key,
+            &[("idempotency-key", "login-1")],
+        )
+        .await,
+        "AUTH_INVALID_CREDENTIALS",
+    );
+    let again = s
+        .call(t, "auth.session.create", right.clone())
+        .await
+        .unwrap();
+    assert_eq!(again, first, "the right password replays the stored reply");
+
+    // With MFA: every replay needs a code that passes now.
+    let up = s
+        .call(
+            t,
+            "auth.user.update",
+            json!({"user_id": user, "mfa_enabled": true}),
+        )
+        .await
+        .unwrap();
+    let secret = up["mfa_enrollment"]["secret"].as_str().unwrap().to_owned();
+    let mut mfa = right.clone();
+    mfa["idempotency_key"] = json!("login-2");
+    mfa["mfa_factor"] = json!(totp_at(&secret, 0));
+    let first = s.call(t, "auth.session.create", mfa.clone()).await.unwrap();
+    let mut wrong_code = mfa.clone();
+    wrong_code["mfa_factor"] = json!(totp_at(&secret, 300));
+    expect_err(
+        s.call(t, "auth.session.create", wrong_code).await,
+        "AUTH_MFA_INVALID",
+    );
+    // The first attempt spent its code: the same code again is refused.
+    expect_err(
+        s.call(t, "auth.session.create", mfa.clone()).await,
+        "AUTH_MFA_INVALID",
+    );
+    // A fresh, valid code (the next time step) gets the stored reply.
+    let mut fresh = mfa.clone();
+    fresh["mfa_factor"] = json!(totp_at(&secret, 30));
+    let again = s.call(t, "auth.session.create", fresh).await.unwrap();
+    assert_eq!(again, first);
+}
+contract!(replay_rechecks_credentials);
+
+/// Stored fingerprints are keyed with the master key: the SHA-256 of the
+/// request (which held a password) is not what is stored.
+async fn fingerprints_are_keyed(s: &Server, t: Transport) {
+    s.call(
+        t,
+        "auth.user.create",
+        json!({"email": "fp@example.com", "password": "hunter2 hunter2",
+               "idempotency_key": "fp-1"}),
+    )
+    .await
+    .unwrap();
+    // The request as the domain serialises it (fields in their order).
+    let material = "user.create\n{\"email\":\"fp@example.com\",\"password\":\"hunter2 hunter2\",\
+                    \"metadata\":null,\"vendor\":null,\"mode\":null}";
+    use sea_orm::{ConnectionTrait, Database, Statement};
+    let db = Database::connect(&s.database_url).await.unwrap();
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT request_hash FROM idempotency_keys WHERE key = 'fp-1'",
+        ))
+        .await
+        .unwrap()
+        .expect("the record");
+    let stored: String = row.try_get("", "request_hash").unwrap();
+    let _ = db.close().await;
+    let (master, _) = authmux::crypto::MasterKey::load_or_create_file(
+        &s.data_dir().join(authmux::config::MASTER_KEY_FILE),
+    )
+    .unwrap();
+    assert_ne!(stored, authmux::crypto::sha256_hex(material.as_bytes()));
+    assert_eq!(stored, master.fingerprint(material.as_bytes()));
+}
+contract!(fingerprints_are_keyed);
+
+/// Rows that stopped mattering a day ago are purged; newer ones stay.
+async fn purge_removes_what_expired(s: &Server, t: Transport) {
+    let user = user_with_password(s, t, "purge@example.com").await;
+    let login = json!({"user_id": user, "method": "password", "password": PASSWORD,
+                       "idempotency_key": "purge-1"});
+    let session = s.call(t, "auth.session.create", login).await.unwrap();
+    expect_err(
+        s.call(
+            t,
+            "auth.session.create",
+            json!({"user_id": user, "method": "password", "password": "wrong wrong"}),
+        )
+        .await,
+        "AUTH_INVALID_CREDENTIALS",
+    );
+    let now = s.domain.clock().now_millis();
+    let nothing = s.domain.purge(now).await.unwrap();
+    assert_eq!(
+        nothing,
+        authmux::domain::Purged::default(),
+        "all still fresh"
+    );
+    // A day past the idempotency record and the failure: those go; the
+    // 30-day session stays.
+    let later = s
+        .domain
+        .purge(now + authmux::domain::RETENTION_MS + 60_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        (later.idempotency_keys, later.attempts),
+        (1, 1),
+        "{later:?}"
+    );
+    assert_eq!(later.sessions, 0);
+    // A day past the session's expiry: it goes with its refresh token.
+    let month = 31 * 24 * 3600 * 1000;
+    let end = s
+        .domain
+        .purge(now + month + authmux::domain::RETENTION_MS)
+        .await
+        .unwrap();
+    assert_eq!(end.sessions, 1, "{end:?}");
+    expect_err(
+        s.call(
+            t,
+            "auth.session.refresh",
+            json!({"refresh_token": session["refresh_token"]}),
+        )
+        .await,
+        "AUTH_SESSION_INVALID",
+    );
+}
+contract!(purge_removes_what_expired);
+
+/// A burst of 40 parallel wrong passwords: at most the limit (10) are
+/// checked, the rest are throttled, and so is the right password after.
+async fn password_burst_is_throttled(s: &Server, t: Transport) {
+    let user = user_with_password(s, t, "burst@example.com").await;
+    let wrong = json!({"user_id": user, "method": "password", "password": "guess guess"});
+    let results = join_all((0..40).map(|_| s.call(t, "auth.session.create", wrong.clone()))).await;
+    let codes = codes(&results);
+    let checked = count(&codes, "AUTH_INVALID_CREDENTIALS");
+    let throttled = count(&codes, "AUTH_TOO_MANY_ATTEMPTS");
+    assert!(checked <= 10, "{checked} checked: {codes:?}");
+    assert_eq!(checked + throttled, 40, "{codes:?}");
+    let right = json!({"user_id": user, "method": "password", "password": PASSWORD});
+    let e = expect_err(
+        s.call(t, "auth.session.create", right.clone()).await,
+        "AUTH_TOO_MANY_ATTEMPTS",
+    );
+    assert!(
+        e.retry_after.is_some_and(|r| (1..=900).contains(&r)),
+        "{e:?}"
+    );
+    // Once the window has passed, the right password works again.
+    s.domain.clock().advance(Duration::from_secs(15 * 60 + 1));
+    s.call(t, "auth.session.create", right).await.unwrap();
+}
+contract!(password_burst_is_throttled);
+
+/// Wrong TOTP codes are counted per user: 20 parallel wrong codes check at
+/// most 5, then even the right code is refused with Retry-After.
+async fn mfa_burst_is_throttled(s: &Server, t: Transport) {
+    let user = user_with_password(s, t, "mfa-burst@example.com").await;
+    let up = s
+        .call(
+            t,
+            "auth.user.update",
+            json!({"user_id": user, "mfa_enabled": true}),
+        )
+        .await
+        .unwrap();
+    let secret = up["mfa_enrollment"]["secret"].as_str().unwrap().to_owned();
+    let base = json!({"user_id": user, "method": "password", "password": PASSWORD});
+    let wrong_code = totp_at(&secret, 600);
+    let attempts = (0..20).map(|_| {
+        let mut r = base.clone();
+        r["mfa_factor"] = json!(wrong_code);
+        s.call(t, "auth.session.create", r)
+    });
+    let results = join_all(attempts).await;
+    let codes = codes(&results);
+    let checked = count(&codes, "AUTH_MFA_INVALID");
+    assert!(checked <= 5, "{checked} codes checked: {codes:?}");
+    assert_eq!(
+        checked + count(&codes, "AUTH_TOO_MANY_ATTEMPTS"),
+        20,
+        "{codes:?}"
+    );
+    let mut right = base.clone();
+    right["mfa_factor"] = json!(totp_at(&secret, 0));
+    let e = expect_err(
+        s.call(t, "auth.session.create", right.clone()).await,
+        "AUTH_TOO_MANY_ATTEMPTS",
+    );
+    assert!(e.retry_after.is_some(), "{e:?}");
+    // The password throttle is a separate count: the right password was
+    // never counted as a failure.
+    s.domain.clock().advance(Duration::from_secs(15 * 60 + 1));
+    s.call(t, "auth.session.create", right).await.unwrap();
+}
+contract!(mfa_burst_is_throttled, vendors[clerk, workos]);
+
+/// Sessions of a user deleted while it signs in never outlive the delete.
+async fn delete_racing_sign_in(s: &Server, t: Transport) {
+    for i in 0..8 {
+        let user = user_with_password(s, t, &format!("race{i}@example.com")).await;
+        let login = s.call(
+            t,
+            "auth.session.create",
+            json!({"user_id": user, "method": "password", "password": PASSWORD}),
+        );
+        let delete = s.call(t, "auth.user.delete", json!({"user_id": user}));
+        let (login, delete) = tokio::join!(login, delete);
+        delete.unwrap_or_else(|e| panic!("trial {i}: delete failed: {e:?}"));
+        match login {
+            Ok(session) => {
+                let v = s
+                    .call(
+                        t,
+                        "auth.session.verify",
+                        json!({"session_id": session["access_token"]}),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(v["valid"], false, "trial {i}: {v}");
+                expect_err(
+                    s.call(
+                        t,
+                        "auth.session.refresh",
+                        json!({"refresh_token": session["refresh_token"]}),
+                    )
+                    .await,
+                    "AUTH_SESSION_INVALID",
+                );
+            }
+            Err(e) => assert!(
+                ["AUTH_USER_NOT_FOUND", "AUTH_INVALID_CREDENTIALS"].contains(&e.code.as_str()),
+                "trial {i}: {e:?}"
+            ),
+        }
+        expect_err(
+            s.call(t, "auth.user.get", json!({"user_id": user})).await,
+            "AUTH_USER_NOT_FOUND",
+        );
+    }
+}
+contract!(delete_racing_sign_in);
+
+/// Thirty parallel revoke-alls and a delete: no 500, every session revoked
+/// exactly once.
+async fn parallel_revokes(s: &Server, t: Transport) {
+    let user = user_with_password(s, t, "revokes@example.com").await;
+    for _ in 0..5 {
+        s.call(
+            t,
+            "auth.session.create",
+            json!({"user_id": user, "method": "sso"}),
+        )
+        .await
+        .unwrap();
+    }
+    let results = join_all((0..30).map(|_| {
+        s.call(
+            t,
+            "auth.session.revoke_all_for_user",
+            json!({"user_id": user}),
+        )
+    }))
+    .await;
+    let total: i64 = results
+        .iter()
+        .map(|r| match r {
+            Ok(v) => v["revoked"].as_i64().unwrap(),
+            Err(e) => panic!("{e:?}"),
+        })
+        .sum();
+    assert_eq!(total, 5);
+    let (a, b) = tokio::join!(
+        s.call(t, "auth.user.delete", json!({"user_id": user})),
+        s.call(t, "auth.user.delete", json!({"user_id": user}))
+    );
+    let both = [a, b];
+    let outcomes = codes(&both);
+    assert_eq!(count(&outcomes, "OK"), 1, "{outcomes:?}");
+    assert_eq!(count(&outcomes, "AUTH_USER_NOT_FOUND"), 1, "{outcomes:?}");
+}
+contract!(parallel_revokes);
+
+/// Concurrent updates apply one after another: 20 merges of distinct keys
+/// keep all 20; 5 concurrent enrolments hand out one secret, which works.
+async fn concurrent_updates(s: &Server, t: Transport) {
+    let user = user_with_password(s, t, "merge@example.com").await;
+    let results = join_all((0..20).map(|i| {
+        s.call(
+            t,
+            "auth.user.update",
+            json!({"user_id": user, "metadata": {format!("k{i}"): i}}),
+        )
+    }))
+    .await;
+    assert!(results.iter().all(Result::is_ok), "{:?}", codes(&results));
+    let got = s
+        .call(t, "auth.user.get", json!({"user_id": user}))
+        .await
+        .unwrap();
+    let metadata = got["metadata"].as_object().unwrap();
+    assert_eq!(metadata.len(), 20, "{got}");
+    for i in 0..20 {
+        assert_eq!(metadata[&format!("k{i}")], json!(i));
+    }
+
+    let results = join_all((0..5).map(|_| {
+        s.call(
+            t,
+            "auth.user.update",
+            json!({"user_id": user, "mfa_enabled": true}),
+        )
+    }))
+    .await;
+    let secrets: Vec<String> = results
+        .iter()
+        .map(|r| r.as_ref().unwrap_or_else(|e| panic!("{e:?}")))
+        .filter_map(|v| v["mfa_enrollment"]["secret"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(secrets.len(), 1, "one enrolment: {secrets:?}");
+    s.call(
+        t,
+        "auth.session.create",
+        json!({"user_id": user, "method": "password", "password": PASSWORD,
+               "mfa_factor": totp_at(&secrets[0], 0)}),
+    )
+    .await
+    .unwrap();
+}
+contract!(concurrent_updates);
+
+/// Two refreshes racing with one token: one new pair, the other told of
+/// the conflict, and the winner's tokens live. A reuse past the grace
+/// still revokes the session.
+async fn refresh_double_submit(s: &Server, t: Transport) {
+    let user = user_with_password(s, t, "double@example.com").await;
+    let first = s
+        .call(
+            t,
+            "auth.session.create",
+            json!({"user_id": user, "method": "password", "password": PASSWORD}),
+        )
+        .await
+        .unwrap();
+    let r1 = json!({"refresh_token": first["refresh_token"]});
+    let (a, b) = tokio::join!(
+        s.call(t, "auth.session.refresh", r1.clone()),
+        s.call(t, "auth.session.refresh", r1.clone())
+    );
+    let both = [a.clone(), b.clone()];
+    let outcomes = codes(&both);
+    assert_eq!(count(&outcomes, "OK"), 1, "{outcomes:?}");
+    assert_eq!(count(&outcomes, "AUTH_REFRESH_CONFLICT"), 1, "{outcomes:?}");
+    let winner = a.or(b).unwrap();
+    let v = s
+        .call(
+            t,
+            "auth.session.verify",
+            json!({"session_id": winner["access_token"]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v["valid"], true, "the winner's tokens live: {v}");
+    // Within the grace a repeat is still a conflict, not a theft.
+    expect_err(
+        s.call(t, "auth.session.refresh", r1.clone()).await,
+        "AUTH_REFRESH_CONFLICT",
+    );
+    s.domain.clock().advance(Duration::from_secs(6));
+    expect_err(
+        s.call(t, "auth.session.refresh", r1).await,
+        "AUTH_REFRESH_TOKEN_REUSED",
+    );
+    let v = s
+        .call(
+            t,
+            "auth.session.verify",
+            json!({"session_id": winner["access_token"]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v["reason"], "revoked", "{v}");
+}
+contract!(refresh_double_submit, |c| c.refresh_cooldown_secs = 0);
+
+/// A caller that goes away mid-request leaves its idempotency key free:
+/// the retry runs instead of meeting IDEMPOTENCY_KEY_IN_USE.
+async fn abandoned_key_is_released(backend: Backend, t: Transport) {
+    let Some(s) = Server::start_vendors(backend, &["clerk"], |_| {}).await else {
+        return;
+    };
+    let user = s
+        .call(t, "auth.user.create", json!({"email": "gone@example.com"}))
+        .await
+        .unwrap();
+    let req = json!({"user_id": user["user_id"], "method": "sso", "idempotency_key": "walk-away"});
+    let faults = s.emulator.as_ref().unwrap().faults.clone();
+    faults.lock().unwrap().latency = Duration::from_secs(2);
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(400),
+        s.call(t, "auth.session.create", req.clone()),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the caller left before the reply");
+    faults.lock().unwrap().latency = Duration::ZERO;
+    let mut outcome = None;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        match s.call(t, "auth.session.create", req.clone()).await {
+            Err(e) if e.code == "IDEMPOTENCY_KEY_IN_USE" => continue,
+            other => {
+                outcome = Some(other);
+                break;
+            }
+        }
+    }
+    let session = outcome
+        .expect("the key was released within 2 s")
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(session["session_id"].as_str().unwrap().starts_with("ses_"));
+}
+
+mod abandoned_key {
+    use super::*;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_rest() {
+        abandoned_key_is_released(Backend::Sqlite, Transport::Rest).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_grpc() {
+        abandoned_key_is_released(Backend::Sqlite, Transport::Grpc).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_rest() {
+        abandoned_key_is_released(Backend::Postgres, Transport::Rest).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_grpc() {
+        abandoned_key_is_released(Backend::Postgres, Transport::Grpc).await
+    }
+}
