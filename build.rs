@@ -27,6 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
+        .codec_path("crate::api::codec::StrictCodec")
         .compile_fds(compiler.file_descriptor_set())?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The listener: gRPC and REST on one port, health, reflection, request
 //! ids, API-key authentication and graceful shutdown.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +31,13 @@ use crate::transcode::{self, MAX_BODY_BYTES, REQUEST_ID_HEADER, request_id};
 
 /// gRPC paths that need no API key.
 const OPEN_GRPC_PREFIXES: [&str; 2] = ["/grpc.health.", "/grpc.reflection."];
+/// The methods of the open services, for metrics labels.
+const KNOWN_OPEN_METHODS: [&str; 4] = [
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+];
 
 /// A failure while assembling the server.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +98,17 @@ pub async fn app(domain: Arc<Domain>) -> Result<App, ServerError> {
         .build_v1alpha()
         .map_err(|e| ServerError(format!("reflection: {e}")))?;
 
+    let pool = transcode::routes::pool(DESCRIPTOR_SET).map_err(ServerError)?;
+    let routes = transcode::routes::routes(&pool).map_err(ServerError)?;
+    // Metrics are labelled by method only for methods that exist, so that
+    // made-up paths can't grow the label set.
+    let known: Arc<HashSet<String>> = Arc::new(
+        routes
+            .iter()
+            .map(|r| r.grpc_path.clone())
+            .chain(KNOWN_OPEN_METHODS.iter().map(|m| (*m).to_owned()))
+            .collect(),
+    );
     let grpc =
         Routes::new(UserServiceServer::new(api.clone()).max_decoding_message_size(MAX_BODY_BYTES))
             .add_service(
@@ -104,16 +123,17 @@ pub async fn app(domain: Arc<Domain>) -> Result<App, ServerError> {
             .add_service(reflection_v1alpha)
             .into_axum_router()
             .layer(from_fn_with_state(domain.clone(), authenticate))
-            .layer(from_fn(record_rpc));
+            .layer(from_fn_with_state(known, record_rpc));
     // Install the recorder before anything is recorded.
     telemetry::handle();
 
-    let pool = transcode::routes::pool(DESCRIPTOR_SET).map_err(ServerError)?;
-    let routes = transcode::routes::routes(&pool).map_err(ServerError)?;
     let openapi = Arc::new(transcode::openapi::document(&routes));
     let draining = Arc::new(AtomicBool::new(false));
 
+    // REST callers are authenticated before their request is read: without
+    // a valid key, the only answer is 401.
     let router = transcode::router(routes, grpc.clone())
+        .layer(from_fn_with_state(domain.clone(), authenticate_rest))
         .route(
             "/healthz",
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
@@ -242,19 +262,23 @@ async fn metrics() -> Response {
     }
 }
 
-/// Counts and times every RPC, whichever transport it came in on.
-async fn record_rpc(req: Request, next: Next) -> Response {
+/// Counts and times every RPC, whichever transport it came in on; a path
+/// that names no known method counts as `unknown`.
+async fn record_rpc(
+    State(known): State<Arc<HashSet<String>>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let transport = req
         .extensions()
         .get::<telemetry::Transport>()
         .copied()
         .unwrap_or(telemetry::Transport::Grpc);
-    let rpc = req
-        .uri()
-        .path()
-        .rsplit_once('.')
-        .map(|(_, m)| m.to_owned())
-        .unwrap_or_default();
+    let path = req.uri().path();
+    let rpc = match path.rsplit_once('.') {
+        Some((_, m)) if known.contains(path) => m.to_owned(),
+        _ => "unknown".to_owned(),
+    };
     let started = std::time::Instant::now();
     let resp = next.run(req).await;
     // Unary errors come trailers-only, with the status in the headers.
@@ -316,6 +340,31 @@ async fn request_ids(mut req: Request, next: Next) -> Response {
     let mut resp = next.run(req).instrument(span).await;
     resp.headers_mut().insert(REQUEST_ID_HEADER, value);
     resp
+}
+
+/// Refuses a REST request without a valid API key before its body or
+/// parameters are looked at.
+async fn authenticate_rest(
+    State(domain): State<Arc<Domain>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match domain.authenticate(authorization).await {
+        Ok(_) => next.run(req).await,
+        Err(err) => {
+            let mut resp = transcode::RestError::new(err.code, err.message)
+                .into_response_with(request_id(req.headers()));
+            if let Some(secs) = err.retry_after {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            resp
+        }
+    }
 }
 
 /// Resolves the API key of a gRPC call to its project.

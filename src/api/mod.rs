@@ -1,5 +1,6 @@
 //! tonic service implementations: proto in, domain call, proto out.
 
+pub mod codec;
 mod consent;
 mod convert;
 mod discovery;

@@ -94,10 +94,16 @@ impl SessionService for Api {
         req: Request<pb::RevokeAllForUserRequest>,
     ) -> ApiResult<pb::RevokeAllForUserReply> {
         let project = project(&req)?;
+        let key = idempotency_key(&req, req.get_ref().idempotency_key.as_deref())?;
         let r = req.get_ref();
         reply(
             self.domain
-                .revoke_all_sessions(&project, &r.user_id, r.except_session_id.as_deref())
+                .revoke_all_sessions(
+                    &project,
+                    &r.user_id,
+                    r.except_session_id.as_deref(),
+                    key.as_deref(),
+                )
                 .await
                 .map(|n| pb::RevokeAllForUserReply {
                     revoked: i32::try_from(n).unwrap_or(i32::MAX),

@@ -88,9 +88,10 @@ impl UserService for Api {
 
     async fn delete_user(&self, req: Request<pb::DeleteUserRequest>) -> ApiResult<pb::OkReply> {
         let project = project(&req)?;
+        let key = idempotency_key(&req, req.get_ref().idempotency_key.as_deref())?;
         reply(
             self.domain
-                .delete_user(&project, &req.get_ref().user_id)
+                .delete_user(&project, &req.get_ref().user_id, key.as_deref())
                 .await
                 .map(|()| pb::OkReply { ok: true }),
         )

@@ -86,6 +86,9 @@ impl Domain {
         idempotency_key: Option<&str>,
     ) -> Result<()> {
         check_category(category)?;
+        if let Some(s) = source {
+            super::text::check_visible("source", s)?;
+        }
         if let Some(s) = source
             && s.len() > MAX_SOURCE_LEN
         {

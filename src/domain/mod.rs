@@ -11,6 +11,7 @@ mod projects;
 mod purge;
 mod revocations;
 mod sessions;
+mod text;
 mod users;
 
 pub use byok::ByokInfo;

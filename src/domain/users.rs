@@ -78,6 +78,7 @@ pub fn normalize_email(raw: &str) -> Result<String> {
     if email.is_empty() {
         return Err(Error::invalid("email is required"));
     }
+    super::text::check_visible("email", email)?;
     let valid = email.len() <= 254
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && match email.split_once('@') {
@@ -108,7 +109,53 @@ fn check_password(password: &str) -> Result<()> {
     Ok(())
 }
 
+/// The deepest nesting of objects and arrays inside metadata.
+pub const MAX_METADATA_DEPTH: usize = 16;
+/// 2^53: integers at or beyond it can't be kept exactly as JSON numbers
+/// (nor as the doubles of a protobuf `Struct`).
+const EXACT_INTEGERS: f64 = 9_007_199_254_740_992.0;
+
+/// Checks one metadata value: nesting and numbers that would not come back
+/// as they were sent. `path` names it in the message.
+fn check_metadata_value(path: &str, value: &Value, depth: usize) -> Result<()> {
+    if depth > MAX_METADATA_DEPTH {
+        return Err(Error::invalid(format!(
+            "metadata is nested deeper than {MAX_METADATA_DEPTH} levels at {path}"
+        )));
+    }
+    match value {
+        Value::Number(n) => {
+            let inexact = match (n.as_i64(), n.as_u64(), n.as_f64()) {
+                (Some(i), _, _) => i.unsigned_abs() >= 1 << 53,
+                (_, Some(u), _) => u >= 1 << 53,
+                (_, _, Some(f)) => f.fract() == 0.0 && f.abs() >= EXACT_INTEGERS,
+                _ => true,
+            };
+            if inexact {
+                return Err(Error::invalid(format!(
+                    "metadata number at {path} is an integer beyond ±2^53, which can't be kept exactly; send it as a string"
+                )));
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                check_metadata_value(&format!("{path}[{i}]"), item, depth + 1)?;
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map {
+                check_metadata_value(&format!("{path}.{k}"), v, depth + 1)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 fn check_metadata_size(metadata: &Map<String, Value>) -> Result<String> {
+    for (k, v) in metadata {
+        check_metadata_value(&format!("metadata.{k}"), v, 1)?;
+    }
     let text = serde_json::to_string(metadata).map_err(Error::internal)?;
     if text.len() > MAX_METADATA_BYTES {
         return Err(Error::invalid(format!(
@@ -210,7 +257,7 @@ impl Domain {
             idempotency_key,
             input,
             move || async move {
-                let email_lower = email.to_lowercase();
+                let email_lower = super::text::email_key(email)?;
                 let exists = || {
                     Error::new(
                         ErrorCode::AuthUserExists,
@@ -372,7 +419,7 @@ impl Domain {
         let email = normalize_email(email)?;
         let row = self
             .store
-            .user_by_email(&project.id, &email.to_lowercase())
+            .user_by_email(&project.id, &super::text::email_key(&email)?)
             .await?
             .ok_or_else(|| {
                 Error::new(
@@ -507,28 +554,41 @@ impl Domain {
     }
 
     /// Deletes a user at its vendor and everything authmux holds about it,
-    /// revoking its sessions in the same transaction.
-    pub async fn delete_user(&self, project: &Project, user_id: &str) -> Result<()> {
-        self.user_row(project, user_id).await?;
-        let pin = self.user_pin(project, user_id).await?;
-        let vendor = self.pinned_vendor(project, &pin).await?;
-        vendor
-            .delete_user(&project.id, &pin.vendor_resource_id)
-            .await?;
-        let revoked = self
-            .store
-            .delete_user(&project.id, user_id, self.now())
-            .await?
-            .ok_or_else(|| Error::user_not_found(user_id))?;
-        self.revocations.add(revoked);
-        Ok(())
+    /// revoking its sessions in the same transaction. A retry under the
+    /// same idempotency key gets the first answer, not a 404.
+    pub async fn delete_user(
+        &self,
+        project: &Project,
+        user_id: &str,
+        idempotency_key: Option<&str>,
+    ) -> Result<()> {
+        self.idempotent(
+            project,
+            "user.delete",
+            idempotency_key,
+            &user_id,
+            move || async move {
+                self.user_row(project, user_id).await?;
+                let pin = self.user_pin(project, user_id).await?;
+                let vendor = self.pinned_vendor(project, &pin).await?;
+                vendor
+                    .delete_user(&project.id, &pin.vendor_resource_id)
+                    .await?;
+                let revoked = self
+                    .store
+                    .delete_user(&project.id, user_id, self.now())
+                    .await?
+                    .ok_or_else(|| Error::user_not_found(user_id))?;
+                self.revocations.add(revoked);
+                Ok(())
+            },
+        )
+        .await
     }
 
     /// The stored row of a user of this project, or `AUTH_USER_NOT_FOUND`.
     pub(crate) async fn user_row(&self, project: &Project, user_id: &str) -> Result<users::Model> {
-        if user_id.is_empty() {
-            return Err(Error::invalid("user_id is required"));
-        }
+        super::text::check_id("user_id", user_id)?;
         self.store
             .user(&project.id, user_id)
             .await?

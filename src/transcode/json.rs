@@ -22,7 +22,7 @@ pub fn request_message(
     let input = route.input();
     let mut fields = match body {
         Some(bytes) if !bytes.iter().all(u8::is_ascii_whitespace) => {
-            match serde_json::from_slice::<Value>(bytes) {
+            match super::strict::parse(bytes) {
                 Ok(Value::Object(map)) => map,
                 Ok(_) => return Err(RestError::invalid("the request body must be a JSON object")),
                 Err(e) => return Err(RestError::invalid(format!("malformed JSON body: {e}"))),

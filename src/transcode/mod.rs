@@ -6,6 +6,7 @@ mod json;
 pub use json::reply_json;
 pub mod openapi;
 pub mod routes;
+mod strict;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

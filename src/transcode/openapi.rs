@@ -24,7 +24,7 @@ pub fn document(routes: &[HttpRoute]) -> Value {
             })
             .collect();
         let mut op = Map::new();
-        op.insert("operationId".into(), json!(route.capability()));
+        op.insert("operationId".into(), json!(route.operation_id()));
         op.insert("summary".into(), json!(route.rpc.full_name()));
         if route.body {
             collect_schemas(&input, &mut schemas);

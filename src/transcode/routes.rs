@@ -20,6 +20,9 @@ pub struct HttpRoute {
     pub body: bool,
     /// The gRPC path, e.g. `/authmux.v1.UserService/GetUser`.
     pub grpc_path: String,
+    /// Whether this is the RPC's first binding (others come from
+    /// `additional_bindings`).
+    pub primary: bool,
     /// The RPC.
     pub rpc: MethodDescriptor,
 }
@@ -33,6 +36,20 @@ impl HttpRoute {
     /// The reply message.
     pub fn output(&self) -> MessageDescriptor {
         self.rpc.output()
+    }
+
+    /// The OpenAPI operation id: the capability, with the method added for
+    /// an additional binding.
+    pub fn operation_id(&self) -> String {
+        if self.primary {
+            self.capability()
+        } else {
+            format!(
+                "{}.{}",
+                self.capability(),
+                self.method.as_str().to_lowercase()
+            )
+        }
     }
 
     /// The capability id: the literal path segments after `/v1/`, joined
@@ -69,44 +86,66 @@ pub fn routes(pool: &DescriptorPool) -> Result<Vec<HttpRoute>, String> {
                 Value::Message(m) => m.clone(),
                 _ => return Err(format!("{}: malformed google.api.http", rpc.full_name())),
             };
-            let string_field = |name: &str| match rule.get_field_by_name(name).as_deref() {
-                Some(Value::String(s)) => s.clone(),
-                _ => String::new(),
-            };
-            let (method, template) = [
-                (Method::GET, "get"),
-                (Method::PUT, "put"),
-                (Method::POST, "post"),
-                (Method::DELETE, "delete"),
-                (Method::PATCH, "patch"),
-            ]
-            .into_iter()
-            .find(|(_, name)| rule.has_field_by_name(name))
-            .map(|(m, name)| (m, string_field(name)))
-            .ok_or_else(|| format!("{}: no HTTP method in google.api.http", rpc.full_name()))?;
-            let body = match string_field("body").as_str() {
-                "" => false,
-                "*" => true,
-                other => {
-                    return Err(format!(
-                        "{}: body {other:?} is not supported (use \"*\")",
-                        rpc.full_name()
-                    ));
+            let grpc_path = format!("/{}/{}", service.full_name(), rpc.name());
+            out.push(binding(&rule, &rpc, &grpc_path, true)?);
+            if let Some(Value::List(more)) =
+                rule.get_field_by_name("additional_bindings").as_deref()
+            {
+                for extra in more {
+                    let Value::Message(extra) = extra else {
+                        return Err(format!("{}: malformed additional binding", rpc.full_name()));
+                    };
+                    out.push(binding(extra, &rpc, &grpc_path, false)?);
                 }
-            };
-            let path_params = parse_template(&template, &rpc.input())
-                .map_err(|e| format!("{}: {e}", rpc.full_name()))?;
-            out.push(HttpRoute {
-                method,
-                grpc_path: format!("/{}/{}", service.full_name(), rpc.name()),
-                template,
-                path_params,
-                body,
-                rpc,
-            });
+            }
         }
     }
     Ok(out)
+}
+
+/// One HTTP binding of an RPC.
+fn binding(
+    rule: &prost_reflect::DynamicMessage,
+    rpc: &MethodDescriptor,
+    grpc_path: &str,
+    primary: bool,
+) -> Result<HttpRoute, String> {
+    let string_field = |name: &str| match rule.get_field_by_name(name).as_deref() {
+        Some(Value::String(s)) => s.clone(),
+        _ => String::new(),
+    };
+    let (method, template) = [
+        (Method::GET, "get"),
+        (Method::PUT, "put"),
+        (Method::POST, "post"),
+        (Method::DELETE, "delete"),
+        (Method::PATCH, "patch"),
+    ]
+    .into_iter()
+    .find(|(_, name)| rule.has_field_by_name(name))
+    .map(|(m, name)| (m, string_field(name)))
+    .ok_or_else(|| format!("{}: no HTTP method in google.api.http", rpc.full_name()))?;
+    let body = match string_field("body").as_str() {
+        "" => false,
+        "*" => true,
+        other => {
+            return Err(format!(
+                "{}: body {other:?} is not supported (use \"*\")",
+                rpc.full_name()
+            ));
+        }
+    };
+    let path_params =
+        parse_template(&template, &rpc.input()).map_err(|e| format!("{}: {e}", rpc.full_name()))?;
+    Ok(HttpRoute {
+        method,
+        grpc_path: grpc_path.to_owned(),
+        template,
+        path_params,
+        body,
+        primary,
+        rpc: rpc.clone(),
+    })
 }
 
 /// The variables of a template; each must be `{field}` naming a field of
@@ -148,9 +187,10 @@ mod tests {
             .filter(|s| s.package_name() == PACKAGE)
             .map(|s| s.methods().len())
             .sum();
-        assert_eq!(routes.len(), rpc_count);
+        assert_eq!(routes.iter().filter(|r| r.primary).count(), rpc_count);
         let mut caps: Vec<String> = routes
             .iter()
+            .filter(|r| r.primary)
             .map(HttpRoute::capability)
             .filter(|c| c.starts_with("auth."))
             .collect();

@@ -3,6 +3,7 @@
 
 mod emulators;
 mod harness;
+mod hygiene;
 mod logs;
 
 mod attacks;

@@ -280,7 +280,11 @@ async fn vendor_sessions(vendor: &'static str) {
         );
         assert_eq!(verify(&s, t, sid).await["valid"], true);
         let mut parts: Vec<&str> = access.split('.').collect();
-        let bad_sig = format!("A{}", &parts[2][1..]);
+        let bad_sig = format!(
+            "{}{}",
+            if parts[2].starts_with('A') { 'B' } else { 'A' },
+            &parts[2][1..]
+        );
         parts[2] = &bad_sig;
         assert_eq!(
             verify(&s, t, &parts.join(".")).await["reason"],

@@ -12,9 +12,7 @@ impl Domain {
         session_id: &str,
         idempotency_key: Option<&str>,
     ) -> Result<()> {
-        if session_id.is_empty() {
-            return Err(Error::invalid("session_id is required"));
-        }
+        crate::domain::text::check_id("session_id", session_id)?;
         self.idempotent(
             project,
             "session.revoke",
@@ -40,29 +38,39 @@ impl Domain {
         .await
     }
 
-    /// Revokes every live session of a user but one; returns how many.
+    /// Revokes every live session of a user but one; returns how many. A
+    /// retry under the same idempotency key gets the first count.
     pub async fn revoke_all_sessions(
         &self,
         project: &Project,
         user_id: &str,
         except: Option<&str>,
+        idempotency_key: Option<&str>,
     ) -> Result<usize> {
-        self.user_row(project, user_id).await?;
-        let ids = self
-            .store
-            .revoke_user_sessions(
-                &project.id,
-                user_id,
-                except.filter(|e| !e.is_empty()),
-                self.now(),
-            )
-            .await?;
-        let n = ids.len();
-        self.revocations.add(ids.iter().cloned());
-        for id in &ids {
-            self.revoke_at_vendor(project, id).await?;
+        let except = except.filter(|e| !e.is_empty());
+        if let Some(e) = except {
+            crate::domain::text::check_id("except_session_id", e)?;
         }
-        Ok(n)
+        self.user_row(project, user_id).await?;
+        self.idempotent(
+            project,
+            "session.revoke_all_for_user",
+            idempotency_key,
+            &(user_id, except),
+            move || async move {
+                let ids = self
+                    .store
+                    .revoke_user_sessions(&project.id, user_id, except, self.now())
+                    .await?;
+                let n = ids.len();
+                self.revocations.add(ids.iter().cloned());
+                for id in &ids {
+                    self.revoke_at_vendor(project, id).await?;
+                }
+                Ok(n)
+            },
+        )
+        .await
     }
 
     /// Ends the vendor side of a session pinned to a vendor. authmux's own

@@ -12,6 +12,7 @@ impl Domain {
     /// Checks a session id (`ses_…`) or an access token. Anything that is
     /// not a valid live session is `valid: false` with a reason.
     pub async fn verify_session(&self, project: &Project, token: &str) -> Result<Verification> {
+        crate::domain::text::check_visible("session_id", token)?;
         if token.starts_with("ses_") {
             return self.verify_session_id(project, token).await;
         }

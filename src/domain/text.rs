@@ -1,0 +1,105 @@
+//! Checks on free text and ids from callers: characters that would corrupt
+//! a query (NUL is refused by PostgreSQL), hide what a string says
+//! (bidirectional overrides, zero-width characters) or fold into another
+//! string (Unicode case folding of email local parts).
+
+use super::{Error, Result};
+
+/// The longest id accepted anywhere.
+const MAX_ID_LEN: usize = 128;
+
+/// Whether `c` may not appear in caller-given text: control characters,
+/// bidirectional embeddings, overrides and isolates, and zero-width
+/// characters.
+fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{200B}'..='\u{200F}' // zero-width space/joiners, LRM, RLM
+            | '\u{202A}'..='\u{202E}' // embeddings and overrides
+            | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
+            | '\u{2066}'..='\u{2069}' // isolates
+            | '\u{FEFF}' // zero-width no-break space
+        )
+}
+
+/// Refuses text with control, bidirectional-override or zero-width
+/// characters; the message names the field.
+pub fn check_visible(field: &str, value: &str) -> Result<()> {
+    if value.chars().any(is_hidden) {
+        return Err(Error::invalid(format!(
+            "{field} contains a control, bidirectional-override or zero-width character"
+        )));
+    }
+    Ok(())
+}
+
+/// An id given by a caller: 1 to 128 visible characters.
+pub fn check_id(field: &str, value: &str) -> Result<()> {
+    if value.is_empty() {
+        return Err(Error::invalid(format!("{field} is required")));
+    }
+    if value.len() > MAX_ID_LEN {
+        return Err(Error::invalid(format!(
+            "{field} is longer than {MAX_ID_LEN} bytes"
+        )));
+    }
+    check_visible(field, value)
+}
+
+/// The key under which an email is unique and looked up: the local part
+/// with ASCII letters lower-cased (and nothing else folded, so that e.g.
+/// the Kelvin sign does not become `k`), `@`, and the domain in its IDNA
+/// ASCII form, lower-cased. `email` has passed `normalize_email`.
+pub fn email_key(email: &str) -> Result<String> {
+    let (local, domain) = email
+        .rsplit_once('@')
+        .ok_or_else(|| Error::invalid(format!("email {email:?} has no domain")))?;
+    let domain = idna::domain_to_ascii_strict(domain).map_err(|_| {
+        Error::invalid(format!(
+            "the domain of email {email:?} is not a valid domain name"
+        ))
+    })?;
+    Ok(format!(
+        "{}@{}",
+        local.to_ascii_lowercase(),
+        domain.to_ascii_lowercase()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hidden_characters_are_refused() {
+        assert!(check_visible("f", "plain text, ünïcode ✓").is_ok());
+        for bad in [
+            "a\0b",
+            "a\u{7}",
+            "x\u{202E}y",
+            "x\u{200B}",
+            "\u{FEFF}x",
+            "a\u{2066}b",
+        ] {
+            assert!(check_visible("f", bad).is_err(), "{bad:?}");
+        }
+        assert!(check_id("user_id", "").is_err());
+        assert!(check_id("user_id", &"x".repeat(129)).is_err());
+        assert!(check_id("user_id", "usr_\0").is_err());
+    }
+
+    #[test]
+    fn emails_fold_ascii_case_and_idna_domains() {
+        assert_eq!(email_key("Kate@Example.COM").unwrap(), "kate@example.com");
+        // The Kelvin sign is not the letter k.
+        assert_ne!(
+            email_key("\u{212A}ate@example.com").unwrap(),
+            "kate@example.com"
+        );
+        assert_eq!(
+            email_key("ann@Bücher.example").unwrap(),
+            "ann@xn--bcher-kva.example"
+        );
+        assert!(email_key("a@exa mple.com").is_err());
+    }
+}
