@@ -346,7 +346,7 @@ async fn serve(
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("AUTHMUX_LISTEN: cannot listen on {listen}"))?;
-    let app = server::app(domain).await?;
+    let app = server::app_with(domain, settings.limits()).await?;
     tracing::info!(address = %listener.local_addr()?, "authmux listening (gRPC and REST)");
     server::serve_with(listener, app, shutdown_signal(), timing).await?;
     tracing::info!("authmux stopped");

@@ -195,6 +195,39 @@ pub struct Settings {
         global = true
     )]
     pub vendor_timeout_ms: u64,
+    /// Most connections served at once; more wait to be accepted.
+    #[arg(
+        long,
+        env = "AUTHMUX_MAX_CONNECTIONS",
+        default_value_t = 4_096,
+        global = true
+    )]
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers (HTTP/1).
+    #[arg(
+        long,
+        env = "AUTHMUX_HEADER_READ_TIMEOUT_SECS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a REST client has to send a request's body.
+    #[arg(
+        long,
+        env = "AUTHMUX_BODY_TIMEOUT_SECS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub body_timeout_secs: u64,
+    /// Seconds a connection may go without reading or writing a byte
+    /// before it is closed (HTTP/2 pings count).
+    #[arg(
+        long,
+        env = "AUTHMUX_IDLE_TIMEOUT_SECS",
+        default_value_t = 120,
+        global = true
+    )]
+    pub idle_timeout_secs: u64,
 }
 
 impl Settings {
@@ -224,6 +257,10 @@ impl Settings {
             supabase_service_role_key: None,
             supabase_service_role_key_file: None,
             jwks_refetch_ms: 30_000,
+            max_connections: 4_096,
+            header_read_timeout_secs: 10,
+            body_timeout_secs: 10,
+            idle_timeout_secs: 120,
             vendor_priority: "native,clerk,workos,supabase".to_owned(),
             vendor_timeout_ms: 10_000,
             vendor_probe_ms: 15_000,
@@ -400,6 +437,16 @@ impl Settings {
             );
         }
         Ok(key)
+    }
+
+    /// The listener's limits.
+    pub fn limits(&self) -> crate::server::Limits {
+        crate::server::Limits {
+            max_connections: self.max_connections.max(1),
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs.max(1)),
+            body_timeout: Duration::from_secs(self.body_timeout_secs.max(1)),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs.max(1)),
+        }
     }
 
     /// Connects, migrates and wires the domain.

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod listener;
 pub mod passwords;
 pub mod pb;
 pub mod server;

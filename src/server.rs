@@ -12,7 +12,6 @@ use axum::extract::{Request, State};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use http::{HeaderValue, StatusCode, header};
 use tokio::net::TcpListener;
 use tonic::service::Routes;
@@ -21,6 +20,7 @@ use tracing::Instrument;
 
 use crate::api::{Api, to_status};
 use crate::domain::{Domain, new_id};
+pub use crate::listener::Limits;
 use crate::pb::DESCRIPTOR_SET;
 use crate::pb::v1::consent_service_server::ConsentServiceServer;
 use crate::pb::v1::discovery_service_server::DiscoveryServiceServer;
@@ -53,6 +53,8 @@ pub struct App {
     pub health: tonic_health::server::HealthReporter,
     /// Set once shutdown begins: `/readyz` answers 503 from then on.
     pub draining: Arc<AtomicBool>,
+    /// The listener's limits.
+    pub limits: Limits,
 }
 
 /// How a shutdown unfolds.
@@ -81,8 +83,13 @@ struct Readiness {
     draining: Arc<AtomicBool>,
 }
 
-/// Builds the router over `domain`.
+/// Builds the router over `domain` with the default limits.
 pub async fn app(domain: Arc<Domain>) -> Result<App, ServerError> {
+    app_with(domain, Limits::default()).await
+}
+
+/// Builds the router over `domain`, served within `limits`.
+pub async fn app_with(domain: Arc<Domain>, limits: Limits) -> Result<App, ServerError> {
     let api = Api::new(domain.clone());
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<UserServiceServer<Api>>().await;
@@ -132,7 +139,7 @@ pub async fn app(domain: Arc<Domain>) -> Result<App, ServerError> {
 
     // REST callers are authenticated before their request is read: without
     // a valid key, the only answer is 401.
-    let router = transcode::router(routes, grpc.clone())
+    let router = transcode::router(routes, grpc.clone(), limits.body_timeout)
         .layer(from_fn_with_state(domain.clone(), authenticate_rest))
         .route(
             "/healthz",
@@ -168,6 +175,7 @@ pub async fn app(domain: Arc<Domain>) -> Result<App, ServerError> {
         router,
         health,
         draining,
+        limits,
     })
 }
 
@@ -194,6 +202,7 @@ pub async fn serve_with(
     let health = app.health.clone();
     let draining = app.draining.clone();
     let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
+    let mut stopping_rx = stopping.clone();
     let shutdown = async move {
         shutdown.await;
         tracing::info!("shutting down: not ready any more");
@@ -208,25 +217,15 @@ pub async fn serve_with(
         tracing::info!("no longer accepting connections");
         let _ = stopping_tx.send(true);
     };
-    // Replies go out as several small writes (headers, data, trailers);
-    // without TCP_NODELAY, Nagle holds the last one for a delayed ACK.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    let server = axum::serve(listener, app.router).with_graceful_shutdown(shutdown);
     let deadline = async move {
         let _ = stopping.wait_for(|s| *s).await;
         tokio::time::sleep(timing.grace).await;
     };
-    tokio::select! {
-        r = server => r,
-        () = deadline => {
-            tracing::warn!("grace period over; closing the connections left");
-            Ok(())
-        }
-    }
+    let stop = async move {
+        let _ = stopping_rx.wait_for(|s| *s).await;
+    };
+    tokio::spawn(shutdown);
+    crate::listener::run(listener, app.router, app.limits, stop, deadline).await
 }
 
 async fn readyz(State(r): State<Readiness>) -> Response {

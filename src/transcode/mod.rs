@@ -147,7 +147,7 @@ pub fn request_id(headers: &HeaderMap) -> Option<&str> {
 
 /// Builds the REST router: one route per `google.api.http` binding, each
 /// calling `grpc` in process. A known path with another method is 405.
-pub fn router(routes: Vec<HttpRoute>, grpc: Router) -> Router {
+pub fn router(routes: Vec<HttpRoute>, grpc: Router, body_timeout: std::time::Duration) -> Router {
     let mut by_path: BTreeMap<String, MethodRouter> = BTreeMap::new();
     for route in routes {
         let filter = MethodFilter::try_from(route.method.clone())
@@ -158,7 +158,7 @@ pub fn router(routes: Vec<HttpRoute>, grpc: Router) -> Router {
         let handler = on(filter, move |req: Request| {
             let route = route.clone();
             let grpc = grpc.clone();
-            async move { handle(&route, grpc, req).await }
+            async move { handle(&route, grpc, req, body_timeout).await }
         });
         let merged = match by_path.remove(&path) {
             Some(existing) => existing.merge(handler),
@@ -188,15 +188,25 @@ pub async fn not_found(req: Request) -> Response {
     .into_response_with(request_id(req.headers()))
 }
 
-async fn handle(route: &HttpRoute, grpc: Router, req: Request) -> Response {
+async fn handle(
+    route: &HttpRoute,
+    grpc: Router,
+    req: Request,
+    body_timeout: std::time::Duration,
+) -> Response {
     let rid = request_id(req.headers()).map(str::to_owned);
-    match transcode(route, grpc, req).await {
+    match transcode(route, grpc, req, body_timeout).await {
         Ok(resp) => resp,
         Err(err) => err.into_response_with(rid.as_deref()),
     }
 }
 
-async fn transcode(route: &HttpRoute, grpc: Router, req: Request) -> Result<Response, RestError> {
+async fn transcode(
+    route: &HttpRoute,
+    grpc: Router,
+    req: Request,
+    body_timeout: std::time::Duration,
+) -> Result<Response, RestError> {
     let (mut parts, body) = req.into_parts();
     let Path(path_params) =
         <Path<HashMap<String, String>> as axum::extract::FromRequestParts<()>>::from_request_parts(
@@ -205,7 +215,14 @@ async fn transcode(route: &HttpRoute, grpc: Router, req: Request) -> Result<Resp
         )
         .await
         .map_err(|e| RestError::invalid(format!("bad path parameter: {e}")))?;
-    let body = read_body(&parts.headers, body).await?;
+    let body = tokio::time::timeout(body_timeout, read_body(&parts.headers, body))
+        .await
+        .map_err(|_| {
+            RestError::invalid(format!(
+                "the request body did not arrive within {} s",
+                body_timeout.as_secs()
+            ))
+        })??;
     let message = json::request_message(
         route,
         &path_params,

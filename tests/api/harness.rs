@@ -245,7 +245,9 @@ impl Server {
         let key = domain.create_api_key("tests").await.expect("key").key;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = authmux::server::app(domain.clone()).await.expect("app");
+        let app = authmux::server::app_with(domain.clone(), settings.limits())
+            .await
+            .expect("app");
         let (tx, rx) = oneshot::channel();
         tokio::spawn(authmux::server::serve(listener, app, async {
             let _ = rx.await;

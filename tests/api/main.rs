@@ -9,6 +9,7 @@ mod logs;
 mod attacks;
 mod consent;
 mod idempotency;
+mod listener;
 mod replicas;
 mod sessions;
 mod surface;
