@@ -43,7 +43,7 @@ pub const MASTER_KEY_FILE: &str = "master.key";
 const KEY_RELOAD: Duration = Duration::from_secs(1);
 
 /// Where data lives and how secrets are sealed.
-#[derive(Clone, Debug, clap::Args)]
+#[derive(Clone, clap::Args)]
 pub struct Settings {
     /// Directory for the SQLite database and a generated master key.
     #[arg(
@@ -230,6 +230,68 @@ pub struct Settings {
     pub idle_timeout_secs: u64,
 }
 
+/// Shows whether a secret is set, never its value.
+fn redacted(secret: &Option<String>) -> &'static str {
+    match secret {
+        Some(_) => "<redacted>",
+        None => "<unset>",
+    }
+}
+
+impl std::fmt::Debug for Settings {
+    /// Every setting, with secrets (the database URL, which may hold a
+    /// password, the master key and vendor keys) redacted.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &redacted(&self.database_url))
+            .field("database_url_file", &self.database_url_file)
+            .field("master_key", &redacted(&self.master_key))
+            .field("master_key_file", &self.master_key_file)
+            .field("signing_alg", &self.signing_alg)
+            .field("issuer", &self.issuer)
+            .field("access_ttl_secs", &self.access_ttl_secs)
+            .field("session_ttl_secs", &self.session_ttl_secs)
+            .field("refresh_cooldown_secs", &self.refresh_cooldown_secs)
+            .field("clerk_secret_key", &redacted(&self.clerk_secret_key))
+            .field("clerk_secret_key_file", &self.clerk_secret_key_file)
+            .field("clerk_base_url", &self.clerk_base_url)
+            .field("supabase_url", &self.supabase_url)
+            .field(
+                "supabase_service_role_key",
+                &redacted(&self.supabase_service_role_key),
+            )
+            .field(
+                "supabase_service_role_key_file",
+                &self.supabase_service_role_key_file,
+            )
+            .field("workos_api_key", &redacted(&self.workos_api_key))
+            .field("workos_api_key_file", &self.workos_api_key_file)
+            .field("workos_client_id", &self.workos_client_id)
+            .field("workos_base_url", &self.workos_base_url)
+            .field("workos_issuer", &self.workos_issuer)
+            .field("clerk_issuer", &self.clerk_issuer)
+            .field("jwks_refetch_ms", &self.jwks_refetch_ms)
+            .field("vendor_priority", &self.vendor_priority)
+            .field("vendor_probe_ms", &self.vendor_probe_ms)
+            .field("vendor_timeout_ms", &self.vendor_timeout_ms)
+            .field("max_connections", &self.max_connections)
+            .field("header_read_timeout_secs", &self.header_read_timeout_secs)
+            .field("body_timeout_secs", &self.body_timeout_secs)
+            .field("idle_timeout_secs", &self.idle_timeout_secs)
+            .finish()
+    }
+}
+
+/// The file of an SQLite URL (`sqlite://path?options`), if it names one.
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !path.contains(":memory:")).then(|| PathBuf::from(path))
+}
+
 impl Settings {
     /// The defaults, with data under `data_dir`.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
@@ -402,20 +464,34 @@ impl Settings {
         .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("authmux.db").display())))
     }
 
-    /// Connects to the store, creating the data directory for SQLite.
+    /// Connects to the store, creating the data directory for SQLite. The
+    /// data directory is kept private to the service's user (0700) and the
+    /// SQLite files readable by it alone (0600).
     pub async fn store(&self) -> anyhow::Result<Store> {
         let url = self.database_url()?;
-        if url.starts_with("sqlite:") {
-            std::fs::create_dir_all(&self.data_dir).with_context(|| {
+        let sqlite = url.starts_with("sqlite:");
+        if sqlite {
+            crate::crypto::create_private_dir(&self.data_dir).with_context(|| {
                 format!(
                     "AUTHMUX_DATA_DIR: cannot create {}",
                     self.data_dir.display()
                 )
             })?;
         }
-        Store::connect(&url)
+        let store = Store::connect(&url)
             .await
-            .context("AUTHMUX_DATABASE_URL: cannot connect to the database")
+            .context("AUTHMUX_DATABASE_URL: cannot connect to the database")?;
+        if let Some(file) = sqlite.then(|| sqlite_file(&url)).flatten() {
+            for suffix in ["", "-wal", "-shm"] {
+                let path = PathBuf::from(format!("{}{suffix}", file.display()));
+                if path.exists() {
+                    crate::crypto::make_private(&path, 0o600).with_context(|| {
+                        format!("cannot restrict {} to its owner", path.display())
+                    })?;
+                }
+            }
+        }
+        Ok(store)
     }
 
     /// The master key: the configured one, else the key file under the data
@@ -483,5 +559,41 @@ impl Settings {
         ));
         domain.spawn_purge();
         Ok(domain)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let mut s = Settings::new("/tmp/x");
+        s.master_key = Some("bWFzdGVyIGtleSBtYXN0ZXIga2V5IG1hc3RlciBrZXk=".into());
+        s.database_url = Some("postgres://u:hunter2@db/authmux".into());
+        s.clerk_secret_key = Some("sk_live_secret".into());
+        s.workos_api_key = Some("sk_workos_secret".into());
+        s.supabase_service_role_key = Some("sb_secret_x".into());
+        let text = format!("{s:?}");
+        for secret in [
+            "bWFzdGVy",
+            "hunter2",
+            "sk_live_secret",
+            "sk_workos_secret",
+            "sb_secret_x",
+        ] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        assert!(text.contains("<redacted>") && text.contains("max_connections"));
+    }
+
+    #[test]
+    fn sqlite_files_are_found_in_urls() {
+        assert_eq!(
+            sqlite_file("sqlite:///var/lib/a.db?mode=rwc"),
+            Some(PathBuf::from("/var/lib/a.db"))
+        );
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("postgres://x/y"), None);
     }
 }

@@ -95,8 +95,8 @@ impl MasterKey {
         match std::fs::read_to_string(path) {
             Ok(text) => Ok((Self::from_base64(&text)?, false)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(io)?;
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    create_private_dir(dir).map_err(io)?;
                 }
                 let (key, encoded) = Self::generate();
                 write_private(path, &encoded).map_err(io)?;
@@ -142,6 +142,26 @@ impl MasterKey {
             )
             .map_err(|_| CryptoError::Open)
     }
+}
+
+/// Creates `dir` (and its parents) if missing and restricts it to its
+/// owner (0700).
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    make_private(dir, 0o700)
+}
+
+/// Sets the permission bits of `path` (owner-only modes) on Unix.
+#[cfg(unix)]
+pub fn make_private(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+/// Permission bits are Unix's; elsewhere this does nothing.
+#[cfg(not(unix))]
+pub fn make_private(_: &Path, _: u32) -> std::io::Result<()> {
+    Ok(())
 }
 
 #[cfg(unix)]

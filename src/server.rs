@@ -335,8 +335,13 @@ async fn request_ids(mut req: Request, next: Next) -> Response {
     let id = given.unwrap_or_else(|| new_id("req"));
     let value = HeaderValue::from_str(&id).expect("request ids are visible ASCII");
     req.headers_mut().insert(REQUEST_ID_HEADER, value.clone());
-    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
-    let mut resp = next.run(req).instrument(span).await;
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %loggable_path(req.uri().path()));
+    let mut resp = async {
+        tracing::debug!("request received");
+        next.run(req).await
+    }
+    .instrument(span)
+    .await;
     resp.headers_mut().insert(REQUEST_ID_HEADER, value);
     resp
 }
@@ -366,6 +371,16 @@ async fn authenticate_rest(
     }
 }
 
+/// A request path as logs may show it: a token in the path (the GET form of
+/// `session.verify`) is replaced by `<redacted>`.
+fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    const VERIFY: &str = "/v1/auth/session/verify/";
+    match path.strip_prefix(VERIFY) {
+        Some(rest) if !rest.is_empty() => format!("{VERIFY}<redacted>").into(),
+        _ => path.into(),
+    }
+}
+
 /// Resolves the API key of a gRPC call to its project.
 async fn authenticate(State(domain): State<Arc<Domain>>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
@@ -382,5 +397,26 @@ async fn authenticate(State(domain): State<Arc<Domain>>, mut req: Request, next:
             next.run(req).await
         }
         Err(err) => to_status(err).into_http::<axum::body::Body>(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_path;
+
+    #[test]
+    fn tokens_in_paths_are_not_logged() {
+        assert_eq!(
+            loggable_path("/v1/auth/session/verify/eyJhbGciOi.x.y"),
+            "/v1/auth/session/verify/<redacted>"
+        );
+        assert_eq!(
+            loggable_path("/v1/auth/user/get/usr_1"),
+            "/v1/auth/user/get/usr_1"
+        );
+        assert_eq!(
+            loggable_path("/v1/auth/session/verify"),
+            "/v1/auth/session/verify"
+        );
     }
 }

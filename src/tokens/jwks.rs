@@ -1,7 +1,9 @@
 //! A JWKS client for other issuers' keys (Clerk, WorkOS, Supabase, ...):
-//! fetched with reqwest, cached per URL honouring `Cache-Control` within
-//! bounds, refetched on an unknown `kid` at most once per refetch interval
-//! (30 s by default), and served from cache while the endpoint is down.
+//! fetched with reqwest, cached per URL *and credentials* (a JWKS fetched
+//! with one tenant's key is never served to another) honouring
+//! `Cache-Control` within bounds, refetched on an unknown `kid` at most once
+//! per refetch interval (30 s by default), one fetch at a time per source,
+//! at most 256 KiB read, and served from cache while the endpoint is down.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -58,10 +60,26 @@ pub struct JwksClient {
     http: reqwest::Client,
     policy: Policy,
     cache: RwLock<HashMap<String, Arc<Entry>>>,
-    /// When each URL was last fetched (or tried), for rate limiting.
+    /// When each source was last fetched (or tried), for rate limiting.
     attempts: RwLock<HashMap<String, Instant>>,
-    /// One fetch at a time per client; others wait and reuse its result.
-    fetching: tokio::sync::Mutex<()>,
+    /// One fetch at a time per source; others wait and reuse its result.
+    fetching: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// The most bytes of a JWKS read; a larger answer is refused.
+pub const MAX_JWKS_BYTES: usize = 256 * 1024;
+
+/// The cache key of a JWKS source: its URL and a digest of the credentials
+/// it is fetched with.
+fn source_key(url: &str, headers: &[(&str, String)]) -> String {
+    let mut material = Vec::new();
+    for (name, value) in headers {
+        material.extend_from_slice(name.as_bytes());
+        material.push(0);
+        material.extend_from_slice(value.as_bytes());
+        material.push(0);
+    }
+    format!("{url}#{}", crate::crypto::sha256_hex(&material))
 }
 
 impl JwksClient {
@@ -72,23 +90,32 @@ impl JwksClient {
             policy,
             cache: RwLock::default(),
             attempts: RwLock::default(),
-            fetching: tokio::sync::Mutex::new(()),
+            fetching: std::sync::Mutex::default(),
         }
     }
 
-    fn cached(&self, url: &str) -> Option<Arc<Entry>> {
+    fn fetch_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.fetching
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    fn cached(&self, source: &str) -> Option<Arc<Entry>> {
         self.cache
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .get(url)
+            .get(source)
             .cloned()
     }
 
-    fn last_attempt(&self, url: &str) -> Option<Instant> {
+    fn last_attempt(&self, source: &str) -> Option<Instant> {
         self.attempts
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .get(url)
+            .get(source)
             .copied()
     }
 
@@ -100,7 +127,8 @@ impl JwksClient {
         kid: &str,
         headers: &[(&str, String)],
     ) -> Result<Arc<PublicKey>, JwksError> {
-        let cached = self.cached(url);
+        let source = source_key(url, headers);
+        let cached = self.cached(&source);
         if let Some(entry) = &cached
             && entry.fetched_at.elapsed() < entry.ttl
             && let Some(k) = entry.keys.get(kid)
@@ -114,12 +142,13 @@ impl JwksClient {
             .is_none_or(|e| e.fetched_at.elapsed() >= e.ttl);
         let may_refetch = stale
             || self
-                .last_attempt(url)
+                .last_attempt(&source)
                 .is_none_or(|t| t.elapsed() >= self.policy.refetch_interval);
         if may_refetch {
-            let _guard = self.fetching.lock().await;
+            let lock = self.fetch_lock(&source);
+            let _guard = lock.lock().await;
             // Someone else may have fetched while we waited.
-            let fresh = self.cached(url);
+            let fresh = self.cached(&source);
             let already = match (&cached, &fresh) {
                 (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
                 (None, Some(_)) => true,
@@ -128,13 +157,13 @@ impl JwksClient {
             if !already
                 && (stale
                     || self
-                        .last_attempt(url)
+                        .last_attempt(&source)
                         .is_none_or(|t| t.elapsed() >= self.policy.refetch_interval))
             {
                 self.attempts
                     .write()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert(url.to_owned(), Instant::now());
+                    .insert(source.clone(), Instant::now());
                 let fetched = self.fetch(url, headers).await;
                 crate::telemetry::jwks_fetch(fetched.is_ok());
                 match fetched {
@@ -142,18 +171,18 @@ impl JwksClient {
                         self.cache
                             .write()
                             .unwrap_or_else(|p| p.into_inner())
-                            .insert(url.to_owned(), Arc::new(entry));
+                            .insert(source.clone(), Arc::new(entry));
                     }
                     Err(e) => {
                         tracing::warn!(url, error = %e, "JWKS fetch failed; serving cached keys");
-                        if self.cached(url).is_none() {
+                        if self.cached(&source).is_none() {
                             return Err(JwksError::Unavailable(e));
                         }
                     }
                 }
             }
         }
-        self.cached(url)
+        self.cached(&source)
             .and_then(|e| e.keys.get(kid).cloned())
             .ok_or_else(|| JwksError::UnknownKey(kid.to_owned()))
     }
@@ -173,7 +202,21 @@ impl JwksClient {
             .and_then(|v| v.to_str().ok())
             .map(|h| cache_ttl(h, &self.policy))
             .unwrap_or(self.policy.default_ttl);
-        let body: Value = resp.json().await.map_err(|e| e.to_string())?;
+        if resp
+            .content_length()
+            .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
+        {
+            return Err(format!("the JWKS is over {MAX_JWKS_BYTES} bytes"));
+        }
+        let mut resp = resp;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+            if bytes.len() + chunk.len() > MAX_JWKS_BYTES {
+                return Err(format!("the JWKS is over {MAX_JWKS_BYTES} bytes"));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let body: Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
         let list = body["keys"].as_array().ok_or("no keys array")?;
         let mut keys = HashMap::new();
         for jwk in list {
@@ -211,6 +254,18 @@ pub fn cache_ttl(header: &str, policy: &Policy) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sources_differ_by_credentials() {
+        let a = source_key("https://x/jwks", &[("authorization", "Bearer a".into())]);
+        let b = source_key("https://x/jwks", &[("authorization", "Bearer b".into())]);
+        assert_ne!(a, b);
+        assert!(!a.contains("Bearer"), "credentials are not kept in the key");
+        assert_eq!(
+            a,
+            source_key("https://x/jwks", &[("authorization", "Bearer a".into())])
+        );
+    }
 
     #[test]
     fn cache_control_is_bounded() {

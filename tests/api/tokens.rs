@@ -209,6 +209,16 @@ async fn secrets_stay_out_of_the_database_and_logs() {
         .unwrap();
     let refresh = session["refresh_token"].as_str().unwrap().to_owned();
     let access = session["access_token"].as_str().unwrap().to_owned();
+    // The GET form of verify carries the token in its path.
+    let v = s
+        .call(
+            Transport::Rest,
+            "auth.session.verify",
+            json!({"session_id": access}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v["valid"], true);
     let _ = s
         .call(
             Transport::Rest,
@@ -242,6 +252,16 @@ async fn secrets_stay_out_of_the_database_and_logs() {
         .to_bytes()
         .unwrap();
 
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(s.data_dir()), 0o700, "the data directory is private");
+        assert_eq!(
+            mode(&s.data_dir().join("authmux.db")),
+            0o600,
+            "so is the database"
+        );
+    }
     let mut stored = Vec::new();
     for file in ["authmux.db", "authmux.db-wal"] {
         stored.extend(std::fs::read(s.data_dir().join(file)).unwrap_or_default());
@@ -260,6 +280,10 @@ async fn secrets_stay_out_of_the_database_and_logs() {
     }
     let logs = crate::logs::text();
     assert!(!logs.is_empty(), "logs were captured");
+    assert!(
+        logs.contains("/v1/auth/session/verify/<redacted>"),
+        "the verify request was logged, redacted"
+    );
     for (what, secret) in [
         ("password", password),
         ("refresh token", &refresh),
@@ -411,5 +435,56 @@ async fn jwks_client_caches_refetches_and_survives_outages() {
     assert!(matches!(
         cold.key(&url, &ec.kid, &[]).await,
         Err(JwksError::Unavailable(_))
+    ));
+}
+
+/// A JWKS fetched with one tenant's credentials is never served to another,
+/// and an oversized JWKS is refused.
+#[tokio::test]
+async fn jwks_cache_is_per_credentials_and_bounded() {
+    let alpha = issuer_key(SigningAlg::Es256);
+    let beta = issuer_key(SigningAlg::Es256);
+    let (alpha_jwk, beta_jwk) = (alpha.jwk.clone(), beta.jwk.clone());
+    // Each tenant's credentials open its own key set.
+    let app = axum::Router::new()
+        .route(
+            "/jwks.json",
+            axum::routing::get(move |headers: axum::http::HeaderMap| {
+                let (a, b) = (alpha_jwk.clone(), beta_jwk.clone());
+                async move {
+                    match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+                        Some("Bearer alpha") => axum::Json(json!({"keys": [a]})).into_response(),
+                        Some("Bearer beta") => axum::Json(json!({"keys": [b]})).into_response(),
+                        _ => axum::http::StatusCode::UNAUTHORIZED.into_response(),
+                    }
+                }
+            }),
+        )
+        .route(
+            "/huge.json",
+            axum::routing::get(|| async {
+                let filler = "x".repeat(300 * 1024);
+                axum::Json(json!({"keys": [], "filler": filler}))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = JwksClient::new(reqwest::Client::new(), Policy::default());
+    let url = format!("{base}/jwks.json");
+    let as_alpha = [("authorization", "Bearer alpha".to_owned())];
+    let as_beta = [("authorization", "Bearer beta".to_owned())];
+    client.key(&url, &alpha.kid, &as_alpha).await.unwrap();
+    assert!(
+        matches!(
+            client.key(&url, &alpha.kid, &as_beta).await,
+            Err(JwksError::UnknownKey(_))
+        ),
+        "beta's credentials do not open alpha's cached keys"
+    );
+    client.key(&url, &beta.kid, &as_beta).await.unwrap();
+    assert!(matches!(
+        client.key(&format!("{base}/huge.json"), "k", &[]).await,
+        Err(JwksError::Unavailable(e)) if e.contains("bytes")
     ));
 }
