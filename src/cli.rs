@@ -53,6 +53,11 @@ enum Command {
         #[command(subcommand)]
         command: VendorsCommand,
     },
+    /// Manages projects' settings.
+    Projects {
+        #[command(subcommand)]
+        command: ProjectsCommand,
+    },
     /// Manages the keys that sign access tokens.
     SigningKeys {
         #[command(subcommand)]
@@ -101,6 +106,26 @@ enum VendorsCommand {
         /// clerk, workos or supabase.
         #[arg(long)]
         vendor: VendorKind,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ProjectsCommand {
+    /// Gives a project its own request rate limit (all replicas together),
+    /// or with --default puts it back on AUTHMUX_RATE_LIMIT_*.
+    SetRateLimit {
+        /// The project's name.
+        #[arg(long)]
+        project: String,
+        /// Sustained requests per second.
+        #[arg(long, required_unless_present = "default", conflicts_with = "default")]
+        per_second: Option<u32>,
+        /// Requests allowed at once; twice the rate when unset.
+        #[arg(long, conflicts_with = "default")]
+        burst: Option<u32>,
+        /// Use the default limit again.
+        #[arg(long)]
+        default: bool,
     },
 }
 
@@ -283,6 +308,31 @@ impl Cli {
                     "new signing key {kid} ({})",
                     self.settings.signing_alg.as_str()
                 );
+                Ok(())
+            }
+            Command::Projects { command } => {
+                let domain = self.settings.domain().await?;
+                match command {
+                    ProjectsCommand::SetRateLimit {
+                        project,
+                        per_second,
+                        burst,
+                        default: _,
+                    } => {
+                        let limit = per_second.map(|r| crate::domain::RateLimit {
+                            per_second: r,
+                            burst: burst.unwrap_or(r.saturating_mul(2)),
+                        });
+                        domain.set_rate_limit(&project, limit).await?;
+                        match limit {
+                            Some(l) => println!(
+                                "project {project}: {} requests per second, burst {}",
+                                l.per_second, l.burst
+                            ),
+                            None => println!("project {project}: the default rate limit"),
+                        }
+                    }
+                }
                 Ok(())
             }
             Command::Keys { command } => {

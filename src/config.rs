@@ -228,6 +228,42 @@ pub struct Settings {
         global = true
     )]
     pub idle_timeout_secs: u64,
+    /// Requests per second a project may make (all replicas together),
+    /// unless `authmux projects set-rate-limit` gave it its own.
+    #[arg(
+        long,
+        env = "AUTHMUX_RATE_LIMIT_PER_SECOND",
+        default_value_t = 1_000,
+        global = true
+    )]
+    pub rate_limit_per_second: u32,
+    /// Requests a project may make at once after a quiet period.
+    #[arg(
+        long,
+        env = "AUTHMUX_RATE_LIMIT_BURST",
+        default_value_t = 2_000,
+        global = true
+    )]
+    pub rate_limit_burst: u32,
+    /// Requests per second per client address that fail authentication.
+    #[arg(
+        long,
+        env = "AUTHMUX_ANONYMOUS_RATE_LIMIT_PER_SECOND",
+        default_value_t = 10,
+        global = true
+    )]
+    pub anonymous_rate_limit_per_second: u32,
+    /// Burst of requests per client address that fail authentication.
+    #[arg(
+        long,
+        env = "AUTHMUX_ANONYMOUS_RATE_LIMIT_BURST",
+        default_value_t = 20,
+        global = true
+    )]
+    pub anonymous_rate_limit_burst: u32,
+    /// How many replicas share the rate limits (each enforces its share).
+    #[arg(long, env = "AUTHMUX_REPLICAS", default_value_t = 1, global = true)]
+    pub replicas: u32,
 }
 
 /// Shows whether a secret is set, never its value.
@@ -279,6 +315,17 @@ impl std::fmt::Debug for Settings {
             .field("header_read_timeout_secs", &self.header_read_timeout_secs)
             .field("body_timeout_secs", &self.body_timeout_secs)
             .field("idle_timeout_secs", &self.idle_timeout_secs)
+            .field("rate_limit_per_second", &self.rate_limit_per_second)
+            .field("rate_limit_burst", &self.rate_limit_burst)
+            .field(
+                "anonymous_rate_limit_per_second",
+                &self.anonymous_rate_limit_per_second,
+            )
+            .field(
+                "anonymous_rate_limit_burst",
+                &self.anonymous_rate_limit_burst,
+            )
+            .field("replicas", &self.replicas)
             .finish()
     }
 }
@@ -323,6 +370,11 @@ impl Settings {
             header_read_timeout_secs: 10,
             body_timeout_secs: 10,
             idle_timeout_secs: 120,
+            rate_limit_per_second: 1_000,
+            rate_limit_burst: 2_000,
+            anonymous_rate_limit_per_second: 10,
+            anonymous_rate_limit_burst: 20,
+            replicas: 1,
             vendor_priority: "native,clerk,workos,supabase".to_owned(),
             vendor_timeout_ms: 10_000,
             vendor_probe_ms: 15_000,
@@ -515,6 +567,22 @@ impl Settings {
         Ok(key)
     }
 
+    /// The request rate limits.
+    pub fn rate_limits(&self) -> crate::domain::RateLimitConfig {
+        use crate::domain::RateLimit;
+        crate::domain::RateLimitConfig {
+            project_default: RateLimit {
+                per_second: self.rate_limit_per_second.max(1),
+                burst: self.rate_limit_burst.max(1),
+            },
+            anonymous: RateLimit {
+                per_second: self.anonymous_rate_limit_per_second.max(1),
+                burst: self.anonymous_rate_limit_burst.max(1),
+            },
+            replicas: self.replicas.max(1),
+        }
+    }
+
     /// The listener's limits.
     pub fn limits(&self) -> crate::server::Limits {
         crate::server::Limits {
@@ -549,14 +617,17 @@ impl Settings {
         if self.vendor_probe_ms > 0 {
             vendors.spawn_probes(Duration::from_millis(self.vendor_probe_ms));
         }
-        let domain = Arc::new(Domain::new(
-            store,
-            master,
-            vendors,
-            keyring,
-            revocations,
-            self.session_config(),
-        ));
+        let domain = Arc::new(
+            Domain::new(
+                store,
+                master,
+                vendors,
+                keyring,
+                revocations,
+                self.session_config(),
+            )
+            .with_rate_limits(self.rate_limits()),
+        );
         domain.spawn_purge();
         Ok(domain)
     }

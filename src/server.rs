@@ -346,8 +346,16 @@ async fn request_ids(mut req: Request, next: Next) -> Response {
     resp
 }
 
+/// The client's address, when the listener recorded it.
+fn peer(req: &Request) -> Option<std::net::IpAddr> {
+    req.extensions()
+        .get::<crate::listener::PeerAddr>()
+        .map(|p| p.0.ip())
+}
+
 /// Refuses a REST request without a valid API key before its body or
-/// parameters are looked at.
+/// parameters are looked at, and one over its project's rate (or, failing
+/// authentication, over its address's rate).
 async fn authenticate_rest(
     State(domain): State<Arc<Domain>>,
     req: Request,
@@ -357,14 +365,44 @@ async fn authenticate_rest(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    match domain.authenticate(authorization).await {
-        Ok(_) => next.run(req).await,
-        Err(err) => {
-            let mut resp = transcode::RestError::new(err.code, err.message)
-                .into_response_with(request_id(req.headers()));
-            if let Some(secs) = err.retry_after {
-                resp.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    let rid = request_id(req.headers()).map(str::to_owned);
+    let refused = match domain.authenticate(authorization).await {
+        Ok(project) => match domain.rate_limits().admit_project(&project) {
+            Ok(()) => return next.run(req).await,
+            Err(throttled) => Err(throttled),
+        },
+        Err(err) => match peer(&req).map(|ip| domain.rate_limits().admit_anonymous(ip)) {
+            Some(Err(throttled)) => Err(throttled),
+            _ => Ok(err),
+        },
+    };
+    match refused {
+        Ok(err) => {
+            transcode::RestError::new(err.code, err.message).into_response_with(rid.as_deref())
+        }
+        Err(throttled) => {
+            let err = throttled.error();
+            let mut resp =
+                transcode::RestError::new(err.code, err.message).into_response_with(rid.as_deref());
+            let h = resp.headers_mut();
+            h.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(throttled.retry_after_secs()),
+            );
+            // draft-ietf-httpapi-ratelimit-headers: the policy and what is left.
+            let policy = format!(
+                "\"{}\";q={};w=1;burst={}",
+                throttled.policy, throttled.limit.per_second, throttled.limit.burst
+            );
+            let left = format!(
+                "\"{}\";r=0;t={}",
+                throttled.policy,
+                throttled.retry_after_secs()
+            );
+            for (name, value) in [("ratelimit-policy", policy), ("ratelimit", left)] {
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    h.insert(name, v);
+                }
             }
             resp
         }
@@ -381,22 +419,36 @@ fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Resolves the API key of a gRPC call to its project.
+/// Resolves the API key of a gRPC call to its project and admits it
+/// within its project's rate (a REST request was admitted already), or a
+/// failed one within its address's rate.
 async fn authenticate(State(domain): State<Arc<Domain>>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if OPEN_GRPC_PREFIXES.iter().any(|p| path.starts_with(p)) {
         return next.run(req).await;
     }
+    let transcoded =
+        req.extensions().get::<telemetry::Transport>() == Some(&telemetry::Transport::Rest);
     let authorization = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     match domain.authenticate(authorization).await {
         Ok(project) => {
+            if !transcoded && let Err(throttled) = domain.rate_limits().admit_project(&project) {
+                return to_status(throttled.error()).into_http::<axum::body::Body>();
+            }
             req.extensions_mut().insert(project);
             next.run(req).await
         }
-        Err(err) => to_status(err).into_http::<axum::body::Body>(),
+        Err(err) => {
+            if let Some(Err(throttled)) =
+                peer(&req).map(|ip| domain.rate_limits().admit_anonymous(ip))
+            {
+                return to_status(throttled.error()).into_http::<axum::body::Body>();
+            }
+            to_status(err).into_http::<axum::body::Body>()
+        }
     }
 }
 

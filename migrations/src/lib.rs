@@ -9,6 +9,7 @@ mod m20261126_000003_vendor_sessions;
 mod m20261126_000004_byok;
 mod m20261126_000005_totp_uses;
 mod m20261126_000006_hardening;
+mod m20261126_000007_rate_limits;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000004_byok::Migration),
             Box::new(m20261126_000005_totp_uses::Migration),
             Box::new(m20261126_000006_hardening::Migration),
+            Box::new(m20261126_000007_rate_limits::Migration),
         ]
     }
 }

@@ -72,11 +72,11 @@ pub fn grpc_code(code: ErrorCode) -> tonic::Code {
 /// A `retry-after` (seconds) travels as metadata, which the transcoder
 /// turns into the HTTP header.
 pub fn to_status(err: Error) -> Status {
-    let mut status = Status::with_error_details(
-        grpc_code(err.code),
-        err.message,
-        ErrorDetails::with_error_info(err.code.as_str(), ERROR_DOMAIN, []),
-    );
+    let mut details = ErrorDetails::with_error_info(err.code.as_str(), ERROR_DOMAIN, []);
+    if let Some(secs) = err.retry_after {
+        details.set_retry_info(Some(std::time::Duration::from_secs(secs)));
+    }
+    let mut status = Status::with_error_details(grpc_code(err.code), err.message, details);
     if let Some(secs) = err.retry_after {
         status
             .metadata_mut()

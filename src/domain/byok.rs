@@ -37,10 +37,7 @@ impl Domain {
             self.store.project_by_name(name).await?.ok_or_else(|| {
                 Error::new(ErrorCode::NotFound, format!("no project named {name:?}"))
             })?;
-        Ok(Project {
-            id: p.id,
-            name: p.name,
-        })
+        Ok(Project::from(p))
     }
 
     /// Stores a project's own credentials for a vendor.

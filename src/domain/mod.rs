@@ -9,6 +9,7 @@ mod idempotency;
 mod ids;
 mod projects;
 mod purge;
+mod rate_limit;
 mod revocations;
 mod sessions;
 mod text;
@@ -21,6 +22,7 @@ pub use error::{Error, ErrorCode, Result};
 pub use ids::new_id;
 pub use projects::{ApiKeyInfo, NewApiKey};
 pub use purge::{Purged, RETENTION_MS};
+pub use rate_limit::{Limiters, RateLimit, RateLimitConfig, Throttled};
 pub use revocations::Revocations;
 pub use sessions::{
     CreateSession, MAX_MFA_FAILURES, MAX_PASSWORD_FAILURES, SessionConfig, SessionInfo,
@@ -44,6 +46,25 @@ pub struct Project {
     pub id: String,
     /// The project's unique name.
     pub name: String,
+    /// Its own request rate limit, when not the default.
+    pub rate_limit: Option<RateLimit>,
+}
+
+impl From<crate::store::entity::projects::Model> for Project {
+    fn from(row: crate::store::entity::projects::Model) -> Self {
+        let rate_limit = match (row.rate_limit_per_second, row.rate_limit_burst) {
+            (Some(r), Some(b)) => Some(RateLimit {
+                per_second: u32::try_from(r).unwrap_or(u32::MAX),
+                burst: u32::try_from(b).unwrap_or(u32::MAX),
+            }),
+            _ => None,
+        };
+        Project {
+            id: row.id,
+            name: row.name,
+            rate_limit,
+        }
+    }
 }
 
 /// The domain services, shared by every transport.
@@ -59,6 +80,7 @@ pub struct Domain {
     live_sessions: ExpiringCache<sessions::LiveSession>,
     byok_configs: ExpiringCache<Vec<(crate::vendors::VendorKind, crate::vendors::ByokConfig)>>,
     clock: Arc<crate::clock::Clock>,
+    limiters: Limiters,
 }
 
 impl Domain {
@@ -84,7 +106,14 @@ impl Domain {
             byok_configs: ExpiringCache::new(10_000),
             verified: VerifiedTokens::default(),
             clock: Arc::default(),
+            limiters: Limiters::new(RateLimitConfig::default()),
         }
+    }
+
+    /// The same domain with these request rate limits.
+    pub fn with_rate_limits(mut self, config: RateLimitConfig) -> Self {
+        self.limiters = Limiters::new(config);
+        self
     }
 
     /// The clock the rules read time from.

@@ -64,10 +64,7 @@ impl Domain {
             )
             .await?;
         Ok(NewApiKey {
-            project: Project {
-                id: project.id,
-                name: project.name,
-            },
+            project: Project::from(project),
             key_id,
             key,
         })
@@ -110,10 +107,7 @@ impl Domain {
             .project_for_key_hash(&hash)
             .await?
             .ok_or_else(|| invalid("unknown or revoked API key"))?;
-        let project = Project {
-            id: row.id,
-            name: row.name,
-        };
+        let project = Project::from(row);
         self.api_keys
             .put(&hash, project.clone(), now + KEY_CACHE_TTL_MS, now);
         Ok(project)

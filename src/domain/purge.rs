@@ -52,11 +52,15 @@ impl Domain {
     pub fn spawn_purge(self: &Arc<Self>) {
         let me = Arc::downgrade(self);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(PURGE_EVERY);
+            // The first run waits a period too: nothing needs purging at
+            // start-up that can't wait, and start-up is busy enough.
+            let mut tick =
+                tokio::time::interval_at(tokio::time::Instant::now() + PURGE_EVERY, PURGE_EVERY);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
                 let Some(domain) = me.upgrade() else { break };
+                domain.rate_limits().shrink();
                 match domain.purge(now_millis()).await {
                     Ok(p) => tracing::debug!(?p, "purged expired rows"),
                     Err(e) => tracing::warn!(error = %e.message, "purging expired rows failed"),

@@ -21,6 +21,8 @@ impl Store {
             id: Set(new_id),
             name: Set(name.to_owned()),
             created_at: Set(now_millis()),
+            rate_limit_per_second: Set(None),
+            rate_limit_burst: Set(None),
         };
         match row.insert(self.db()).await.map_err(StoreError::from) {
             Ok(p) => Ok(p),
@@ -31,6 +33,28 @@ impl Store {
                 .ok_or_else(|| StoreError::Duplicate(name.to_owned())),
             Err(e) => Err(e),
         }
+    }
+
+    /// Sets (or, with `None`, clears) a project's own rate limit; false when
+    /// there is no such project.
+    pub async fn set_project_rate_limit(
+        &self,
+        name: &str,
+        limit: Option<(i64, i64)>,
+    ) -> StoreResult<bool> {
+        let res = projects::Entity::update_many()
+            .col_expr(
+                projects::Column::RateLimitPerSecond,
+                sea_orm::sea_query::Expr::value(limit.map(|l| l.0)),
+            )
+            .col_expr(
+                projects::Column::RateLimitBurst,
+                sea_orm::sea_query::Expr::value(limit.map(|l| l.1)),
+            )
+            .filter(projects::Column::Name.eq(name))
+            .exec(self.db())
+            .await?;
+        Ok(res.rows_affected == 1)
     }
 
     /// The project called `name`, if any.

@@ -10,6 +10,7 @@ mod attacks;
 mod consent;
 mod idempotency;
 mod listener;
+mod rate_limits;
 mod replicas;
 mod sessions;
 mod surface;

@@ -379,7 +379,9 @@ async fn first_serve_prints_a_default_key_once() {
     assert_eq!(project.name, "default");
 }
 
-#[tokio::test]
+// Multi-threaded: the CLI runs as a blocking child process while this
+// process's server must keep serving (and finishing its transactions).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_rotation_reaches_a_running_server() {
     let s = Server::start(Backend::Sqlite).await.unwrap();
     let jwks = || async {

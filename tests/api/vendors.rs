@@ -763,7 +763,9 @@ async fn no_failover_when_the_failed_vendor_cannot_be_checked() {
     );
 }
 
-#[tokio::test]
+// Multi-threaded: the CLI runs as a blocking child process against this
+// process's database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn byok_uses_only_the_projects_own_credentials() {
     use authmux::vendors::{ByokConfig, VendorKind};
     let s = clerk_server().await; // the operator's Clerk

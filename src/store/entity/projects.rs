@@ -10,6 +10,10 @@ pub struct Model {
     #[sea_orm(unique)]
     pub name: String,
     pub created_at: i64,
+    /// The project's own requests per second, if not the default.
+    pub rate_limit_per_second: Option<i64>,
+    /// The project's own burst, if not the default.
+    pub rate_limit_burst: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
