@@ -48,6 +48,7 @@ async fn seed(domain: &Arc<Domain>, project: &Project) -> Vec<String> {
                     created_at: now,
                     updated_at: now,
                     version: 0,
+                    phone_number: None,
                 },
                 pins::Model {
                     project_id: project.id.clone(),

@@ -6,8 +6,8 @@
 //! Run: `cargo bench --bench verify_load` (AUTHMUX_LOAD_SECS sets the
 //! duration of each scenario, default 10).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,16 +27,6 @@ struct Report {
     secs: f64,
     p50_us: u64,
     p99_us: u64,
-}
-
-fn rss_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next().map(str::to_owned))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 async fn run<F, Fut>(name: &str, secs: u64, make: impl Fn(usize) -> F) -> Report
@@ -102,28 +92,8 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_authmux"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("AUTHMUX_DATA_DIR", dir.path())
-        .env("AUTHMUX_LOG", "warn")
-        .env_remove("AUTHMUX_DATABASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start authmux");
-    let pid = server.id();
-    let key = BufReader::new(server.stdout.take().unwrap())
-        .lines()
-        .map(Result::unwrap)
-        .find(|l| l.starts_with("amx_"))
-        .expect("the first start prints a key");
-    let base = format!("http://127.0.0.1:{port}");
+    let server = common::Served::start(&[]);
+    let (base, key) = (server.base.clone(), server.key.clone());
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -267,10 +237,9 @@ fn main() {
         reports
     });
 
-    let peak = rss_kib(pid, "VmHWM:");
-    let now = rss_kib(pid, "VmRSS:");
-    let _ = server.kill();
-    let _ = server.wait();
+    let peak = server.kib("VmHWM:");
+    let now = server.kib("VmRSS:");
+    drop(server);
 
     println!(
         "session.verify, {CONNECTIONS} connections, {secs} s per scenario, server and load generator on this machine"

@@ -10,6 +10,7 @@ mod m20261126_000004_byok;
 mod m20261126_000005_totp_uses;
 mod m20261126_000006_hardening;
 mod m20261126_000007_rate_limits;
+mod m20261126_000008_phone_numbers;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000005_totp_uses::Migration),
             Box::new(m20261126_000006_hardening::Migration),
             Box::new(m20261126_000007_rate_limits::Migration),
+            Box::new(m20261126_000008_phone_numbers::Migration),
         ]
     }
 }

@@ -81,6 +81,7 @@ impl From<User> for pb::AuthUser {
             metadata: Some(json_to_struct(u.metadata)),
             mfa_enabled: u.mfa_enabled,
             vendor: u.vendor,
+            phone_number: u.phone_number,
             mfa_enrollment: u.mfa_enrollment.map(|e| pb::MfaEnrollment {
                 secret: e.secret,
                 otpauth_uri: e.otpauth_uri,

@@ -77,6 +77,9 @@ impl UserService for Api {
             metadata: r.metadata.map(struct_to_json),
             email_verified: r.email_verified,
             mfa_enabled: r.mfa_enabled,
+            phone_number: r.phone_number,
+            password: r.password,
+            keep_sessions: r.keep_sessions.unwrap_or(false),
         };
         reply(
             self.domain

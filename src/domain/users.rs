@@ -33,6 +33,8 @@ pub struct User {
     pub mfa_enabled: bool,
     /// The vendor of record.
     pub vendor: String,
+    /// E.164, when set.
+    pub phone_number: Option<String>,
     /// The enrollment made by this very call, shown once.
     pub mfa_enrollment: Option<MfaEnrollment>,
 }
@@ -61,6 +63,12 @@ pub struct UpdateUser {
     pub email_verified: Option<bool>,
     /// `true` enrolls TOTP, `false` removes it.
     pub mfa_enabled: Option<bool>,
+    /// E.164; `""` removes it.
+    pub phone_number: Option<String>,
+    /// A new password (same rules as at creation).
+    pub password: Option<String>,
+    /// With a new password: keep the user's sessions (default: revoke).
+    pub keep_sessions: bool,
 }
 
 /// One page of `user.list`.
@@ -99,6 +107,20 @@ pub fn normalize_email(raw: &str) -> Result<String> {
         )));
     }
     Ok(email.to_owned())
+}
+
+/// An E.164 number: `+`, then 2 to 15 digits, the first not 0.
+fn check_phone(phone: &str) -> Result<()> {
+    let digits = phone.strip_prefix('+').unwrap_or("");
+    let ok = (2..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0');
+    if !ok {
+        return Err(Error::invalid(format!(
+            "phone_number {phone:?} is not an E.164 number like \"+14155550100\""
+        )));
+    }
+    Ok(())
 }
 
 fn check_password(password: &str) -> Result<()> {
@@ -198,6 +220,7 @@ fn to_user(row: users::Model) -> Result<User> {
         metadata,
         mfa_enabled: row.mfa_enabled,
         vendor: row.vendor,
+        phone_number: row.phone_number,
         mfa_enrollment: None,
     })
 }
@@ -295,6 +318,7 @@ impl Domain {
                     created_at: now,
                     updated_at: now,
                     version: 0,
+                    phone_number: None,
                 };
                 let pin = pins::Model {
                     project_id: project.id.clone(),
@@ -476,6 +500,12 @@ impl Domain {
         if let Some(patch) = &input.metadata {
             check_metadata_size(patch)?;
         }
+        if let Some(phone) = input.phone_number.as_deref().filter(|p| !p.is_empty()) {
+            check_phone(phone)?;
+        }
+        if let Some(password) = &input.password {
+            check_password(password)?;
+        }
         let input = &input;
         let request = (user_id, input);
         self.idempotent(
@@ -500,6 +530,22 @@ impl Domain {
                         .disable_mfa(&project.id, &pin.vendor_resource_id)
                         .await?;
                 }
+                let phone = input
+                    .phone_number
+                    .as_deref()
+                    .map(|p| (!p.is_empty()).then_some(p));
+                if let Some(phone) = phone
+                    && phone != before.phone_number.as_deref()
+                {
+                    vendor
+                        .set_phone(&project.id, &pin.vendor_resource_id, phone)
+                        .await?;
+                }
+                if let Some(password) = &input.password {
+                    vendor
+                        .set_password(&project.id, &pin.vendor_resource_id, password)
+                        .await?;
+                }
                 let now = self.now();
                 let (saved, enrolling) = self
                     .store
@@ -518,6 +564,9 @@ impl Domain {
                         if let Some(verified) = input.email_verified {
                             row.email_verified = verified;
                         }
+                        if let Some(phone) = phone {
+                            row.phone_number = phone.map(str::to_owned);
+                        }
                         // Whoever turns the flag on makes the one secret.
                         let enrolling = input.mfa_enabled == Some(true) && !row.mfa_enabled;
                         if let Some(enabled) = input.mfa_enabled {
@@ -529,6 +578,11 @@ impl Domain {
                     .await?
                     .ok_or_else(|| Error::user_not_found(user_id))?;
                 let mut user = to_user(saved)?;
+                if input.password.is_some() && !input.keep_sessions {
+                    // A new password ends every session the old one opened.
+                    self.revoke_all_sessions(project, user_id, None, None)
+                        .await?;
+                }
                 if enrolling {
                     match vendor
                         .enroll_totp(&project.id, &pin.vendor_resource_id, &user.email)
@@ -628,6 +682,22 @@ mod tests {
         assert_eq!(decode_cursor(&encode_cursor(&id)).unwrap(), id);
         assert!(decode_cursor("!!!").is_err());
         assert!(decode_cursor(&encode_cursor("prj_x")).is_err());
+    }
+
+    #[test]
+    fn phones_are_e164() {
+        assert!(check_phone("+14155550100").is_ok());
+        assert!(check_phone("+442071838750").is_ok());
+        for bad in [
+            "14155550100",
+            "+",
+            "+0123",
+            "+1 415 555",
+            "+1234567890123456",
+            "+1a",
+        ] {
+            assert!(check_phone(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

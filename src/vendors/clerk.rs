@@ -253,6 +253,63 @@ impl IdentityVendor for Clerk {
         .map(drop)
     }
 
+    /// Clerk keeps phone numbers as resources of their own
+    /// (`POST /phone_numbers`, `DELETE /phone_numbers/{id}`); the new one
+    /// replaces the user's others and is unverified.
+    async fn set_phone(
+        &self,
+        _project_id: &str,
+        vendor_user_id: &str,
+        phone: Option<&str>,
+    ) -> Result<()> {
+        let user = self.user(vendor_user_id).await?;
+        let existing: Vec<String> = user["phone_numbers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["id"].as_str().map(str::to_owned))
+            .collect();
+        if let Some(phone) = phone {
+            self.send(
+                false,
+                reqwest::Method::POST,
+                "/phone_numbers",
+                Some(&json!({"user_id": vendor_user_id, "phone_number": phone,
+                             "verified": false, "primary": true})),
+            )
+            .await?;
+        }
+        for id in existing {
+            gone_is_done(
+                self.send(
+                    true,
+                    reqwest::Method::DELETE,
+                    &format!("/phone_numbers/{id}"),
+                    None,
+                )
+                .await,
+            )?;
+        }
+        Ok(())
+    }
+
+    async fn set_password(
+        &self,
+        _project_id: &str,
+        vendor_user_id: &str,
+        password: &str,
+    ) -> Result<()> {
+        // authmux has applied its own strength rules already.
+        self.send(
+            true,
+            reqwest::Method::PATCH,
+            &format!("/users/{vendor_user_id}"),
+            Some(&json!({"password": password, "skip_password_checks": true})),
+        )
+        .await
+        .map(drop)
+    }
+
     async fn enroll_totp(
         &self,
         _project_id: &str,

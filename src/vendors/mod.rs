@@ -417,6 +417,26 @@ pub trait IdentityVendor: Send + Sync {
     /// trying another vendor.
     async fn find_user_by_email(&self, project_id: &str, email: &str) -> Result<Option<FoundUser>>;
 
+    /// Sets (or with `None` removes) the user's phone number (E.164).
+    async fn set_phone(
+        &self,
+        _project_id: &str,
+        _vendor_user_id: &str,
+        _phone: Option<&str>,
+    ) -> Result<()> {
+        Err(unsupported(self.kind(), "auth.user.update phone_number"))
+    }
+
+    /// Sets the user's password (already checked against the rules).
+    async fn set_password(
+        &self,
+        _project_id: &str,
+        _vendor_user_id: &str,
+        _password: &str,
+    ) -> Result<()> {
+        Err(unsupported(self.kind(), "auth.user.update password"))
+    }
+
     /// Opens a session for a user at the vendor.
     async fn create_session(
         &self,

@@ -149,6 +149,24 @@ impl IdentityVendor for Native {
         Ok(())
     }
 
+    async fn set_phone(&self, _: &str, _: &str, _: Option<&str>) -> Result<()> {
+        // The user index is the record of truth for native users.
+        Ok(())
+    }
+
+    async fn set_password(
+        &self,
+        project_id: &str,
+        vendor_user_id: &str,
+        password: &str,
+    ) -> Result<()> {
+        let hash = crate::passwords::hash(password.to_owned()).await?;
+        let mut creds = self.credentials(project_id, vendor_user_id).await?;
+        creds.password_hash = Some(hash);
+        self.store.put_native_credentials(creds).await?;
+        Ok(())
+    }
+
     async fn delete_user(&self, project_id: &str, vendor_user_id: &str) -> Result<()> {
         self.store
             .delete_native_credentials(project_id, vendor_user_id)

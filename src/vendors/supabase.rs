@@ -298,6 +298,46 @@ impl IdentityVendor for Supabase {
         .map(drop)
     }
 
+    /// GoTrue's admin update takes `phone` (E.164); it can't clear one
+    /// (an empty phone fails its format check).
+    async fn set_phone(
+        &self,
+        _project_id: &str,
+        vendor_user_id: &str,
+        phone: Option<&str>,
+    ) -> Result<()> {
+        let Some(phone) = phone else {
+            return Err(unsupported(
+                VendorKind::Supabase,
+                "auth.user.update phone_number removal",
+            ));
+        };
+        self.admin_call(
+            true,
+            Method::PUT,
+            &format!("/admin/users/{vendor_user_id}"),
+            Some(&json!({"phone": phone})),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn set_password(
+        &self,
+        _project_id: &str,
+        vendor_user_id: &str,
+        password: &str,
+    ) -> Result<()> {
+        self.admin_call(
+            true,
+            Method::PUT,
+            &format!("/admin/users/{vendor_user_id}"),
+            Some(&json!({"password": password})),
+        )
+        .await
+        .map(drop)
+    }
+
     async fn enroll_totp(&self, _: &str, _: &str, _: &str) -> Result<MfaEnrollment> {
         // GoTrue enrols factors only through the user's own session.
         Err(unsupported(

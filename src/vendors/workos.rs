@@ -242,6 +242,22 @@ impl IdentityVendor for Workos {
         .map(drop)
     }
 
+    async fn set_password(
+        &self,
+        _project_id: &str,
+        vendor_user_id: &str,
+        password: &str,
+    ) -> Result<()> {
+        self.send(
+            true,
+            Method::PUT,
+            &format!("/user_management/users/{vendor_user_id}"),
+            Some(&json!({"password": password})),
+        )
+        .await
+        .map(drop)
+    }
+
     async fn enroll_totp(
         &self,
         _project_id: &str,

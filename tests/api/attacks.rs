@@ -11,7 +11,7 @@ use crate::contract;
 use crate::harness::{ApiError, Backend, Server, Transport, expect_err};
 use crate::sessions::totp_at;
 
-const PASSWORD: &str = "open sesame";
+pub const PASSWORD: &str = "open sesame";
 
 pub async fn user_with_password(s: &Server, t: Transport, email: &str) -> String {
     let u = s

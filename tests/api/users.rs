@@ -371,3 +371,70 @@ contract!(list_pages, vendors);
 contract!(update_fields, vendors);
 contract!(mfa_enrollment, vendors[clerk, workos]);
 contract!(delete_user, vendors);
+
+/// `user.update` sets a phone number (E.164) where the vendor keeps one, and
+/// a password under the creation rules, ending the user's sessions unless
+/// told to keep them.
+async fn phone_and_password(s: &Server, t: Transport) {
+    let user = crate::attacks::user_with_password(s, t, "pp@example.com").await;
+    let login = |password: &str| {
+        s.call(
+            t,
+            "auth.session.create",
+            json!({"user_id": user, "method": "password", "password": password}),
+        )
+    };
+    let verify = |token: serde_json::Value| async move {
+        s.call(t, "auth.session.verify", json!({"session_id": token}))
+            .await
+            .unwrap()["valid"]
+            .clone()
+    };
+    let update = |body: serde_json::Value| {
+        let mut body = body;
+        body["user_id"] = json!(user);
+        s.call(t, "auth.user.update", body)
+    };
+
+    expect_err(
+        update(json!({"phone_number": "555-0100"})).await,
+        "INVALID_ARGUMENT",
+    );
+    let phone = update(json!({"phone_number": "+14155550100"})).await;
+    if s.vendor() == "workos" {
+        // WorkOS users have no phone number.
+        expect_err(phone, "VENDOR_UNSUPPORTED");
+    } else {
+        assert_eq!(phone.unwrap()["phone_number"], "+14155550100");
+        let got = s
+            .call(t, "auth.user.get", json!({"user_id": user}))
+            .await
+            .unwrap();
+        assert_eq!(got["phone_number"], "+14155550100");
+    }
+
+    expect_err(
+        update(json!({"password": "short"})).await,
+        "INVALID_ARGUMENT",
+    );
+    let old_session = login(crate::attacks::PASSWORD).await.unwrap();
+    update(json!({"password": "a brand new password"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        verify(old_session["access_token"].clone()).await,
+        false,
+        "a new password ends the old sessions"
+    );
+    expect_err(
+        login(crate::attacks::PASSWORD).await,
+        "AUTH_INVALID_CREDENTIALS",
+    );
+    let kept = login("a brand new password").await.unwrap();
+    update(json!({"password": "another new password", "keep_sessions": true}))
+        .await
+        .unwrap();
+    assert_eq!(verify(kept["access_token"].clone()).await, true);
+    login("another new password").await.unwrap();
+}
+contract!(phone_and_password, vendors);

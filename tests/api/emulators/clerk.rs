@@ -28,6 +28,8 @@ struct User {
     password: Option<String>,
     totp_secret: Option<String>,
     public_metadata: Map<String, Value>,
+    /// Phone number resources: (id, E.164), the first the primary.
+    phones: Vec<(String, String)>,
     created_at: i64,
     updated_at: i64,
 }
@@ -135,7 +137,13 @@ fn user_json(u: &User) -> Value {
             "created_at": u.created_at,
             "updated_at": u.updated_at,
         }],
-        "phone_numbers": [],
+        "primary_phone_number_id": u.phones.first().map(|p| &p.0),
+        "phone_numbers": u.phones.iter().map(|(id, n)| json!({
+            "id": id, "object": "phone_number", "phone_number": n,
+            "reserved_for_second_factor": false, "default_second_factor": false,
+            "reserved": false, "linked_to": [],
+            "verification": {"status": "unverified", "strategy": "admin", "attempts": null, "expire_at": null},
+        })).collect::<Vec<_>>(),
         "username": null,
         "first_name": null,
         "last_name": null,
@@ -231,6 +239,7 @@ async fn create_user(State(db): State<Shared>, Json(body): Json<Value>) -> Respo
             .as_object()
             .cloned()
             .unwrap_or_default(),
+        phones: Vec::new(),
         created_at: now,
         updated_at: now,
     };
@@ -286,6 +295,50 @@ async fn update_user(
     }
     u.updated_at = now_ms();
     Json(user_json(u)).into_response()
+}
+
+/// `POST /phone_numbers` (bapi-2026-05-12.yml, CreatePhoneNumber): user_id
+/// and phone_number required; `primary` makes it the primary one.
+async fn create_phone(State(db): State<Shared>, Json(body): Json<Value>) -> Response {
+    let mut db = db.lock().unwrap();
+    let (Some(uid), Some(number)) = (body["user_id"].as_str(), body["phone_number"].as_str())
+    else {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "form_param_missing",
+            "user_id and phone_number are required",
+        );
+    };
+    let Some(u) = db.users.get_mut(uid) else {
+        return not_found();
+    };
+    if !number.starts_with('+') {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "form_param_format_invalid",
+            "phone_number must be in E.164 format",
+        );
+    }
+    let pid = id("idn");
+    if body["primary"] == true {
+        u.phones.insert(0, (pid.clone(), number.to_owned()));
+    } else {
+        u.phones.push((pid.clone(), number.to_owned()));
+    }
+    Json(json!({"id": pid, "object": "phone_number", "phone_number": number})).into_response()
+}
+
+/// `DELETE /phone_numbers/{phone_number_id}` (DeletePhoneNumber).
+async fn delete_phone(State(db): State<Shared>, Path(pid): Path<String>) -> Response {
+    let mut db = db.lock().unwrap();
+    for u in db.users.values_mut() {
+        if let Some(i) = u.phones.iter().position(|(id, _)| *id == pid) {
+            u.phones.remove(i);
+            return Json(json!({"id": pid, "object": "phone_number", "deleted": true}))
+                .into_response();
+        }
+    }
+    not_found()
 }
 
 async fn replace_metadata(
@@ -511,6 +564,8 @@ pub async fn start_with_keys() -> (Running, Keys) {
         .route("/users/{user_id}/verify_password", post(verify_password))
         .route("/users/{user_id}/verify_totp", post(verify_totp))
         .route("/email_addresses/{email_address_id}", patch(update_email))
+        .route("/phone_numbers", post(create_phone))
+        .route("/phone_numbers/{phone_number_id}", delete(delete_phone))
         .with_state(db.clone())
         .layer(axum::middleware::from_fn(headers))
         .layer(from_fn_with_state(faults.clone(), |s, r, n| {

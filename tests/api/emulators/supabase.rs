@@ -48,6 +48,9 @@ struct User {
     email_confirmed_at: Option<String>,
     user_metadata: Map<String, Value>,
     app_metadata: Map<String, Value>,
+    /// GoTrue stores E.164 without the `+` (internal/api/phone.go,
+    /// validatePhone) and answers `""` when there is none.
+    phone: String,
     created_at: String,
 }
 
@@ -110,7 +113,7 @@ fn user_json(u: &User) -> Value {
     json!({
         "id": u.id, "aud": "authenticated", "role": "authenticated",
         "email": u.email, "email_confirmed_at": u.email_confirmed_at,
-        "phone": "", "confirmed_at": u.email_confirmed_at, "last_sign_in_at": null,
+        "phone": u.phone, "confirmed_at": u.email_confirmed_at, "last_sign_in_at": null,
         "app_metadata": u.app_metadata, "user_metadata": u.user_metadata,
         "identities": [], "factors": [], "banned_until": null,
         "created_at": u.created_at, "updated_at": now(), "is_anonymous": false,
@@ -181,6 +184,7 @@ async fn create_user(State(db): State<Shared>, Json(b): Json<Value>) -> Response
         email_confirmed_at: (b["email_confirm"] == true).then(now),
         user_metadata: b["user_metadata"].as_object().cloned().unwrap_or_default(),
         app_metadata: b["app_metadata"].as_object().cloned().unwrap_or_default(),
+        phone: String::new(),
         created_at: now(),
     };
     let out = user_json(&u);
@@ -245,6 +249,20 @@ async fn update_user(
     }
     if let Some(p) = b["password"].as_str() {
         u.password = Some(p.to_owned());
+    }
+    // internal/api/admin.go (adminUserUpdate): a phone must pass
+    // validatePhone (E.164, the `+` optional, 8 to 15 digits); an empty one
+    // fails it.
+    if let Some(phone) = b["phone"].as_str() {
+        let digits = phone.trim_start_matches('+');
+        if !(8..=15).contains(&digits.len()) || !digits.bytes().all(|c| c.is_ascii_digit()) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "validation_failed",
+                "Invalid phone number format (E.164 required)",
+            );
+        }
+        u.phone = digits.to_owned();
     }
     Json(user_json(u)).into_response()
 }

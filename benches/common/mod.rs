@@ -1,0 +1,68 @@
+//! What the load benches share: an `authmux serve` process of its own
+//! (SQLite, defaults) and readings of its memory.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+/// A running `authmux serve`, killed when dropped.
+pub struct Served {
+    /// The process.
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The API key the first start printed.
+    pub key: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Served {
+    /// Starts the server with `env` added; returns once it printed its key.
+    pub fn start(env: &[(&str, &str)]) -> Served {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_authmux"));
+        cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("AUTHMUX_DATA_DIR", dir.path())
+            .env("AUTHMUX_LOG", "warn")
+            .env_remove("AUTHMUX_DATABASE_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start authmux");
+        let key = BufReader::new(child.stdout.take().unwrap())
+            .lines()
+            .map(Result::unwrap)
+            .find(|l| l.starts_with("amx_"))
+            .expect("the first start prints a key");
+        Served {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            key,
+            _dir: dir,
+        }
+    }
+
+    /// A field of `/proc/PID/status` in KiB (`VmRSS:`, `VmHWM:`).
+    pub fn kib(&self, field: &str) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.split_whitespace().next().map(str::to_owned))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
