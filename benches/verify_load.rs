@@ -102,12 +102,7 @@ fn main() {
         .unwrap();
     let reports = rt.block_on(async {
         let http = reqwest::Client::new();
-        for _ in 0..100 {
-            if http.get(format!("{base}/readyz")).send().await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        server.ready(&http).await;
         let user: Value = http
             .post(format!("{base}/v1/auth/user/create"))
             .bearer_auth(&key)

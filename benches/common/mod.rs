@@ -48,6 +48,21 @@ impl Served {
         }
     }
 
+    /// Waits (up to 5 s) until the server answers `/readyz`.
+    pub async fn ready(&self, http: &reqwest::Client) {
+        for _ in 0..100 {
+            if http
+                .get(format!("{}/readyz", self.base))
+                .send()
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// A field of `/proc/PID/status` in KiB (`VmRSS:`, `VmHWM:`).
     pub fn kib(&self, field: &str) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))

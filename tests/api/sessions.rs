@@ -217,16 +217,7 @@ pub fn totp_at(secret_b32: &str, offset: u64) -> String {
 
 /// The TOTP code for now, and one for 90 s later (not yet valid).
 pub fn totp_now(secret_b32: &str) -> (String, String) {
-    let bytes = totp_rs::Secret::Encoded(secret_b32.to_owned())
-        .to_bytes()
-        .unwrap();
-    let totp =
-        totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes, None, "t".into()).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    (totp.generate(now), totp.generate(now + 90))
+    (totp_at(secret_b32, 0), totp_at(secret_b32, 90))
 }
 
 async fn mfa(s: &Server, t: Transport) {
