@@ -470,7 +470,7 @@ async fn refresh_cooldown(s: &Server, t: Transport) {
     );
     let retry = e.retry_after.expect("Retry-After");
     assert!((1..=2).contains(&retry), "{retry}");
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    s.domain.clock().advance(std::time::Duration::from_secs(3));
     let req = json!({"refresh_token": r1, "idempotency_key": "refresh-1"});
     let second = s
         .call(t, "auth.session.refresh", req.clone())
