@@ -1,6 +1,7 @@
 //! Password sign-ins under a burst: starts `authmux serve` as its own
 //! process (SQLite, argon2id at OWASP's minimum), then sends rounds of 100
-//! concurrent `session.create` calls with the right password, and prints
+//! concurrent `session.create` calls, one for each of 100 users, with the
+//! right password, and prints
 //! sign-ins per second (and per core) and the server's RSS: idle, peak
 //! (VmHWM) and after the load.
 //!
@@ -32,34 +33,45 @@ fn main() {
         let http = reqwest::Client::new();
         let base = &server.base;
         server.ready(&http).await;
-        let user: Value = http
-            .post(format!("{base}/v1/auth/user/create"))
-            .bearer_auth(&server.key)
-            .json(&json!({"email": "login@example.com", "password": "correct horse battery"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let mut logins = Vec::with_capacity(CONCURRENT);
+        for i in 0..CONCURRENT {
+            let user: Value = http
+                .post(format!("{base}/v1/auth/user/create"))
+                .bearer_auth(&server.key)
+                .json(&json!({"email": format!("login{i}@example.com"),
+                               "password": "correct horse battery"}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            logins.push(json!({"user_id": user["user_id"], "method": "password",
+                               "password": "correct horse battery"}));
+        }
+        let user = &logins[0];
         let idle = server.kib("VmRSS:");
-        let login = json!({"user_id": user["user_id"], "method": "password",
-                           "password": "correct horse battery"});
         let start = Instant::now();
-        let (mut ok, mut busy, mut other) = (0usize, 0usize, 0usize);
+        let (mut ok, mut busy) = (0usize, 0usize);
+        let mut other: std::collections::BTreeMap<String, usize> = Default::default();
         for _ in 0..rounds {
-            let replies = join_all((0..CONCURRENT).map(|_| {
+            let replies = join_all(logins.iter().map(|login| {
                 http.post(format!("{base}/v1/auth/session/create"))
                     .bearer_auth(&server.key)
-                    .json(&login)
+                    .json(login)
                     .send()
             }))
             .await;
             for r in replies {
-                match r.map(|r| r.status().as_u16()) {
-                    Ok(200) => ok += 1,
-                    Ok(503) => busy += 1,
-                    _ => other += 1,
+                match r {
+                    Ok(r) if r.status() == 200 => ok += 1,
+                    Ok(r) if r.status() == 503 => busy += 1,
+                    Ok(r) => {
+                        let body: Value = r.json().await.unwrap_or_default();
+                        let code = body["error"]["code"].as_str().unwrap_or("?").to_owned();
+                        *other.entry(code).or_default() += 1;
+                    }
+                    Err(e) => *other.entry(e.to_string()).or_default() += 1,
                 }
             }
         }
@@ -69,7 +81,7 @@ fn main() {
         let after = server.kib("VmRSS:");
         let per_sec = ok as f64 / secs;
         println!(
-            "{rounds} rounds of {CONCURRENT} concurrent password sign-ins: {ok} ok, {busy} SERVICE_BUSY, {other} other, in {secs:.2} s"
+            "{rounds} rounds of {CONCURRENT} concurrent password sign-ins: {ok} ok, {busy} SERVICE_BUSY, other {other:?}, in {secs:.2} s"
         );
         println!(
             "sign-ins/s: {per_sec:.1} ({:.1} per core, {cores} cores, load generator on the same cores)",
@@ -81,5 +93,43 @@ fn main() {
             peak as f64 / 1024.0,
             after as f64 / 1024.0
         );
+
+        // A wrong password costs the same whether the user has a password,
+        // has none, or does not exist (one call at a time, 8 each).
+        let users = [
+            ("with a password", user["user_id"].clone()),
+            ("without a password", {
+                let u: Value = http
+                    .post(format!("{base}/v1/auth/user/create"))
+                    .bearer_auth(&server.key)
+                    .json(&json!({"email": "nopw@example.com"}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                u["user_id"].clone()
+            }),
+            ("unknown", json!("usr_01900000000070008000000000000000")),
+        ];
+        for (what, id) in users {
+            let mut times = Vec::new();
+            for _ in 0..8 {
+                let t0 = Instant::now();
+                let _ = http
+                    .post(format!("{base}/v1/auth/session/create"))
+                    .bearer_auth(&server.key)
+                    .json(&json!({"user_id": id, "method": "password", "password": "wrong guess"}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .bytes()
+                    .await;
+                times.push(t0.elapsed());
+            }
+            times.sort();
+            println!("wrong password, user {what}: median {:.1} ms", times[4].as_secs_f64() * 1e3);
+        }
     });
 }
