@@ -177,11 +177,12 @@ impl Supabase {
         })
     }
 
+    /// A `/token` grant: the reply, or GoTrue's refusal as it came.
     async fn token_grant(
         &self,
         grant: &str,
         body: &Value,
-    ) -> Result<std::result::Result<Value, Error>> {
+    ) -> Result<std::result::Result<Value, (StatusCode, Value)>> {
         let apikey = [("apikey", self.cfg.service_role_key.clone())];
         let (status, reply) = self
             .send(
@@ -195,7 +196,7 @@ impl Supabase {
         Ok(if status.is_success() {
             Ok(reply)
         } else {
-            Err(supabase_error(status, &reply))
+            Err((status, reply))
         })
     }
 
@@ -399,8 +400,15 @@ impl IdentityVendor for Supabase {
                 }
                 Ok(true)
             }
-            Err(e) if e.code == ErrorCode::InvalidArgument => Ok(false),
-            Err(e) => Err(e),
+            // GoTrue checks the password first and only then refuses an
+            // unconfirmed email (internal/api/token.go,
+            // ResourceOwnerPasswordGrant): the password is right, and no
+            // session was opened.
+            Err((_, reply)) if reply["error_code"] == "email_not_confirmed" => Ok(true),
+            Err((status, reply)) => match supabase_error(status, &reply) {
+                e if e.code == ErrorCode::InvalidArgument => Ok(false),
+                e => Err(e),
+            },
         }
     }
 

@@ -353,25 +353,48 @@ async fn token(
 ) -> Response {
     let mut db = db.lock().unwrap();
     match q.get("grant_type").map(String::as_str) {
+        // internal/api/token.go, ResourceOwnerPasswordGrant: an unknown
+        // user or a wrong password is 400 invalid_credentials; only then is
+        // an unconfirmed email refused, 400 email_not_confirmed
+        // (internal/api/apierrors/errorcode.go), with no session opened.
         Some("password") => {
             let email = b["email"].as_str().unwrap_or("").to_lowercase();
             let found = db
                 .users
                 .values()
                 .find(|u| u.email == email && u.password.as_deref() == b["password"].as_str())
-                .map(|u| u.id.clone());
+                .map(|u| (u.id.clone(), u.email_confirmed_at.is_some()));
             match found {
-                Some(id) => Json(issue(&mut db, &id, None)).into_response(),
-                None => oauth_error("Invalid login credentials"),
+                None => error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_credentials",
+                    "Invalid login credentials",
+                ),
+                Some((_, false)) => error(
+                    StatusCode::BAD_REQUEST,
+                    "email_not_confirmed",
+                    "Email not confirmed",
+                ),
+                Some((id, true)) => Json(issue(&mut db, &id, None)).into_response(),
             }
         }
         Some("refresh_token") => {
             let token = b["refresh_token"].as_str().unwrap_or("").to_owned();
+            // internal/api/token.go, RefreshTokenGrant, with the error codes
+            // of internal/api/apierrors/errorcode.go.
             let Some((session_id, used)) = db.refresh.get(&token).cloned() else {
-                return oauth_error("Invalid Refresh Token: Refresh Token Not Found");
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "refresh_token_not_found",
+                    "Invalid Refresh Token: Refresh Token Not Found",
+                );
             };
             if used {
-                return oauth_error("Invalid Refresh Token: Already Used");
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "refresh_token_already_used",
+                    "Invalid Refresh Token: Already Used",
+                );
             }
             let Some((user_id, revoked)) = db.sessions.get(&session_id).cloned() else {
                 return oauth_error("Invalid Refresh Token: Session Expired");
