@@ -101,14 +101,16 @@ impl Supabase {
         &self.http
     }
 
+    /// Headers of admin calls: the key as `apikey`, and as the bearer only
+    /// when it is a legacy service_role JWT — a new `sb_secret_…` key is not
+    /// a JWT, and the platform refuses it as a bearer token.
     fn admin(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("apikey", self.cfg.service_role_key.clone()),
-            (
-                "authorization",
-                format!("Bearer {}", self.cfg.service_role_key),
-            ),
-        ]
+        let key = &self.cfg.service_role_key;
+        let mut headers = vec![("apikey", key.clone())];
+        if key.starts_with("eyJ") && key.split('.').count() == 3 {
+            headers.push(("authorization", format!("Bearer {key}")));
+        }
+        headers
     }
 
     async fn send(

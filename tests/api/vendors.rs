@@ -1109,3 +1109,42 @@ async fn shutdown_does_not_wait_past_the_grace() {
     );
     drop(slow);
 }
+
+/// Supabase takes a new `sb_secret_…` key in `apikey` alone and a legacy
+/// service_role JWT as `apikey` and bearer; the adapter sends each the way
+/// the platform accepts it.
+#[tokio::test]
+async fn supabase_takes_secret_and_legacy_keys() {
+    use crate::emulators::supabase::{LEGACY_SERVICE_ROLE_KEY, SERVICE_ROLE_KEY};
+    for key in [SERVICE_ROLE_KEY, LEGACY_SERVICE_ROLE_KEY] {
+        let s = Server::start_vendors(Backend::Sqlite, &["supabase"], |c| {
+            c.supabase_service_role_key = Some(key.into());
+        })
+        .await
+        .unwrap();
+        let u = s
+            .call(
+                Transport::Rest,
+                "auth.user.create",
+                json!({"email": "keys@example.com", "password": "vendor password"}),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e:?}", &key[..10]));
+        let got = s
+            .call(
+                Transport::Rest,
+                "auth.user.get",
+                json!({"user_id": u["user_id"]}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(got["vendor"], "supabase");
+        s.call(
+            Transport::Rest,
+            "auth.session.create",
+            json!({"user_id": u["user_id"], "method": "password", "password": "vendor password"}),
+        )
+        .await
+        .unwrap();
+    }
+}

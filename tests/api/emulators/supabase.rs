@@ -19,8 +19,28 @@ use serde_json::{Map, Value, json};
 
 use super::{Faults, Running, SharedFaults, inject, serve};
 
-/// The service-role key the emulator accepts (as `apikey` and bearer).
-pub const SERVICE_ROLE_KEY: &str = "sb_service_role_emulator";
+/// The project's secret key in the new format. It is not a JWT: it goes in
+/// `apikey` only, and the platform refuses it as a bearer token (Supabase's
+/// API keys guide; discussions #51279 and #52680).
+pub const SERVICE_ROLE_KEY: &str = "sb_secret_emulator_4f1d2c9a";
+/// A legacy `service_role` key: a JWT, sent as `apikey` and as the bearer.
+pub const LEGACY_SERVICE_ROLE_KEY: &str =
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.bGVnYWN5LWVtdWxhdG9y";
+
+/// Whether a bearer token is JWT-shaped (three base64url segments, a JSON
+/// header): the API gateway refuses anything else with 401 before GoTrue.
+fn is_jwt(token: &str) -> bool {
+    token.starts_with("eyJ") && token.split('.').count() == 3
+}
+
+/// The gateway's answer to a bearer that is not a JWT.
+fn bad_jwt() -> Response {
+    error(
+        StatusCode::UNAUTHORIZED,
+        "bad_jwt",
+        "invalid JWT: unable to parse or verify signature, token is malformed",
+    )
+}
 
 struct SigningKey {
     kid: String,
@@ -128,28 +148,47 @@ fn header(req: &Request, name: &str) -> String {
         .to_owned()
 }
 
+/// Admin routes: a secret key in `apikey` alone, or a legacy service_role
+/// JWT in `apikey` and as the bearer. Any bearer must be a JWT.
 async fn admin_auth(req: Request, next: Next) -> Response {
     let (apikey, auth) = (header(&req, "apikey"), header(&req, "authorization"));
-    if apikey != SERVICE_ROLE_KEY {
+    if apikey != SERVICE_ROLE_KEY && apikey != LEGACY_SERVICE_ROLE_KEY {
         return error(
             StatusCode::UNAUTHORIZED,
             "no_authorization",
             "No API key found in request",
         );
     }
-    if auth != format!("Bearer {SERVICE_ROLE_KEY}") {
+    let bearer = auth.strip_prefix("Bearer ");
+    if bearer.is_some_and(|b| !is_jwt(b)) {
+        return bad_jwt();
+    }
+    let admin = if apikey == SERVICE_ROLE_KEY {
+        bearer.is_none_or(|b| b == LEGACY_SERVICE_ROLE_KEY)
+    } else {
+        bearer == Some(LEGACY_SERVICE_ROLE_KEY)
+    };
+    if !admin {
         return error(StatusCode::FORBIDDEN, "not_admin", "User not allowed");
     }
     next.run(req).await
 }
 
+/// Public routes: either key in `apikey`; a bearer, if any, must be a JWT.
 async fn apikey_auth(req: Request, next: Next) -> Response {
-    if req.headers().get("apikey").and_then(|v| v.to_str().ok()) != Some(SERVICE_ROLE_KEY) {
+    let apikey = header(&req, "apikey");
+    if apikey != SERVICE_ROLE_KEY && apikey != LEGACY_SERVICE_ROLE_KEY {
         return error(
             StatusCode::UNAUTHORIZED,
             "no_authorization",
             "No API key found in request",
         );
+    }
+    if header(&req, "authorization")
+        .strip_prefix("Bearer ")
+        .is_some_and(|b| !is_jwt(b))
+    {
+        return bad_jwt();
     }
     next.run(req).await
 }
