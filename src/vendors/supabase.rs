@@ -57,6 +57,11 @@ pub struct Supabase {
 }
 
 /// Maps a GoTrue error reply (either error format, or the OAuth one).
+/// Users per page of a by-email lookup (GoTrue's default page size).
+const LOOKUP_PAGE: usize = 50;
+/// The most pages a by-email lookup reads before it gives up.
+const MAX_LOOKUP_PAGES: usize = 20;
+
 fn supabase_error(status: StatusCode, body: &Value) -> Error {
     let code = body["error_code"]
         .as_str()
@@ -499,36 +504,49 @@ impl IdentityVendor for Supabase {
         }
     }
 
+    /// GoTrue has no exact lookup: its `filter` is `email LIKE
+    /// '%filter%'`, case-sensitive with `%` and `_` as wildcards, paged at
+    /// 50. So the address is lower-cased (as GoTrue stores it), its
+    /// wildcards escaped, every page read, and only an exact match kept.
     async fn find_user_by_email(
         &self,
         _project_id: &str,
         email: &str,
     ) -> Result<Option<FoundUser>> {
-        // GoTrue has no exact lookup: `filter` is a substring match on
-        // email and name, so the result is filtered here.
-        let q: String = form_urlencoded::Serializer::new(String::new())
-            .append_pair("filter", email)
-            .finish();
-        let list = self
-            .admin_call(true, Method::GET, &format!("/admin/users?{q}"), None)
-            .await?;
-        Ok(list["users"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|u| {
-                u["email"]
-                    .as_str()
-                    .is_some_and(|e| e.eq_ignore_ascii_case(email))
-            })
-            .and_then(|u| {
-                u["id"].as_str().map(|id| FoundUser {
+        let email = email.to_lowercase();
+        let mut pattern = String::with_capacity(email.len());
+        for c in email.chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        for page in 1..=MAX_LOOKUP_PAGES {
+            let q: String = form_urlencoded::Serializer::new(String::new())
+                .append_pair("filter", &pattern)
+                .append_pair("page", &page.to_string())
+                .append_pair("per_page", &LOOKUP_PAGE.to_string())
+                .finish();
+            let list = self
+                .admin_call(true, Method::GET, &format!("/admin/users?{q}"), None)
+                .await?;
+            let users = list["users"].as_array().cloned().unwrap_or_default();
+            if let Some(u) = users.iter().find(|u| u["email"] == email.as_str()) {
+                return Ok(u["id"].as_str().map(|id| FoundUser {
                     id: id.to_owned(),
                     external_id: u["app_metadata"]["authmux_user_id"]
                         .as_str()
                         .map(str::to_owned),
-                })
-            }))
+                }));
+            }
+            if users.len() < LOOKUP_PAGE {
+                return Ok(None);
+            }
+        }
+        Err(Error::new(
+            ErrorCode::VendorUnavailable,
+            "supabase lists too many users matching this email to be sure",
+        ))
     }
 
     async fn health_check(&self) -> bool {

@@ -231,22 +231,59 @@ async fn create_user(State(db): State<Shared>, Json(b): Json<Value>) -> Response
     Json(out).into_response()
 }
 
+/// SQL `LIKE`, case-sensitive as on PostgreSQL: `%` any run, `_` any one
+/// character, `\` escapes the next.
+fn like(text: &str, pattern: &str) -> bool {
+    fn go(t: &[char], p: &[char]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some(('%', rest)) => (0..=t.len()).any(|i| go(&t[i..], rest)),
+            Some(('_', rest)) => !t.is_empty() && go(&t[1..], rest),
+            Some(('\\', rest)) if !rest.is_empty() => {
+                t.first() == Some(&rest[0]) && go(&t[1..], &rest[1..])
+            }
+            Some((c, rest)) => t.first() == Some(c) && go(&t[1..], rest),
+        }
+    }
+    let (t, p): (Vec<char>, Vec<char>) = (text.chars().collect(), pattern.chars().collect());
+    go(&t, &p)
+}
+
+/// `GET /admin/users` (internal/api/admin.go, adminUsers, and
+/// internal/models/user.go, FindUsersInAudience): `filter` is matched as
+/// `email LIKE '%filter%'` — case-sensitive, with `%` and `_` as wildcards
+/// — newest first, `per_page` (default 50) users per `page` (from 1), the
+/// total in `x-total-count`.
 async fn list_users(
     State(db): State<Shared>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let filter = q
-        .get("filter")
-        .map(|f| f.to_lowercase())
-        .unwrap_or_default();
+    let pattern = format!("%{}%", q.get("filter").map(String::as_str).unwrap_or(""));
+    let page: usize = q
+        .get("page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let per_page: usize = q
+        .get("per_page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(50)
+        .max(1);
     let db = db.lock().unwrap();
-    let users: Vec<Value> = db
+    let mut matching: Vec<&User> = db
         .users
         .values()
-        .filter(|u| u.email.contains(&filter))
+        .filter(|u| like(&u.email, &pattern))
+        .collect();
+    // Ids are time-ordered (UUIDv7): newest first.
+    matching.sort_by(|a, b| b.id.cmp(&a.id));
+    let n = matching.len();
+    let users: Vec<Value> = matching
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
         .map(user_json)
         .collect();
-    let n = users.len();
     let mut r = Json(json!({"users": users, "aud": "authenticated"})).into_response();
     r.headers_mut()
         .insert("x-total-count", n.to_string().parse().unwrap());
