@@ -385,6 +385,7 @@ impl Settings {
     pub fn vendors(&self, native: Arc<Native>) -> anyhow::Result<VendorRouter> {
         let policy = Policy {
             timeout: Duration::from_millis(self.vendor_timeout_ms),
+            session_token_ttl: Duration::from_secs(self.access_ttl_secs),
             ..Policy::default()
         };
         let jwks_http = reqwest::Client::builder()

@@ -45,6 +45,7 @@ impl std::fmt::Debug for ClerkConfig {
 pub struct Clerk {
     cfg: ClerkConfig,
     http: VendorHttp,
+    session_token_ttl: std::time::Duration,
 }
 
 /// Maps a Clerk error reply to ours; never echoes credentials.
@@ -74,6 +75,7 @@ impl Clerk {
         Clerk {
             cfg,
             http: VendorHttp::new("clerk", policy),
+            session_token_ttl: policy.session_token_ttl,
         }
     }
 
@@ -124,16 +126,30 @@ impl Clerk {
             .or_else(|| user["email_addresses"].get(0))
     }
 
-    /// A fresh session token for a Clerk session.
+    /// A fresh session token for a Clerk session, asked to live as long as
+    /// authmux's access tokens (Clerk's own default is 60 s, far shorter
+    /// than the refresh cooldown). A session Clerk no longer holds active
+    /// (a 4xx) is `AUTH_SESSION_INVALID`.
     async fn token(&self, session_id: &str) -> Result<VendorSession> {
+        // CreateSessionToken: expires_in_seconds between 30 and 315,360,000.
+        let ttl = self.session_token_ttl.as_secs().clamp(30, 315_360_000);
         let t = self
             .send(
                 false,
                 reqwest::Method::POST,
                 &format!("/sessions/{session_id}/tokens"),
-                Some(&json!({})),
+                Some(&json!({"expires_in_seconds": ttl})),
             )
-            .await?;
+            .await
+            .map_err(|e| match e.code {
+                ErrorCode::InvalidArgument
+                | ErrorCode::NotFound
+                | ErrorCode::AuthSessionNotFound => Error::new(
+                    ErrorCode::AuthSessionInvalid,
+                    "clerk no longer holds this session active",
+                ),
+                _ => e,
+            })?;
         let jwt = t["jwt"]
             .as_str()
             .ok_or_else(|| Error::new(ErrorCode::VendorError, "clerk returned no token"))?

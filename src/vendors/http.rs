@@ -28,6 +28,10 @@ pub struct Policy {
     pub breaker_threshold: u32,
     /// How long an open breaker refuses calls before letting a probe through.
     pub breaker_cooldown: Duration,
+    /// The lifetime to ask for vendor session tokens where the vendor lets
+    /// the caller choose (Clerk): authmux's access-token lifetime, so a
+    /// token lives until its session may be refreshed.
+    pub session_token_ttl: Duration,
 }
 
 impl Default for Policy {
@@ -40,6 +44,7 @@ impl Default for Policy {
             retry_after_cap: Duration::from_secs(5),
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_secs(10),
+            session_token_ttl: Duration::from_secs(900),
         }
     }
 }

@@ -1213,3 +1213,62 @@ async fn supabase_lookup_by_email_is_exact_across_pages() {
         "a substring is not a match"
     );
 }
+
+/// Clerk's session tokens are asked to live as long as authmux's access
+/// tokens (Clerk's default is 60 s, under the refresh cooldown); a session
+/// Clerk has ended refreshes to AUTH_SESSION_INVALID, not a 400.
+#[tokio::test]
+async fn clerk_tokens_live_as_long_as_access_tokens() {
+    let s = Server::start_vendors(Backend::Sqlite, &["clerk"], |c| {
+        c.access_ttl_secs = 600;
+    })
+    .await
+    .unwrap();
+    let u = s
+        .call(
+            Transport::Rest,
+            "auth.user.create",
+            json!({"email": "ttl@example.com", "password": "vendor password"}),
+        )
+        .await
+        .unwrap();
+    let session = s
+        .call(
+            Transport::Rest,
+            "auth.session.create",
+            json!({"user_id": u["user_id"], "method": "password", "password": "vendor password"}),
+        )
+        .await
+        .unwrap();
+    let claims = jwt_part(session["access_token"].as_str().unwrap(), 1);
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        600,
+        "{claims}"
+    );
+    // Clerk ends the session (say, the user signed out elsewhere).
+    let ended = s
+        .http
+        .post(format!(
+            "{}/sessions/{}/revoke",
+            emulator(&s).base_url,
+            claims["sid"].as_str().unwrap()
+        ))
+        .bearer_auth(crate::emulators::clerk::SECRET_KEY)
+        .header("clerk-api-version", "2026-05-12")
+        .send()
+        .await
+        .unwrap();
+    assert!(ended.status().is_success(), "{}", ended.status());
+    for t in [Transport::Rest, Transport::Grpc] {
+        expect_err(
+            s.call(
+                t,
+                "auth.session.refresh",
+                json!({"refresh_token": session["refresh_token"]}),
+            )
+            .await,
+            "AUTH_SESSION_INVALID",
+        );
+    }
+}

@@ -499,7 +499,27 @@ async fn create_session(State(db): State<Shared>, Json(body): Json<Value>) -> Re
     Json(out).into_response()
 }
 
-async fn create_token(State(db): State<Shared>, Path(sid): Path<String>) -> Response {
+/// `POST /sessions/{id}/tokens` (CreateSessionToken): a token living
+/// `expires_in_seconds` (30 to 315,360,000) or, without it, the instance's
+/// default of 60 s.
+async fn create_token(
+    State(db): State<Shared>,
+    Path(sid): Path<String>,
+    body: Option<Json<Value>>,
+) -> Response {
+    let lifetime = match body.as_ref().map(|b| &b["expires_in_seconds"]) {
+        None | Some(Value::Null) => 60,
+        Some(v) => match v.as_i64() {
+            Some(s) if (30..=315_360_000).contains(&s) => s,
+            _ => {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "form_param_value_invalid",
+                    "expires_in_seconds must be between 30 and 315360000",
+                );
+            }
+        },
+    };
     let db = db.lock().unwrap();
     let Some(s) = db.sessions.get(&sid) else {
         return not_found();
@@ -514,7 +534,7 @@ async fn create_token(State(db): State<Shared>, Path(sid): Path<String>) -> Resp
     let key = db.keys.last().unwrap();
     let now = chrono::Utc::now().timestamp();
     let claims = json!({
-        "iss": db.issuer, "sub": s.user_id, "sid": s.id, "exp": now + 60, "iat": now, "nbf": now - 5,
+        "iss": db.issuer, "sub": s.user_id, "sid": s.id, "exp": now + lifetime, "iat": now, "nbf": now - 5,
         "jti": id("jti"), "v": 2, "fva": [0, -1], "sts": "active",
     });
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
