@@ -228,6 +228,24 @@ async fn verify(s: &Server, t: Transport, token: &str) -> serde_json::Value {
 }
 
 /// Vendor sessions: the vendor's own token, authmux's ids and rules.
+/// The vendor's own record shows the session ended.
+fn assert_vendor_session_ended(s: &Server, vendor: &str, vendor_sid: &str) {
+    match vendor {
+        "clerk" => assert_eq!(
+            s.clerk_keys.as_ref().unwrap().session_status(vendor_sid),
+            Some("revoked")
+        ),
+        "workos" => assert_eq!(
+            s.workos.as_ref().unwrap().session_revoked(vendor_sid),
+            Some(true)
+        ),
+        _ => assert_eq!(
+            s.supabase.as_ref().unwrap().session_revoked(vendor_sid),
+            Some(true)
+        ),
+    }
+}
+
 async fn vendor_sessions(vendor: &'static str) {
     let s = Server::start_vendor(Backend::Sqlite, vendor).await.unwrap();
     let (alg, sid_claim) = match vendor {
@@ -315,6 +333,8 @@ async fn vendor_sessions(vendor: &'static str) {
         for token in [access, next["access_token"].as_str().unwrap()] {
             assert_eq!(verify(&s, t, token).await["reason"], "revoked");
         }
+        // Reuse ends the vendor's session too, not only authmux's.
+        assert_vendor_session_ended(&s, vendor, &vendor_sid);
         let session = s
             .call(
                 t,
@@ -356,20 +376,7 @@ async fn vendor_sessions(vendor: &'static str) {
         for token in [access, next["access_token"].as_str().unwrap(), sid] {
             assert_eq!(verify(&s, t, token).await["reason"], "revoked");
         }
-        match vendor {
-            "clerk" => assert_eq!(
-                s.clerk_keys.as_ref().unwrap().session_status(&vendor_sid),
-                Some("revoked")
-            ),
-            "workos" => assert_eq!(
-                s.workos.as_ref().unwrap().session_revoked(&vendor_sid),
-                Some(true)
-            ),
-            _ => assert_eq!(
-                s.supabase.as_ref().unwrap().session_revoked(&vendor_sid),
-                Some(true)
-            ),
-        }
+        assert_vendor_session_ended(&s, vendor, &vendor_sid);
         expect_err(
             s.call(
                 t,

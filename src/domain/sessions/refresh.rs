@@ -145,7 +145,9 @@ impl Domain {
         .await
     }
 
-    /// Revokes a session whose rotated refresh token came back.
+    /// Revokes a session whose rotated refresh token came back, here and at
+    /// its vendor (whose session, refresh token and tokens would otherwise
+    /// stay live).
     async fn revoke_for_reuse(&self, project: &Project, session_id: &str, now: i64) -> Error {
         tracing::warn!(session_id, "refresh token reuse; revoking the session");
         if let Err(e) = self
@@ -156,6 +158,10 @@ impl Domain {
             return e.into();
         }
         self.revocations.add([session_id.to_owned()]);
+        if let Err(e) = self.revoke_at_vendor(project, session_id).await {
+            // authmux's revocation stands; the caller hears of the reuse.
+            tracing::warn!(session_id, error = %e.message, "could not end the vendor session after reuse");
+        }
         Error::new(
             ErrorCode::AuthRefreshTokenReused,
             format!("this refresh token was already used; session {session_id} is now revoked"),

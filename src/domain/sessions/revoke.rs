@@ -76,7 +76,7 @@ impl Domain {
     /// Ends the vendor side of a session pinned to a vendor. authmux's own
     /// revocation is already in force; a vendor outage is reported so the
     /// caller can retry (revoking again is harmless).
-    async fn revoke_at_vendor(&self, project: &Project, session_id: &str) -> Result<()> {
+    pub(super) async fn revoke_at_vendor(&self, project: &Project, session_id: &str) -> Result<()> {
         let Some(pin) = self.store.pin(&project.id, session_id).await? else {
             return Ok(());
         };
