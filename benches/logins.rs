@@ -35,17 +35,9 @@ fn main() {
         server.ready(&http).await;
         let mut logins = Vec::with_capacity(CONCURRENT);
         for i in 0..CONCURRENT {
-            let user: Value = http
-                .post(format!("{base}/v1/auth/user/create"))
-                .bearer_auth(&server.key)
-                .json(&json!({"email": format!("login{i}@example.com"),
-                               "password": "correct horse battery"}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let email = format!("login{i}@example.com");
+            let body = json!({"email": email, "password": "correct horse battery"});
+            let user = server.post(&http, "/v1/auth/user/create", &body).await;
             logins.push(json!({"user_id": user["user_id"], "method": "password",
                                "password": "correct horse battery"}));
         }
@@ -99,17 +91,8 @@ fn main() {
         let users = [
             ("with a password", user["user_id"].clone()),
             ("without a password", {
-                let u: Value = http
-                    .post(format!("{base}/v1/auth/user/create"))
-                    .bearer_auth(&server.key)
-                    .json(&json!({"email": "nopw@example.com"}))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                u["user_id"].clone()
+                let body = json!({"email": "nopw@example.com"});
+                server.post(&http, "/v1/auth/user/create", &body).await["user_id"].clone()
             }),
             ("unknown", json!("usr_01900000000070008000000000000000")),
         ];

@@ -47,7 +47,6 @@ async fn seed(domain: &Arc<Domain>, project: &Project) -> Vec<String> {
                     vendor: "native".to_owned(),
                     created_at: now,
                     updated_at: now,
-                    version: 0,
                     phone_number: None,
                 },
                 pins::Model {

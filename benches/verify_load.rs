@@ -103,26 +103,20 @@ fn main() {
     let reports = rt.block_on(async {
         let http = reqwest::Client::new();
         server.ready(&http).await;
-        let user: Value = http
-            .post(format!("{base}/v1/auth/user/create"))
-            .bearer_auth(&key)
-            .json(&json!({"email": "load@example.com"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let session: Value = http
-            .post(format!("{base}/v1/auth/session/create"))
-            .bearer_auth(&key)
-            .json(&json!({"user_id": user["user_id"]}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let user: Value = server
+            .post(
+                &http,
+                "/v1/auth/user/create",
+                &json!({"email": "load@example.com"}),
+            )
+            .await;
+        let session: Value = server
+            .post(
+                &http,
+                "/v1/auth/session/create",
+                &json!({"user_id": user["user_id"]}),
+            )
+            .await;
         let jwt = Arc::new(session["access_token"].as_str().unwrap().to_owned());
         let sid = Arc::new(session["session_id"].as_str().unwrap().to_owned());
         let key = Arc::new(key);

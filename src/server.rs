@@ -19,7 +19,7 @@ use tower::ServiceExt;
 use tracing::Instrument;
 
 use crate::api::{Api, to_status};
-use crate::domain::{Domain, new_id};
+use crate::domain::{Domain, Project, new_id};
 pub use crate::listener::Limits;
 use crate::pb::DESCRIPTOR_SET;
 use crate::pb::v1::consent_service_server::ConsentServiceServer;
@@ -358,7 +358,7 @@ fn peer(req: &Request) -> Option<std::net::IpAddr> {
 /// authentication, over its address's rate).
 async fn authenticate_rest(
     State(domain): State<Arc<Domain>>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     let authorization = req
@@ -368,7 +368,11 @@ async fn authenticate_rest(
     let rid = request_id(req.headers()).map(str::to_owned);
     let refused = match domain.authenticate(authorization).await {
         Ok(project) => match domain.rate_limits().admit_project(&project) {
-            Ok(()) => return next.run(req).await,
+            Ok(()) => {
+                // The transcoder hands it on to the gRPC call.
+                req.extensions_mut().insert(project);
+                return next.run(req).await;
+            }
             Err(throttled) => Err(throttled),
         },
         Err(err) => match peer(&req).map(|ip| domain.rate_limits().admit_anonymous(ip)) {
@@ -429,6 +433,11 @@ async fn authenticate(State(domain): State<Arc<Domain>>, mut req: Request, next:
     }
     let transcoded =
         req.extensions().get::<telemetry::Transport>() == Some(&telemetry::Transport::Rest);
+    // A REST call was authenticated and admitted before it was transcoded;
+    // extensions are set in process only, never by a client.
+    if transcoded && req.extensions().get::<Project>().is_some() {
+        return next.run(req).await;
+    }
     let authorization = req
         .headers()
         .get(header::AUTHORIZATION)

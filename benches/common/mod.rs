@@ -63,6 +63,24 @@ impl Served {
         }
     }
 
+    /// POSTs `body` to `path` with the server's key; the JSON reply.
+    pub async fn post(
+        &self,
+        http: &reqwest::Client,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> serde_json::Value {
+        http.post(format!("{}{path}", self.base))
+            .bearer_auth(&self.key)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// A field of `/proc/PID/status` in KiB (`VmRSS:`, `VmHWM:`).
     pub fn kib(&self, field: &str) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))

@@ -1,5 +1,4 @@
-//! Throttles per kind of credential (password, MFA) and a version on users
-//! so that concurrent updates compare and swap instead of overwriting.
+//! Throttles per kind of credential (password, MFA).
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -13,12 +12,6 @@ enum AuthFailures {
     UserId,
     Kind,
     At,
-}
-
-#[derive(DeriveIden)]
-enum Users {
-    Table,
-    Version,
 }
 
 #[async_trait::async_trait]
@@ -41,13 +34,6 @@ impl MigrationTrait for Migration {
                 .col(AuthFailures::At)
                 .to_owned(),
         )
-        .await?;
-        m.alter_table(
-            Table::alter()
-                .table(Users::Table)
-                .add_column(big_integer(Users::Version).default(0))
-                .to_owned(),
-        )
         .await
     }
 
@@ -63,13 +49,6 @@ impl MigrationTrait for Migration {
             Table::alter()
                 .table(AuthFailures::Table)
                 .drop_column(AuthFailures::Kind)
-                .to_owned(),
-        )
-        .await?;
-        m.alter_table(
-            Table::alter()
-                .table(Users::Table)
-                .drop_column(Users::Version)
                 .to_owned(),
         )
         .await

@@ -317,7 +317,6 @@ impl Domain {
                     vendor: vendor.kind().as_str().to_owned(),
                     created_at: now,
                     updated_at: now,
-                    version: 0,
                     phone_number: None,
                 };
                 let pin = pins::Model {

@@ -62,9 +62,8 @@ impl Store {
     }
 
     /// Changes a user's row atomically: reads it under a row lock (the
-    /// write lock on SQLite), lets `change` edit it, and writes it back with
-    /// its version bumped, so concurrent changes apply one after the other
-    /// and none is lost. `None` when the project has no such user; an error
+    /// write lock on SQLite), lets `change` edit it, and writes it back, so
+    /// concurrent changes apply one after the other and none is lost. `None` when the project has no such user; an error
     /// from `change` leaves the row untouched.
     pub async fn modify_user<T, E>(
         &self,
@@ -93,7 +92,6 @@ impl Store {
                 return Err(e);
             }
         };
-        row.version += 1;
         let saved = row
             .into_active_model()
             .reset_all()

@@ -246,6 +246,11 @@ async fn transcode(
         HeaderValue::from_static("application/grpc"),
     );
     headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    // What the outer layers learnt (the caller's project, its address)
+    // travels with the call, so nothing is worked out twice.
+    inner
+        .extensions_mut()
+        .extend(std::mem::take(&mut parts.extensions));
     inner
         .extensions_mut()
         .insert(crate::telemetry::Transport::Rest);

@@ -207,6 +207,18 @@ impl Supabase {
         })
     }
 
+    /// Changes fields of a GoTrue user (`PUT /admin/users/{id}`).
+    async fn update_user(&self, vendor_user_id: &str, fields: Value) -> Result<()> {
+        self.admin_call(
+            true,
+            Method::PUT,
+            &format!("/admin/users/{vendor_user_id}"),
+            Some(&fields),
+        )
+        .await
+        .map(drop)
+    }
+
     async fn logout(&self, access_token: &str) -> Result<StatusCode> {
         let headers = [
             ("apikey", self.cfg.service_role_key.clone()),
@@ -274,14 +286,8 @@ impl IdentityVendor for Supabase {
         vendor_user_id: &str,
         metadata: &Map<String, Value>,
     ) -> Result<()> {
-        self.admin_call(
-            true,
-            Method::PUT,
-            &format!("/admin/users/{vendor_user_id}"),
-            Some(&json!({"user_metadata": metadata})),
-        )
-        .await
-        .map(drop)
+        self.update_user(vendor_user_id, json!({"user_metadata": metadata}))
+            .await
     }
 
     async fn set_email_verified(
@@ -296,14 +302,8 @@ impl IdentityVendor for Supabase {
                 "supabase cannot mark a confirmed email unconfirmed",
             ));
         }
-        self.admin_call(
-            true,
-            Method::PUT,
-            &format!("/admin/users/{vendor_user_id}"),
-            Some(&json!({"email_confirm": true})),
-        )
-        .await
-        .map(drop)
+        self.update_user(vendor_user_id, json!({"email_confirm": true}))
+            .await
     }
 
     /// GoTrue's admin update takes `phone` (E.164); it can't clear one
@@ -320,14 +320,8 @@ impl IdentityVendor for Supabase {
                 "auth.user.update phone_number removal",
             ));
         };
-        self.admin_call(
-            true,
-            Method::PUT,
-            &format!("/admin/users/{vendor_user_id}"),
-            Some(&json!({"phone": phone})),
-        )
-        .await
-        .map(drop)
+        self.update_user(vendor_user_id, json!({"phone": phone}))
+            .await
     }
 
     async fn set_password(
@@ -336,14 +330,8 @@ impl IdentityVendor for Supabase {
         vendor_user_id: &str,
         password: &str,
     ) -> Result<()> {
-        self.admin_call(
-            true,
-            Method::PUT,
-            &format!("/admin/users/{vendor_user_id}"),
-            Some(&json!({"password": password})),
-        )
-        .await
-        .map(drop)
+        self.update_user(vendor_user_id, json!({"password": password}))
+            .await
     }
 
     async fn enroll_totp(&self, _: &str, _: &str, _: &str) -> Result<MfaEnrollment> {

@@ -94,6 +94,18 @@ impl Workos {
         &self.http
     }
 
+    /// Changes fields of a WorkOS user (`PUT /user_management/users/{id}`).
+    async fn update_user(&self, vendor_user_id: &str, fields: Value) -> Result<()> {
+        self.send(
+            true,
+            Method::PUT,
+            &format!("/user_management/users/{vendor_user_id}"),
+            Some(&fields),
+        )
+        .await
+        .map(drop)
+    }
+
     async fn send(
         &self,
         idempotent: bool,
@@ -232,14 +244,8 @@ impl IdentityVendor for Workos {
         vendor_user_id: &str,
         verified: bool,
     ) -> Result<()> {
-        self.send(
-            true,
-            Method::PUT,
-            &format!("/user_management/users/{vendor_user_id}"),
-            Some(&json!({"email_verified": verified})),
-        )
-        .await
-        .map(drop)
+        self.update_user(vendor_user_id, json!({"email_verified": verified}))
+            .await
     }
 
     async fn set_password(
@@ -248,14 +254,8 @@ impl IdentityVendor for Workos {
         vendor_user_id: &str,
         password: &str,
     ) -> Result<()> {
-        self.send(
-            true,
-            Method::PUT,
-            &format!("/user_management/users/{vendor_user_id}"),
-            Some(&json!({"password": password})),
-        )
-        .await
-        .map(drop)
+        self.update_user(vendor_user_id, json!({"password": password}))
+            .await
     }
 
     async fn enroll_totp(

@@ -17,8 +17,6 @@ pub struct Model {
     pub vendor: String,
     pub created_at: i64,
     pub updated_at: i64,
-    /// Bumped by every update.
-    pub version: i64,
     /// E.164, when set.
     pub phone_number: Option<String>,
 }
