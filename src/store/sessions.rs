@@ -28,8 +28,10 @@ pub enum Reservation {
 pub enum Rotation {
     /// The old token is now rotated and the new one current.
     Rotated,
-    /// The old token was already rotated (or the session moved on).
+    /// Another request rotated the old token first.
     Lost,
+    /// The session was revoked (or moved on) meanwhile.
+    SessionEnded,
 }
 
 impl Store {
@@ -116,7 +118,11 @@ impl Store {
             .await?;
         if rotated.rows_affected != 1 || moved.rows_affected != 1 {
             txn.rollback().await?;
-            return Ok(Rotation::Lost);
+            return Ok(if rotated.rows_affected != 1 {
+                Rotation::Lost
+            } else {
+                Rotation::SessionEnded
+            });
         }
         refresh_tokens::Entity::insert(new.into_active_model())
             .exec(&txn)

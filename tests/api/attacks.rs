@@ -513,3 +513,82 @@ mod abandoned_key {
         abandoned_key_is_released(Backend::Postgres, Transport::Grpc).await
     }
 }
+
+/// An update, a refresh and a revoke-all racing the user's delete: none is
+/// a 500, and nothing outlives the delete (no user, no refreshable or
+/// valid session).
+async fn mutations_racing_delete(s: &Server, t: Transport) {
+    for i in 0..6 {
+        let user = user_with_password(s, t, &format!("mrace{i}@example.com")).await;
+        let session = s
+            .call(
+                t,
+                "auth.session.create",
+                json!({"user_id": user, "method": "password", "password": PASSWORD}),
+            )
+            .await
+            .unwrap();
+        let (update, refresh, revoke_all, delete) = tokio::join!(
+            s.call(
+                t,
+                "auth.user.update",
+                json!({"user_id": user, "metadata": {"k": i}, "phone_number": "+14155550100"}),
+            ),
+            s.call(
+                t,
+                "auth.session.refresh",
+                json!({"refresh_token": session["refresh_token"]}),
+            ),
+            s.call(
+                t,
+                "auth.session.revoke_all_for_user",
+                json!({"user_id": user}),
+            ),
+            s.call(t, "auth.user.delete", json!({"user_id": user})),
+        );
+        delete.unwrap_or_else(|e| panic!("trial {i}: delete: {e:?}"));
+        for (what, r, allowed) in [
+            ("update", &update, &["AUTH_USER_NOT_FOUND"][..]),
+            (
+                "refresh",
+                &refresh,
+                &["AUTH_SESSION_INVALID", "AUTH_USER_NOT_FOUND"][..],
+            ),
+            ("revoke_all", &revoke_all, &["AUTH_USER_NOT_FOUND"][..]),
+        ] {
+            if let Err(e) = r {
+                assert!(
+                    allowed.contains(&e.code.as_str()),
+                    "trial {i}: {what}: {e:?}"
+                );
+            }
+        }
+        expect_err(
+            s.call(t, "auth.user.get", json!({"user_id": user})).await,
+            "AUTH_USER_NOT_FOUND",
+        );
+        let mut tokens = vec![session.clone()];
+        tokens.extend(refresh.ok());
+        for tok in tokens {
+            let v = s
+                .call(
+                    t,
+                    "auth.session.verify",
+                    json!({"session_id": tok["access_token"]}),
+                )
+                .await
+                .unwrap();
+            assert_eq!(v["valid"], false, "trial {i}: {v}");
+            expect_err(
+                s.call(
+                    t,
+                    "auth.session.refresh",
+                    json!({"refresh_token": tok["refresh_token"]}),
+                )
+                .await,
+                "AUTH_SESSION_INVALID",
+            );
+        }
+    }
+}
+contract!(mutations_racing_delete, |c| c.refresh_cooldown_secs = 0);

@@ -139,6 +139,8 @@ impl Domain {
                     // Another request rotated it between our read and our
                     // write: a double-submit, not a theft.
                     Rotation::Lost => Err(refresh_conflict(&session.id)),
+                    // Revoked (or its user deleted) while we refreshed.
+                    Rotation::SessionEnded => Err(session_invalid()),
                 }
             },
         )
