@@ -13,12 +13,12 @@ use crate::store::Store;
 use crate::tokens::jwks::{JwksClient, Policy as JwksPolicy};
 use crate::tokens::verify::LEEWAY_SECS;
 use crate::tokens::{Keyring, SigningAlg};
-use crate::vendors::clerk::{self, Clerk, ClerkConfig};
+use crate::vendors::clerk;
 use crate::vendors::http::Policy;
 use crate::vendors::native::Native;
-use crate::vendors::supabase::{Supabase, SupabaseConfig};
-use crate::vendors::workos::{self, Workos, WorkosConfig};
-use crate::vendors::{VendorKind, VendorRouter};
+
+use crate::vendors::workos;
+use crate::vendors::{ByokConfig, VendorKind, VendorRouter};
 
 /// A secret given directly or as a file (as Kubernetes mounts secrets);
 /// surrounding white space is dropped and an empty value counts as unset.
@@ -156,10 +156,12 @@ pub struct Settings {
     /// WorkOS API base URL.
     #[arg(long, env = "AUTHMUX_WORKOS_BASE_URL", default_value = workos::DEFAULT_BASE_URL, global = true)]
     pub workos_base_url: String,
-    /// WorkOS token issuer; the base URL when unset.
+    /// WorkOS token issuer; `<base URL>/user_management/<client id>` when
+    /// unset.
     #[arg(long, env = "AUTHMUX_WORKOS_ISSUER", global = true)]
     pub workos_issuer: Option<String>,
-    /// Clerk's token issuer (its Frontend API URL); the base URL when unset.
+    /// Clerk's token issuer (its Frontend API URL); read from Clerk's
+    /// `GET /domains` when unset.
     #[arg(long, env = "AUTHMUX_CLERK_ISSUER", global = true)]
     pub clerk_issuer: Option<String>,
     /// Least time between two JWKS fetches caused by unknown key ids, ms.
@@ -431,16 +433,25 @@ impl Settings {
             ),
             (None, None) => None,
         };
+        // The operator's credentials open adapters the same way a
+        // project's own do.
+        let operator = |secret: String,
+                        url: Option<&str>,
+                        client_id: Option<&String>,
+                        issuer: &Option<String>| ByokConfig {
+            secret,
+            url: url.map(str::to_owned),
+            client_id: client_id.cloned(),
+            issuer: issuer.clone(),
+        };
         if let Some(secret_key) = secret.filter(|s| !s.is_empty()) {
-            let cfg = ClerkConfig {
-                base_url: self.clerk_base_url.clone(),
-                issuer: self
-                    .clerk_issuer
-                    .clone()
-                    .unwrap_or_else(|| self.clerk_base_url.clone()),
+            let creds = operator(
                 secret_key,
-            };
-            router = router.with_clerk(Arc::new(Clerk::new(cfg, policy)));
+                Some(&self.clerk_base_url),
+                None,
+                &self.clerk_issuer,
+            );
+            router = router.with(creds.adapter(VendorKind::Clerk, policy)?);
         }
         let workos_key = secret_setting(
             "AUTHMUX_WORKOS_API_KEY_FILE",
@@ -449,16 +460,13 @@ impl Settings {
         )?;
         match (workos_key, &self.workos_client_id) {
             (Some(api_key), Some(client_id)) => {
-                let cfg = WorkosConfig {
-                    base_url: self.workos_base_url.clone(),
-                    issuer: self
-                        .workos_issuer
-                        .clone()
-                        .unwrap_or_else(|| self.workos_base_url.trim_end_matches('/').to_owned()),
+                let creds = operator(
                     api_key,
-                    client_id: client_id.clone(),
-                };
-                router = router.with_workos(Arc::new(Workos::new(cfg, policy)));
+                    Some(&self.workos_base_url),
+                    Some(client_id),
+                    &self.workos_issuer,
+                );
+                router = router.with(creds.adapter(VendorKind::Workos, policy)?);
             }
             (Some(_), None) => {
                 anyhow::bail!("AUTHMUX_WORKOS_API_KEY is set but AUTHMUX_WORKOS_CLIENT_ID is not")
@@ -475,8 +483,8 @@ impl Settings {
         )?;
         match (&self.supabase_url, service_role) {
             (Some(url), Some(key)) => {
-                let cfg = SupabaseConfig::new(url, key);
-                router = router.with_supabase(Arc::new(Supabase::new(cfg, policy)));
+                let creds = operator(key, Some(url), None, &None);
+                router = router.with(creds.adapter(VendorKind::Supabase, policy)?);
             }
             (Some(_), None) => anyhow::bail!(
                 "AUTHMUX_SUPABASE_URL is set but AUTHMUX_SUPABASE_SERVICE_ROLE_KEY is not"

@@ -11,6 +11,7 @@ mod m20261126_000005_totp_uses;
 mod m20261126_000006_hardening;
 mod m20261126_000007_rate_limits;
 mod m20261126_000008_phone_numbers;
+mod m20261126_000009_vendor_revocations;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000006_hardening::Migration),
             Box::new(m20261126_000007_rate_limits::Migration),
             Box::new(m20261126_000008_phone_numbers::Migration),
+            Box::new(m20261126_000009_vendor_revocations::Migration),
         ]
     }
 }

@@ -48,7 +48,7 @@ pub fn grpc_code(code: ErrorCode) -> tonic::Code {
         ErrorCode::AuthTooManyAttempts
         | ErrorCode::AuthRefreshTooFrequent
         | ErrorCode::RateLimited => Code::ResourceExhausted,
-        ErrorCode::AuthRefreshConflict => Code::Aborted,
+        ErrorCode::AuthRefreshConflict | ErrorCode::AuthMfaEnrollmentInProgress => Code::Aborted,
         ErrorCode::ServiceBusy => Code::Unavailable,
         ErrorCode::AuthMfaNotEnrolled => Code::FailedPrecondition,
         ErrorCode::AuthSessionNotFound => Code::NotFound,

@@ -34,6 +34,7 @@ impl SessionService for Api {
             password: r.password,
             mfa_factor: r.mfa_factor,
             require_mfa: r.require_mfa,
+            client_ip: r.client_ip,
         };
         reply(
             self.domain

@@ -187,9 +187,9 @@ impl Domain {
 }
 
 /// The vendor among `adapters` whose tokens carry `issuer`.
-pub(crate) fn by_issuer(
+pub(crate) async fn by_issuer(
     adapters: Vec<Arc<dyn IdentityVendor>>,
     issuer: &str,
 ) -> Option<(Arc<dyn IdentityVendor>, crate::vendors::TokenSource)> {
-    VendorRouter::by_issuer(adapters, issuer)
+    VendorRouter::by_issuer(adapters, issuer).await
 }

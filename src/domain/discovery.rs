@@ -46,7 +46,9 @@ pub struct CapabilityStatus {
     pub vendors: Vec<VendorStanding>,
 }
 
-/// Whether a vendor's adapter serves a capability.
+/// Whether a vendor's adapter serves a capability with the usual
+/// credentials; a configured adapter answers for its own (e.g. a Clerk
+/// production key opens no sessions).
 pub fn supports(vendor: VendorKind, capability: &str) -> bool {
     match vendor {
         VendorKind::Native => true,
@@ -72,7 +74,10 @@ impl Domain {
                 VendorStanding {
                     vendor,
                     status,
-                    supports: supports(vendor, capability),
+                    supports: self
+                        .vendors
+                        .supports(vendor, capability)
+                        .unwrap_or_else(|| supports(vendor, capability)),
                     p50_latency_ms,
                 }
             })

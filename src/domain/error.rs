@@ -54,6 +54,8 @@ pub enum ErrorCode {
     VendorUnsupported,
     /// A refresh token was rotated moments ago by a concurrent refresh.
     AuthRefreshConflict,
+    /// Another request is enrolling this user's MFA factor right now.
+    AuthMfaEnrollmentInProgress,
     /// The caller's project (or address) is over its request rate.
     RateLimited,
     /// The server is at capacity for this kind of work (e.g. password
@@ -67,7 +69,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and round-trip tests.
-    pub const ALL: [ErrorCode; 28] = [
+    pub const ALL: [ErrorCode; 29] = [
         ErrorCode::InvalidArgument,
         ErrorCode::AuthInvalidApiKey,
         ErrorCode::AuthUserNotFound,
@@ -92,6 +94,7 @@ impl ErrorCode {
         ErrorCode::VendorError,
         ErrorCode::VendorUnsupported,
         ErrorCode::AuthRefreshConflict,
+        ErrorCode::AuthMfaEnrollmentInProgress,
         ErrorCode::RateLimited,
         ErrorCode::ServiceBusy,
         ErrorCode::Unimplemented,
@@ -139,6 +142,7 @@ impl ErrorCode {
             ErrorCode::VendorError => ("VENDOR_ERROR", 502),
             ErrorCode::VendorUnsupported => ("VENDOR_UNSUPPORTED", 400),
             ErrorCode::AuthRefreshConflict => ("AUTH_REFRESH_CONFLICT", 409),
+            ErrorCode::AuthMfaEnrollmentInProgress => ("AUTH_MFA_ENROLLMENT_IN_PROGRESS", 409),
             ErrorCode::RateLimited => ("RATE_LIMITED", 429),
             ErrorCode::ServiceBusy => ("SERVICE_BUSY", 503),
             ErrorCode::Unimplemented => ("UNIMPLEMENTED", 501),

@@ -7,8 +7,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{Domain, Error, ErrorCode, Project, Result, new_id};
-use crate::store::entity::{pins, users};
-use crate::vendors::{MfaEnrollment, Mode, NewIdentity, VendorKind};
+use crate::store::entity::{auth_failures, pins, users};
+use crate::store::sessions::Reservation;
+use crate::vendors::{IdentityVendor, MfaEnrollment, Mode, NewIdentity, VendorKind};
+
+/// How long an MFA enrolment holds its claim at most (a crashed one
+/// frees it then).
+const MFA_ENROLLMENT_CLAIM_MS: i64 = 60_000;
 
 /// Largest metadata object, serialized.
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
@@ -413,11 +418,17 @@ impl Domain {
         }
         let pin = self.user_pin(project, &row.id).await?;
         let vendor = self.pinned_vendor(project, &pin).await?;
-        let Some(seen) = vendor
+        let seen = match vendor
             .fetch_user(&project.id, &pin.vendor_resource_id)
-            .await?
-        else {
-            return Ok(row);
+            .await
+        {
+            Ok(Some(seen)) => seen,
+            Ok(None) => return Ok(row),
+            Err(e) if e.code == ErrorCode::AuthUserNotFound => {
+                self.forget_vanished_user(project, &row.id).await?;
+                return Err(Error::user_not_found(&row.id));
+            }
+            Err(e) => return Err(e),
         };
         if (seen.email_verified, seen.mfa_enabled) == (row.email_verified, row.mfa_enabled) {
             return Ok(row);
@@ -450,7 +461,7 @@ impl Domain {
                     format!("no user with email {email} in this project"),
                 )
             })?;
-        to_user(row)
+        to_user(self.refresh_from_vendor(project, row).await?)
     }
 
     /// A page of users, newest first.
@@ -546,7 +557,7 @@ impl Domain {
                         .await?;
                 }
                 let now = self.now();
-                let (saved, enrolling) = self
+                let (saved, ()) = self
                     .store
                     .modify_user(&project.id, user_id, |row| {
                         if let Some(patch) = &input.metadata {
@@ -558,6 +569,7 @@ impl Domain {
                                     merged.insert(k.clone(), v.clone());
                                 }
                             }
+                            vendor.check_metadata(&merged)?;
                             row.metadata = check_metadata_size(&merged)?;
                         }
                         if let Some(verified) = input.email_verified {
@@ -566,44 +578,159 @@ impl Domain {
                         if let Some(phone) = phone {
                             row.phone_number = phone.map(str::to_owned);
                         }
-                        // Whoever turns the flag on makes the one secret.
-                        let enrolling = input.mfa_enabled == Some(true) && !row.mfa_enabled;
-                        if let Some(enabled) = input.mfa_enabled {
-                            row.mfa_enabled = enabled;
+                        // Turned on only once a secret is in hand (below).
+                        if input.mfa_enabled == Some(false) {
+                            row.mfa_enabled = false;
                         }
                         row.updated_at = now;
-                        Ok::<_, Error>(enrolling)
+                        Ok::<_, Error>(())
                     })
                     .await?
                     .ok_or_else(|| Error::user_not_found(user_id))?;
                 let mut user = to_user(saved)?;
+                if input.metadata.is_some() {
+                    // The vendor gets the merged result; concurrent merges
+                    // each send theirs, the last one the newest stored.
+                    let current = to_user(self.user_row(project, user_id).await?)?;
+                    vendor
+                        .set_metadata(&project.id, &pin.vendor_resource_id, &current.metadata)
+                        .await?;
+                }
                 if input.password.is_some() && !input.keep_sessions {
                     // A new password ends every session the old one opened.
                     self.revoke_all_sessions(project, user_id, None, None)
                         .await?;
                 }
-                if enrolling {
-                    match vendor
-                        .enroll_totp(&project.id, &pin.vendor_resource_id, &user.email)
-                        .await
+                if input.mfa_enabled == Some(true) && !user.mfa_enabled {
+                    if let Some(enrolled) = self
+                        .enroll_mfa(project, user_id, vendor.as_ref(), &pin)
+                        .await?
                     {
-                        Ok(enrollment) => user.mfa_enrollment = Some(enrollment),
-                        Err(e) => {
-                            // No secret was handed out: the flag goes back.
-                            self.store
-                                .modify_user(&project.id, user_id, |row| {
-                                    row.mfa_enabled = false;
-                                    Ok::<_, Error>(())
-                                })
-                                .await?;
-                            return Err(e);
-                        }
+                        user = enrolled;
+                    } else {
+                        user = to_user(self.user_row(project, user_id).await?)?;
                     }
                 }
                 Ok(user)
             },
         )
         .await
+    }
+
+    /// Enrols a TOTP factor: one request at a time per user holds the
+    /// claim (others get `AUTH_MFA_ENROLLMENT_IN_PROGRESS`), and the flag
+    /// turns on only with the secret in hand. A factor the vendor made for
+    /// an enrolment that then failed is removed. `None` when another
+    /// request finished enrolling first.
+    async fn enroll_mfa(
+        &self,
+        project: &Project,
+        user_id: &str,
+        vendor: &dyn IdentityVendor,
+        pin: &pins::Model,
+    ) -> Result<Option<User>> {
+        let claim = new_id("enr");
+        let reservation = self
+            .store
+            .reserve_attempt(
+                auth_failures::Model {
+                    id: claim.clone(),
+                    project_id: project.id.clone(),
+                    user_id: user_id.to_owned(),
+                    kind: "mfa_enrollment".to_owned(),
+                    at: self.now(),
+                },
+                MFA_ENROLLMENT_CLAIM_MS,
+                1,
+            )
+            .await?;
+        match reservation {
+            Reservation::Reserved => {}
+            Reservation::NoUser => return Err(Error::user_not_found(user_id)),
+            Reservation::Throttled { retry_after_ms } => {
+                return Err(Error::new(
+                    ErrorCode::AuthMfaEnrollmentInProgress,
+                    format!("an MFA enrolment for user {user_id} is in progress"),
+                )
+                .retry_after((retry_after_ms as u64).div_ceil(1000).clamp(1, 60)));
+            }
+        }
+        let outcome = async {
+            if self.user_row(project, user_id).await?.mfa_enabled {
+                return Ok(None);
+            }
+            let enrollment = vendor
+                .enroll_totp(
+                    &project.id,
+                    &pin.vendor_resource_id,
+                    &self.user_row(project, user_id).await?.email,
+                )
+                .await;
+            let enrollment = match enrollment {
+                Ok(e) => e,
+                Err(e) => {
+                    self.remove_factor(project, vendor, pin).await;
+                    return Err(e);
+                }
+            };
+            let now = self.now();
+            let saved = self
+                .store
+                .modify_user(&project.id, user_id, |row| {
+                    row.mfa_enabled = true;
+                    row.updated_at = now;
+                    Ok::<_, Error>(())
+                })
+                .await;
+            match saved {
+                Ok(Some((row, ()))) => {
+                    let mut user = to_user(row)?;
+                    user.mfa_enrollment = Some(enrollment);
+                    Ok(Some(user))
+                }
+                other => {
+                    self.remove_factor(project, vendor, pin).await;
+                    other?;
+                    Err(Error::user_not_found(user_id))
+                }
+            }
+        }
+        .await;
+        self.store.release_attempt(&claim).await?;
+        outcome
+    }
+
+    /// Removes a factor no caller holds the secret of; a failure is logged
+    /// (the flag stays off, so sign-ins do not ask for it).
+    async fn remove_factor(
+        &self,
+        project: &Project,
+        vendor: &dyn IdentityVendor,
+        pin: &pins::Model,
+    ) {
+        if let Err(e) = vendor
+            .disable_mfa(&project.id, &pin.vendor_resource_id)
+            .await
+        {
+            tracing::warn!(vendor = %vendor.kind(), error = %e, "could not remove the factor of a failed MFA enrolment");
+        }
+    }
+
+    /// Forgets a user its vendor no longer has (deleted there): the index
+    /// row, its pin and its sessions go, so no read serves it again.
+    async fn forget_vanished_user(&self, project: &Project, user_id: &str) -> Result<()> {
+        tracing::info!(
+            user_id,
+            "the vendor no longer has this user; removing it from the index"
+        );
+        if let Some(revoked) = self
+            .store
+            .delete_user(&project.id, user_id, self.now())
+            .await?
+        {
+            self.revocations.add(revoked);
+        }
+        Ok(())
     }
 
     /// Deletes a user at its vendor and everything authmux holds about it,

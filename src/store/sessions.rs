@@ -155,6 +155,7 @@ impl Store {
     ) -> StoreResult<Option<bool>> {
         let res = sessions::Entity::update_many()
             .col_expr(sessions::Column::RevokedAt, Expr::value(now))
+            .col_expr(sessions::Column::VendorPending, Expr::value(true))
             .filter(sessions::Column::ProjectId.eq(project_id))
             .filter(sessions::Column::Id.eq(session_id))
             .filter(sessions::Column::RevokedAt.is_null())
@@ -178,6 +179,34 @@ impl Store {
         let ids = revoke_user_sessions_in(&txn, project_id, user_id, except, now).await?;
         txn.commit().await?;
         Ok(ids)
+    }
+
+    /// A user's sessions revoked here whose vendor side is not ended yet.
+    pub async fn vendor_pending_sessions(
+        &self,
+        project_id: &str,
+        user_id: &str,
+    ) -> StoreResult<Vec<String>> {
+        Ok(sessions::Entity::find()
+            .select_only()
+            .column(sessions::Column::Id)
+            .filter(sessions::Column::ProjectId.eq(project_id))
+            .filter(sessions::Column::UserId.eq(user_id))
+            .filter(sessions::Column::VendorPending.eq(true))
+            .into_tuple()
+            .all(self.db())
+            .await?)
+    }
+
+    /// Records that a session's vendor side is ended.
+    pub async fn vendor_ended(&self, project_id: &str, session_id: &str) -> StoreResult<()> {
+        sessions::Entity::update_many()
+            .col_expr(sessions::Column::VendorPending, Expr::value(false))
+            .filter(sessions::Column::ProjectId.eq(project_id))
+            .filter(sessions::Column::Id.eq(session_id))
+            .exec(self.db())
+            .await?;
+        Ok(())
     }
 
     /// A user's live sessions, newest first.
@@ -302,6 +331,7 @@ pub(super) async fn revoke_user_sessions_in(
     if !ids.is_empty() {
         sessions::Entity::update_many()
             .col_expr(sessions::Column::RevokedAt, Expr::value(now))
+            .col_expr(sessions::Column::VendorPending, Expr::value(true))
             .filter(sessions::Column::Id.is_in(ids.clone()))
             .filter(sessions::Column::RevokedAt.is_null())
             .exec(txn)

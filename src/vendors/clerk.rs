@@ -10,13 +10,17 @@ use serde_json::{Map, Value, json};
 use super::http::{Policy, VendorHttp};
 use super::native::new_totp;
 use super::{
-    FoundUser, IdentityVendor, MfaEnrollment, NewIdentity, TokenSource, VendorFailure, VendorKind,
-    VendorSession, VendorUser, gone_is_done, unavailable, vendor_error,
+    FoundUser, IdentityVendor, MfaEnrollment, NewIdentity, PasswordCheck, SignInContext,
+    TokenSource, VendorFailure, VendorKind, VendorSession, VendorUser, gone_is_done, unavailable,
+    unsupported, vendor_error,
 };
 use crate::domain::{Error, ErrorCode, Result};
 
 /// The API version every request pins.
 pub const API_VERSION: &str = "2026-05-12";
+/// What a production instance can't do through the Backend API.
+const PRODUCTION_SESSIONS: &str = "auth.session.create on a production Clerk instance (sk_live_ key: Clerk's Backend API opens sessions only on development instances; sign users in through Clerk's Frontend API)";
+
 /// Clerk's production API.
 pub const DEFAULT_BASE_URL: &str = "https://api.clerk.com/v1";
 
@@ -25,8 +29,9 @@ pub const DEFAULT_BASE_URL: &str = "https://api.clerk.com/v1";
 pub struct ClerkConfig {
     /// e.g. `https://api.clerk.com/v1`
     pub base_url: String,
-    /// The `iss` of session tokens (the instance's Frontend API URL).
-    pub issuer: String,
+    /// The `iss` of session tokens (the instance's Frontend API URL);
+    /// read from `GET /domains` when unset.
+    pub issuer: Option<String>,
     /// `sk_…`
     pub secret_key: String,
 }
@@ -46,6 +51,22 @@ pub struct Clerk {
     cfg: ClerkConfig,
     http: VendorHttp,
     session_token_ttl: std::time::Duration,
+    /// The Frontend API URL, once known.
+    frontend_api: tokio::sync::OnceCell<String>,
+}
+
+/// Clerk holds public, private and unsafe metadata together up to 8 KB
+/// (docs, user metadata); authmux writes only the private part.
+pub const METADATA_LIMIT: usize = 8 * 1024;
+
+fn check_metadata(metadata: &Map<String, Value>) -> Result<()> {
+    let size = serde_json::to_vec(metadata).map_err(Error::internal)?.len();
+    if size > METADATA_LIMIT {
+        return Err(Error::invalid(format!(
+            "metadata is {size} bytes as JSON; Clerk keeps at most {METADATA_LIMIT}"
+        )));
+    }
+    Ok(())
 }
 
 /// Maps a Clerk error reply to ours; never echoes credentials.
@@ -72,16 +93,19 @@ fn clerk_error(status: StatusCode, body: &Value) -> Error {
 impl Clerk {
     /// An adapter for one set of credentials.
     pub fn new(cfg: ClerkConfig, policy: Policy) -> Self {
+        let cfg_issuer = cfg.issuer.clone();
         Clerk {
             cfg,
             http: VendorHttp::new("clerk", policy),
             session_token_ttl: policy.session_token_ttl,
+            frontend_api: tokio::sync::OnceCell::new_with(cfg_issuer),
         }
     }
 
-    /// The HTTP client, for discovery (breaker state, latency).
-    pub fn http(&self) -> &VendorHttp {
-        &self.http
+    /// A production instance's key (`sk_live_…`): Clerk's Backend API
+    /// opens no sessions there.
+    fn is_production(&self) -> bool {
+        self.cfg.secret_key.starts_with("sk_live_")
     }
 
     fn url(&self, path: &str) -> String {
@@ -183,11 +207,17 @@ impl IdentityVendor for Clerk {
         VendorKind::Clerk
     }
 
+    /// One call: the address is created `reserved` (unverified, usable
+    /// for sign-in, locked to this user) rather than Clerk's default of
+    /// verified (bapi-2026-05-12.yml, CreateUser), and the metadata goes in
+    /// the backend-only `private_metadata`.
     async fn create_user(&self, _project_id: &str, new: NewIdentity<'_>) -> Result<String> {
+        check_metadata(new.metadata)?;
         let mut body = json!({
             "email_address": [new.email],
+            "email_address_identification_status": ["reserved"],
             "external_id": new.user_id,
-            "public_metadata": new.metadata,
+            "private_metadata": new.metadata,
         });
         match new.password {
             Some(p) => body["password"] = json!(p),
@@ -196,22 +226,10 @@ impl IdentityVendor for Clerk {
         let user = self
             .send(false, reqwest::Method::POST, "/users", Some(&body))
             .await?;
-        let id = user["id"]
+        user["id"]
             .as_str()
-            .ok_or_else(|| Error::new(ErrorCode::VendorError, "clerk returned a user without id"))?
-            .to_owned();
-        // Clerk marks emails of users made through its API verified;
-        // authmux's contract starts every user unverified.
-        if let Some(email_id) = Self::primary_email(&user).and_then(|e| e["id"].as_str()) {
-            self.send(
-                true,
-                reqwest::Method::PATCH,
-                &format!("/email_addresses/{email_id}"),
-                Some(&json!({"verified": false})),
-            )
-            .await?;
-        }
-        Ok(id)
+            .map(str::to_owned)
+            .ok_or_else(|| Error::new(ErrorCode::VendorError, "clerk returned a user without id"))
     }
 
     async fn fetch_user(
@@ -232,22 +250,27 @@ impl IdentityVendor for Clerk {
         }))
     }
 
+    /// `PUT /users/{id}/metadata` replaces `private_metadata` whole.
     async fn set_metadata(
         &self,
         _project_id: &str,
         vendor_user_id: &str,
         metadata: &Map<String, Value>,
     ) -> Result<()> {
+        check_metadata(metadata)?;
         self.send(
             true,
             reqwest::Method::PUT,
             &format!("/users/{vendor_user_id}/metadata"),
-            Some(&json!({"public_metadata": metadata})),
+            Some(&json!({"private_metadata": metadata})),
         )
         .await
         .map(drop)
     }
 
+    /// Verifying is `PATCH /email_addresses/{id} {verified: true}`; the
+    /// spec documents no way back, so un-verifying replaces the address
+    /// with itself, `reserved` (ReplaceUserEmailAddress).
     async fn set_email_verified(
         &self,
         _project_id: &str,
@@ -255,23 +278,33 @@ impl IdentityVendor for Clerk {
         verified: bool,
     ) -> Result<()> {
         let user = self.user(vendor_user_id).await?;
-        let email_id = Self::primary_email(&user)
-            .and_then(|e| e["id"].as_str())
-            .ok_or_else(|| Error::new(ErrorCode::VendorError, "clerk user has no email address"))?
-            .to_owned();
-        self.send(
-            true,
-            reqwest::Method::PATCH,
-            &format!("/email_addresses/{email_id}"),
-            Some(&json!({"verified": verified})),
-        )
-        .await
-        .map(drop)
+        let email = Self::primary_email(&user)
+            .ok_or_else(|| Error::new(ErrorCode::VendorError, "clerk user has no email address"))?;
+        let (email_id, address) = match (email["id"].as_str(), email["email_address"].as_str()) {
+            (Some(id), Some(address)) => (id, address),
+            _ => {
+                return Err(Error::new(
+                    ErrorCode::VendorError,
+                    "clerk returned an email address without id",
+                ));
+            }
+        };
+        let (method, path, body) = if verified {
+            (
+                reqwest::Method::PATCH,
+                format!("/email_addresses/{email_id}"),
+                json!({"verified": true}),
+            )
+        } else {
+            (
+                reqwest::Method::PUT,
+                format!("/users/{vendor_user_id}/email_address"),
+                json!({"email_address": address, "identification_status": "reserved"}),
+            )
+        };
+        self.send(true, method, &path, Some(&body)).await.map(drop)
     }
 
-    /// Clerk keeps phone numbers as resources of their own
-    /// (`POST /phone_numbers`, `DELETE /phone_numbers/{id}`); the new one
-    /// replaces the user's others and is unverified.
     async fn set_phone(
         &self,
         _project_id: &str,
@@ -371,12 +404,19 @@ impl IdentityVendor for Clerk {
         _project_id: &str,
         vendor_user_id: &str,
         password: &str,
-    ) -> Result<bool> {
-        self.check(
-            &format!("/users/{vendor_user_id}/verify_password"),
-            json!({"password": password}),
-        )
-        .await
+        _cx: SignInContext<'_>,
+    ) -> Result<PasswordCheck> {
+        let right = self
+            .check(
+                &format!("/users/{vendor_user_id}/verify_password"),
+                json!({"password": password}),
+            )
+            .await?;
+        Ok(if right {
+            PasswordCheck::Right(None)
+        } else {
+            PasswordCheck::Wrong
+        })
     }
 
     async fn verify_totp(
@@ -392,11 +432,18 @@ impl IdentityVendor for Clerk {
         .await
     }
 
+    /// `POST /sessions` is "intended only for use in testing, and is not
+    /// available for production instances" (bapi-2026-05-12.yml,
+    /// CreateSession): with a live key authmux says so instead of asking.
     async fn create_session(
         &self,
         _project_id: &str,
         vendor_user_id: &str,
+        _cx: SignInContext<'_>,
     ) -> Result<VendorSession> {
+        if self.is_production() {
+            return Err(unsupported(VendorKind::Clerk, PRODUCTION_SESSIONS));
+        }
         let session = self
             .send(
                 false,
@@ -426,21 +473,25 @@ impl IdentityVendor for Clerk {
         self.token(vendor_session_id).await
     }
 
+    /// Clerk answers 400 for a session that already ended: done too.
     async fn revoke_session(
         &self,
         _project_id: &str,
         vendor_session_id: &str,
         _credential: Option<&str>,
     ) -> Result<()> {
-        gone_is_done(
-            self.send(
+        match self
+            .send(
                 true,
                 reqwest::Method::POST,
                 &format!("/sessions/{vendor_session_id}/revoke"),
                 None,
             )
-            .await,
-        )
+            .await
+        {
+            Err(e) if e.code == ErrorCode::InvalidArgument => Ok(()),
+            other => gone_is_done(other),
+        }
     }
 
     async fn find_user_by_email(
@@ -468,9 +519,44 @@ impl IdentityVendor for Clerk {
         self.http.probe(&self.url("/jwks"), &headers).await
     }
 
-    fn token_source(&self) -> Option<TokenSource> {
+    fn check_metadata(&self, metadata: &Map<String, Value>) -> Result<()> {
+        check_metadata(metadata)
+    }
+
+    fn supports(&self, capability: &str) -> bool {
+        capability != "auth.session.create" || !self.is_production()
+    }
+
+    fn http(&self) -> Option<&VendorHttp> {
+        Some(&self.http)
+    }
+
+    /// Session tokens carry the Frontend API URL as `iss`, not the
+    /// Backend API's (Clerk docs, session tokens); unless configured it is
+    /// the primary domain's `frontend_api_url` from `GET /domains`.
+    async fn token_source(&self) -> Option<TokenSource> {
+        let issuer = self
+            .frontend_api
+            .get_or_try_init(|| async {
+                let domains = self
+                    .send(true, reqwest::Method::GET, "/domains", None)
+                    .await?;
+                domains["data"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|d| d["is_satellite"] != true)
+                    .and_then(|d| d["frontend_api_url"].as_str())
+                    .map(|u| u.trim_end_matches('/').to_owned())
+                    .ok_or_else(|| {
+                        Error::new(ErrorCode::VendorError, "clerk lists no primary domain")
+                    })
+            })
+            .await
+            .inspect_err(|e| tracing::warn!(error = %e, "clerk's Frontend API URL is unknown"))
+            .ok()?;
         Some(TokenSource {
-            issuer: self.cfg.issuer.clone(),
+            issuer: issuer.clone(),
             jwks_url: self.url("/jwks"),
             jwks_headers: vec![
                 ("authorization", format!("Bearer {}", self.cfg.secret_key)),

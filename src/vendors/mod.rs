@@ -7,7 +7,7 @@ pub mod native;
 pub mod supabase;
 pub mod workos;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
@@ -17,7 +17,7 @@ use crate::domain::{Error, ErrorCode, Result};
 use crate::tokens::jwks::JwksClient;
 
 /// The vendors authmux knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum VendorKind {
     /// The built-in provider.
@@ -145,7 +145,9 @@ pub struct VendorUser {
     pub mfa_enabled: bool,
 }
 
-/// A project's own credentials for a vendor (bring your own key).
+/// Credentials for a vendor: the operator's (from settings) or a
+/// project's own (bring your own key). Every adapter is built from one by
+/// [`ByokConfig::adapter`].
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ByokConfig {
     /// The secret: Clerk secret key, WorkOS API key or Supabase
@@ -157,7 +159,9 @@ pub struct ByokConfig {
     /// WorkOS client id (required for WorkOS).
     #[serde(default)]
     pub client_id: Option<String>,
-    /// The `iss` of the vendor's tokens, when not the URL.
+    /// The `iss` of the vendor's tokens, when not the default (Clerk: the
+    /// Frontend API URL, else read from `GET /domains`; WorkOS:
+    /// `<url>/user_management/<client_id>`; Supabase: the auth URL).
     #[serde(default)]
     pub issuer: Option<String>,
 }
@@ -194,7 +198,7 @@ impl ByokConfig {
                     .unwrap_or_else(|| clerk::DEFAULT_BASE_URL.to_owned());
                 Arc::new(clerk::Clerk::new(
                     clerk::ClerkConfig {
-                        issuer: self.issuer.clone().unwrap_or_else(|| base_url.clone()),
+                        issuer: self.issuer.clone(),
                         base_url,
                         secret_key: secret,
                     },
@@ -212,10 +216,12 @@ impl ByokConfig {
                     .unwrap_or_else(|| workos::DEFAULT_BASE_URL.to_owned());
                 Arc::new(workos::Workos::new(
                     workos::WorkosConfig {
-                        issuer: self
-                            .issuer
-                            .clone()
-                            .unwrap_or_else(|| base_url.trim_end_matches('/').to_owned()),
+                        issuer: self.issuer.clone().unwrap_or_else(|| {
+                            format!(
+                                "{}/user_management/{client_id}",
+                                base_url.trim_end_matches('/')
+                            )
+                        }),
                         base_url,
                         api_key: secret,
                         client_id,
@@ -235,6 +241,40 @@ impl ByokConfig {
             }
         })
     }
+}
+
+/// What a password check at the vendor found.
+#[derive(Debug)]
+pub enum PasswordCheck {
+    /// The password is wrong, or the user has none.
+    Wrong,
+    /// The password is right. When the vendor opened a session on the
+    /// way (its password grant), that session is here, to be handed out
+    /// rather than ended and minted again.
+    Right(Option<VendorSession>),
+    /// The password is right and the vendor holds the sign-in open until
+    /// a TOTP code completes it.
+    MfaPending(PendingMfa),
+}
+
+/// A sign-in the vendor holds open until the second factor.
+#[derive(Clone, Debug)]
+pub struct PendingMfa {
+    /// The vendor's token for the pending sign-in.
+    pub token: String,
+    /// The factor to challenge.
+    pub factor_id: String,
+}
+
+/// What a vendor may need from the request that opens a session.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SignInContext<'a> {
+    /// A TOTP code the caller gave, already checked by authmux, for a
+    /// vendor that asks for it again while opening the session.
+    pub mfa_code: Option<&'a str>,
+    /// The end user's address, when the caller gave it: vendors that
+    /// limit sign-ins per address count it instead of authmux's.
+    pub client_ip: Option<&'a str>,
 }
 
 /// A session opened at a vendor.
@@ -370,6 +410,12 @@ pub trait IdentityVendor: Send + Sync {
         vendor_user_id: &str,
     ) -> Result<Option<VendorUser>>;
 
+    /// Refuses metadata the vendor can't keep (a size limit), before
+    /// anything is stored.
+    fn check_metadata(&self, _metadata: &serde_json::Map<String, serde_json::Value>) -> Result<()> {
+        Ok(())
+    }
+
     /// Replaces the metadata the vendor keeps for the user.
     async fn set_metadata(
         &self,
@@ -400,13 +446,25 @@ pub trait IdentityVendor: Send + Sync {
     /// Deletes the identity.
     async fn delete_user(&self, project_id: &str, vendor_user_id: &str) -> Result<()>;
 
-    /// Checks a password; `false` for a wrong one or a user without one.
+    /// Checks a password.
     async fn verify_password(
         &self,
         project_id: &str,
         vendor_user_id: &str,
         password: &str,
-    ) -> Result<bool>;
+        cx: SignInContext<'_>,
+    ) -> Result<PasswordCheck>;
+
+    /// Completes a sign-in the vendor held for a TOTP code; `None` when the
+    /// code is wrong.
+    async fn complete_mfa(
+        &self,
+        _project_id: &str,
+        _pending: &PendingMfa,
+        _code: &str,
+    ) -> Result<Option<VendorSession>> {
+        Err(unsupported(self.kind(), "a pending MFA sign-in"))
+    }
 
     /// Checks a TOTP code; a code that matched once never matches again.
     async fn verify_totp(&self, project_id: &str, vendor_user_id: &str, code: &str)
@@ -437,11 +495,14 @@ pub trait IdentityVendor: Send + Sync {
         Err(unsupported(self.kind(), "auth.user.update password"))
     }
 
-    /// Opens a session for a user at the vendor.
+    /// Opens a session for a user at the vendor, without changing the
+    /// user (a mint that verifies the email as a side effect undoes it, or
+    /// is refused).
     async fn create_session(
         &self,
         _project_id: &str,
         _vendor_user_id: &str,
+        _cx: SignInContext<'_>,
     ) -> Result<VendorSession> {
         Err(unsupported(self.kind(), "auth.session.create"))
     }
@@ -471,8 +532,20 @@ pub trait IdentityVendor: Send + Sync {
         true
     }
 
-    /// Where the vendor's access tokens come from; `None` for authmux's own.
-    fn token_source(&self) -> Option<TokenSource> {
+    /// The HTTP client of a remote vendor (breaker state, latency).
+    fn http(&self) -> Option<&http::VendorHttp> {
+        None
+    }
+
+    /// Whether this adapter, with its credentials, can serve a capability
+    /// on the live vendor.
+    fn supports(&self, _capability: &str) -> bool {
+        true
+    }
+
+    /// Where the vendor's access tokens come from; `None` for authmux's
+    /// own, or while the vendor can't say.
+    async fn token_source(&self) -> Option<TokenSource> {
         None
     }
 }
@@ -480,10 +553,8 @@ pub trait IdentityVendor: Send + Sync {
 /// Picks the vendor for a request.
 #[derive(Clone)]
 pub struct VendorRouter {
-    native: Arc<dyn IdentityVendor>,
-    clerk: Option<Arc<clerk::Clerk>>,
-    supabase: Option<Arc<supabase::Supabase>>,
-    workos: Option<Arc<workos::Workos>>,
+    /// The operator's adapters, the built-in one included.
+    managed: BTreeMap<VendorKind, Arc<dyn IdentityVendor>>,
     priority: Vec<VendorKind>,
     policy: http::Policy,
     byok: Arc<std::sync::Mutex<ByokAdapters>>,
@@ -498,10 +569,7 @@ impl VendorRouter {
     /// A router over the built-in provider alone.
     pub fn new(native: Arc<dyn IdentityVendor>, jwks: JwksClient) -> Self {
         VendorRouter {
-            native,
-            clerk: None,
-            supabase: None,
-            workos: None,
+            managed: BTreeMap::from([(VendorKind::Native, native)]),
             priority: VendorKind::ALL.to_vec(),
             policy: http::Policy::default(),
             byok: Arc::default(),
@@ -509,15 +577,21 @@ impl VendorRouter {
         }
     }
 
-    /// Among `adapters`, the vendor whose tokens carry `iss`.
-    pub fn by_issuer(
+    /// Among `adapters`, the vendor whose tokens carry `iss`. Issuers are
+    /// unique among a project's adapters (a project's own credentials may
+    /// not reuse a managed issuer), so at most one matches.
+    pub async fn by_issuer(
         adapters: Vec<Arc<dyn IdentityVendor>>,
         issuer: &str,
     ) -> Option<(Arc<dyn IdentityVendor>, TokenSource)> {
-        adapters.into_iter().find_map(|v| {
-            let source = v.token_source()?;
-            (source.issuer == issuer).then_some((v, source))
-        })
+        for v in adapters {
+            if let Some(source) = v.token_source().await
+                && source.issuer == issuer
+            {
+                return Some((v, source));
+            }
+        }
+        None
     }
 
     /// The key `kid` of a vendor's JWKS.
@@ -532,44 +606,30 @@ impl VendorRouter {
             .await
     }
 
-    /// Adds Supabase with the operator's credentials.
-    pub fn with_supabase(mut self, supabase: Arc<supabase::Supabase>) -> Self {
-        self.supabase = Some(supabase);
-        self
-    }
-
-    /// Adds WorkOS with the operator's credentials.
-    pub fn with_workos(mut self, workos: Arc<workos::Workos>) -> Self {
-        self.workos = Some(workos);
+    /// Adds a vendor with the operator's credentials.
+    pub fn with(mut self, adapter: Arc<dyn IdentityVendor>) -> Self {
+        self.managed.insert(adapter.kind(), adapter);
         self
     }
 
     /// Every configured vendor adapter other than the built-in one.
     fn adapters(&self) -> Vec<Arc<dyn IdentityVendor>> {
-        let clerk = self.clerk.clone().map(|c| c as Arc<dyn IdentityVendor>);
-        let supabase = self.supabase.clone().map(|c| c as Arc<dyn IdentityVendor>);
-        let workos = self.workos.clone().map(|c| c as Arc<dyn IdentityVendor>);
-        [clerk, workos, supabase].into_iter().flatten().collect()
-    }
-
-    /// Adds Clerk with the operator's credentials.
-    pub fn with_clerk(mut self, clerk: Arc<clerk::Clerk>) -> Self {
-        self.clerk = Some(clerk);
-        self
+        self.managed
+            .iter()
+            .filter(|(k, _)| **k != VendorKind::Native)
+            .map(|(_, a)| a.clone())
+            .collect()
     }
 
     /// How a vendor is doing: `live`, `degraded` (probing after failures),
     /// `down` (circuit open) or `not_configured`, and its recent p50 latency.
     pub fn standing(&self, kind: VendorKind) -> (&'static str, Option<f64>) {
         use http::BreakerState;
-        let http = match kind {
-            VendorKind::Native => return ("live", None),
-            VendorKind::Clerk => self.clerk.as_ref().map(|c| c.http()),
-            VendorKind::Supabase => self.supabase.as_ref().map(|c| c.http()),
-            VendorKind::Workos => self.workos.as_ref().map(|c| c.http()),
-        };
-        let Some(http) = http else {
+        let Some(adapter) = self.managed.get(&kind) else {
             return ("not_configured", None);
+        };
+        let Some(http) = adapter.http() else {
+            return ("live", None);
         };
         let status = match http.breaker_state() {
             _ if !http.probe_ok() => "down",
@@ -580,18 +640,17 @@ impl VendorRouter {
         (status, http.p50_ms())
     }
 
+    /// Whether the operator's adapter for `kind` serves a capability on
+    /// the live vendor (`None` when the vendor is not configured).
+    pub fn supports(&self, kind: VendorKind, capability: &str) -> Option<bool> {
+        self.managed.get(&kind).map(|a| a.supports(capability))
+    }
+
     /// The vendor for `kind` in `mode`, or why it can't be used.
     pub fn resolve(&self, kind: VendorKind, mode: Mode) -> Result<Arc<dyn IdentityVendor>> {
         match (kind, mode) {
-            (VendorKind::Native, Mode::Managed) => Ok(self.native.clone()),
-            (VendorKind::Clerk, Mode::Managed) if self.clerk.is_some() => {
-                Ok(self.clerk.clone().expect("checked") as Arc<dyn IdentityVendor>)
-            }
-            (VendorKind::Workos, Mode::Managed) if self.workos.is_some() => {
-                Ok(self.workos.clone().expect("checked") as Arc<dyn IdentityVendor>)
-            }
-            (VendorKind::Supabase, Mode::Managed) if self.supabase.is_some() => {
-                Ok(self.supabase.clone().expect("checked") as Arc<dyn IdentityVendor>)
+            (_, Mode::Managed) if self.managed.contains_key(&kind) => {
+                Ok(self.managed[&kind].clone())
             }
             (VendorKind::Native, Mode::Byok) => Err(Error::invalid(
                 "mode \"byok\" needs a vendor with credentials; native has none to bring",
@@ -602,7 +661,7 @@ impl VendorRouter {
                     "this project has no credentials of its own for {other} (authmux vendors set --project ... --vendor {other})"
                 ),
             )),
-            (other, _) => Err(Error::new(
+            (other, Mode::Managed) => Err(Error::new(
                 ErrorCode::VendorNotConfigured,
                 format!(
                     "vendor {other} is not configured for this project ({})",
@@ -681,11 +740,6 @@ impl VendorRouter {
 
     /// Whether a vendor can serve requests in managed mode.
     pub fn is_configured(&self, kind: VendorKind) -> bool {
-        match kind {
-            VendorKind::Native => true,
-            VendorKind::Clerk => self.clerk.is_some(),
-            VendorKind::Supabase => self.supabase.is_some(),
-            VendorKind::Workos => self.workos.is_some(),
-        }
+        self.managed.contains_key(&kind)
     }
 }

@@ -3,7 +3,7 @@
 
 use totp_rs::{Algorithm, Secret, TOTP};
 
-use super::{IdentityVendor, MfaEnrollment, NewIdentity, VendorKind};
+use super::{IdentityVendor, MfaEnrollment, NewIdentity, PasswordCheck, SignInContext, VendorKind};
 use crate::crypto::MasterKey;
 use crate::domain::{Error, Result};
 use crate::store::Store;
@@ -179,9 +179,16 @@ impl IdentityVendor for Native {
         project_id: &str,
         vendor_user_id: &str,
         password: &str,
-    ) -> Result<bool> {
+        _cx: SignInContext<'_>,
+    ) -> Result<PasswordCheck> {
         let creds = self.credentials(project_id, vendor_user_id).await?;
-        crate::passwords::verify(password.to_owned(), creds.password_hash).await
+        Ok(
+            if crate::passwords::verify(password.to_owned(), creds.password_hash).await? {
+                PasswordCheck::Right(None)
+            } else {
+                PasswordCheck::Wrong
+            },
+        )
     }
 
     async fn verify_totp(

@@ -9,8 +9,9 @@ use serde_json::{Map, Value, json};
 
 use super::http::{Policy, VendorHttp};
 use super::{
-    FoundUser, IdentityVendor, MfaEnrollment, NewIdentity, TokenSource, VendorFailure, VendorKind,
-    VendorSession, VendorUser, gone_is_done, unavailable, unsupported, vendor_error,
+    FoundUser, IdentityVendor, MfaEnrollment, NewIdentity, PasswordCheck, SignInContext,
+    TokenSource, VendorFailure, VendorKind, VendorSession, VendorUser, gone_is_done, unavailable,
+    unsupported, vendor_error,
 };
 use crate::domain::{Error, ErrorCode, Result};
 use crate::tokens::verify::peek_claim;
@@ -57,6 +58,12 @@ pub struct Supabase {
 }
 
 /// Maps a GoTrue error reply (either error format, or the OAuth one).
+/// The `app_metadata` key that holds a user's metadata.
+pub const METADATA_KEY: &str = "authmux_metadata";
+
+/// What the server path can't do without confirming the email.
+const UNCONFIRMED_SESSIONS: &str = "auth.session.create for a user whose email is not confirmed (Supabase confirms the email of every session it opens by the server path and cannot undo it; confirm the email first with email_verified: true, or turn on \"Allow unverified email sign-ins\" for password sign-in)";
+
 /// Users per page of a by-email lookup (GoTrue's default page size).
 const LOOKUP_PAGE: usize = 50;
 /// The most pages a by-email lookup reads before it gives up.
@@ -99,11 +106,6 @@ impl Supabase {
             cfg,
             http: VendorHttp::new("supabase", policy),
         }
-    }
-
-    /// The HTTP client, for discovery (breaker state, latency).
-    pub fn http(&self) -> &VendorHttp {
-        &self.http
     }
 
     /// Headers of admin calls: the key as `apikey`, and as the bearer only
@@ -184,19 +186,33 @@ impl Supabase {
         })
     }
 
+    /// Headers of the end-user routes (`/token`, `/verify`): the key, and
+    /// the end user's address when the caller gave one, so that GoTrue's
+    /// per-address limits count the user rather than authmux
+    /// (`Sb-Forwarded-For` is honoured with a secret key; docs, rate
+    /// limits).
+    fn public(&self, cx: SignInContext<'_>) -> Vec<(&'static str, String)> {
+        let mut headers = vec![("apikey", self.cfg.service_role_key.clone())];
+        if let Some(ip) = cx.client_ip {
+            headers.push(("sb-forwarded-for", ip.to_owned()));
+            headers.push(("x-forwarded-for", ip.to_owned()));
+        }
+        headers
+    }
+
     /// A `/token` grant: the reply, or GoTrue's refusal as it came.
     async fn token_grant(
         &self,
         grant: &str,
         body: &Value,
+        cx: SignInContext<'_>,
     ) -> Result<std::result::Result<Value, (StatusCode, Value)>> {
-        let apikey = [("apikey", self.cfg.service_role_key.clone())];
         let (status, reply) = self
             .send(
                 false,
                 Method::POST,
                 &format!("/token?grant_type={grant}"),
-                &apikey,
+                &self.public(cx),
                 Some(body),
             )
             .await?;
@@ -247,8 +263,7 @@ impl IdentityVendor for Supabase {
         let mut body = json!({
             "email": new.email,
             "email_confirm": false,
-            "user_metadata": new.metadata,
-            "app_metadata": {"authmux_user_id": new.user_id},
+            "app_metadata": {"authmux_user_id": new.user_id, METADATA_KEY: new.metadata},
         });
         if let Some(p) = new.password {
             body["password"] = json!(p);
@@ -280,14 +295,27 @@ impl IdentityVendor for Supabase {
         }))
     }
 
+    /// Metadata lives in the server-only `app_metadata` under one key
+    /// (`user_metadata` is user-writable and lands in every JWT). GoTrue
+    /// merges `app_metadata` key by key with `null` deleting
+    /// (internal/models/user.go, UpdateAppMetaData), so the one key is
+    /// replaced whole, and removed with `null` when empty.
     async fn set_metadata(
         &self,
         _project_id: &str,
         vendor_user_id: &str,
         metadata: &Map<String, Value>,
     ) -> Result<()> {
-        self.update_user(vendor_user_id, json!({"user_metadata": metadata}))
-            .await
+        let value = if metadata.is_empty() {
+            Value::Null
+        } else {
+            Value::Object(metadata.clone())
+        };
+        self.update_user(
+            vendor_user_id,
+            json!({"app_metadata": {METADATA_KEY: value}}),
+        )
+        .await
     }
 
     async fn set_email_verified(
@@ -382,28 +410,33 @@ impl IdentityVendor for Supabase {
         _project_id: &str,
         vendor_user_id: &str,
         password: &str,
-    ) -> Result<bool> {
+        cx: SignInContext<'_>,
+    ) -> Result<PasswordCheck> {
         let email = self.email_of(vendor_user_id).await?;
         match self
-            .token_grant("password", &json!({"email": email, "password": password}))
+            .token_grant(
+                "password",
+                &json!({"email": email, "password": password}),
+                cx,
+            )
             .await?
         {
-            Ok(reply) => {
-                // The check opened a session at Supabase; close it.
-                if let Some(access) = reply["access_token"].as_str() {
-                    self.logout(access).await?;
-                }
-                Ok(true)
-            }
+            // The grant opened a session: it is the one handed out.
+            Ok(reply) => Ok(PasswordCheck::Right(Some(self.session_from(&reply)?))),
             // GoTrue checks the password first and only then refuses an
             // unconfirmed email (internal/api/token.go,
             // ResourceOwnerPasswordGrant): the password is right, and no
             // session was opened.
-            Err((_, reply)) if reply["error_code"] == "email_not_confirmed" => Ok(true),
-            Err((status, reply)) => match supabase_error(status, &reply) {
-                e if e.code == ErrorCode::InvalidArgument => Ok(false),
-                e => Err(e),
-            },
+            Err((_, reply)) if reply["error_code"] == "email_not_confirmed" => {
+                Ok(PasswordCheck::Right(None))
+            }
+            Err((status, reply))
+                if status == StatusCode::BAD_REQUEST
+                    && reply["error_code"] == "invalid_credentials" =>
+            {
+                Ok(PasswordCheck::Wrong)
+            }
+            Err((status, reply)) => Err(supabase_error(status, &reply)),
         }
     }
 
@@ -411,12 +444,23 @@ impl IdentityVendor for Supabase {
         Err(unsupported(VendorKind::Supabase, "TOTP verification"))
     }
 
+    /// A magic link generated and verified at once. GoTrue's `/verify`
+    /// confirms the email (internal/api/verify.go), and it has no way to
+    /// un-confirm one, so a user whose email is unconfirmed is refused
+    /// rather than changed.
     async fn create_session(
         &self,
         _project_id: &str,
         vendor_user_id: &str,
+        cx: SignInContext<'_>,
     ) -> Result<VendorSession> {
-        let email = self.email_of(vendor_user_id).await?;
+        let user = self.user(vendor_user_id).await?;
+        if user["email_confirmed_at"].is_null() {
+            return Err(unsupported(VendorKind::Supabase, UNCONFIRMED_SESSIONS));
+        }
+        let email = user["email"]
+            .as_str()
+            .ok_or_else(|| Error::new(ErrorCode::VendorError, "supabase user without email"))?;
         let link = self
             .admin_call(
                 false,
@@ -428,13 +472,12 @@ impl IdentityVendor for Supabase {
         let hashed = link["hashed_token"]
             .as_str()
             .ok_or_else(|| Error::new(ErrorCode::VendorError, "supabase returned no link token"))?;
-        let apikey = [("apikey", self.cfg.service_role_key.clone())];
         let (status, reply) = self
             .send(
                 false,
                 Method::POST,
                 "/verify",
-                &apikey,
+                &self.public(cx),
                 Some(&json!({"type": "magiclink", "token_hash": hashed})),
             )
             .await?;
@@ -455,6 +498,7 @@ impl IdentityVendor for Supabase {
             .token_grant(
                 "refresh_token",
                 &json!({"refresh_token": cred.refresh_token}),
+                SignInContext::default(),
             )
             .await?
         {
@@ -544,7 +588,11 @@ impl IdentityVendor for Supabase {
             .await
     }
 
-    fn token_source(&self) -> Option<TokenSource> {
+    fn http(&self) -> Option<&VendorHttp> {
+        Some(&self.http)
+    }
+
+    async fn token_source(&self) -> Option<TokenSource> {
         Some(TokenSource {
             issuer: self.cfg.url.clone(),
             jwks_url: format!("{}/.well-known/jwks.json", self.cfg.url),

@@ -10,8 +10,9 @@ use serde_json::{Map, Value, json};
 
 use super::http::{Policy, VendorHttp};
 use super::{
-    FoundUser, IdentityVendor, MfaEnrollment, NewIdentity, TokenSource, VendorFailure, VendorKind,
-    VendorSession, VendorUser, gone_is_done, unavailable, vendor_error,
+    FoundUser, IdentityVendor, MfaEnrollment, NewIdentity, PasswordCheck, PendingMfa,
+    SignInContext, TokenSource, VendorFailure, VendorKind, VendorSession, VendorUser, gone_is_done,
+    unavailable, unsupported, vendor_error,
 };
 use crate::domain::{Error, ErrorCode, Result};
 use crate::tokens::verify::peek_claim;
@@ -80,6 +81,53 @@ fn workos_error(status: StatusCode, body: &Value) -> Error {
     )
 }
 
+/// The 403 codes WorkOS answers only after the password checked out.
+const RIGHT_PASSWORD_403: [&str; 3] = [
+    "email_verification_required",
+    "mfa_enrollment",
+    "organization_selection_required",
+];
+
+/// A 403 `mfa_challenge`: the pending sign-in and the factor to challenge.
+fn pending_mfa(body: &Value) -> Option<PendingMfa> {
+    if body["code"] != "mfa_challenge" {
+        return None;
+    }
+    Some(PendingMfa {
+        token: body["pending_authentication_token"].as_str()?.to_owned(),
+        factor_id: body["authentication_factors"][0]["id"].as_str()?.to_owned(),
+    })
+}
+
+/// A refused TOTP code on the `mfa-totp` grant (open-api-spec.yaml,
+/// `/user_management/authenticate` 400 codes).
+fn is_wrong_code(body: &Value) -> bool {
+    matches!(
+        body["code"].as_str(),
+        Some("invalid_one_time_code" | "one_time_code_previously_used" | "one_time_code_expired")
+    )
+}
+
+/// A sign-in WorkOS refuses for a reason authmux cannot settle for the
+/// caller, named.
+fn sign_in_refusal(status: StatusCode, body: &Value) -> Error {
+    match body["code"].as_str().unwrap_or("") {
+        "mfa_enrollment" => Error::new(
+            ErrorCode::AuthMfaNotEnrolled,
+            "workos requires this user to enrol a TOTP factor first (auth.user.update mfa_enabled: true)",
+        ),
+        "organization_selection_required" => unsupported(
+            VendorKind::Workos,
+            "signing in a user who belongs to several organizations (WorkOS asks which one)",
+        ),
+        "email_verification_required" => unsupported(
+            VendorKind::Workos,
+            "signing in a user whose email WorkOS requires verified",
+        ),
+        _ => workos_error(status, body),
+    }
+}
+
 impl Workos {
     /// An adapter for one set of credentials.
     pub fn new(cfg: WorkosConfig, policy: Policy) -> Self {
@@ -87,11 +135,6 @@ impl Workos {
             cfg,
             http: VendorHttp::new("workos", policy),
         }
-    }
-
-    /// The HTTP client, for discovery (breaker state, latency).
-    pub fn http(&self) -> &VendorHttp {
-        &self.http
     }
 
     /// Changes fields of a WorkOS user (`PUT /user_management/users/{id}`).
@@ -137,17 +180,89 @@ impl Workos {
         .await
     }
 
-    async fn authenticate(&self, grant: Value) -> Result<Value> {
+    /// `POST /user_management/authenticate`: the reply, or WorkOS's
+    /// refusal as it came (a 403 after a right password carries what the
+    /// sign-in still needs).
+    async fn authenticate(
+        &self,
+        grant: Value,
+        cx: SignInContext<'_>,
+    ) -> Result<std::result::Result<Value, (StatusCode, Value)>> {
         let mut body = grant;
         body["client_id"] = json!(self.cfg.client_id);
         body["client_secret"] = json!(self.cfg.api_key);
-        self.send(
-            false,
-            Method::POST,
-            "/user_management/authenticate",
-            Some(&body),
-        )
-        .await
+        if let Some(ip) = cx.client_ip {
+            body["ip_address"] = json!(ip);
+        }
+        let url = format!(
+            "{}/user_management/authenticate",
+            self.cfg.base_url.trim_end_matches('/')
+        );
+        let (status, reply) = self
+            .http
+            .request(false, Method::POST, &url, &[], Some(&body))
+            .await
+            .map_err(|e| unavailable(VendorKind::Workos, e))?;
+        Ok(if status.is_success() {
+            Ok(reply)
+        } else {
+            Err((status, reply))
+        })
+    }
+
+    /// Opens a session with a grant; a sign-in WorkOS holds for a TOTP
+    /// code is completed with `cx.mfa_code`, and the refusals that remain
+    /// are named.
+    async fn open(&self, grant: Value, cx: SignInContext<'_>) -> Result<VendorSession> {
+        let reply = match self.authenticate(grant, cx).await? {
+            Ok(reply) => reply,
+            Err((status, body)) => match pending_mfa(&body) {
+                Some(pending) => {
+                    let code = cx.mfa_code.ok_or_else(|| {
+                        Error::new(
+                            ErrorCode::AuthMfaRequired,
+                            "workos holds this sign-in for a TOTP code in mfa_factor",
+                        )
+                    })?;
+                    return self.finish_mfa(&pending, code, cx).await?.ok_or_else(|| {
+                        Error::new(ErrorCode::AuthMfaInvalid, "workos refused the TOTP code")
+                    });
+                }
+                None => return Err(sign_in_refusal(status, &body)),
+            },
+        };
+        Self::session_from(&reply)
+    }
+
+    /// The `mfa-totp` grant: a challenge of the pending factor, answered.
+    async fn finish_mfa(
+        &self,
+        pending: &PendingMfa,
+        code: &str,
+        cx: SignInContext<'_>,
+    ) -> Result<Option<VendorSession>> {
+        let challenge = self
+            .send(
+                false,
+                Method::POST,
+                &format!("/auth/factors/{}/challenge", pending.factor_id),
+                Some(&json!({})),
+            )
+            .await?;
+        let challenge_id = challenge["id"]
+            .as_str()
+            .ok_or_else(|| Error::new(ErrorCode::VendorError, "workos returned no challenge"))?;
+        let grant = json!({
+            "grant_type": "urn:workos:oauth:grant-type:mfa-totp",
+            "code": code,
+            "pending_authentication_token": pending.token,
+            "authentication_challenge_id": challenge_id,
+        });
+        match self.authenticate(grant, cx).await? {
+            Ok(reply) => Self::session_from(&reply).map(Some),
+            Err((StatusCode::BAD_REQUEST, body)) if is_wrong_code(&body) => Ok(None),
+            Err((status, body)) => Err(sign_in_refusal(status, &body)),
+        }
     }
 
     fn session_from(reply: &Value) -> Result<VendorSession> {
@@ -183,15 +298,28 @@ impl Workos {
             .collect())
     }
 
+    /// Ends a session; WorkOS answers 400 for one it does not hold
+    /// (ended, expired or unknown), which is done too.
     async fn revoke(&self, vendor_session_id: &str) -> Result<()> {
-        self.send(
-            true,
-            Method::POST,
-            "/user_management/sessions/revoke",
-            Some(&json!({"session_id": vendor_session_id})),
-        )
-        .await
-        .map(drop)
+        match self
+            .send(
+                true,
+                Method::POST,
+                "/user_management/sessions/revoke",
+                Some(&json!({"session_id": vendor_session_id})),
+            )
+            .await
+        {
+            Err(e) if e.code == ErrorCode::InvalidArgument => Ok(()),
+            other => gone_is_done(other),
+        }
+    }
+
+    async fn email_of(&self, vendor_user_id: &str) -> Result<String> {
+        self.user(vendor_user_id).await?["email"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| Error::new(ErrorCode::VendorError, "workos user without email"))
     }
 }
 
@@ -305,30 +433,42 @@ impl IdentityVendor for Workos {
         )
     }
 
+    /// WorkOS checks the password first; a 403 after that (email
+    /// verification, MFA, organization choice) means the password was
+    /// right (open-api-spec.yaml, `/user_management/authenticate` 403).
     async fn verify_password(
         &self,
         _project_id: &str,
         vendor_user_id: &str,
         password: &str,
-    ) -> Result<bool> {
-        let email = self.user(vendor_user_id).await?["email"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        match self
-            .authenticate(json!({"grant_type": "password", "email": email, "password": password}))
-            .await
-        {
-            Ok(reply) => {
-                // The check opened a session at WorkOS; close it.
-                if let Ok(s) = Self::session_from(&reply) {
-                    self.revoke(&s.vendor_session_id).await?;
+        cx: SignInContext<'_>,
+    ) -> Result<PasswordCheck> {
+        let email = self.email_of(vendor_user_id).await?;
+        let grant = json!({"grant_type": "password", "email": email, "password": password});
+        match self.authenticate(grant, cx).await? {
+            Ok(reply) => Ok(PasswordCheck::Right(Some(Self::session_from(&reply)?))),
+            Err((StatusCode::FORBIDDEN, body)) => match pending_mfa(&body) {
+                Some(pending) => Ok(PasswordCheck::MfaPending(pending)),
+                None if RIGHT_PASSWORD_403.contains(&body["code"].as_str().unwrap_or("")) => {
+                    Ok(PasswordCheck::Right(None))
                 }
-                Ok(true)
+                None => Err(sign_in_refusal(StatusCode::FORBIDDEN, &body)),
+            },
+            Err((StatusCode::BAD_REQUEST, body)) if body["code"] == "invalid_credentials" => {
+                Ok(PasswordCheck::Wrong)
             }
-            Err(e) if e.code == ErrorCode::InvalidArgument => Ok(false),
-            Err(e) => Err(e),
+            Err((status, body)) => Err(workos_error(status, &body)),
         }
+    }
+
+    async fn complete_mfa(
+        &self,
+        _project_id: &str,
+        pending: &PendingMfa,
+        code: &str,
+    ) -> Result<Option<VendorSession>> {
+        self.finish_mfa(pending, code, SignInContext::default())
+            .await
     }
 
     async fn verify_totp(
@@ -366,15 +506,17 @@ impl IdentityVendor for Workos {
         }
     }
 
+    /// Magic Auth: WorkOS emails the code (unless the operator turned
+    /// those emails off) and marks the email verified when it is used, so
+    /// an unverified user is set back to unverified afterwards.
     async fn create_session(
         &self,
         _project_id: &str,
         vendor_user_id: &str,
+        cx: SignInContext<'_>,
     ) -> Result<VendorSession> {
-        let email = self.user(vendor_user_id).await?["email"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
+        let user = self.user(vendor_user_id).await?;
+        let email = user["email"].as_str().unwrap_or_default().to_owned();
         let magic = self
             .send(
                 false,
@@ -386,14 +528,17 @@ impl IdentityVendor for Workos {
         let code = magic["code"].as_str().ok_or_else(|| {
             Error::new(ErrorCode::VendorError, "workos returned no magic-auth code")
         })?;
-        let reply = self
-            .authenticate(json!({
-                "grant_type": "urn:workos:oauth:grant-type:magic-auth:code",
-                "code": code,
-                "email": email,
-            }))
-            .await?;
-        Self::session_from(&reply)
+        let grant = json!({
+            "grant_type": "urn:workos:oauth:grant-type:magic-auth:code",
+            "code": code,
+            "email": email,
+        });
+        let opened = self.open(grant, cx).await;
+        if user["email_verified"] == false {
+            self.update_user(vendor_user_id, json!({"email_verified": false}))
+                .await?;
+        }
+        opened
     }
 
     async fn refresh_session(
@@ -404,16 +549,14 @@ impl IdentityVendor for Workos {
     ) -> Result<VendorSession> {
         let refresh =
             credential.ok_or_else(|| Error::internal("a workos session without its credential"))?;
-        match self
-            .authenticate(json!({"grant_type": "refresh_token", "refresh_token": refresh}))
-            .await
-        {
+        let grant = json!({"grant_type": "refresh_token", "refresh_token": refresh});
+        match self.authenticate(grant, SignInContext::default()).await? {
             Ok(reply) => Self::session_from(&reply),
-            Err(e) if e.code == ErrorCode::InvalidArgument => Err(Error::new(
+            Err((StatusCode::BAD_REQUEST, _)) => Err(Error::new(
                 ErrorCode::AuthSessionInvalid,
                 "workos no longer accepts this session",
             )),
-            Err(e) => Err(e),
+            Err((status, body)) => Err(workos_error(status, &body)),
         }
     }
 
@@ -423,7 +566,7 @@ impl IdentityVendor for Workos {
         vendor_session_id: &str,
         _credential: Option<&str>,
     ) -> Result<()> {
-        gone_is_done(self.revoke(vendor_session_id).await)
+        self.revoke(vendor_session_id).await
     }
 
     async fn find_user_by_email(
@@ -458,7 +601,11 @@ impl IdentityVendor for Workos {
         self.http.probe(&url, &[]).await
     }
 
-    fn token_source(&self) -> Option<TokenSource> {
+    fn http(&self) -> Option<&VendorHttp> {
+        Some(&self.http)
+    }
+
+    async fn token_source(&self) -> Option<TokenSource> {
         Some(TokenSource {
             issuer: self.cfg.issuer.clone(),
             jwks_url: format!(

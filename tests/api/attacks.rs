@@ -22,7 +22,9 @@ pub async fn user_with_password(s: &Server, t: Transport, email: &str) -> String
         )
         .await
         .unwrap_or_else(|e| panic!("create {email}: {e:?}"));
-    u["user_id"].as_str().unwrap().to_owned()
+    let id = u["user_id"].as_str().unwrap().to_owned();
+    crate::harness::confirm_email(s, t, &id).await;
+    id
 }
 
 fn codes(results: &[Result<Value, ApiError>]) -> Vec<&str> {
@@ -356,7 +358,8 @@ async fn parallel_revokes(s: &Server, t: Transport) {
 contract!(parallel_revokes);
 
 /// Concurrent updates apply one after another: 20 merges of distinct keys
-/// keep all 20; 5 concurrent enrolments hand out one secret, which works.
+/// keep all 20; of 5 concurrent enrolments one hands out a secret, which
+/// works, and the others are told it is in progress or see it done.
 async fn concurrent_updates(s: &Server, t: Transport) {
     let user = user_with_password(s, t, "merge@example.com").await;
     let results = join_all((0..20).map(|i| {
@@ -386,12 +389,28 @@ async fn concurrent_updates(s: &Server, t: Transport) {
         )
     }))
     .await;
+    // The others either waited out the one enrolment (no secret) or were
+    // told it is in progress.
+    let outcomes = codes(&results);
+    assert!(
+        outcomes
+            .iter()
+            .all(|c| ["OK", "AUTH_MFA_ENROLLMENT_IN_PROGRESS"].contains(c)),
+        "{outcomes:?}"
+    );
     let secrets: Vec<String> = results
         .iter()
-        .map(|r| r.as_ref().unwrap_or_else(|e| panic!("{e:?}")))
+        .flatten()
         .filter_map(|v| v["mfa_enrollment"]["secret"].as_str().map(str::to_owned))
         .collect();
     assert_eq!(secrets.len(), 1, "one enrolment: {secrets:?}");
+    // No reader ever saw MFA on without the secret being handed out: by
+    // now it is on.
+    let got = s
+        .call(t, "auth.user.get", json!({"user_id": user}))
+        .await
+        .unwrap();
+    assert_eq!(got["mfa_enabled"], true, "{got}");
     s.call(
         t,
         "auth.session.create",

@@ -537,6 +537,18 @@ pub async fn create_user(s: &Server, t: Transport, email: &str) -> Value {
         .unwrap_or_else(|e| panic!("create {email}: {e:?}"))
 }
 
+/// Marks a user's email verified, as an app does once the user proved it:
+/// Supabase opens sessions by the server path only for confirmed users.
+pub async fn confirm_email(s: &Server, t: Transport, user_id: &str) {
+    s.call(
+        t,
+        "auth.user.update",
+        json!({"user_id": user_id, "email_verified": true}),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("confirm {user_id}: {e:?}"));
+}
+
 /// Declares a scenario for SQLite and PostgreSQL over REST and gRPC; with
 /// `vendors`, also against each vendor emulator (SQLite, both transports).
 #[macro_export]

@@ -4,6 +4,7 @@
 mod emulators;
 mod harness;
 mod hygiene;
+mod live_vendors;
 mod logs;
 
 mod attacks;

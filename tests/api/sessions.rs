@@ -37,7 +37,9 @@ async fn user_with_password(s: &Server, t: Transport, email: &str) -> String {
         )
         .await
         .unwrap();
-    u["user_id"].as_str().unwrap().to_owned()
+    let id = u["user_id"].as_str().unwrap().to_owned();
+    crate::harness::confirm_email(s, t, &id).await;
+    id
 }
 
 async fn login(s: &Server, t: Transport, user: &str) -> Value {

@@ -61,6 +61,10 @@ pub struct CreateSession {
     pub mfa_factor: Option<String>,
     /// Require a TOTP code even if the user has not turned MFA on.
     pub require_mfa: bool,
+    /// The end user's IP address, for vendors that limit sign-ins per
+    /// address; not part of what a replay must repeat.
+    #[serde(skip)]
+    pub client_ip: Option<String>,
 }
 
 /// A minted or refreshed session. The refresh token appears only here.

@@ -64,30 +64,41 @@ impl Domain {
                     .await?;
                 let n = ids.len();
                 self.revocations.add(ids.iter().cloned());
-                for id in &ids {
-                    self.revoke_at_vendor(project, id).await?;
+                // Every session still open at its vendor, these and any an
+                // earlier attempt could not end there; one failure does
+                // not stop the others, and is reported for a retry.
+                let mut failed = None;
+                for id in self
+                    .store
+                    .vendor_pending_sessions(&project.id, user_id)
+                    .await?
+                {
+                    if let Err(e) = self.revoke_at_vendor(project, &id).await {
+                        failed.get_or_insert(e);
+                    }
                 }
-                Ok(n)
+                failed.map_or(Ok(n), Err)
             },
         )
         .await
     }
 
-    /// Ends the vendor side of a session pinned to a vendor. authmux's own
-    /// revocation is already in force; a vendor outage is reported so the
-    /// caller can retry (revoking again is harmless).
+    /// Ends the vendor side of a session pinned to a vendor, and records
+    /// it ended. authmux's own revocation is already in force; a vendor
+    /// outage is reported so the caller can retry (revoking again is
+    /// harmless, an already-ended vendor session counts as done).
     pub(super) async fn revoke_at_vendor(&self, project: &Project, session_id: &str) -> Result<()> {
-        let Some(pin) = self.store.pin(&project.id, session_id).await? else {
-            return Ok(());
-        };
-        let Some(session) = self.store.session(&project.id, session_id).await? else {
-            return Ok(());
-        };
-        let credential = self.vendor_credential(&session)?;
-        self.pinned_vendor(project, &pin)
-            .await?
-            .revoke_session(&project.id, &pin.vendor_resource_id, credential.as_deref())
-            .await
+        let pin = self.store.pin(&project.id, session_id).await?;
+        let session = self.store.session(&project.id, session_id).await?;
+        if let (Some(pin), Some(session)) = (pin, session) {
+            let credential = self.vendor_credential(&session)?;
+            self.pinned_vendor(project, &pin)
+                .await?
+                .revoke_session(&project.id, &pin.vendor_resource_id, credential.as_deref())
+                .await?;
+        }
+        self.store.vendor_ended(&project.id, session_id).await?;
+        Ok(())
     }
 
     /// A user's active sessions, newest first.

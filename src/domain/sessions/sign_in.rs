@@ -11,7 +11,7 @@ use crate::crypto::sha256_hex;
 use crate::domain::{Domain, Error, ErrorCode, Project, Result, new_id};
 use crate::store::entity::{auth_failures, pins, refresh_tokens, sessions, users};
 use crate::store::sessions::Reservation;
-use crate::vendors::{IdentityVendor, VendorKind};
+use crate::vendors::{IdentityVendor, PasswordCheck, SignInContext, VendorKind, VendorSession};
 
 /// Failed password attempts allowed per user within [`THROTTLE_WINDOW_MS`].
 pub const MAX_PASSWORD_FAILURES: usize = 10;
@@ -72,6 +72,13 @@ impl Domain {
     ) -> Result<SessionTokens> {
         let method = input.method.clone().unwrap_or_else(|| "server".to_owned());
         check_method(&method)?;
+        if let Some(ip) = &input.client_ip
+            && ip.parse::<std::net::IpAddr>().is_err()
+        {
+            return Err(Error::invalid(format!(
+                "client_ip {ip:?} is not an IPv4 or IPv6 address"
+            )));
+        }
         let password = input.password.as_deref().unwrap_or("");
         if method == "password" && password.is_empty() {
             return Err(Error::invalid(
@@ -92,12 +99,74 @@ impl Domain {
         let vendor = self.pinned_vendor(project, &pin).await?;
 
         // Every attempt proves the credentials afresh: a stored reply is
-        // handed out only to a caller who just passed the same checks.
+        // handed out only to a caller who just passed the same checks. A
+        // session the vendor opens on the way is kept for the mint, and
+        // ended when the mint does not take it.
+        let cx = SignInContext {
+            mfa_code: input.mfa_factor.as_deref().filter(|c| !c.is_empty()),
+            client_ip: input.client_ip.as_deref(),
+        };
+        let opened = std::sync::Mutex::new(None);
+        let outcome = self
+            .check_and_mint(
+                project,
+                &input,
+                idempotency_key,
+                &user,
+                &method,
+                vendor.as_ref(),
+                &pin,
+                cx,
+                &opened,
+            )
+            .await;
+        let unused = opened.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(vs) = unused {
+            self.end_vendor_session(project, vendor.as_ref(), &vs).await;
+        }
+        outcome
+    }
+
+    /// The checks of `session.create`, then the mint (or the stored reply
+    /// of an earlier attempt under the same idempotency key).
+    #[allow(clippy::too_many_arguments)]
+    async fn check_and_mint(
+        &self,
+        project: &Project,
+        input: &CreateSession,
+        idempotency_key: Option<&str>,
+        user: &users::Model,
+        method: &str,
+        vendor: &dyn IdentityVendor,
+        pin: &pins::Model,
+        cx: SignInContext<'_>,
+        opened: &std::sync::Mutex<Option<VendorSession>>,
+    ) -> Result<SessionTokens> {
+        let keep = |vs: VendorSession| {
+            *opened.lock().unwrap_or_else(|p| p.into_inner()) = Some(vs);
+        };
+        let mut pending = None;
         if method == "password" {
-            let check = vendor.verify_password(&project.id, &pin.vendor_resource_id, password);
-            if !self
+            let password = input.password.as_deref().unwrap_or("");
+            let check = async {
+                Ok(
+                    match vendor
+                        .verify_password(&project.id, &pin.vendor_resource_id, password, cx)
+                        .await?
+                    {
+                        PasswordCheck::Wrong => None,
+                        PasswordCheck::Right(vs) => Some(vs.map(keep)),
+                        PasswordCheck::MfaPending(p) => {
+                            pending = Some(p);
+                            Some(None)
+                        }
+                    },
+                )
+            };
+            if self
                 .attempt(project, &user.id, Credential::Password, check)
                 .await?
+                .is_none()
             {
                 return Err(Error::new(
                     ErrorCode::AuthInvalidCredentials,
@@ -105,31 +174,46 @@ impl Domain {
                 ));
             }
         }
-        if input.require_mfa && !user.mfa_enabled {
+        if input.require_mfa && !user.mfa_enabled && pending.is_none() {
             return Err(Error::new(
                 ErrorCode::AuthMfaNotEnrolled,
                 format!("user {} has no MFA factor enrolled", user.id),
             ));
         }
-        let with_mfa = user.mfa_enabled || input.require_mfa;
+        // A vendor holding the sign-in for a code knows of a factor even
+        // when authmux's index has not caught up.
+        let with_mfa = user.mfa_enabled || input.require_mfa || pending.is_some();
         if with_mfa {
-            let code = input.mfa_factor.as_deref().unwrap_or("");
-            if code.is_empty() {
-                return Err(Error::new(
+            let code = cx.mfa_code.ok_or_else(|| {
+                Error::new(
                     ErrorCode::AuthMfaRequired,
                     "a TOTP code is required in mfa_factor",
-                ));
-            }
+                )
+            })?;
             let check = async {
-                Ok(vendor
-                    .verify_totp(&project.id, &pin.vendor_resource_id, code)
-                    .await?
+                let right = match &pending {
+                    Some(p) => match vendor.complete_mfa(&project.id, p, code).await? {
+                        Some(vs) => {
+                            keep(vs);
+                            true
+                        }
+                        None => false,
+                    },
+                    None => {
+                        vendor
+                            .verify_totp(&project.id, &pin.vendor_resource_id, code)
+                            .await?
+                    }
+                };
+                Ok((right
                     && (vendor.kind() == VendorKind::Native
                         || self.first_use_of_code(project, &user.id, code).await?))
+                    .then_some(()))
             };
-            if !self
+            if self
                 .attempt(project, &user.id, Credential::Mfa, check)
                 .await?
+                .is_none()
             {
                 return Err(Error::new(
                     ErrorCode::AuthMfaInvalid,
@@ -138,29 +222,48 @@ impl Domain {
             }
         }
 
-        let (user, method, vendor, pin) = (&user, &method, vendor.as_ref(), &pin);
         self.idempotent(
             project,
             "session.create",
             idempotency_key,
-            &input,
-            move || self.mint(project, user, method, with_mfa, vendor, pin),
+            input,
+            move || async move {
+                let vs = opened.lock().unwrap_or_else(|p| p.into_inner()).take();
+                self.mint(project, user, method, with_mfa, vendor, pin, vs, cx)
+                    .await
+            },
         )
         .await
     }
 
+    /// Ends a vendor session authmux will not hand out; a failure is
+    /// logged, the session then ends with its vendor lifetime.
+    async fn end_vendor_session(
+        &self,
+        project: &Project,
+        vendor: &dyn IdentityVendor,
+        vs: &VendorSession,
+    ) {
+        if let Err(e) = vendor
+            .revoke_session(&project.id, &vs.vendor_session_id, vs.credential.as_deref())
+            .await
+        {
+            tracing::warn!(vendor = %vendor.kind(), error = %e, "could not end an unused vendor session");
+        }
+    }
+
     /// Counts one attempt at a credential before `check` runs, so that a
     /// burst of concurrent attempts can't outrun the limit; a right
-    /// credential (or a check that could not be made) takes its attempt
+    /// credential (`Some`, or a check that could not be made) takes its attempt
     /// back. At the limit: `AUTH_TOO_MANY_ATTEMPTS` with `Retry-After`,
     /// whether the credential is right or not.
-    async fn attempt(
+    async fn attempt<T>(
         &self,
         project: &Project,
         user_id: &str,
         credential: Credential,
-        check: impl Future<Output = Result<bool>>,
-    ) -> Result<bool> {
+        check: impl Future<Output = Result<Option<T>>>,
+    ) -> Result<Option<T>> {
         let id = new_id("fail");
         let reservation = self
             .store
@@ -191,7 +294,7 @@ impl Domain {
             }
         }
         let outcome = check.await;
-        if !matches!(outcome, Ok(false)) {
+        if !matches!(outcome, Ok(None)) {
             self.store.release_attempt(&id).await?;
         }
         outcome
@@ -215,8 +318,10 @@ impl Domain {
             .await?)
     }
 
-    /// Opens the session (at the vendor too, for a vendor's user) and
-    /// stores it, unless the user was deleted meanwhile.
+    /// Stores the session, with the vendor session the sign-in opened or
+    /// one opened now (for a vendor's user), unless the user was deleted
+    /// meanwhile.
+    #[allow(clippy::too_many_arguments)]
     async fn mint(
         &self,
         project: &Project,
@@ -225,6 +330,8 @@ impl Domain {
         with_mfa: bool,
         vendor: &dyn IdentityVendor,
         pin: &pins::Model,
+        opened: Option<VendorSession>,
+        cx: SignInContext<'_>,
     ) -> Result<SessionTokens> {
         let now = self.now();
         let mut session = sessions::Model {
@@ -238,14 +345,20 @@ impl Domain {
             expires_at: now + self.sessions.session_ttl.as_millis() as i64,
             revoked_at: None,
             vendor_credential: None,
+            vendor_pending: false,
         };
         // A vendor's user gets a vendor session, pinned there.
         let opened = if vendor.kind() == VendorKind::Native {
             None
         } else {
-            let vs = vendor
-                .create_session(&project.id, &pin.vendor_resource_id)
-                .await?;
+            let vs = match opened {
+                Some(vs) => vs,
+                None => {
+                    vendor
+                        .create_session(&project.id, &pin.vendor_resource_id, cx)
+                        .await?
+                }
+            };
             session.vendor_credential = vs.credential.as_ref().map(|c| {
                 self.master
                     .seal(c.as_bytes(), &credential_context(&session.id))
@@ -275,16 +388,14 @@ impl Domain {
                 },
                 session_pin,
             )
-            .await?;
-        if !stored {
-            // The user was deleted while signing in: end what was opened.
-            if let Some(vs) = &opened
-                && let Err(e) = vendor
-                    .revoke_session(&project.id, &vs.vendor_session_id, vs.credential.as_deref())
-                    .await
-            {
-                tracing::warn!(error = %e, "could not end the vendor session of a deleted user");
+            .await;
+        if !matches!(stored, Ok(true)) {
+            // Not stored (the user was deleted while signing in, or the
+            // store failed): end what was opened.
+            if let Some(vs) = &opened {
+                self.end_vendor_session(project, vendor, vs).await;
             }
+            stored?;
             return Err(Error::user_not_found(&user.id));
         }
         match opened {

@@ -66,7 +66,7 @@ impl Domain {
                     .filter(|iss| *iss != self.sessions.issuer)
                     .map(|iss| async move {
                         let adapters = self.token_issuers(project).await?;
-                        Ok::<_, Error>(crate::domain::byok::by_issuer(adapters, &iss))
+                        Ok::<_, Error>(crate::domain::byok::by_issuer(adapters, &iss).await)
                     });
                 let vendor = match vendor {
                     Some(found) => found.await?,

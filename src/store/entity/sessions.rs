@@ -17,6 +17,8 @@ pub struct Model {
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
     pub vendor_credential: Option<Vec<u8>>,
+    /// Revoked here, not yet at the vendor.
+    pub vendor_pending: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

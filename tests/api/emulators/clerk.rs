@@ -1,6 +1,25 @@
 //! A Clerk Backend API emulator (`bapi/2026-05-12.yml`): the user,
 //! email-address, metadata and verification endpoints authmux calls, with
 //! Clerk's required headers, status codes, shapes and `ClerkErrors` bodies.
+//!
+//! Where each behaviour comes from (NOTES.md §5):
+//! - `POST /sessions` is "intended only for use in testing, and is not
+//!   available for production instances": refused (400) for `sk_live_`
+//!   keys (spec, CreateSession).
+//! - Session tokens carry the Frontend API URL as `iss`, listed by
+//!   `GET /domains` as `frontend_api_url` (docs, session tokens; spec,
+//!   ListDomains).
+//! - `POST /users` makes addresses verified unless
+//!   `email_address_identification_status` says `reserved` (spec,
+//!   CreateUser). `PATCH /email_addresses/{id}` documents only marking an
+//!   address verified, so `verified: false` is refused; an address goes
+//!   back to unverified through `PUT /users/{id}/email_address` with
+//!   `identification_status: reserved`, which replaces it (spec,
+//!   ReplaceUserEmailAddress).
+//! - Public, private and unsafe metadata together may hold 8 KB (docs,
+//!   user metadata); `PUT /users/{id}/metadata` replaces the fields it is
+//!   given (spec, UpdateUser note for 2026-05-12).
+//! - Revoking a session that is not active is 400 (NOTES.md §5).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,6 +36,20 @@ use super::{Faults, Running, SharedFaults, inject, serve};
 
 /// The secret key the emulator accepts.
 pub const SECRET_KEY: &str = "sk_test_emulator";
+/// A production instance's key: accepted, but `POST /sessions` is refused.
+pub const LIVE_SECRET_KEY: &str = "sk_live_emulator";
+/// The instance's Frontend API URL (the `iss` of its session tokens): one
+/// per emulator, named after its port, never fetched.
+fn frontend_api_url(base: &str) -> String {
+    let port = base
+        .rsplit(':')
+        .next()
+        .unwrap_or("")
+        .trim_end_matches("/v1");
+    format!("https://clerk-{port}.emulator.authmux.test")
+}
+/// Public, private and unsafe metadata together, at most.
+pub const METADATA_LIMIT: usize = 8 * 1024;
 
 #[derive(Clone, Debug)]
 struct User {
@@ -25,9 +58,12 @@ struct User {
     email_id: String,
     email: String,
     verified: bool,
+    /// Created or replaced `reserved`: unverified, usable, locked.
+    reserved: bool,
     password: Option<String>,
     totp_secret: Option<String>,
     public_metadata: Map<String, Value>,
+    private_metadata: Map<String, Value>,
     /// Phone number resources: (id, E.164), the first the primary.
     phones: Vec<(String, String)>,
     created_at: i64,
@@ -66,6 +102,8 @@ struct Db {
     /// Newest last; the last one signs.
     keys: Vec<SigningKey>,
     issuer: String,
+    /// A session whose revoke answers 500, for tests.
+    fail_revoke: Option<String>,
 }
 
 /// Handle to rotate the emulator's signing keys from a test.
@@ -82,6 +120,57 @@ impl Keys {
     pub fn session_status(&self, id: &str) -> Option<&'static str> {
         self.0.lock().unwrap().sessions.get(id).map(|s| s.status)
     }
+
+    /// Ends a session as Clerk would (the user signed out elsewhere).
+    pub fn end_session(&self, id: &str) {
+        if let Some(s) = self.0.lock().unwrap().sessions.get_mut(id) {
+            s.status = "ended";
+        }
+    }
+
+    /// Makes revoking this session fail with 500 (or none, with `None`).
+    pub fn fail_revoke(&self, id: Option<String>) {
+        self.0.lock().unwrap().fail_revoke = id;
+    }
+
+    /// The Frontend API URL: the `iss` of this instance's tokens.
+    pub fn issuer(&self) -> String {
+        self.0.lock().unwrap().issuer.clone()
+    }
+
+    /// Whether the user with this email has a verified address.
+    pub fn verified(&self, email: &str) -> Option<bool> {
+        let db = self.0.lock().unwrap();
+        db.users
+            .values()
+            .find(|u| u.email == email)
+            .map(|u| u.verified)
+    }
+
+    /// The user's public and private metadata.
+    pub fn metadata(&self, email: &str) -> (Map<String, Value>, Map<String, Value>) {
+        let db = self.0.lock().unwrap();
+        let u = db.users.values().find(|u| u.email == email).unwrap();
+        (u.public_metadata.clone(), u.private_metadata.clone())
+    }
+
+    /// Deletes the user with this email, as from Clerk's dashboard.
+    pub fn delete(&self, email: &str) {
+        self.0.lock().unwrap().users.retain(|_, u| u.email != email);
+    }
+}
+
+fn metadata_size(u: &User) -> usize {
+    serde_json::to_vec(&u.public_metadata).unwrap().len()
+        + serde_json::to_vec(&u.private_metadata).unwrap().len()
+}
+
+fn metadata_too_large() -> Response {
+    error(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "form_param_exceeds_allowed_size",
+        "Metadata may be at most 8KB in total.",
+    )
 }
 
 type Shared = Arc<Mutex<Db>>;
@@ -125,7 +214,7 @@ fn user_json(u: &User) -> Value {
             "id": u.email_id,
             "object": "email_address",
             "email_address": u.email,
-            "reserved": false,
+            "reserved": u.reserved,
             "verification": {
                 "object": "verification_admin",
                 "status": if u.verified { "verified" } else { "unverified" },
@@ -148,7 +237,7 @@ fn user_json(u: &User) -> Value {
         "first_name": null,
         "last_name": null,
         "public_metadata": u.public_metadata,
-        "private_metadata": {},
+        "private_metadata": u.private_metadata,
         "unsafe_metadata": {},
         "password_enabled": u.password.is_some(),
         "two_factor_enabled": u.totp_secret.is_some(),
@@ -169,7 +258,7 @@ async fn headers(req: Request, next: Next) -> Response {
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if auth != format!("Bearer {SECRET_KEY}") {
+    if auth != format!("Bearer {SECRET_KEY}") && auth != format!("Bearer {LIVE_SECRET_KEY}") {
         return error(
             StatusCode::UNAUTHORIZED,
             "authentication_invalid",
@@ -227,15 +316,22 @@ async fn create_user(State(db): State<Shared>, Json(body): Json<Value>) -> Respo
         );
     }
     let now = now_ms();
+    // Verified unless `email_address_identification_status` says reserved.
+    let reserved = body["email_address_identification_status"][0] == "reserved";
     let user = User {
         id: id("user"),
         external_id: body["external_id"].as_str().map(str::to_owned),
         email_id: id("idn"),
         email,
-        verified: true, // Clerk's default for users made through the API
+        verified: !reserved,
+        reserved,
         password,
         totp_secret: body["totp_secret"].as_str().map(str::to_owned),
         public_metadata: body["public_metadata"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        private_metadata: body["private_metadata"]
             .as_object()
             .cloned()
             .unwrap_or_default(),
@@ -243,6 +339,9 @@ async fn create_user(State(db): State<Shared>, Json(body): Json<Value>) -> Respo
         created_at: now,
         updated_at: now,
     };
+    if metadata_size(&user) > METADATA_LIMIT {
+        return metadata_too_large();
+    }
     let out = user_json(&user);
     db.users.insert(user.id.clone(), user);
     Json(out).into_response()
@@ -350,12 +449,59 @@ async fn replace_metadata(
     let Some(u) = db.users.get_mut(&uid) else {
         return not_found();
     };
-    u.public_metadata = body["public_metadata"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
+    let mut next = u.clone();
+    if let Some(m) = body["public_metadata"].as_object() {
+        next.public_metadata = m.clone();
+    }
+    if let Some(m) = body["private_metadata"].as_object() {
+        next.private_metadata = m.clone();
+    }
+    if metadata_size(&next) > METADATA_LIMIT {
+        return metadata_too_large();
+    }
+    *u = next;
     u.updated_at = now_ms();
     Json(user_json(u)).into_response()
+}
+
+/// `PUT /users/{id}/email_address` (ReplaceUserEmailAddress): a new
+/// primary address, verified by default or reserved.
+async fn replace_email(
+    State(db): State<Shared>,
+    Path(uid): Path<String>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut db = db.lock().unwrap();
+    let Some(u) = db.users.get_mut(&uid) else {
+        return not_found();
+    };
+    let Some(email) = body["email_address"].as_str() else {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "form_param_missing",
+            "email_address is required",
+        );
+    };
+    let status = body["identification_status"].as_str().unwrap_or("verified");
+    u.email = email.to_owned();
+    u.email_id = id("idn");
+    u.verified = status == "verified";
+    u.reserved = status == "reserved";
+    u.updated_at = now_ms();
+    Json(user_json(u)).into_response()
+}
+
+/// `GET /domains` (ListDomains): the primary domain.
+async fn domains(State(db): State<Shared>) -> Response {
+    let frontend = db.lock().unwrap().issuer.clone();
+    Json(json!({
+        "data": [{"object": "domain", "id": "dmn_emulator", "name": "emulator.authmux.test",
+                  "is_satellite": false, "frontend_api_url": frontend,
+                  "accounts_portal_url": null, "proxy_url": null,
+                  "development_origin": "", "cname_targets": []}],
+        "total_count": 1,
+    }))
+    .into_response()
 }
 
 async fn update_email(
@@ -367,8 +513,19 @@ async fn update_email(
     let Some(u) = db.users.values_mut().find(|u| u.email_id == eid) else {
         return not_found();
     };
-    if let Some(v) = body["verified"].as_bool() {
-        u.verified = v;
+    match body["verified"].as_bool() {
+        Some(true) => {
+            u.verified = true;
+            u.reserved = false;
+        }
+        Some(false) => {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "form_param_value_invalid",
+                "verified can only mark an email address verified",
+            );
+        }
+        None => {}
     }
     u.updated_at = now_ms();
     Json(json!({
@@ -476,7 +633,22 @@ fn session_json(s: &Session) -> Value {
     })
 }
 
-async fn create_session(State(db): State<Shared>, Json(body): Json<Value>) -> Response {
+async fn create_session(
+    State(db): State<Shared>,
+    headers: axum::http::HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let live = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == format!("Bearer {LIVE_SECRET_KEY}"));
+    if live {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "operation_not_allowed_on_production_instance",
+            "This endpoint is only available for development instances.",
+        );
+    }
     let mut db = db.lock().unwrap();
     let Some(uid) = body["user_id"].as_str() else {
         return error(
@@ -545,9 +717,23 @@ async fn create_token(
 
 async fn revoke_session(State(db): State<Shared>, Path(sid): Path<String>) -> Response {
     let mut db = db.lock().unwrap();
+    if db.fail_revoke.as_deref() == Some(sid.as_str()) {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_clerk_error",
+            "Something went wrong",
+        );
+    }
     let Some(s) = db.sessions.get_mut(&sid) else {
         return not_found();
     };
+    if s.status != "active" {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "session_not_active",
+            "The session is not active.",
+        );
+    }
     s.status = "revoked";
     Json(session_json(s)).into_response()
 }
@@ -574,6 +760,8 @@ pub async fn start_with_keys() -> (Running, Keys) {
         .route("/sessions/{session_id}/tokens", post(create_token))
         .route("/sessions/{session_id}/revoke", post(revoke_session))
         .route("/jwks", get(jwks))
+        .route("/domains", get(domains))
+        .route("/users/{user_id}/email_address", put(replace_email))
         .route("/users", post(create_user).get(list_users))
         .route(
             "/users/{user_id}",
@@ -593,7 +781,7 @@ pub async fn start_with_keys() -> (Running, Keys) {
         }));
     let running = serve(
         |base| {
-            db.lock().unwrap().issuer = base.to_owned();
+            db.lock().unwrap().issuer = frontend_api_url(base);
             axum::Router::new().nest("/v1", api)
         },
         "/v1",

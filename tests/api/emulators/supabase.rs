@@ -4,6 +4,20 @@
 //! grants, `/logout`, and an ES256 JWKS. Errors use GoTrue's default body
 //! `{code, error_code, msg}` with `x-sb-error-code`, or the OAuth form on
 //! `/token`.
+//!
+//! Where each behaviour comes from (NOTES.md §5):
+//! - `/verify` confirms the user's email (`internal/api/verify.go`,
+//!   `user.Confirm`) and is limited to 30 requests per 5 minutes per
+//!   address (`internal/api/api.go` limiter set-up); the address is
+//!   `Sb-Forwarded-For` when a secret key sends it, else the first
+//!   `X-Forwarded-For`, else the peer (docs, rate limits). Over the limit:
+//!   429 `over_request_rate_limit` without `Retry-After` (`apierrors`).
+//! - `PUT /admin/users/{id}` merges `user_metadata` and `app_metadata` key
+//!   by key, a `null` deleting the key (`internal/models/user.go`,
+//!   `UpdateUserMetaData`/`UpdateAppMetaData`).
+//! - The password grant refuses an unconfirmed email only after the
+//!   password, unless "allow unverified email sign-ins" is on
+//!   (`internal/api/token.go`; `GOTRUE_MAILER_ALLOW_UNVERIFIED_EMAIL_SIGN_INS`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -85,7 +99,14 @@ struct Db {
     links: HashMap<String, String>,
     keys: Vec<SigningKey>,
     issuer: String,
+    /// address → times of its `/verify` requests in the last 5 minutes
+    verify_hits: HashMap<String, Vec<std::time::Instant>>,
+    /// `GOTRUE_MAILER_ALLOW_UNVERIFIED_EMAIL_SIGN_INS`
+    allow_unverified_sign_ins: bool,
 }
+
+/// GoTrue's `/verify` limit: requests per address per 5 minutes.
+pub const VERIFY_LIMIT: usize = 30;
 
 type Shared = Arc<Mutex<Db>>;
 
@@ -102,6 +123,62 @@ impl Handle {
     /// Whether a session was logged out.
     pub fn session_revoked(&self, id: &str) -> Option<bool> {
         self.0.lock().unwrap().sessions.get(id).map(|s| s.1)
+    }
+
+    /// Turns "allow unverified email sign-ins" on or off.
+    pub fn allow_unverified_sign_ins(&self, on: bool) {
+        self.0.lock().unwrap().allow_unverified_sign_ins = on;
+    }
+
+    /// Whether the user with this email is confirmed.
+    pub fn confirmed(&self, email: &str) -> bool {
+        let db = self.0.lock().unwrap();
+        db.users
+            .values()
+            .any(|u| u.email == email && u.email_confirmed_at.is_some())
+    }
+
+    /// The `app_metadata` of the user with this email.
+    pub fn app_metadata(&self, email: &str) -> Map<String, Value> {
+        let db = self.0.lock().unwrap();
+        let u = db.users.values().find(|u| u.email == email).unwrap();
+        u.app_metadata.clone()
+    }
+
+    /// The `user_metadata` of the user with this email.
+    pub fn user_metadata(&self, email: &str) -> Map<String, Value> {
+        let db = self.0.lock().unwrap();
+        let u = db.users.values().find(|u| u.email == email).unwrap();
+        u.user_metadata.clone()
+    }
+
+    /// Sessions of the user with this email not logged out.
+    pub fn live_sessions_of(&self, email: &str) -> usize {
+        let db = self.0.lock().unwrap();
+        let Some(u) = db.users.values().find(|u| u.email == email) else {
+            return 0;
+        };
+        db.sessions
+            .values()
+            .filter(|(owner, revoked)| *owner == u.id && !revoked)
+            .count()
+    }
+
+    /// Addresses `/verify` counted requests for.
+    pub fn verify_addresses(&self) -> Vec<String> {
+        let db = self.0.lock().unwrap();
+        db.verify_hits.keys().cloned().collect()
+    }
+}
+
+/// Merges `updates` into `into` key by key; `null` deletes the key.
+fn merge_metadata(into: &mut Map<String, Value>, updates: &Value) {
+    for (k, v) in updates.as_object().into_iter().flatten() {
+        if v.is_null() {
+            into.remove(k);
+        } else {
+            into.insert(k.clone(), v.clone());
+        }
     }
 }
 
@@ -320,9 +397,8 @@ async fn update_user(
     if b["email_confirm"] == true && u.email_confirmed_at.is_none() {
         u.email_confirmed_at = Some(now());
     }
-    if let Some(m) = b["user_metadata"].as_object() {
-        u.user_metadata = m.clone();
-    }
+    merge_metadata(&mut u.user_metadata, &b["user_metadata"]);
+    merge_metadata(&mut u.app_metadata, &b["app_metadata"]);
     if let Some(p) = b["password"].as_str() {
         u.password = Some(p.to_owned());
     }
@@ -409,8 +485,39 @@ fn issue(db: &mut Db, user_id: &str, session_id: Option<String>) -> Value {
     })
 }
 
-async fn verify(State(db): State<Shared>, Json(b): Json<Value>) -> Response {
+/// The address GoTrue's limiter counts a request against.
+fn client_address(req: &axum::http::HeaderMap) -> String {
+    let get = |name: &str| {
+        req.get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(',').next().unwrap_or("").trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let secret = get("apikey").is_some_and(|k| k == SERVICE_ROLE_KEY);
+    secret
+        .then(|| get("sb-forwarded-for"))
+        .flatten()
+        .or_else(|| get("x-forwarded-for"))
+        .unwrap_or_else(|| "peer".to_owned())
+}
+
+async fn verify(
+    State(db): State<Shared>,
+    headers: axum::http::HeaderMap,
+    Json(b): Json<Value>,
+) -> Response {
     let mut db = db.lock().unwrap();
+    let at = std::time::Instant::now();
+    let hits = db.verify_hits.entry(client_address(&headers)).or_default();
+    hits.retain(|t| at.duration_since(*t) < std::time::Duration::from_secs(300));
+    if hits.len() >= VERIFY_LIMIT {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "over_request_rate_limit",
+            "Request rate limit reached",
+        );
+    }
+    hits.push(at);
     let Some(user_id) = b["token_hash"].as_str().and_then(|h| db.links.remove(h)) else {
         return error(
             StatusCode::FORBIDDEN,
@@ -418,6 +525,12 @@ async fn verify(State(db): State<Shared>, Json(b): Json<Value>) -> Response {
             "Email link is invalid or has expired",
         );
     };
+    // The link proves the address (verify.go: user.Confirm).
+    if let Some(u) = db.users.get_mut(&user_id)
+        && u.email_confirmed_at.is_none()
+    {
+        u.email_confirmed_at = Some(now());
+    }
     let out = issue(&mut db, &user_id, None);
     Json(out).into_response()
 }
@@ -439,7 +552,12 @@ async fn token(
                 .users
                 .values()
                 .find(|u| u.email == email && u.password.as_deref() == b["password"].as_str())
-                .map(|u| (u.id.clone(), u.email_confirmed_at.is_some()));
+                .map(|u| {
+                    (
+                        u.id.clone(),
+                        u.email_confirmed_at.is_some() || db.allow_unverified_sign_ins,
+                    )
+                });
             match found {
                 None => error(
                     StatusCode::BAD_REQUEST,

@@ -1,9 +1,28 @@
 //! A WorkOS User Management emulator (`workos/open-api-spec.yaml`, with
-//! NOTES.md §2): users (create 201, update by PUT, delete 200 without a
-//! body), TOTP auth factors and challenges, `/user_management/authenticate`
-//! (password, magic-auth code, refresh token; `client_id` + API key as
-//! `client_secret`), magic auth, session revoke, and an RS256 JWKS under
-//! `/sso/jwks/{client_id}`.
+//! NOTES.md §2 and §5): users (create 201, update by PUT, delete 200
+//! without a body), TOTP auth factors and challenges,
+//! `/user_management/authenticate` (password, magic-auth code, `mfa-totp`,
+//! refresh token; `client_id` + API key as `client_secret`), magic auth,
+//! session revoke, and an RS256 JWKS under `/sso/jwks/{client_id}`.
+//!
+//! Where each behaviour comes from:
+//! - After a right password (or magic code) `authenticate` answers 403
+//!   `email_verification_required` (email verification is on by default),
+//!   `mfa_challenge` (the user has a factor; with
+//!   `pending_authentication_token` and `authentication_factors`),
+//!   `mfa_enrollment` (MFA required, none enrolled) or
+//!   `organization_selection_required`: spec, `authenticate` 403 variants;
+//!   NOTES.md §5.
+//! - The `mfa-totp` grant takes `code`, `pending_authentication_token` and
+//!   `authentication_challenge_id`; a wrong code is 400
+//!   `invalid_one_time_code`: spec, `authenticate` request variants and 400
+//!   codes.
+//! - `POST /user_management/magic_auth` emails the code (counted here), and
+//!   using it marks the email verified: WorkOS docs, Magic Auth; NOTES.md §5.
+//! - Access tokens carry `iss` = `<base>/user_management/<client_id>`
+//!   (`https://api.workos.com/user_management/<client_id>` live): NOTES.md §5.
+//! - Revoking an unknown or ended session is 400 `{message}`: spec,
+//!   `/user_management/sessions/revoke`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -55,6 +74,16 @@ struct Db {
     refresh: HashMap<String, (String, bool)>,
     key: Option<SigningKey>,
     issuer: String,
+    /// Sign-ins need a verified email (WorkOS's default).
+    require_email_verification: bool,
+    /// Sign-ins need an enrolled factor.
+    require_mfa: bool,
+    /// user id → organizations the user belongs to
+    organizations: HashMap<String, usize>,
+    /// pending authentication token → user id
+    pending: HashMap<String, String>,
+    /// Magic Auth emails sent.
+    magic_emails: u32,
 }
 
 type Shared = Arc<Mutex<Db>>;
@@ -67,6 +96,61 @@ impl Handle {
     /// Whether a session was revoked.
     pub fn session_revoked(&self, id: &str) -> Option<bool> {
         self.0.lock().unwrap().sessions.get(id).map(|s| s.1)
+    }
+
+    /// Turns the environment's MFA requirement on or off.
+    pub fn require_mfa(&self, on: bool) {
+        self.0.lock().unwrap().require_mfa = on;
+    }
+
+    /// Puts the user with this email in `n` organizations.
+    pub fn set_organizations(&self, email: &str, n: usize) {
+        let mut db = self.0.lock().unwrap();
+        let uid = db
+            .users
+            .values()
+            .find(|u| u.email == email)
+            .unwrap()
+            .id
+            .clone();
+        db.organizations.insert(uid, n);
+    }
+
+    /// Magic Auth emails sent so far.
+    pub fn magic_emails(&self) -> u32 {
+        self.0.lock().unwrap().magic_emails
+    }
+
+    /// Whether the user with this email is verified.
+    pub fn email_verified(&self, email: &str) -> bool {
+        let db = self.0.lock().unwrap();
+        db.users
+            .values()
+            .any(|u| u.email == email && u.email_verified)
+    }
+
+    /// How many factors the user with this email has.
+    pub fn factors_of(&self, email: &str) -> usize {
+        let db = self.0.lock().unwrap();
+        let Some(u) = db.users.values().find(|u| u.email == email) else {
+            return 0;
+        };
+        db.factors
+            .values()
+            .filter(|(owner, _)| *owner == u.id)
+            .count()
+    }
+
+    /// Whether a session is live.
+    pub fn live_sessions_of(&self, email: &str) -> usize {
+        let db = self.0.lock().unwrap();
+        let Some(u) = db.users.values().find(|u| u.email == email) else {
+            return 0;
+        };
+        db.sessions
+            .values()
+            .filter(|(owner, revoked)| *owner == u.id && !revoked)
+            .count()
     }
 }
 
@@ -292,12 +376,7 @@ async fn verify_challenge(
     let Some((_, secret)) = db.factors.get(&fid) else {
         return not_found("Authentication Factor", &fid);
     };
-    let bytes = totp_rs::Secret::Encoded(secret.clone()).to_bytes().unwrap();
-    let totp =
-        totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes, None, "x".into()).unwrap();
-    let valid = totp
-        .check_current(b["code"].as_str().unwrap_or(""))
-        .unwrap_or(false);
+    let valid = totp_ok(secret, b["code"].as_str().unwrap_or(""));
     Json(json!({"challenge": {"object": "authentication_challenge", "id": cid}, "valid": valid}))
         .into_response()
 }
@@ -317,6 +396,8 @@ async fn magic_auth(State(db): State<Shared>, Json(b): Json<Value>) -> Response 
     };
     let code = format!("{:06}", rand::random::<u32>() % 1_000_000);
     db.codes.insert(code.clone(), u.id.clone());
+    // WorkOS emails the code unless the operator turned that off.
+    db.magic_emails += 1;
     (
         StatusCode::CREATED,
         Json(json!({"object": "magic_auth", "id": id("magic_auth"), "user_id": u.id, "email": u.email,
@@ -362,7 +443,7 @@ async fn authenticate(State(db): State<Shared>, Json(b): Json<Value>) -> Respons
                 .find(|u| u.email == email && u.password.as_deref() == b["password"].as_str())
                 .map(|u| u.id.clone());
             match found {
-                Some(uid) => Json(issue(&mut db, &uid, None)).into_response(),
+                Some(uid) => signed_in(&mut db, &uid),
                 None => error(
                     StatusCode::BAD_REQUEST,
                     "invalid_credentials",
@@ -373,12 +454,47 @@ async fn authenticate(State(db): State<Shared>, Json(b): Json<Value>) -> Respons
         "urn:workos:oauth:grant-type:magic-auth:code" => {
             let code = b["code"].as_str().unwrap_or("");
             match db.codes.remove(code) {
-                Some(uid) => Json(issue(&mut db, &uid, None)).into_response(),
+                Some(uid) => {
+                    // The code proves the address.
+                    if let Some(u) = db.users.get_mut(&uid) {
+                        u.email_verified = true;
+                    }
+                    signed_in(&mut db, &uid)
+                }
                 None => error(
                     StatusCode::BAD_REQUEST,
                     "invalid_one_time_code",
                     "Invalid one-time code.",
                 ),
+            }
+        }
+        "urn:workos:oauth:grant-type:mfa-totp" => {
+            let token = b["pending_authentication_token"].as_str().unwrap_or("");
+            let Some(uid) = db.pending.get(token).cloned() else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_pending_authentication_token",
+                    "Invalid pending authentication token.",
+                );
+            };
+            let cid = b["authentication_challenge_id"].as_str().unwrap_or("");
+            let Some(fid) = db.challenges.remove(cid) else {
+                return not_found("Authentication Challenge", cid);
+            };
+            let Some((owner, secret)) = db.factors.get(&fid).cloned() else {
+                return not_found("Authentication Factor", &fid);
+            };
+            if owner != uid || !totp_ok(&secret, b["code"].as_str().unwrap_or("")) {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_one_time_code",
+                    "Invalid one-time code.",
+                );
+            }
+            db.pending.remove(token);
+            match organization_gate(&mut db, &uid) {
+                Some(refused) => refused,
+                None => Json(issue(&mut db, &uid, None)).into_response(),
             }
         }
         "refresh_token" => {
@@ -407,11 +523,92 @@ async fn revoke(State(db): State<Shared>, Json(b): Json<Value>) -> Response {
     let mut db = db.lock().unwrap();
     let sid = b["session_id"].as_str().unwrap_or("").to_owned();
     match db.sessions.get_mut(&sid) {
-        Some(s) => {
+        Some(s) if !s.1 => {
             s.1 = true;
             StatusCode::OK.into_response()
         }
-        None => not_found("Session", &sid),
+        // The spec's only refusal here is 400 `{message}`.
+        _ => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"message": format!("Session not found or already revoked: '{sid}'.")})),
+        )
+            .into_response(),
+    }
+}
+
+fn totp_ok(secret: &str, code: &str) -> bool {
+    let bytes = totp_rs::Secret::Encoded(secret.to_owned())
+        .to_bytes()
+        .unwrap();
+    let totp =
+        totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes, None, "x".into()).unwrap();
+    totp.check_current(code).unwrap_or(false)
+}
+
+fn pending_token(db: &mut Db, uid: &str) -> String {
+    let token = authmux::crypto::random_token(24);
+    db.pending.insert(token.clone(), uid.to_owned());
+    token
+}
+
+fn forbidden(code: &str, extra: Value) -> Response {
+    let mut body = json!({"code": code, "message": "Request could not be processed."});
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    (StatusCode::FORBIDDEN, Json(body)).into_response()
+}
+
+fn organization_gate(db: &mut Db, uid: &str) -> Option<Response> {
+    let n = db.organizations.get(uid).copied().unwrap_or(0);
+    (n > 1).then(|| {
+        let token = pending_token(db, uid);
+        let orgs: Vec<Value> = (0..n)
+            .map(|i| json!({"id": format!("org_{i}"), "name": format!("Org {i}")}))
+            .collect();
+        forbidden(
+            "organization_selection_required",
+            json!({"pending_authentication_token": token, "organizations": orgs}),
+        )
+    })
+}
+
+/// What follows a right first factor: the environment's and the user's
+/// requirements in turn, then the session.
+fn signed_in(db: &mut Db, uid: &str) -> Response {
+    let user = db.users.get(uid).cloned().unwrap();
+    if db.require_email_verification && !user.email_verified {
+        let token = pending_token(db, uid);
+        return forbidden(
+            "email_verification_required",
+            json!({"pending_authentication_token": token, "email": user.email,
+                   "email_verification_id": id("email_verification")}),
+        );
+    }
+    let factors: Vec<Value> = db
+        .factors
+        .iter()
+        .filter(|(_, (owner, _))| owner == uid)
+        .map(|(fid, _)| json!({"id": fid, "type": "totp"}))
+        .collect();
+    if !factors.is_empty() {
+        let token = pending_token(db, uid);
+        return forbidden(
+            "mfa_challenge",
+            json!({"pending_authentication_token": token, "authentication_factors": factors,
+                   "user": user_json(&user)}),
+        );
+    }
+    if db.require_mfa {
+        let token = pending_token(db, uid);
+        return forbidden(
+            "mfa_enrollment",
+            json!({"pending_authentication_token": token, "user": user_json(&user)}),
+        );
+    }
+    match organization_gate(db, uid) {
+        Some(refused) => refused,
+        None => Json(issue(db, uid, None)).into_response(),
     }
 }
 
@@ -426,6 +623,7 @@ async fn jwks(State(db): State<Shared>, Path(client): Path<String>) -> Response 
 /// Starts an emulator; its base URL has no path.
 pub async fn start() -> (Running, Handle) {
     let db: Shared = Arc::default();
+    db.lock().unwrap().require_email_verification = true;
     {
         let g = keys::generate(SigningAlg::Rs256).unwrap();
         let kid = g.jwk["kid"].as_str().unwrap().to_owned();
@@ -461,7 +659,7 @@ pub async fn start() -> (Running, Handle) {
         }));
     let running = serve(
         |base| {
-            db.lock().unwrap().issuer = base.to_owned();
+            db.lock().unwrap().issuer = format!("{base}/user_management/{CLIENT_ID}");
             app
         },
         "",

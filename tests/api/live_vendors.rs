@@ -1,0 +1,526 @@
+//! The adapters against emulators that behave like the live vendors (issue
+//! "work against the live vendors"): what a right password means at each,
+//! sign-ins that must not change the user, production keys, metadata at
+//! the vendor, revocation that reaches every vendor session, users deleted
+//! at the vendor, and MFA enrolments that fail half-way.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::harness::{Backend, Server, Transport, confirm_email, expect_err};
+use crate::sessions::{claims, totp_at};
+
+const PASSWORD: &str = "vendor password";
+
+async fn user(s: &Server, t: Transport, email: &str) -> String {
+    let u = s
+        .call(
+            t,
+            "auth.user.create",
+            json!({"email": email, "password": PASSWORD}),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("create {email}: {e:?}"));
+    u["user_id"].as_str().unwrap().to_owned()
+}
+
+async fn sign_in(
+    s: &Server,
+    t: Transport,
+    user: &str,
+    extra: Value,
+) -> Result<Value, crate::harness::ApiError> {
+    let mut req = json!({"user_id": user, "method": "password", "password": PASSWORD});
+    for (k, v) in extra.as_object().unwrap() {
+        req[k] = v.clone();
+    }
+    s.call(t, "auth.session.create", req).await
+}
+
+async fn get(s: &Server, t: Transport, user: &str) -> Value {
+    s.call(t, "auth.user.get", json!({"user_id": user}))
+        .await
+        .unwrap()
+}
+
+async fn valid(s: &Server, t: Transport, session: &Value) -> bool {
+    s.call(
+        t,
+        "auth.session.verify",
+        json!({"session_id": session["access_token"]}),
+    )
+    .await
+    .unwrap()["valid"]
+        == true
+}
+
+/// WorkOS answers 403 `email_verification_required` after a right
+/// password: the sign-in succeeds (through Magic Auth) and the user stays
+/// unverified; a verified user keeps the session the password grant
+/// opened, and no Magic Auth email goes out.
+#[tokio::test]
+async fn workos_right_password_of_an_unverified_user_signs_in() {
+    let s = Server::start_vendor(Backend::Sqlite, "workos")
+        .await
+        .unwrap();
+    let workos = s.workos.clone().unwrap();
+    let t = Transport::Rest;
+    let u = user(&s, t, "unverified@example.com").await;
+    expect_err(
+        sign_in(&s, t, &u, json!({"password": "not it"})).await,
+        "AUTH_INVALID_CREDENTIALS",
+    );
+    let session = sign_in(&s, t, &u, json!({})).await.unwrap();
+    assert!(valid(&s, t, &session).await);
+    assert!(
+        !workos.email_verified("unverified@example.com"),
+        "still unverified at WorkOS"
+    );
+    assert_eq!(get(&s, t, &u).await["email_verified"], false);
+    assert_eq!(workos.magic_emails(), 1, "the server path emailed a code");
+
+    confirm_email(&s, t, &u).await;
+    let session = sign_in(&s, Transport::Grpc, &u, json!({})).await.unwrap();
+    assert!(valid(&s, t, &session).await);
+    assert_eq!(
+        workos.magic_emails(),
+        1,
+        "the password grant's session was kept"
+    );
+    assert_eq!(
+        workos.live_sessions_of("unverified@example.com"),
+        2,
+        "nothing opened twice"
+    );
+}
+
+/// A WorkOS user with a factor: the password grant answers 403
+/// `mfa_challenge`, finished with the `mfa-totp` grant; server mints too.
+#[tokio::test]
+async fn workos_mfa_users_finish_with_the_mfa_totp_grant() {
+    let s = Server::start_vendor(Backend::Sqlite, "workos")
+        .await
+        .unwrap();
+    let t = Transport::Grpc;
+    let u = user(&s, t, "mfa@example.com").await;
+    confirm_email(&s, t, &u).await;
+    let enrolled = s
+        .call(
+            t,
+            "auth.user.update",
+            json!({"user_id": u, "mfa_enabled": true}),
+        )
+        .await
+        .unwrap();
+    let secret = enrolled["mfa_enrollment"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    expect_err(sign_in(&s, t, &u, json!({})).await, "AUTH_MFA_REQUIRED");
+    expect_err(
+        sign_in(&s, t, &u, json!({"mfa_factor": totp_at(&secret, 600)})).await,
+        "AUTH_MFA_INVALID",
+    );
+    let session = sign_in(&s, t, &u, json!({"mfa_factor": totp_at(&secret, 0)}))
+        .await
+        .unwrap();
+    assert!(valid(&s, t, &session).await);
+    let minted = s
+        .call(
+            t,
+            "auth.session.create",
+            json!({"user_id": u, "mfa_factor": totp_at(&secret, 30)}),
+        )
+        .await
+        .unwrap();
+    assert!(valid(&s, t, &minted).await);
+    assert_eq!(
+        s.workos
+            .as_ref()
+            .unwrap()
+            .live_sessions_of("mfa@example.com"),
+        2,
+        "{}",
+        claims(minted["access_token"].as_str().unwrap())
+    );
+}
+
+/// The other 403s after a right password are named, and never count as
+/// wrong passwords.
+#[tokio::test]
+async fn workos_refusals_after_a_right_password_are_named() {
+    let s = Server::start_vendor(Backend::Sqlite, "workos")
+        .await
+        .unwrap();
+    let workos = s.workos.clone().unwrap();
+    let t = Transport::Rest;
+    let u = user(&s, t, "org@example.com").await;
+    confirm_email(&s, t, &u).await;
+    workos.require_mfa(true);
+    for _ in 0..12 {
+        expect_err(sign_in(&s, t, &u, json!({})).await, "AUTH_MFA_NOT_ENROLLED");
+    }
+    workos.require_mfa(false);
+    workos.set_organizations("org@example.com", 2);
+    let e = expect_err(sign_in(&s, t, &u, json!({})).await, "VENDOR_UNSUPPORTED");
+    assert!(e.message.contains("organization"), "{e:?}");
+    workos.set_organizations("org@example.com", 1);
+    sign_in(&s, t, &u, json!({})).await.unwrap();
+}
+
+/// Supabase: the password grant's session is the one handed out; the
+/// server path (which confirms the email at GoTrue) is refused for an
+/// unconfirmed user rather than confirming it, and a right password is
+/// never a failed attempt.
+#[tokio::test]
+async fn supabase_sign_ins_leave_the_email_as_it_was() {
+    let s = Server::start_vendor(Backend::Sqlite, "supabase")
+        .await
+        .unwrap();
+    let sb = s.supabase.clone().unwrap();
+    let t = Transport::Rest;
+    let email = "unconfirmed@example.com";
+    let u = user(&s, t, email).await;
+    for _ in 0..12 {
+        let e = expect_err(sign_in(&s, t, &u, json!({})).await, "VENDOR_UNSUPPORTED");
+        assert!(e.message.contains("confirm"), "{e:?}");
+    }
+    expect_err(
+        s.call(t, "auth.session.create", json!({"user_id": u}))
+            .await,
+        "VENDOR_UNSUPPORTED",
+    );
+    assert!(!sb.confirmed(email), "no sign-in confirmed the email");
+    assert_eq!(sb.live_sessions_of(email), 0);
+
+    // With "allow unverified email sign-ins" the password grant opens it.
+    sb.allow_unverified_sign_ins(true);
+    let session = sign_in(&s, t, &u, json!({})).await.unwrap();
+    assert!(valid(&s, t, &session).await);
+    assert!(!sb.confirmed(email));
+    assert_eq!(get(&s, t, &u).await["email_verified"], false);
+    assert_eq!(
+        sb.live_sessions_of(email),
+        1,
+        "kept, not ended and minted again"
+    );
+}
+
+/// GoTrue limits `/verify` to 30 per 5 minutes per address: server mints
+/// carry the end user's address, so one busy address does not stop others.
+#[tokio::test]
+async fn supabase_mints_count_the_end_users_address() {
+    use crate::emulators::supabase::VERIFY_LIMIT;
+    let s = Server::start_vendor(Backend::Sqlite, "supabase")
+        .await
+        .unwrap();
+    let t = Transport::Grpc;
+    let u = user(&s, t, "busy@example.com").await;
+    confirm_email(&s, t, &u).await;
+    let mint = |ip: Option<String>| {
+        let mut req = json!({"user_id": u});
+        if let Some(ip) = ip {
+            req["client_ip"] = json!(ip);
+        }
+        s.call(t, "auth.session.create", req)
+    };
+    expect_err(
+        mint(Some("not an address".into())).await,
+        "INVALID_ARGUMENT",
+    );
+    for i in 0..VERIFY_LIMIT {
+        mint(None)
+            .await
+            .unwrap_or_else(|e| panic!("mint {i}: {e:?}"));
+    }
+    assert!(mint(None).await.is_err(), "authmux's own address is spent");
+    for i in 0..3 {
+        mint(Some(format!("203.0.113.{i}"))).await.unwrap();
+    }
+    let seen = s.supabase.as_ref().unwrap().verify_addresses();
+    assert!(seen.contains(&"203.0.113.2".to_owned()), "{seen:?}");
+}
+
+/// A Clerk production key: `POST /sessions` is testing-only, so session
+/// creation says VENDOR_UNSUPPORTED and discovery says so too.
+#[tokio::test]
+async fn clerk_production_keys_open_no_sessions() {
+    let s = Server::start_vendors(Backend::Sqlite, &["clerk"], |c| {
+        c.clerk_secret_key = Some(crate::emulators::clerk::LIVE_SECRET_KEY.into());
+    })
+    .await
+    .unwrap();
+    let t = Transport::Rest;
+    let u = user(&s, t, "live@example.com").await;
+    for t in [Transport::Rest, Transport::Grpc] {
+        let e = expect_err(
+            s.call(t, "auth.session.create", json!({"user_id": u}))
+                .await,
+            "VENDOR_UNSUPPORTED",
+        );
+        assert!(e.message.contains("production"), "{e:?}");
+        expect_err(sign_in(&s, t, &u, json!({})).await, "VENDOR_UNSUPPORTED");
+    }
+    for (capability, supported) in [("auth.session.create", false), ("auth.user.create", true)] {
+        let d = s
+            .call(t, "discovery", json!({"capability": capability}))
+            .await
+            .unwrap();
+        let clerk = d["vendors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["vendor"] == "clerk")
+            .unwrap()
+            .clone();
+        assert_eq!(clerk["supports"], supported, "{capability}: {clerk}");
+    }
+}
+
+/// Clerk: a user is created unverified in one call, and verification goes
+/// both ways through documented endpoints.
+#[tokio::test]
+async fn clerk_creates_unverified_users_in_one_call() {
+    let s = Server::start_vendor(Backend::Sqlite, "clerk")
+        .await
+        .unwrap();
+    let keys = s.clerk_keys.clone().unwrap();
+    let t = Transport::Grpc;
+    let before = s.emulator.as_ref().unwrap().requests();
+    let u = user(&s, t, "one@example.com").await;
+    assert_eq!(
+        s.emulator.as_ref().unwrap().requests() - before,
+        1,
+        "one call"
+    );
+    assert_eq!(keys.verified("one@example.com"), Some(false));
+    confirm_email(&s, t, &u).await;
+    assert_eq!(keys.verified("one@example.com"), Some(true));
+    s.call(
+        t,
+        "auth.user.update",
+        json!({"user_id": u, "email_verified": false}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(keys.verified("one@example.com"), Some(false));
+    assert_eq!(get(&s, t, &u).await["email_verified"], false);
+}
+
+/// Metadata is kept at the vendor in its server-only field, within the
+/// vendor's size limit.
+#[tokio::test]
+async fn metadata_reaches_the_vendor() {
+    let t = Transport::Rest;
+    // Clerk: private_metadata, 8 KB.
+    let s = Server::start_vendor(Backend::Sqlite, "clerk")
+        .await
+        .unwrap();
+    let keys = s.clerk_keys.clone().unwrap();
+    let u = s
+        .call(
+            t,
+            "auth.user.create",
+            json!({"email": "m@example.com", "metadata": {"a": 1}}),
+        )
+        .await
+        .unwrap()["user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        keys.metadata("m@example.com").1,
+        json!({"a": 1}).as_object().unwrap().clone()
+    );
+    s.call(
+        t,
+        "auth.user.update",
+        json!({"user_id": u, "metadata": {"a": null, "b": 2}}),
+    )
+    .await
+    .unwrap();
+    let (public, private) = keys.metadata("m@example.com");
+    assert!(
+        public.is_empty(),
+        "nothing the frontend can read: {public:?}"
+    );
+    assert_eq!(Value::Object(private), json!({"b": 2}));
+    let big = "x".repeat(9 * 1024);
+    let e = expect_err(
+        s.call(
+            t,
+            "auth.user.update",
+            json!({"user_id": u, "metadata": {"big": big}}),
+        )
+        .await,
+        "INVALID_ARGUMENT",
+    );
+    assert!(e.message.contains("Clerk"), "{e:?}");
+    assert_eq!(
+        get(&s, t, &u).await["metadata"],
+        json!({"b": 2}),
+        "untouched"
+    );
+
+    // Supabase: app_metadata, never user_metadata; emptied with null.
+    let s = Server::start_vendor(Backend::Sqlite, "supabase")
+        .await
+        .unwrap();
+    let sb = s.supabase.clone().unwrap();
+    let u = s
+        .call(
+            t,
+            "auth.user.create",
+            json!({"email": "m@example.com", "metadata": {"a": 1}}),
+        )
+        .await
+        .unwrap()["user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        sb.app_metadata("m@example.com")["authmux_metadata"],
+        json!({"a": 1})
+    );
+    assert!(sb.user_metadata("m@example.com").is_empty());
+    s.call(
+        t,
+        "auth.user.update",
+        json!({"user_id": u, "metadata": {"a": null, "b": 2}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        sb.app_metadata("m@example.com")["authmux_metadata"],
+        json!({"b": 2})
+    );
+    s.call(
+        t,
+        "auth.user.update",
+        json!({"user_id": u, "metadata": {"b": null}}),
+    )
+    .await
+    .unwrap();
+    let app = sb.app_metadata("m@example.com");
+    assert!(!app.contains_key("authmux_metadata"), "{app:?}");
+    assert!(
+        app.contains_key("authmux_user_id"),
+        "other keys stay: {app:?}"
+    );
+}
+
+/// Revoke-all ends every vendor session it can, past one that fails and
+/// one the vendor already ended; a retry reaches the one that failed.
+#[tokio::test]
+async fn revoke_all_reaches_every_vendor_session() {
+    let s = Server::start_vendor(Backend::Sqlite, "clerk")
+        .await
+        .unwrap();
+    let keys = s.clerk_keys.clone().unwrap();
+    let t = Transport::Rest;
+    let u = user(&s, t, "all@example.com").await;
+    let mut sids = Vec::new();
+    for _ in 0..3 {
+        let session = sign_in(&s, t, &u, json!({})).await.unwrap();
+        sids.push(
+            claims(session["access_token"].as_str().unwrap())["sid"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    keys.end_session(&sids[0]);
+    keys.fail_revoke(Some(sids[1].clone()));
+    let req = json!({"user_id": u});
+    assert!(
+        s.call(t, "auth.session.revoke_all_for_user", req.clone())
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        keys.session_status(&sids[2]),
+        Some("revoked"),
+        "past the failure"
+    );
+    assert_eq!(keys.session_status(&sids[1]), Some("active"));
+    keys.fail_revoke(None);
+    let done = s
+        .call(t, "auth.session.revoke_all_for_user", req)
+        .await
+        .unwrap();
+    assert_eq!(done["revoked"].as_i64().unwrap_or(0), 0, "{done}");
+    assert_eq!(
+        keys.session_status(&sids[1]),
+        Some("revoked"),
+        "the retry reached it"
+    );
+}
+
+/// A user deleted at the vendor leaves authmux's index the first time a
+/// read finds out: no read serves it afterwards.
+#[tokio::test]
+async fn a_user_deleted_at_the_vendor_leaves_the_index() {
+    let s = Server::start_vendor(Backend::Sqlite, "clerk")
+        .await
+        .unwrap();
+    let t = Transport::Grpc;
+    let u = user(&s, t, "gone@example.com").await;
+    s.clerk_keys.as_ref().unwrap().delete("gone@example.com");
+    expect_err(
+        s.call(
+            t,
+            "auth.user.get_by_email",
+            json!({"email": "gone@example.com"}),
+        )
+        .await,
+        "AUTH_USER_NOT_FOUND",
+    );
+    expect_err(
+        s.call(t, "auth.user.get", json!({"user_id": u})).await,
+        "AUTH_USER_NOT_FOUND",
+    );
+    let page = s.call(t, "auth.user.list", json!({})).await.unwrap();
+    assert!(
+        !page.to_string().contains(&u),
+        "list no longer serves it: {page}"
+    );
+}
+
+/// An enrolment whose reply never arrives leaves no factor at the vendor
+/// and MFA off.
+#[tokio::test]
+async fn a_failed_enrolment_leaves_no_factor() {
+    let s = Server::start_vendor(Backend::Sqlite, "workos")
+        .await
+        .unwrap();
+    let t = Transport::Rest;
+    let u = user(&s, t, "half@example.com").await;
+    {
+        let mut f = s.emulator.as_ref().unwrap().faults.lock().unwrap();
+        f.slow_replies = 1;
+        f.latency_after = Duration::from_secs(3);
+    }
+    assert!(
+        s.call(
+            t,
+            "auth.user.update",
+            json!({"user_id": u, "mfa_enabled": true})
+        )
+        .await
+        .is_err()
+    );
+    assert_eq!(s.workos.as_ref().unwrap().factors_of("half@example.com"), 0);
+    assert_eq!(get(&s, t, &u).await["mfa_enabled"], false);
+    // A later enrolment works and is the only factor.
+    let ok = s
+        .call(
+            t,
+            "auth.user.update",
+            json!({"user_id": u, "mfa_enabled": true}),
+        )
+        .await
+        .unwrap();
+    assert!(ok["mfa_enrollment"]["secret"].is_string());
+    assert_eq!(s.workos.as_ref().unwrap().factors_of("half@example.com"), 1);
+}
