@@ -65,9 +65,14 @@ pub fn rpc(rpc: &str, transport: Transport, code: &str, seconds: f64) {
 }
 
 /// Records one vendor call attempt.
-pub fn vendor_call(vendor: &'static str, method: &str, outcome: &'static str, seconds: f64) {
-    metrics::counter!("authmux_vendor_calls_total", "vendor" => vendor, "method" => method.to_owned(), "outcome" => outcome).increment(1);
-    metrics::histogram!("authmux_vendor_call_duration_seconds", "vendor" => vendor).record(seconds);
+pub fn vendor_call(
+    vendor: &'static str,
+    operation: &'static str,
+    outcome: &'static str,
+    seconds: f64,
+) {
+    metrics::counter!("authmux_vendor_calls_total", "vendor" => vendor, "operation" => operation, "outcome" => outcome).increment(1);
+    metrics::histogram!("authmux_vendor_call_duration_seconds", "vendor" => vendor, "operation" => operation).record(seconds);
 }
 
 /// Records a breaker's state (1 open, 0 closed).

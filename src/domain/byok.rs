@@ -48,8 +48,24 @@ impl Domain {
         config: ByokConfig,
     ) -> Result<()> {
         let project = self.project_named(project_name).await?;
-        // Refuse what could not build an adapter.
-        config.adapter(vendor, Default::default())?;
+        // Refuse what could not build an adapter, and an issuer another
+        // adapter's tokens already carry: a token is routed by its `iss`.
+        let adapter = config.adapter(vendor, Default::default())?;
+        if let Some(source) = adapter.token_source().await {
+            let mut others = self.vendors.managed_adapters();
+            for (kind, cfg) in self.byok_configs(&project).await? {
+                if kind != vendor {
+                    others.push(self.vendors.byok(&project.id, kind, &cfg)?);
+                }
+            }
+            if let Some((taken, _)) = VendorRouter::by_issuer(others, &source.issuer).await {
+                return Err(Error::invalid(format!(
+                    "tokens of these credentials carry iss {:?}, which {} tokens configured by the operator or this project already carry; set a distinct issuer",
+                    source.issuer,
+                    taken.kind()
+                )));
+            }
+        }
         let plain = serde_json::to_vec(&config).map_err(Error::internal)?;
         self.store
             .put_vendor_credentials(vendor_credentials::Model {

@@ -7,7 +7,7 @@
 use reqwest::StatusCode;
 use serde_json::{Map, Value, json};
 
-use super::http::{Policy, VendorHttp};
+use super::http::{Policy, Retry, VendorHttp};
 use super::native::new_totp;
 use super::{
     FoundUser, IdentityVendor, MfaEnrollment, NewIdentity, PasswordCheck, SignInContext,
@@ -115,7 +115,8 @@ impl Clerk {
     /// Sends one request; returns the body of a 2xx reply, maps the rest.
     async fn send(
         &self,
-        idempotent: bool,
+        op: &'static str,
+        retry: Retry,
         method: reqwest::Method,
         path: &str,
         body: Option<&Value>,
@@ -126,7 +127,7 @@ impl Clerk {
         ];
         let (status, reply) = self
             .http
-            .request(idempotent, method, &self.url(path), &headers, body)
+            .request(op, retry, method, &self.url(path), &headers, body)
             .await
             .map_err(|e| unavailable(VendorKind::Clerk, e))?;
         if status.is_success() {
@@ -137,8 +138,14 @@ impl Clerk {
     }
 
     async fn user(&self, id: &str) -> Result<Value> {
-        self.send(true, reqwest::Method::GET, &format!("/users/{id}"), None)
-            .await
+        self.send(
+            "get_user",
+            Retry::Safe,
+            reqwest::Method::GET,
+            &format!("/users/{id}"),
+            None,
+        )
+        .await
     }
 
     fn primary_email(user: &Value) -> Option<&Value> {
@@ -159,7 +166,8 @@ impl Clerk {
         let ttl = self.session_token_ttl.as_secs().clamp(30, 315_360_000);
         let t = self
             .send(
-                false,
+                "create_session_token",
+                Retry::Never,
                 reqwest::Method::POST,
                 &format!("/sessions/{session_id}/tokens"),
                 Some(&json!({"expires_in_seconds": ttl})),
@@ -191,7 +199,13 @@ impl Clerk {
     /// A check (`verify_password`, `verify_totp`): 200 verified, 400/422 not.
     async fn check(&self, path: &str, body: Value) -> Result<bool> {
         match self
-            .send(false, reqwest::Method::POST, path, Some(&body))
+            .send(
+                "verify_credential",
+                Retry::Never,
+                reqwest::Method::POST,
+                path,
+                Some(&body),
+            )
             .await
         {
             Ok(v) => Ok(v["verified"].as_bool().unwrap_or(false)),
@@ -224,7 +238,13 @@ impl IdentityVendor for Clerk {
             None => body["skip_password_requirement"] = json!(true),
         }
         let user = self
-            .send(false, reqwest::Method::POST, "/users", Some(&body))
+            .send(
+                "create_user",
+                Retry::Never,
+                reqwest::Method::POST,
+                "/users",
+                Some(&body),
+            )
             .await?;
         user["id"]
             .as_str()
@@ -259,7 +279,8 @@ impl IdentityVendor for Clerk {
     ) -> Result<()> {
         check_metadata(metadata)?;
         self.send(
-            true,
+            "set_metadata",
+            Retry::Safe,
             reqwest::Method::PUT,
             &format!("/users/{vendor_user_id}/metadata"),
             Some(&json!({"private_metadata": metadata})),
@@ -302,7 +323,15 @@ impl IdentityVendor for Clerk {
                 json!({"email_address": address, "identification_status": "reserved"}),
             )
         };
-        self.send(true, method, &path, Some(&body)).await.map(drop)
+        self.send(
+            "set_email_verified",
+            Retry::Safe,
+            method,
+            &path,
+            Some(&body),
+        )
+        .await
+        .map(drop)
     }
 
     async fn set_phone(
@@ -320,7 +349,8 @@ impl IdentityVendor for Clerk {
             .collect();
         if let Some(phone) = phone {
             self.send(
-                false,
+                "create_phone_number",
+                Retry::Never,
                 reqwest::Method::POST,
                 "/phone_numbers",
                 Some(&json!({"user_id": vendor_user_id, "phone_number": phone,
@@ -331,7 +361,8 @@ impl IdentityVendor for Clerk {
         for id in existing {
             gone_is_done(
                 self.send(
-                    true,
+                    "delete_phone_number",
+                    Retry::Safe,
                     reqwest::Method::DELETE,
                     &format!("/phone_numbers/{id}"),
                     None,
@@ -350,7 +381,8 @@ impl IdentityVendor for Clerk {
     ) -> Result<()> {
         // authmux has applied its own strength rules already.
         self.send(
-            true,
+            "set_password",
+            Retry::Safe,
             reqwest::Method::PATCH,
             &format!("/users/{vendor_user_id}"),
             Some(&json!({"password": password, "skip_password_checks": true})),
@@ -367,7 +399,8 @@ impl IdentityVendor for Clerk {
     ) -> Result<MfaEnrollment> {
         let (_, enrollment) = new_totp(email)?;
         self.send(
-            true,
+            "enroll_totp",
+            Retry::Safe,
             reqwest::Method::PATCH,
             &format!("/users/{vendor_user_id}"),
             Some(&json!({"totp_secret": enrollment.secret})),
@@ -378,7 +411,8 @@ impl IdentityVendor for Clerk {
 
     async fn disable_mfa(&self, _project_id: &str, vendor_user_id: &str) -> Result<()> {
         self.send(
-            true,
+            "disable_mfa",
+            Retry::Safe,
             reqwest::Method::DELETE,
             &format!("/users/{vendor_user_id}/mfa"),
             None,
@@ -390,7 +424,8 @@ impl IdentityVendor for Clerk {
     async fn delete_user(&self, _project_id: &str, vendor_user_id: &str) -> Result<()> {
         gone_is_done(
             self.send(
-                true,
+                "delete_user",
+                Retry::Safe,
                 reqwest::Method::DELETE,
                 &format!("/users/{vendor_user_id}"),
                 None,
@@ -446,7 +481,8 @@ impl IdentityVendor for Clerk {
         }
         let session = self
             .send(
-                false,
+                "create_session",
+                Retry::Never,
                 reqwest::Method::POST,
                 "/sessions",
                 Some(&json!({"user_id": vendor_user_id})),
@@ -482,7 +518,8 @@ impl IdentityVendor for Clerk {
     ) -> Result<()> {
         match self
             .send(
-                true,
+                "revoke_session",
+                Retry::Safe,
                 reqwest::Method::POST,
                 &format!("/sessions/{vendor_session_id}/revoke"),
                 None,
@@ -503,7 +540,13 @@ impl IdentityVendor for Clerk {
             .append_pair("email_address", email)
             .finish();
         let users = self
-            .send(true, reqwest::Method::GET, &format!("/users?{q}"), None)
+            .send(
+                "find_user_by_email",
+                Retry::Safe,
+                reqwest::Method::GET,
+                &format!("/users?{q}"),
+                None,
+            )
             .await?;
         Ok(users[0]["id"].as_str().map(|id| FoundUser {
             id: id.to_owned(),
@@ -539,7 +582,13 @@ impl IdentityVendor for Clerk {
             .frontend_api
             .get_or_try_init(|| async {
                 let domains = self
-                    .send(true, reqwest::Method::GET, "/domains", None)
+                    .send(
+                        "list_domains",
+                        Retry::Safe,
+                        reqwest::Method::GET,
+                        "/domains",
+                        None,
+                    )
                     .await?;
                 domains["data"]
                     .as_array()

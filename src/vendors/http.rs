@@ -154,7 +154,8 @@ impl VendorHttp {
     /// is healthy. The outcome also feeds the breaker.
     pub async fn probe(&self, url: &str, headers: &[(&str, String)]) -> bool {
         let ok = matches!(
-            self.request(false, reqwest::Method::GET, url, headers, None).await,
+            self.request("health_probe", Retry::Never, reqwest::Method::GET, url, headers, None)
+                .await,
             Ok((status, _)) if status.is_success()
         );
         self.probe_ok
@@ -217,17 +218,52 @@ impl VendorHttp {
         b.probing = false;
     }
 
-    /// Sends the request `build` makes. Returns the status and JSON body of
-    /// any reply other than 429/5xx; retries idempotent calls.
+    /// Sends the request `build` makes for the named operation. Returns
+    /// the status and JSON body of any reply other than 429/5xx; retries
+    /// calls that are safe to repeat. Every failure is logged once, when
+    /// the call gives up or the vendor refuses: vendor, operation, status,
+    /// the vendor's error code and request id, never a credential.
     pub async fn call(
         &self,
-        idempotent: bool,
+        op: &'static str,
+        retry: Retry,
         build: impl Fn(&reqwest::Client) -> RequestBuilder,
     ) -> Result<(StatusCode, Value), CallError> {
-        let attempts = if idempotent {
-            self.policy.attempts.max(1)
-        } else {
-            1
+        let result = self.attempt(op, retry, build).await;
+        match &result {
+            Ok((status, body)) if !status.is_success() => {
+                tracing::info!(
+                    vendor = self.vendor,
+                    operation = op,
+                    status = status.as_u16(),
+                    code = vendor_code(body),
+                    request_id = request_id(body),
+                    "vendor refused the call"
+                );
+            }
+            Err(CallError::Unavailable { reason, sent, .. }) => {
+                tracing::warn!(
+                    vendor = self.vendor,
+                    operation = op,
+                    reason = %reason,
+                    sent,
+                    "vendor call failed"
+                );
+            }
+            Ok(_) => {}
+        }
+        result
+    }
+
+    async fn attempt(
+        &self,
+        op: &'static str,
+        retry: Retry,
+        build: impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<(StatusCode, Value), CallError> {
+        let attempts = match retry {
+            Retry::Safe => self.policy.attempts.max(1),
+            Retry::Never => 1,
         };
         let mut last = CallError::Unavailable {
             reason: "no attempt made".into(),
@@ -249,13 +285,7 @@ impl VendorHttp {
                 });
             }
             let started = Instant::now();
-            let request = build(&self.client);
-            let method = request
-                .try_clone()
-                .and_then(|r| r.build().ok())
-                .map(|r| r.method().to_string())
-                .unwrap_or_default();
-            let sent_result = request.send().await;
+            let sent_result = build(&self.client).send().await;
             let outcome = match &sent_result {
                 Ok(r) if r.status().is_success() => "ok",
                 Ok(r) if r.status() == StatusCode::TOO_MANY_REQUESTS => "rate_limited",
@@ -266,7 +296,7 @@ impl VendorHttp {
             };
             crate::telemetry::vendor_call(
                 self.vendor,
-                &method,
+                op,
                 outcome,
                 started.elapsed().as_secs_f64(),
             );
@@ -303,13 +333,22 @@ impl VendorHttp {
                 }
                 Ok(resp) => {
                     let status = resp.status();
+                    let id = ["x-request-id", "x-sb-request-id", "x-clerk-trace-id"]
+                        .iter()
+                        .find_map(|h| resp.headers().get(*h)?.to_str().ok())
+                        .map(str::to_owned);
                     let body = resp.bytes().await;
                     self.succeeded(started.elapsed());
-                    let body = match body {
+                    let mut body = match body {
                         Ok(b) if b.is_empty() => Value::Null,
                         Ok(b) => serde_json::from_slice(&b).unwrap_or(Value::Null),
                         Err(_) => Value::Null,
                     };
+                    if !status.is_success()
+                        && let (Some(id), Some(map)) = (id, body.as_object_mut())
+                    {
+                        map.entry(REQUEST_ID_KEY).or_insert(Value::String(id));
+                    }
                     return Ok((status, body));
                 }
                 Err(e) => {
@@ -336,16 +375,18 @@ impl VendorHttp {
         Err(last)
     }
 
-    /// Sends a JSON request with `headers`; the reply's status and JSON body.
+    /// Sends a JSON request with `headers` for the named operation; the
+    /// reply's status and JSON body.
     pub async fn request(
         &self,
-        idempotent: bool,
+        op: &'static str,
+        retry: Retry,
         method: reqwest::Method,
         url: &str,
         headers: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<(StatusCode, Value), CallError> {
-        self.call(idempotent, |c| {
+        self.call(op, retry, |c| {
             let mut rb = c.request(method.clone(), url);
             for (name, value) in headers {
                 rb = rb.header(*name, value);
@@ -363,6 +404,38 @@ impl VendorHttp {
         let jittered = rand::thread_rng().gen_range(0..=ceiling.as_millis() as u64);
         Duration::from_millis(jittered)
     }
+}
+
+/// Whether a call may be sent again after a failure that may have had
+/// its effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// Repeating it changes nothing (reads, puts, deletes, revokes).
+    Safe,
+    /// Repeating it could act twice (creates, grants, one-time codes).
+    Never,
+}
+
+/// Where a refused reply's request id (from the vendor's headers) is kept
+/// in its body, for the log line.
+const REQUEST_ID_KEY: &str = "_authmux_request_id";
+
+/// The vendor's error code in a refusal, whichever vendor's shape it has.
+fn vendor_code(body: &Value) -> &str {
+    body["error_code"]
+        .as_str()
+        .or(body["code"].as_str())
+        .or(body["errors"][0]["code"].as_str())
+        .or(body["error"].as_str())
+        .unwrap_or("")
+}
+
+/// The request id of a refusal: a vendor header, or Clerk's trace id.
+fn request_id(body: &Value) -> &str {
+    body[REQUEST_ID_KEY]
+        .as_str()
+        .or(body["clerk_trace_id"].as_str())
+        .unwrap_or("")
 }
 
 #[cfg(test)]

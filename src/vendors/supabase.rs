@@ -7,7 +7,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
-use super::http::{Policy, VendorHttp};
+use super::http::{Policy, Retry, VendorHttp};
 use super::{
     FoundUser, IdentityVendor, MfaEnrollment, NewIdentity, PasswordCheck, SignInContext,
     TokenSource, VendorFailure, VendorKind, VendorSession, VendorUser, gone_is_done, unavailable,
@@ -122,7 +122,8 @@ impl Supabase {
 
     async fn send(
         &self,
-        idempotent: bool,
+        op: &'static str,
+        retry: Retry,
         method: Method,
         path: &str,
         headers: &[(&str, String)],
@@ -130,20 +131,21 @@ impl Supabase {
     ) -> Result<(StatusCode, Value)> {
         let url = format!("{}{path}", self.cfg.url);
         self.http
-            .request(idempotent, method, &url, headers, body)
+            .request(op, retry, method, &url, headers, body)
             .await
             .map_err(|e| unavailable(VendorKind::Supabase, e))
     }
 
     async fn admin_call(
         &self,
-        idempotent: bool,
+        op: &'static str,
+        retry: Retry,
         method: Method,
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value> {
         let (status, reply) = self
-            .send(idempotent, method, path, &self.admin(), body)
+            .send(op, retry, method, path, &self.admin(), body)
             .await?;
         if status.is_success() {
             Ok(reply)
@@ -153,8 +155,14 @@ impl Supabase {
     }
 
     async fn user(&self, id: &str) -> Result<Value> {
-        self.admin_call(true, Method::GET, &format!("/admin/users/{id}"), None)
-            .await
+        self.admin_call(
+            "get_user",
+            Retry::Safe,
+            Method::GET,
+            &format!("/admin/users/{id}"),
+            None,
+        )
+        .await
     }
 
     async fn email_of(&self, id: &str) -> Result<String> {
@@ -209,7 +217,12 @@ impl Supabase {
     ) -> Result<std::result::Result<Value, (StatusCode, Value)>> {
         let (status, reply) = self
             .send(
-                false,
+                if grant == "password" {
+                    "password_grant"
+                } else {
+                    "refresh_grant"
+                },
+                Retry::Never,
                 Method::POST,
                 &format!("/token?grant_type={grant}"),
                 &self.public(cx),
@@ -226,7 +239,8 @@ impl Supabase {
     /// Changes fields of a GoTrue user (`PUT /admin/users/{id}`).
     async fn update_user(&self, vendor_user_id: &str, fields: Value) -> Result<()> {
         self.admin_call(
-            true,
+            "update_user",
+            Retry::Safe,
             Method::PUT,
             &format!("/admin/users/{vendor_user_id}"),
             Some(&fields),
@@ -241,7 +255,14 @@ impl Supabase {
             ("authorization", format!("Bearer {access_token}")),
         ];
         let (status, _) = self
-            .send(true, Method::POST, "/logout?scope=local", &headers, None)
+            .send(
+                "logout",
+                Retry::Safe,
+                Method::POST,
+                "/logout?scope=local",
+                &headers,
+                None,
+            )
             .await?;
         Ok(status)
     }
@@ -269,7 +290,13 @@ impl IdentityVendor for Supabase {
             body["password"] = json!(p);
         }
         let user = self
-            .admin_call(false, Method::POST, "/admin/users", Some(&body))
+            .admin_call(
+                "create_user",
+                Retry::Never,
+                Method::POST,
+                "/admin/users",
+                Some(&body),
+            )
             .await?;
         user["id"].as_str().map(str::to_owned).ok_or_else(|| {
             Error::new(
@@ -373,7 +400,8 @@ impl IdentityVendor for Supabase {
     async fn disable_mfa(&self, _project_id: &str, vendor_user_id: &str) -> Result<()> {
         let factors = self
             .admin_call(
-                true,
+                "list_factors",
+                Retry::Safe,
                 Method::GET,
                 &format!("/admin/users/{vendor_user_id}/factors"),
                 None,
@@ -382,7 +410,8 @@ impl IdentityVendor for Supabase {
         for f in factors.as_array().into_iter().flatten() {
             if let Some(id) = f["id"].as_str() {
                 self.admin_call(
-                    true,
+                    "delete_factor",
+                    Retry::Safe,
                     Method::DELETE,
                     &format!("/admin/users/{vendor_user_id}/factors/{id}"),
                     None,
@@ -396,7 +425,8 @@ impl IdentityVendor for Supabase {
     async fn delete_user(&self, _project_id: &str, vendor_user_id: &str) -> Result<()> {
         gone_is_done(
             self.admin_call(
-                true,
+                "delete_user",
+                Retry::Safe,
                 Method::DELETE,
                 &format!("/admin/users/{vendor_user_id}"),
                 None,
@@ -463,7 +493,8 @@ impl IdentityVendor for Supabase {
             .ok_or_else(|| Error::new(ErrorCode::VendorError, "supabase user without email"))?;
         let link = self
             .admin_call(
-                false,
+                "generate_link",
+                Retry::Never,
                 Method::POST,
                 "/admin/generate_link",
                 Some(&json!({"type": "magiclink", "email": email})),
@@ -474,7 +505,8 @@ impl IdentityVendor for Supabase {
             .ok_or_else(|| Error::new(ErrorCode::VendorError, "supabase returned no link token"))?;
         let (status, reply) = self
             .send(
-                false,
+                "verify_link",
+                Retry::Never,
                 Method::POST,
                 "/verify",
                 &self.public(cx),
@@ -560,7 +592,13 @@ impl IdentityVendor for Supabase {
                 .append_pair("per_page", &LOOKUP_PAGE.to_string())
                 .finish();
             let list = self
-                .admin_call(true, Method::GET, &format!("/admin/users?{q}"), None)
+                .admin_call(
+                    "find_user_by_email",
+                    Retry::Safe,
+                    Method::GET,
+                    &format!("/admin/users?{q}"),
+                    None,
+                )
                 .await?;
             let users = list["users"].as_array().cloned().unwrap_or_default();
             if let Some(u) = users.iter().find(|u| u["email"] == email.as_str()) {

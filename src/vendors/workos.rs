@@ -8,7 +8,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
-use super::http::{Policy, VendorHttp};
+use super::http::{Policy, Retry, VendorHttp};
 use super::{
     FoundUser, IdentityVendor, MfaEnrollment, NewIdentity, PasswordCheck, PendingMfa,
     SignInContext, TokenSource, VendorFailure, VendorKind, VendorSession, VendorUser, gone_is_done,
@@ -140,7 +140,8 @@ impl Workos {
     /// Changes fields of a WorkOS user (`PUT /user_management/users/{id}`).
     async fn update_user(&self, vendor_user_id: &str, fields: Value) -> Result<()> {
         self.send(
-            true,
+            "update_user",
+            Retry::Safe,
             Method::PUT,
             &format!("/user_management/users/{vendor_user_id}"),
             Some(&fields),
@@ -151,7 +152,8 @@ impl Workos {
 
     async fn send(
         &self,
-        idempotent: bool,
+        op: &'static str,
+        retry: Retry,
         method: Method,
         path: &str,
         body: Option<&Value>,
@@ -160,7 +162,7 @@ impl Workos {
         let headers = [("authorization", format!("Bearer {}", self.cfg.api_key))];
         let (status, reply) = self
             .http
-            .request(idempotent, method, &url, &headers, body)
+            .request(op, retry, method, &url, &headers, body)
             .await
             .map_err(|e| unavailable(VendorKind::Workos, e))?;
         if status.is_success() {
@@ -172,7 +174,8 @@ impl Workos {
 
     async fn user(&self, id: &str) -> Result<Value> {
         self.send(
-            true,
+            "get_user",
+            Retry::Safe,
             Method::GET,
             &format!("/user_management/users/{id}"),
             None,
@@ -200,7 +203,14 @@ impl Workos {
         );
         let (status, reply) = self
             .http
-            .request(false, Method::POST, &url, &[], Some(&body))
+            .request(
+                "authenticate",
+                Retry::Never,
+                Method::POST,
+                &url,
+                &[],
+                Some(&body),
+            )
             .await
             .map_err(|e| unavailable(VendorKind::Workos, e))?;
         Ok(if status.is_success() {
@@ -243,7 +253,8 @@ impl Workos {
     ) -> Result<Option<VendorSession>> {
         let challenge = self
             .send(
-                false,
+                "challenge_factor",
+                Retry::Never,
                 Method::POST,
                 &format!("/auth/factors/{}/challenge", pending.factor_id),
                 Some(&json!({})),
@@ -284,7 +295,8 @@ impl Workos {
     async fn factors(&self, user_id: &str) -> Result<Vec<String>> {
         let list = self
             .send(
-                true,
+                "list_factors",
+                Retry::Safe,
                 Method::GET,
                 &format!("/user_management/users/{user_id}/auth_factors"),
                 None,
@@ -303,7 +315,8 @@ impl Workos {
     async fn revoke(&self, vendor_session_id: &str) -> Result<()> {
         match self
             .send(
-                true,
+                "revoke_session",
+                Retry::Safe,
                 Method::POST,
                 "/user_management/sessions/revoke",
                 Some(&json!({"session_id": vendor_session_id})),
@@ -339,7 +352,13 @@ impl IdentityVendor for Workos {
             body["password"] = json!(p);
         }
         let user = self
-            .send(false, Method::POST, "/user_management/users", Some(&body))
+            .send(
+                "create_user",
+                Retry::Never,
+                Method::POST,
+                "/user_management/users",
+                Some(&body),
+            )
             .await?;
         user["id"]
             .as_str()
@@ -394,7 +413,8 @@ impl IdentityVendor for Workos {
     ) -> Result<MfaEnrollment> {
         let reply = self
             .send(
-                false,
+                "enroll_totp",
+                Retry::Never,
                 Method::POST,
                 &format!("/user_management/users/{vendor_user_id}/auth_factors"),
                 Some(&json!({"type": "totp", "totp_issuer": "authmux", "totp_user": email})),
@@ -415,8 +435,14 @@ impl IdentityVendor for Workos {
 
     async fn disable_mfa(&self, _project_id: &str, vendor_user_id: &str) -> Result<()> {
         for id in self.factors(vendor_user_id).await? {
-            self.send(true, Method::DELETE, &format!("/auth/factors/{id}"), None)
-                .await?;
+            self.send(
+                "delete_factor",
+                Retry::Safe,
+                Method::DELETE,
+                &format!("/auth/factors/{id}"),
+                None,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -424,7 +450,8 @@ impl IdentityVendor for Workos {
     async fn delete_user(&self, _project_id: &str, vendor_user_id: &str) -> Result<()> {
         gone_is_done(
             self.send(
-                true,
+                "delete_user",
+                Retry::Safe,
                 Method::DELETE,
                 &format!("/user_management/users/{vendor_user_id}"),
                 None,
@@ -482,7 +509,8 @@ impl IdentityVendor for Workos {
         };
         let challenge = self
             .send(
-                false,
+                "challenge_factor",
+                Retry::Never,
                 Method::POST,
                 &format!("/auth/factors/{factor}/challenge"),
                 Some(&json!({})),
@@ -493,7 +521,8 @@ impl IdentityVendor for Workos {
             .ok_or_else(|| Error::new(ErrorCode::VendorError, "workos returned no challenge"))?;
         match self
             .send(
-                false,
+                "verify_challenge",
+                Retry::Never,
                 Method::POST,
                 &format!("/auth/challenges/{id}/verify"),
                 Some(&json!({"code": code})),
@@ -519,7 +548,8 @@ impl IdentityVendor for Workos {
         let email = user["email"].as_str().unwrap_or_default().to_owned();
         let magic = self
             .send(
-                false,
+                "create_magic_auth",
+                Retry::Never,
                 Method::POST,
                 "/user_management/magic_auth",
                 Some(&json!({"email": email})),
@@ -579,7 +609,8 @@ impl IdentityVendor for Workos {
             .finish();
         let list = self
             .send(
-                true,
+                "find_user_by_email",
+                Retry::Safe,
                 Method::GET,
                 &format!("/user_management/users?{q}"),
                 None,

@@ -524,3 +524,115 @@ async fn a_failed_enrolment_leaves_no_factor() {
     assert!(ok["mfa_enrollment"]["secret"].is_string());
     assert_eq!(s.workos.as_ref().unwrap().factors_of("half@example.com"), 1);
 }
+
+/// Every vendor failure is logged once, with the vendor, the operation,
+/// the status, the vendor's error code and its request id, and no secret.
+#[tokio::test]
+async fn vendor_failures_are_logged_once() {
+    let s = Server::start_vendor(Backend::Sqlite, "clerk")
+        .await
+        .unwrap();
+    let request_id = format!("req_{}", uuid::Uuid::now_v7().simple());
+    {
+        let mut f = s.emulator.as_ref().unwrap().faults.lock().unwrap();
+        f.reject_credentials = true;
+        f.request_id = Some(request_id.clone());
+    }
+    expect_err(
+        s.call(
+            Transport::Rest,
+            "auth.user.create",
+            json!({"email": "log@example.com"}),
+        )
+        .await,
+        "VENDOR_ERROR",
+    );
+    let logs = crate::logs::text();
+    let lines: Vec<&str> = logs.lines().filter(|l| l.contains(&request_id)).collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    for field in [
+        "vendor=\"clerk\"",
+        "operation=\"create_user\"",
+        "status=401",
+        "code=\"authentication_invalid\"",
+    ] {
+        assert!(lines[0].contains(field), "{field} in {}", lines[0]);
+    }
+    assert!(!logs.contains(crate::emulators::clerk::SECRET_KEY));
+}
+
+/// The refresh scenario with authmux's default cooldown (300 s) and access
+/// lifetime, as in production: a refresh within the cooldown is refused,
+/// one after it gets a fresh vendor token for the same vendor session.
+#[tokio::test]
+async fn vendor_refreshes_with_the_default_cooldown() {
+    for vendor in ["clerk", "workos", "supabase"] {
+        let defaults = authmux::config::Settings::new(std::path::Path::new("."));
+        let s = Server::start_vendors(Backend::Sqlite, &[vendor], |c| {
+            c.refresh_cooldown_secs = defaults.refresh_cooldown_secs;
+            c.access_ttl_secs = defaults.access_ttl_secs;
+        })
+        .await
+        .unwrap();
+        let t = Transport::Grpc;
+        let u = user(&s, t, "cool@example.com").await;
+        confirm_email(&s, t, &u).await;
+        let first = sign_in(&s, t, &u, json!({})).await.unwrap();
+        let refresh = json!({"refresh_token": first["refresh_token"]});
+        expect_err(
+            s.call(t, "auth.session.refresh", refresh.clone()).await,
+            "AUTH_REFRESH_TOO_FREQUENT",
+        );
+        s.domain
+            .clock()
+            .advance(Duration::from_secs(defaults.refresh_cooldown_secs + 1));
+        let next = s
+            .call(t, "auth.session.refresh", refresh)
+            .await
+            .unwrap_or_else(|e| panic!("{vendor}: {e:?}"));
+        assert_ne!(next["access_token"], first["access_token"], "{vendor}");
+        let sid = |tok: &Value| {
+            let c = claims(tok.as_str().unwrap());
+            c.get("sid").or(c.get("session_id")).cloned()
+        };
+        assert_eq!(
+            sid(&next["access_token"]),
+            sid(&first["access_token"]),
+            "{vendor}"
+        );
+    }
+}
+
+/// Tokens are routed by `iss`, so a project's own credentials may not
+/// carry an issuer the operator's adapter already uses.
+#[tokio::test]
+async fn byok_issuers_never_collide_with_managed_ones() {
+    use authmux::vendors::{ByokConfig, VendorKind};
+    let s = Server::start_vendor(Backend::Sqlite, "workos")
+        .await
+        .unwrap();
+    s.key_for("alpha").await;
+    let same = ByokConfig {
+        secret: crate::emulators::workos::API_KEY.into(),
+        url: Some(s.emulator.as_ref().unwrap().base_url.clone()),
+        client_id: Some(crate::emulators::workos::CLIENT_ID.into()),
+        issuer: None,
+    };
+    let e = s
+        .domain
+        .set_vendor_credentials("alpha", VendorKind::Workos, same.clone())
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("iss"), "{e:?}");
+    s.domain
+        .set_vendor_credentials(
+            "alpha",
+            VendorKind::Workos,
+            ByokConfig {
+                issuer: Some("https://auth.alpha.example".into()),
+                ..same
+            },
+        )
+        .await
+        .unwrap();
+}

@@ -555,7 +555,7 @@ async fn the_breaker_opens_half_opens_and_closes() {
     let http = VendorHttp::new("clerk", policy);
     let url = format!("{}/users/user_x", emu.base_url);
     let call = || {
-        http.call(true, |c| {
+        http.call("get_user", authmux::vendors::http::Retry::Safe, |c| {
             c.get(&url)
                 .bearer_auth(crate::emulators::clerk::SECRET_KEY)
                 .header("Clerk-API-Version", "2026-05-12")
@@ -1013,7 +1013,7 @@ async fn metrics_count_requests_vendor_calls_and_replays() {
         r#"authmux_requests_total{rpc="UserService/CreateUser",transport="grpc",code="0"}"#,
         r#"rpc="UserService/GetUser",transport="rest",code="5""#,
         "authmux_request_duration_seconds_bucket",
-        r#"authmux_vendor_calls_total{vendor="clerk",method="POST",outcome="ok"}"#,
+        r#"authmux_vendor_calls_total{vendor="clerk",operation="create_user",outcome="ok"}"#,
         "authmux_vendor_call_duration_seconds_bucket",
         r#"authmux_idempotent_replays_total{operation="user.create"}"#,
     ] {

@@ -32,6 +32,8 @@ pub struct Faults {
     pub reject_credentials: bool,
     /// Requests seen, faulty or not.
     pub requests: u32,
+    /// An `X-Request-ID` every reply carries, as the vendors' do.
+    pub request_id: Option<String>,
 }
 
 /// Shared fault settings.
@@ -51,7 +53,7 @@ pub async fn inject(
     next: Next,
     error_body: fn(u16, &str, &str) -> axum::Json<serde_json::Value>,
 ) -> Response {
-    let (latency, latency_after, fault) = {
+    let (latency, latency_after, fault, request_id) = {
         let mut f = faults.lock().unwrap();
         f.requests += 1;
         let fault = if f.reject_credentials {
@@ -74,12 +76,12 @@ pub async fn inject(
         } else {
             Duration::ZERO
         };
-        (f.latency, after, fault)
+        (f.latency, after, fault, f.request_id.clone())
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    match fault {
+    let mut resp = match fault {
         Fault::None => {
             let resp = next.run(req).await;
             if !latency_after.is_zero() {
@@ -105,7 +107,12 @@ pub async fn inject(
             }
             resp
         }
+    };
+    if let Some(id) = request_id {
+        resp.headers_mut()
+            .insert("x-request-id", id.parse().unwrap());
     }
+    resp
 }
 
 /// A running emulator.
