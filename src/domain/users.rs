@@ -7,8 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{Domain, Error, ErrorCode, Project, Result, new_id};
-use crate::store::entity::{auth_failures, pins, users};
-use crate::store::sessions::Reservation;
+use crate::store::entity::{pins, users};
 use crate::vendors::{IdentityVendor, MfaEnrollment, Mode, NewIdentity, VendorKind};
 
 /// How long an MFA enrolment holds its claim at most (a crashed one
@@ -629,32 +628,22 @@ impl Domain {
         vendor: &dyn IdentityVendor,
         pin: &pins::Model,
     ) -> Result<Option<User>> {
-        let claim = new_id("enr");
-        let reservation = self
-            .store
-            .reserve_attempt(
-                auth_failures::Model {
-                    id: claim.clone(),
-                    project_id: project.id.clone(),
-                    user_id: user_id.to_owned(),
-                    kind: "mfa_enrollment".to_owned(),
-                    at: self.now(),
-                },
+        let claim = self
+            .reserve(
+                project,
+                user_id,
+                "mfa_enrollment",
                 MFA_ENROLLMENT_CLAIM_MS,
                 1,
             )
-            .await?;
-        match reservation {
-            Reservation::Reserved => {}
-            Reservation::NoUser => return Err(Error::user_not_found(user_id)),
-            Reservation::Throttled { retry_after_ms } => {
-                return Err(Error::new(
+            .await?
+            .map_err(|retry_after| {
+                Error::new(
                     ErrorCode::AuthMfaEnrollmentInProgress,
                     format!("an MFA enrolment for user {user_id} is in progress"),
                 )
-                .retry_after((retry_after_ms as u64).div_ceil(1000).clamp(1, 60)));
-            }
-        }
+                .retry_after(retry_after.min(60))
+            })?;
         let outcome = async {
             if self.user_row(project, user_id).await?.mfa_enabled {
                 return Ok(None);

@@ -308,6 +308,19 @@ async fn clerk_creates_unverified_users_in_one_call() {
     assert_eq!(get(&s, t, &u).await["email_verified"], false);
 }
 
+/// `m@example.com`, with metadata `{"a": 1}` and no password.
+async fn user_with_metadata(s: &Server, t: Transport) -> String {
+    let u = s
+        .call(
+            t,
+            "auth.user.create",
+            json!({"email": "m@example.com", "metadata": {"a": 1}}),
+        )
+        .await
+        .unwrap();
+    u["user_id"].as_str().unwrap().to_owned()
+}
+
 /// Metadata is kept at the vendor in its server-only field, within the
 /// vendor's size limit.
 #[tokio::test]
@@ -318,17 +331,7 @@ async fn metadata_reaches_the_vendor() {
         .await
         .unwrap();
     let keys = s.clerk_keys.clone().unwrap();
-    let u = s
-        .call(
-            t,
-            "auth.user.create",
-            json!({"email": "m@example.com", "metadata": {"a": 1}}),
-        )
-        .await
-        .unwrap()["user_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let u = user_with_metadata(&s, t).await;
     assert_eq!(
         keys.metadata("m@example.com").1,
         json!({"a": 1}).as_object().unwrap().clone()
@@ -368,17 +371,7 @@ async fn metadata_reaches_the_vendor() {
         .await
         .unwrap();
     let sb = s.supabase.clone().unwrap();
-    let u = s
-        .call(
-            t,
-            "auth.user.create",
-            json!({"email": "m@example.com", "metadata": {"a": 1}}),
-        )
-        .await
-        .unwrap()["user_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let u = user_with_metadata(&s, t).await;
     assert_eq!(
         sb.app_metadata("m@example.com")["authmux_metadata"],
         json!({"a": 1})

@@ -264,40 +264,58 @@ impl Domain {
         credential: Credential,
         check: impl Future<Output = Result<Option<T>>>,
     ) -> Result<Option<T>> {
-        let id = new_id("fail");
-        let reservation = self
-            .store
-            .reserve_attempt(
-                auth_failures::Model {
-                    id: id.clone(),
-                    project_id: project.id.clone(),
-                    user_id: user_id.to_owned(),
-                    kind: credential.kind().to_owned(),
-                    at: self.now(),
-                },
+        let id = self
+            .reserve(
+                project,
+                user_id,
+                credential.kind(),
                 THROTTLE_WINDOW_MS,
                 credential.max_failures(),
             )
-            .await?;
-        match reservation {
-            Reservation::Reserved => {}
-            Reservation::NoUser => return Err(Error::user_not_found(user_id)),
-            Reservation::Throttled { retry_after_ms } => {
-                return Err(Error::new(
+            .await?
+            .map_err(|retry_after| {
+                Error::new(
                     ErrorCode::AuthTooManyAttempts,
                     format!(
                         "too many failed {} attempts for user {user_id}; retry later",
                         credential.kind()
                     ),
                 )
-                .retry_after((retry_after_ms as u64).div_ceil(1000)));
-            }
-        }
+                .retry_after(retry_after)
+            })?;
         let outcome = check.await;
         if !matches!(outcome, Ok(None)) {
             self.store.release_attempt(&id).await?;
         }
         outcome
+    }
+
+    /// Reserves one of at most `max` slots of `kind` for a user within
+    /// `window_ms`, in one write transaction with the user row locked: the
+    /// slot's id (for `release_attempt`), or the seconds until one frees.
+    pub(crate) async fn reserve(
+        &self,
+        project: &Project,
+        user_id: &str,
+        kind: &str,
+        window_ms: i64,
+        max: usize,
+    ) -> Result<std::result::Result<String, u64>> {
+        let id = new_id("fail");
+        let row = auth_failures::Model {
+            id: id.clone(),
+            project_id: project.id.clone(),
+            user_id: user_id.to_owned(),
+            kind: kind.to_owned(),
+            at: self.now(),
+        };
+        match self.store.reserve_attempt(row, window_ms, max).await? {
+            Reservation::Reserved => Ok(Ok(id)),
+            Reservation::NoUser => Err(Error::user_not_found(user_id)),
+            Reservation::Throttled { retry_after_ms } => {
+                Ok(Err((retry_after_ms as u64).div_ceil(1000).max(1)))
+            }
+        }
     }
 
     /// Whether a TOTP code is used for the first time within its window.
