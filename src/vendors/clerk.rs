@@ -5,14 +5,15 @@
 //! `verify_password` / `verify_totp`.
 
 use reqwest::StatusCode;
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::http::{Policy, Retry, VendorHttp};
 use super::native::new_totp;
 use super::{
     FoundUser, IdentityVendor, MfaEnrollment, NewIdentity, PasswordCheck, SignInContext,
-    TokenSource, VendorFailure, VendorKind, VendorSession, VendorUser, gone_is_done, unavailable,
-    unsupported, vendor_error,
+    TokenSource, VendorFailure, VendorKind, VendorSession, VendorUser, decode, gone_is_done,
+    unavailable, unsupported, vendor_error,
 };
 use crate::domain::{Error, ErrorCode, Result};
 
@@ -69,13 +70,102 @@ fn check_metadata(metadata: &Map<String, Value>) -> Result<()> {
     Ok(())
 }
 
+/// A Clerk user (bapi-2026-05-12.yml, `User`), the fields authmux reads.
+#[derive(Deserialize)]
+struct User {
+    id: String,
+    #[serde(default)]
+    external_id: Option<String>,
+    #[serde(default)]
+    primary_email_address_id: Option<String>,
+    #[serde(default)]
+    email_addresses: Vec<EmailAddress>,
+    #[serde(default)]
+    phone_numbers: Vec<Object>,
+    #[serde(default)]
+    totp_enabled: bool,
+    #[serde(default)]
+    two_factor_enabled: bool,
+}
+
+#[derive(Deserialize)]
+struct EmailAddress {
+    id: String,
+    email_address: String,
+    #[serde(default)]
+    verification: Option<Verification>,
+}
+
+#[derive(Deserialize)]
+struct Verification {
+    status: String,
+}
+
+/// Any object, by its id.
+#[derive(Deserialize)]
+struct Object {
+    id: String,
+}
+
+/// `POST /sessions/{id}/tokens`.
+#[derive(Deserialize)]
+struct Token {
+    jwt: String,
+}
+
+/// `verify_password` / `verify_totp`.
+#[derive(Deserialize)]
+struct Verified {
+    verified: bool,
+}
+
+/// `GET /domains`.
+#[derive(Deserialize)]
+struct Domains {
+    data: Vec<Domain>,
+}
+
+#[derive(Deserialize)]
+struct Domain {
+    #[serde(default)]
+    is_satellite: bool,
+    frontend_api_url: String,
+}
+
+/// `ClerkErrors`.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ClerkErrors {
+    errors: Vec<ClerkError>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ClerkError {
+    code: Option<String>,
+    message: Option<String>,
+    long_message: Option<String>,
+}
+
+impl User {
+    /// The primary address (or the first).
+    fn primary_email(&self) -> Option<&EmailAddress> {
+        self.email_addresses
+            .iter()
+            .find(|e| Some(&e.id) == self.primary_email_address_id.as_ref())
+            .or(self.email_addresses.first())
+    }
+}
+
 /// Maps a Clerk error reply to ours; never echoes credentials.
 fn clerk_error(status: StatusCode, body: &Value) -> Error {
-    let first = &body["errors"][0];
-    let code = first["code"].as_str().unwrap_or("");
-    let message = first["long_message"]
-        .as_str()
-        .or(first["message"].as_str())
+    let errors = ClerkErrors::deserialize(body).unwrap_or_default();
+    let first = errors.errors.into_iter().next().unwrap_or_default();
+    let code = first.code.as_deref().unwrap_or("");
+    let message = first
+        .long_message
+        .as_deref()
+        .or(first.message.as_deref())
         .unwrap_or("no message");
     vendor_error(
         VendorKind::Clerk,
@@ -137,8 +227,21 @@ impl Clerk {
         }
     }
 
-    async fn user(&self, id: &str) -> Result<Value> {
-        self.send(
+    /// `send`, its reply read into `T`.
+    async fn send_as<T: serde::de::DeserializeOwned>(
+        &self,
+        op: &'static str,
+        retry: Retry,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<T> {
+        let reply = self.send(op, retry, method, path, body).await?;
+        decode(VendorKind::Clerk, op, reply)
+    }
+
+    async fn user(&self, id: &str) -> Result<User> {
+        self.send_as(
             "get_user",
             Retry::Safe,
             reqwest::Method::GET,
@@ -148,15 +251,6 @@ impl Clerk {
         .await
     }
 
-    fn primary_email(user: &Value) -> Option<&Value> {
-        let primary = user["primary_email_address_id"].as_str();
-        user["email_addresses"]
-            .as_array()?
-            .iter()
-            .find(|e| e["id"].as_str() == primary)
-            .or_else(|| user["email_addresses"].get(0))
-    }
-
     /// A fresh session token for a Clerk session, asked to live as long as
     /// authmux's access tokens (Clerk's own default is 60 s, far shorter
     /// than the refresh cooldown). A session Clerk no longer holds active
@@ -164,8 +258,8 @@ impl Clerk {
     async fn token(&self, session_id: &str) -> Result<VendorSession> {
         // CreateSessionToken: expires_in_seconds between 30 and 315,360,000.
         let ttl = self.session_token_ttl.as_secs().clamp(30, 315_360_000);
-        let t = self
-            .send(
+        let t: Token = self
+            .send_as(
                 "create_session_token",
                 Retry::Never,
                 reqwest::Method::POST,
@@ -182,10 +276,7 @@ impl Clerk {
                 ),
                 _ => e,
             })?;
-        let jwt = t["jwt"]
-            .as_str()
-            .ok_or_else(|| Error::new(ErrorCode::VendorError, "clerk returned no token"))?
-            .to_owned();
+        let jwt = t.jwt;
         let exp = crate::tokens::verify::peek_expiry(&jwt)
             .ok_or_else(|| Error::new(ErrorCode::VendorError, "clerk token without exp"))?;
         Ok(VendorSession {
@@ -199,7 +290,7 @@ impl Clerk {
     /// A check (`verify_password`, `verify_totp`): 200 verified, 400/422 not.
     async fn check(&self, path: &str, body: Value) -> Result<bool> {
         match self
-            .send(
+            .send_as::<Verified>(
                 "verify_credential",
                 Retry::Never,
                 reqwest::Method::POST,
@@ -208,7 +299,7 @@ impl Clerk {
             )
             .await
         {
-            Ok(v) => Ok(v["verified"].as_bool().unwrap_or(false)),
+            Ok(v) => Ok(v.verified),
             Err(e) if e.code == ErrorCode::InvalidArgument => Ok(false),
             Err(e) => Err(e),
         }
@@ -237,8 +328,8 @@ impl IdentityVendor for Clerk {
             Some(p) => body["password"] = json!(p),
             None => body["skip_password_requirement"] = json!(true),
         }
-        let user = self
-            .send(
+        let user: Object = self
+            .send_as(
                 "create_user",
                 Retry::Never,
                 reqwest::Method::POST,
@@ -246,10 +337,7 @@ impl IdentityVendor for Clerk {
                 Some(&body),
             )
             .await?;
-        user["id"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| Error::new(ErrorCode::VendorError, "clerk returned a user without id"))
+        Ok(user.id)
     }
 
     async fn fetch_user(
@@ -258,15 +346,13 @@ impl IdentityVendor for Clerk {
         vendor_user_id: &str,
     ) -> Result<Option<VendorUser>> {
         let user = self.user(vendor_user_id).await?;
-        let email = Self::primary_email(&user);
+        let email = user.primary_email();
         Ok(Some(VendorUser {
-            email: email
-                .and_then(|e| e["email_address"].as_str())
-                .unwrap_or_default()
-                .to_owned(),
-            email_verified: email.is_some_and(|e| e["verification"]["status"] == "verified"),
-            mfa_enabled: user["totp_enabled"].as_bool().unwrap_or(false)
-                || user["two_factor_enabled"].as_bool().unwrap_or(false),
+            email: email.map(|e| e.email_address.clone()).unwrap_or_default(),
+            email_verified: email
+                .and_then(|e| e.verification.as_ref())
+                .is_some_and(|v| v.status == "verified"),
+            mfa_enabled: user.totp_enabled || user.two_factor_enabled,
         }))
     }
 
@@ -299,17 +385,10 @@ impl IdentityVendor for Clerk {
         verified: bool,
     ) -> Result<()> {
         let user = self.user(vendor_user_id).await?;
-        let email = Self::primary_email(&user)
+        let email = user
+            .primary_email()
             .ok_or_else(|| Error::new(ErrorCode::VendorError, "clerk user has no email address"))?;
-        let (email_id, address) = match (email["id"].as_str(), email["email_address"].as_str()) {
-            (Some(id), Some(address)) => (id, address),
-            _ => {
-                return Err(Error::new(
-                    ErrorCode::VendorError,
-                    "clerk returned an email address without id",
-                ));
-            }
-        };
+        let (email_id, address) = (&email.id, &email.email_address);
         let (method, path, body) = if verified {
             (
                 reqwest::Method::PATCH,
@@ -341,12 +420,7 @@ impl IdentityVendor for Clerk {
         phone: Option<&str>,
     ) -> Result<()> {
         let user = self.user(vendor_user_id).await?;
-        let existing: Vec<String> = user["phone_numbers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|p| p["id"].as_str().map(str::to_owned))
-            .collect();
+        let existing: Vec<String> = user.phone_numbers.into_iter().map(|p| p.id).collect();
         if let Some(phone) = phone {
             self.send(
                 "create_phone_number",
@@ -479,8 +553,8 @@ impl IdentityVendor for Clerk {
         if self.is_production() {
             return Err(unsupported(VendorKind::Clerk, PRODUCTION_SESSIONS));
         }
-        let session = self
-            .send(
+        let session: Object = self
+            .send_as(
                 "create_session",
                 Retry::Never,
                 reqwest::Method::POST,
@@ -488,13 +562,7 @@ impl IdentityVendor for Clerk {
                 Some(&json!({"user_id": vendor_user_id})),
             )
             .await?;
-        let id = session["id"].as_str().ok_or_else(|| {
-            Error::new(
-                ErrorCode::VendorError,
-                "clerk returned a session without id",
-            )
-        })?;
-        self.token(id).await
+        self.token(&session.id).await
     }
 
     async fn refresh_session(
@@ -539,8 +607,8 @@ impl IdentityVendor for Clerk {
         let q: String = form_urlencoded::Serializer::new(String::new())
             .append_pair("email_address", email)
             .finish();
-        let users = self
-            .send(
+        let users: Vec<User> = self
+            .send_as(
                 "find_user_by_email",
                 Retry::Safe,
                 reqwest::Method::GET,
@@ -548,9 +616,9 @@ impl IdentityVendor for Clerk {
                 None,
             )
             .await?;
-        Ok(users[0]["id"].as_str().map(|id| FoundUser {
-            id: id.to_owned(),
-            external_id: users[0]["external_id"].as_str().map(str::to_owned),
+        Ok(users.into_iter().next().map(|u| FoundUser {
+            id: u.id,
+            external_id: u.external_id,
         }))
     }
 
@@ -582,7 +650,7 @@ impl IdentityVendor for Clerk {
             .frontend_api
             .get_or_try_init(|| async {
                 let domains = self
-                    .send(
+                    .send_as::<Domains>(
                         "list_domains",
                         Retry::Safe,
                         reqwest::Method::GET,
@@ -590,13 +658,11 @@ impl IdentityVendor for Clerk {
                         None,
                     )
                     .await?;
-                domains["data"]
-                    .as_array()
+                domains
+                    .data
                     .into_iter()
-                    .flatten()
-                    .find(|d| d["is_satellite"] != true)
-                    .and_then(|d| d["frontend_api_url"].as_str())
-                    .map(|u| u.trim_end_matches('/').to_owned())
+                    .find(|d| !d.is_satellite)
+                    .map(|d| d.frontend_api_url.trim_end_matches('/').to_owned())
                     .ok_or_else(|| {
                         Error::new(ErrorCode::VendorError, "clerk lists no primary domain")
                     })

@@ -366,6 +366,41 @@ pub fn vendor_error(kind: VendorKind, f: VendorFailure<'_>) -> Error {
     }
 }
 
+/// Reads a vendor's reply into its typed shape; one that does not fit is
+/// `VENDOR_ERROR` naming the operation (never echoing the reply, which may
+/// hold tokens).
+pub fn decode<T: serde::de::DeserializeOwned>(
+    kind: VendorKind,
+    op: &str,
+    reply: serde_json::Value,
+) -> Result<T> {
+    serde_json::from_value(reply).map_err(|e| {
+        Error::new(
+            ErrorCode::VendorError,
+            format!(
+                "{kind} answered {op} with an unexpected reply ({})",
+                e.classify_name()
+            ),
+        )
+    })
+}
+
+/// Names a serde_json error's class without its content.
+trait Classify {
+    fn classify_name(&self) -> &'static str;
+}
+
+impl Classify for serde_json::Error {
+    fn classify_name(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Io => "unreadable",
+            serde_json::error::Category::Syntax => "not JSON",
+            serde_json::error::Category::Data => "a field missing or of the wrong type",
+            serde_json::error::Category::Eof => "truncated",
+        }
+    }
+}
+
 /// A delete or revoke whose target is already gone at the vendor has had
 /// its effect.
 pub fn gone_is_done<T>(r: Result<T>) -> Result<()> {
@@ -741,5 +776,30 @@ impl VendorRouter {
     /// Whether a vendor can serve requests in managed mode.
     pub fn is_configured(&self, kind: VendorKind) -> bool {
         self.managed.contains_key(&kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Reply {
+        #[allow(dead_code)]
+        id: String,
+    }
+
+    #[test]
+    fn a_reply_of_the_wrong_shape_is_a_vendor_error_without_its_content() {
+        let e = decode::<Reply>(
+            VendorKind::Clerk,
+            "get_user",
+            serde_json::json!({"jwt": "secret.token.value"}),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, ErrorCode::VendorError);
+        assert!(e.message.contains("get_user"), "{e:?}");
+        assert!(!e.message.contains("secret"), "{e:?}");
+        assert!(decode::<Reply>(VendorKind::Clerk, "x", serde_json::json!({"id": "u"})).is_ok());
     }
 }

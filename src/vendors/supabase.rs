@@ -5,13 +5,14 @@
 //! token. Tokens are ES256 (or RS256) with the session in `session_id`.
 
 use reqwest::{Method, StatusCode};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::http::{Policy, Retry, VendorHttp};
 use super::{
     FoundUser, IdentityVendor, MfaEnrollment, NewIdentity, PasswordCheck, SignInContext,
-    TokenSource, VendorFailure, VendorKind, VendorSession, VendorUser, gone_is_done, unavailable,
-    unsupported, vendor_error,
+    TokenSource, VendorFailure, VendorKind, VendorSession, VendorUser, decode, gone_is_done,
+    unavailable, unsupported, vendor_error,
 };
 use crate::domain::{Error, ErrorCode, Result};
 use crate::tokens::verify::peek_claim;
@@ -57,7 +58,6 @@ pub struct Supabase {
     http: VendorHttp,
 }
 
-/// Maps a GoTrue error reply (either error format, or the OAuth one).
 /// The `app_metadata` key that holds a user's metadata.
 pub const METADATA_KEY: &str = "authmux_metadata";
 
@@ -69,16 +69,82 @@ const LOOKUP_PAGE: usize = 50;
 /// The most pages a by-email lookup reads before it gives up.
 const MAX_LOOKUP_PAGES: usize = 20;
 
+/// A GoTrue user (`models.User`), the fields authmux reads.
+#[derive(Deserialize)]
+struct User {
+    id: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    email_confirmed_at: Option<String>,
+    #[serde(default)]
+    factors: Vec<Factor>,
+    #[serde(default)]
+    app_metadata: AppMetadata,
+}
+
+#[derive(Deserialize, Default)]
+struct AppMetadata {
+    #[serde(default)]
+    authmux_user_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Factor {
+    id: String,
+    #[serde(default)]
+    status: String,
+}
+
+/// `GET /admin/users`.
+#[derive(Deserialize)]
+struct Users {
+    users: Vec<User>,
+}
+
+/// `POST /admin/generate_link`.
+#[derive(Deserialize)]
+struct Link {
+    hashed_token: String,
+}
+
+/// A refusal: GoTrue's `{code, error_code, msg}` or the OAuth form.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Refusal {
+    error_code: Option<String>,
+    code: Option<Value>,
+    error: Option<String>,
+    msg: Option<String>,
+    message: Option<String>,
+    error_description: Option<String>,
+}
+
+impl Refusal {
+    fn of(body: &Value) -> Refusal {
+        Refusal::deserialize(body).unwrap_or_default()
+    }
+
+    /// The error code (GoTrue's `code` is the HTTP status in its current
+    /// format, a string code in older ones).
+    fn code(&self) -> &str {
+        self.error_code
+            .as_deref()
+            .or(self.code.as_ref().and_then(Value::as_str))
+            .or(self.error.as_deref())
+            .unwrap_or("")
+    }
+}
+
+/// Maps a GoTrue error reply (either error format, or the OAuth one).
 fn supabase_error(status: StatusCode, body: &Value) -> Error {
-    let code = body["error_code"]
-        .as_str()
-        .or(body["code"].as_str())
-        .or(body["error"].as_str())
-        .unwrap_or("");
-    let message = body["msg"]
-        .as_str()
-        .or(body["message"].as_str())
-        .or(body["error_description"].as_str())
+    let r = Refusal::of(body);
+    let code = r.code();
+    let message = r
+        .msg
+        .as_deref()
+        .or(r.message.as_deref())
+        .or(r.error_description.as_deref())
         .unwrap_or("no message");
     vendor_error(
         VendorKind::Supabase,
@@ -93,7 +159,7 @@ fn supabase_error(status: StatusCode, body: &Value) -> Error {
     )
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(serde::Serialize, Deserialize)]
 struct Credential {
     access_token: String,
     refresh_token: String,
@@ -154,8 +220,21 @@ impl Supabase {
         }
     }
 
-    async fn user(&self, id: &str) -> Result<Value> {
-        self.admin_call(
+    /// `admin_call`, its reply read into `T`.
+    async fn admin_as<T: serde::de::DeserializeOwned>(
+        &self,
+        op: &'static str,
+        retry: Retry,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<T> {
+        let reply = self.admin_call(op, retry, method, path, body).await?;
+        decode(VendorKind::Supabase, op, reply)
+    }
+
+    async fn user(&self, id: &str) -> Result<User> {
+        self.admin_as(
             "get_user",
             Retry::Safe,
             Method::GET,
@@ -166,17 +245,16 @@ impl Supabase {
     }
 
     async fn email_of(&self, id: &str) -> Result<String> {
-        self.user(id).await?["email"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| Error::new(ErrorCode::VendorError, "supabase user without email"))
+        Ok(self.user(id).await?.email)
     }
 
     /// A session from a token reply (`/verify`, `/token`).
-    fn session_from(&self, reply: &Value) -> Result<VendorSession> {
+    fn session_from(&self, reply: Value) -> Result<VendorSession> {
         let bad = || Error::new(ErrorCode::VendorError, "supabase returned no session");
-        let access = reply["access_token"].as_str().ok_or_else(bad)?.to_owned();
-        let refresh = reply["refresh_token"].as_str().ok_or_else(bad)?.to_owned();
+        let Credential {
+            access_token: access,
+            refresh_token: refresh,
+        } = decode(VendorKind::Supabase, "token", reply)?;
         let session_id = peek_claim(&access, "session_id").ok_or_else(bad)?;
         let exp = peek_claim(&access, "exp")
             .and_then(|e| e.parse::<i64>().ok())
@@ -289,8 +367,8 @@ impl IdentityVendor for Supabase {
         if let Some(p) = new.password {
             body["password"] = json!(p);
         }
-        let user = self
-            .admin_call(
+        let user: User = self
+            .admin_as(
                 "create_user",
                 Retry::Never,
                 Method::POST,
@@ -298,12 +376,7 @@ impl IdentityVendor for Supabase {
                 Some(&body),
             )
             .await?;
-        user["id"].as_str().map(str::to_owned).ok_or_else(|| {
-            Error::new(
-                ErrorCode::VendorError,
-                "supabase returned a user without id",
-            )
-        })
+        Ok(user.id)
     }
 
     async fn fetch_user(
@@ -312,13 +385,10 @@ impl IdentityVendor for Supabase {
         vendor_user_id: &str,
     ) -> Result<Option<VendorUser>> {
         let user = self.user(vendor_user_id).await?;
-        let verified_factor = user["factors"]
-            .as_array()
-            .is_some_and(|f| f.iter().any(|f| f["status"] == "verified"));
         Ok(Some(VendorUser {
-            email: user["email"].as_str().unwrap_or_default().to_owned(),
-            email_verified: !user["email_confirmed_at"].is_null(),
-            mfa_enabled: verified_factor,
+            mfa_enabled: user.factors.iter().any(|f| f.status == "verified"),
+            email: user.email,
+            email_verified: user.email_confirmed_at.is_some(),
         }))
     }
 
@@ -398,8 +468,8 @@ impl IdentityVendor for Supabase {
     }
 
     async fn disable_mfa(&self, _project_id: &str, vendor_user_id: &str) -> Result<()> {
-        let factors = self
-            .admin_call(
+        let factors: Vec<Factor> = self
+            .admin_as(
                 "list_factors",
                 Retry::Safe,
                 Method::GET,
@@ -407,17 +477,15 @@ impl IdentityVendor for Supabase {
                 None,
             )
             .await?;
-        for f in factors.as_array().into_iter().flatten() {
-            if let Some(id) = f["id"].as_str() {
-                self.admin_call(
-                    "delete_factor",
-                    Retry::Safe,
-                    Method::DELETE,
-                    &format!("/admin/users/{vendor_user_id}/factors/{id}"),
-                    None,
-                )
-                .await?;
-            }
+        for f in factors {
+            self.admin_call(
+                "delete_factor",
+                Retry::Safe,
+                Method::DELETE,
+                &format!("/admin/users/{vendor_user_id}/factors/{}", f.id),
+                None,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -452,17 +520,17 @@ impl IdentityVendor for Supabase {
             .await?
         {
             // The grant opened a session: it is the one handed out.
-            Ok(reply) => Ok(PasswordCheck::Right(Some(self.session_from(&reply)?))),
+            Ok(reply) => Ok(PasswordCheck::Right(Some(self.session_from(reply)?))),
             // GoTrue checks the password first and only then refuses an
             // unconfirmed email (internal/api/token.go,
             // ResourceOwnerPasswordGrant): the password is right, and no
             // session was opened.
-            Err((_, reply)) if reply["error_code"] == "email_not_confirmed" => {
+            Err((_, reply)) if Refusal::of(&reply).code() == "email_not_confirmed" => {
                 Ok(PasswordCheck::Right(None))
             }
             Err((status, reply))
                 if status == StatusCode::BAD_REQUEST
-                    && reply["error_code"] == "invalid_credentials" =>
+                    && Refusal::of(&reply).code() == "invalid_credentials" =>
             {
                 Ok(PasswordCheck::Wrong)
             }
@@ -485,14 +553,12 @@ impl IdentityVendor for Supabase {
         cx: SignInContext<'_>,
     ) -> Result<VendorSession> {
         let user = self.user(vendor_user_id).await?;
-        if user["email_confirmed_at"].is_null() {
+        if user.email_confirmed_at.is_none() {
             return Err(unsupported(VendorKind::Supabase, UNCONFIRMED_SESSIONS));
         }
-        let email = user["email"]
-            .as_str()
-            .ok_or_else(|| Error::new(ErrorCode::VendorError, "supabase user without email"))?;
-        let link = self
-            .admin_call(
+        let email = user.email;
+        let link: Link = self
+            .admin_as(
                 "generate_link",
                 Retry::Never,
                 Method::POST,
@@ -500,9 +566,7 @@ impl IdentityVendor for Supabase {
                 Some(&json!({"type": "magiclink", "email": email})),
             )
             .await?;
-        let hashed = link["hashed_token"]
-            .as_str()
-            .ok_or_else(|| Error::new(ErrorCode::VendorError, "supabase returned no link token"))?;
+        let hashed = link.hashed_token;
         let (status, reply) = self
             .send(
                 "verify_link",
@@ -516,7 +580,7 @@ impl IdentityVendor for Supabase {
         if !status.is_success() {
             return Err(supabase_error(status, &reply));
         }
-        self.session_from(&reply)
+        self.session_from(reply)
     }
 
     async fn refresh_session(
@@ -534,7 +598,7 @@ impl IdentityVendor for Supabase {
             )
             .await?
         {
-            Ok(reply) => self.session_from(&reply),
+            Ok(reply) => self.session_from(reply),
             Err(_) => Err(Error::new(
                 ErrorCode::AuthSessionInvalid,
                 "supabase no longer accepts this session",
@@ -591,8 +655,8 @@ impl IdentityVendor for Supabase {
                 .append_pair("page", &page.to_string())
                 .append_pair("per_page", &LOOKUP_PAGE.to_string())
                 .finish();
-            let list = self
-                .admin_call(
+            let list: Users = self
+                .admin_as(
                     "find_user_by_email",
                     Retry::Safe,
                     Method::GET,
@@ -600,16 +664,14 @@ impl IdentityVendor for Supabase {
                     None,
                 )
                 .await?;
-            let users = list["users"].as_array().cloned().unwrap_or_default();
-            if let Some(u) = users.iter().find(|u| u["email"] == email.as_str()) {
-                return Ok(u["id"].as_str().map(|id| FoundUser {
-                    id: id.to_owned(),
-                    external_id: u["app_metadata"]["authmux_user_id"]
-                        .as_str()
-                        .map(str::to_owned),
+            let n = list.users.len();
+            if let Some(u) = list.users.into_iter().find(|u| u.email == email) {
+                return Ok(Some(FoundUser {
+                    id: u.id,
+                    external_id: u.app_metadata.authmux_user_id,
                 }));
             }
-            if users.len() < LOOKUP_PAGE {
+            if n < LOOKUP_PAGE {
                 return Ok(None);
             }
         }

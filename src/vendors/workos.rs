@@ -6,13 +6,14 @@
 //! in authmux's index: WorkOS accepts only short string values there.
 
 use reqwest::{Method, StatusCode};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::http::{Policy, Retry, VendorHttp};
 use super::{
     FoundUser, IdentityVendor, MfaEnrollment, NewIdentity, PasswordCheck, PendingMfa,
-    SignInContext, TokenSource, VendorFailure, VendorKind, VendorSession, VendorUser, gone_is_done,
-    unavailable, unsupported, vendor_error,
+    SignInContext, TokenSource, VendorFailure, VendorKind, VendorSession, VendorUser, decode,
+    gone_is_done, unavailable, unsupported, vendor_error,
 };
 use crate::domain::{Error, ErrorCode, Result};
 use crate::tokens::verify::peek_claim;
@@ -52,20 +53,16 @@ pub struct Workos {
 /// Maps a WorkOS error reply (`{code, message, errors}`, `{message}` or the
 /// OAuth form).
 fn workos_error(status: StatusCode, body: &Value) -> Error {
-    let codes: Vec<&str> = std::iter::once(body["code"].as_str())
-        .chain(std::iter::once(body["error"].as_str()))
-        .chain(
-            body["errors"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|e| e["code"].as_str()),
-        )
+    let r = Refusal::of(body);
+    let codes: Vec<&str> = [r.code.as_deref(), r.error.as_deref()]
+        .into_iter()
+        .chain(r.errors.iter().map(|e| e.code.as_deref()))
         .flatten()
         .collect();
-    let message = body["message"]
-        .as_str()
-        .or(body["error_description"].as_str())
+    let message = r
+        .message
+        .as_deref()
+        .or(r.error_description.as_deref())
         .unwrap_or("no message");
     let has = |c: &str| codes.contains(&c);
     vendor_error(
@@ -81,6 +78,94 @@ fn workos_error(status: StatusCode, body: &Value) -> Error {
     )
 }
 
+/// A WorkOS user (open-api-spec.yaml, `User`), the fields authmux reads.
+#[derive(Deserialize)]
+struct User {
+    id: String,
+    email: String,
+    #[serde(default)]
+    email_verified: bool,
+    #[serde(default)]
+    external_id: Option<String>,
+}
+
+/// A list reply.
+#[derive(Deserialize)]
+struct List<T> {
+    data: Vec<T>,
+}
+
+/// Any object, by its id.
+#[derive(Deserialize)]
+struct Object {
+    id: String,
+}
+
+/// `authenticate`'s reply, the tokens of the session it opened.
+#[derive(Deserialize)]
+struct Authenticated {
+    access_token: String,
+    refresh_token: String,
+}
+
+/// `POST .../auth_factors`: the factor with its TOTP secret.
+#[derive(Deserialize)]
+struct Enrolled {
+    authentication_factor: EnrolledFactor,
+}
+
+#[derive(Deserialize)]
+struct EnrolledFactor {
+    totp: Totp,
+}
+
+#[derive(Deserialize)]
+struct Totp {
+    secret: String,
+    uri: String,
+}
+
+/// `POST /auth/challenges/{id}/verify`.
+#[derive(Deserialize)]
+struct ChallengeVerdict {
+    valid: bool,
+}
+
+/// `POST /user_management/magic_auth`.
+#[derive(Deserialize)]
+struct MagicAuth {
+    code: String,
+}
+
+/// A refusal, in any of WorkOS's shapes (`{code, message, errors}`,
+/// `{message}`, the OAuth form, a 403 with what the sign-in still needs).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Refusal {
+    code: Option<String>,
+    error: Option<String>,
+    message: Option<String>,
+    error_description: Option<String>,
+    errors: Vec<Code>,
+    pending_authentication_token: Option<String>,
+    authentication_factors: Vec<Object>,
+}
+
+#[derive(Deserialize)]
+struct Code {
+    code: Option<String>,
+}
+
+impl Refusal {
+    fn of(body: &Value) -> Refusal {
+        Refusal::deserialize(body).unwrap_or_default()
+    }
+
+    fn code(&self) -> &str {
+        self.code.as_deref().unwrap_or("")
+    }
+}
+
 /// The 403 codes WorkOS answers only after the password checked out.
 const RIGHT_PASSWORD_403: [&str; 3] = [
     "email_verification_required",
@@ -90,12 +175,13 @@ const RIGHT_PASSWORD_403: [&str; 3] = [
 
 /// A 403 `mfa_challenge`: the pending sign-in and the factor to challenge.
 fn pending_mfa(body: &Value) -> Option<PendingMfa> {
-    if body["code"] != "mfa_challenge" {
+    let r = Refusal::of(body);
+    if r.code() != "mfa_challenge" {
         return None;
     }
     Some(PendingMfa {
-        token: body["pending_authentication_token"].as_str()?.to_owned(),
-        factor_id: body["authentication_factors"][0]["id"].as_str()?.to_owned(),
+        token: r.pending_authentication_token?,
+        factor_id: r.authentication_factors.into_iter().next()?.id,
     })
 }
 
@@ -103,15 +189,15 @@ fn pending_mfa(body: &Value) -> Option<PendingMfa> {
 /// `/user_management/authenticate` 400 codes).
 fn is_wrong_code(body: &Value) -> bool {
     matches!(
-        body["code"].as_str(),
-        Some("invalid_one_time_code" | "one_time_code_previously_used" | "one_time_code_expired")
+        Refusal::of(body).code(),
+        "invalid_one_time_code" | "one_time_code_previously_used" | "one_time_code_expired"
     )
 }
 
 /// A sign-in WorkOS refuses for a reason authmux cannot settle for the
 /// caller, named.
 fn sign_in_refusal(status: StatusCode, body: &Value) -> Error {
-    match body["code"].as_str().unwrap_or("") {
+    match Refusal::of(body).code() {
         "mfa_enrollment" => Error::new(
             ErrorCode::AuthMfaNotEnrolled,
             "workos requires this user to enrol a TOTP factor first (auth.user.update mfa_enabled: true)",
@@ -172,8 +258,21 @@ impl Workos {
         }
     }
 
-    async fn user(&self, id: &str) -> Result<Value> {
-        self.send(
+    /// `send`, its reply read into `T`.
+    async fn send_as<T: serde::de::DeserializeOwned>(
+        &self,
+        op: &'static str,
+        retry: Retry,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<T> {
+        let reply = self.send(op, retry, method, path, body).await?;
+        decode(VendorKind::Workos, op, reply)
+    }
+
+    async fn user(&self, id: &str) -> Result<User> {
+        self.send_as(
             "get_user",
             Retry::Safe,
             Method::GET,
@@ -241,7 +340,7 @@ impl Workos {
                 None => return Err(sign_in_refusal(status, &body)),
             },
         };
-        Self::session_from(&reply)
+        Self::session_from(reply)
     }
 
     /// The `mfa-totp` grant: a challenge of the pending factor, answered.
@@ -251,8 +350,8 @@ impl Workos {
         code: &str,
         cx: SignInContext<'_>,
     ) -> Result<Option<VendorSession>> {
-        let challenge = self
-            .send(
+        let challenge: Object = self
+            .send_as(
                 "challenge_factor",
                 Retry::Never,
                 Method::POST,
@@ -260,9 +359,7 @@ impl Workos {
                 Some(&json!({})),
             )
             .await?;
-        let challenge_id = challenge["id"]
-            .as_str()
-            .ok_or_else(|| Error::new(ErrorCode::VendorError, "workos returned no challenge"))?;
+        let challenge_id = challenge.id;
         let grant = json!({
             "grant_type": "urn:workos:oauth:grant-type:mfa-totp",
             "code": code,
@@ -270,16 +367,18 @@ impl Workos {
             "authentication_challenge_id": challenge_id,
         });
         match self.authenticate(grant, cx).await? {
-            Ok(reply) => Self::session_from(&reply).map(Some),
+            Ok(reply) => Self::session_from(reply).map(Some),
             Err((StatusCode::BAD_REQUEST, body)) if is_wrong_code(&body) => Ok(None),
             Err((status, body)) => Err(sign_in_refusal(status, &body)),
         }
     }
 
-    fn session_from(reply: &Value) -> Result<VendorSession> {
+    fn session_from(reply: Value) -> Result<VendorSession> {
         let bad = || Error::new(ErrorCode::VendorError, "workos returned no session");
-        let access = reply["access_token"].as_str().ok_or_else(bad)?.to_owned();
-        let refresh = reply["refresh_token"].as_str().ok_or_else(bad)?.to_owned();
+        let Authenticated {
+            access_token: access,
+            refresh_token: refresh,
+        } = decode(VendorKind::Workos, "authenticate", reply)?;
         let sid = peek_claim(&access, "sid").ok_or_else(bad)?;
         let exp = peek_claim(&access, "exp")
             .and_then(|e| e.parse::<i64>().ok())
@@ -293,8 +392,8 @@ impl Workos {
     }
 
     async fn factors(&self, user_id: &str) -> Result<Vec<String>> {
-        let list = self
-            .send(
+        let list: List<Object> = self
+            .send_as(
                 "list_factors",
                 Retry::Safe,
                 Method::GET,
@@ -302,12 +401,7 @@ impl Workos {
                 None,
             )
             .await?;
-        Ok(list["data"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|f| f["id"].as_str().map(str::to_owned))
-            .collect())
+        Ok(list.data.into_iter().map(|f| f.id).collect())
     }
 
     /// Ends a session; WorkOS answers 400 for one it does not hold
@@ -329,10 +423,7 @@ impl Workos {
     }
 
     async fn email_of(&self, vendor_user_id: &str) -> Result<String> {
-        self.user(vendor_user_id).await?["email"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| Error::new(ErrorCode::VendorError, "workos user without email"))
+        Ok(self.user(vendor_user_id).await?.email)
     }
 }
 
@@ -351,8 +442,8 @@ impl IdentityVendor for Workos {
         if let Some(p) = new.password {
             body["password"] = json!(p);
         }
-        let user = self
-            .send(
+        let user: Object = self
+            .send_as(
                 "create_user",
                 Retry::Never,
                 Method::POST,
@@ -360,10 +451,7 @@ impl IdentityVendor for Workos {
                 Some(&body),
             )
             .await?;
-        user["id"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| Error::new(ErrorCode::VendorError, "workos returned a user without id"))
+        Ok(user.id)
     }
 
     async fn fetch_user(
@@ -374,8 +462,8 @@ impl IdentityVendor for Workos {
         let user = self.user(vendor_user_id).await?;
         let mfa_enabled = !self.factors(vendor_user_id).await?.is_empty();
         Ok(Some(VendorUser {
-            email: user["email"].as_str().unwrap_or_default().to_owned(),
-            email_verified: user["email_verified"].as_bool().unwrap_or(false),
+            email: user.email,
+            email_verified: user.email_verified,
             mfa_enabled,
         }))
     }
@@ -411,8 +499,8 @@ impl IdentityVendor for Workos {
         vendor_user_id: &str,
         email: &str,
     ) -> Result<MfaEnrollment> {
-        let reply = self
-            .send(
+        let enrolled: Enrolled = self
+            .send_as(
                 "enroll_totp",
                 Retry::Never,
                 Method::POST,
@@ -420,17 +508,11 @@ impl IdentityVendor for Workos {
                 Some(&json!({"type": "totp", "totp_issuer": "authmux", "totp_user": email})),
             )
             .await?;
-        let totp = &reply["authentication_factor"]["totp"];
-        match (totp["secret"].as_str(), totp["uri"].as_str()) {
-            (Some(secret), Some(uri)) => Ok(MfaEnrollment {
-                secret: secret.to_owned(),
-                otpauth_uri: uri.to_owned(),
-            }),
-            _ => Err(Error::new(
-                ErrorCode::VendorError,
-                "workos returned no TOTP secret",
-            )),
-        }
+        let Totp { secret, uri } = enrolled.authentication_factor.totp;
+        Ok(MfaEnrollment {
+            secret,
+            otpauth_uri: uri,
+        })
     }
 
     async fn disable_mfa(&self, _project_id: &str, vendor_user_id: &str) -> Result<()> {
@@ -473,15 +555,17 @@ impl IdentityVendor for Workos {
         let email = self.email_of(vendor_user_id).await?;
         let grant = json!({"grant_type": "password", "email": email, "password": password});
         match self.authenticate(grant, cx).await? {
-            Ok(reply) => Ok(PasswordCheck::Right(Some(Self::session_from(&reply)?))),
+            Ok(reply) => Ok(PasswordCheck::Right(Some(Self::session_from(reply)?))),
             Err((StatusCode::FORBIDDEN, body)) => match pending_mfa(&body) {
                 Some(pending) => Ok(PasswordCheck::MfaPending(pending)),
-                None if RIGHT_PASSWORD_403.contains(&body["code"].as_str().unwrap_or("")) => {
+                None if RIGHT_PASSWORD_403.contains(&Refusal::of(&body).code()) => {
                     Ok(PasswordCheck::Right(None))
                 }
                 None => Err(sign_in_refusal(StatusCode::FORBIDDEN, &body)),
             },
-            Err((StatusCode::BAD_REQUEST, body)) if body["code"] == "invalid_credentials" => {
+            Err((StatusCode::BAD_REQUEST, body))
+                if Refusal::of(&body).code() == "invalid_credentials" =>
+            {
                 Ok(PasswordCheck::Wrong)
             }
             Err((status, body)) => Err(workos_error(status, &body)),
@@ -507,8 +591,8 @@ impl IdentityVendor for Workos {
         let Some(factor) = self.factors(vendor_user_id).await?.into_iter().next() else {
             return Ok(false);
         };
-        let challenge = self
-            .send(
+        let challenge: Object = self
+            .send_as(
                 "challenge_factor",
                 Retry::Never,
                 Method::POST,
@@ -516,11 +600,9 @@ impl IdentityVendor for Workos {
                 Some(&json!({})),
             )
             .await?;
-        let id = challenge["id"]
-            .as_str()
-            .ok_or_else(|| Error::new(ErrorCode::VendorError, "workos returned no challenge"))?;
+        let id = challenge.id;
         match self
-            .send(
+            .send_as::<ChallengeVerdict>(
                 "verify_challenge",
                 Retry::Never,
                 Method::POST,
@@ -529,7 +611,7 @@ impl IdentityVendor for Workos {
             )
             .await
         {
-            Ok(v) => Ok(v["valid"].as_bool().unwrap_or(false)),
+            Ok(verdict) => Ok(verdict.valid),
             Err(e) if e.code == ErrorCode::InvalidArgument => Ok(false),
             Err(e) => Err(e),
         }
@@ -545,9 +627,9 @@ impl IdentityVendor for Workos {
         cx: SignInContext<'_>,
     ) -> Result<VendorSession> {
         let user = self.user(vendor_user_id).await?;
-        let email = user["email"].as_str().unwrap_or_default().to_owned();
-        let magic = self
-            .send(
+        let email = user.email;
+        let magic: MagicAuth = self
+            .send_as(
                 "create_magic_auth",
                 Retry::Never,
                 Method::POST,
@@ -555,16 +637,14 @@ impl IdentityVendor for Workos {
                 Some(&json!({"email": email})),
             )
             .await?;
-        let code = magic["code"].as_str().ok_or_else(|| {
-            Error::new(ErrorCode::VendorError, "workos returned no magic-auth code")
-        })?;
+        let code = magic.code;
         let grant = json!({
             "grant_type": "urn:workos:oauth:grant-type:magic-auth:code",
             "code": code,
             "email": email,
         });
         let opened = self.open(grant, cx).await;
-        if user["email_verified"] == false {
+        if !user.email_verified {
             self.update_user(vendor_user_id, json!({"email_verified": false}))
                 .await?;
         }
@@ -581,7 +661,7 @@ impl IdentityVendor for Workos {
             credential.ok_or_else(|| Error::internal("a workos session without its credential"))?;
         let grant = json!({"grant_type": "refresh_token", "refresh_token": refresh});
         match self.authenticate(grant, SignInContext::default()).await? {
-            Ok(reply) => Self::session_from(&reply),
+            Ok(reply) => Self::session_from(reply),
             Err((StatusCode::BAD_REQUEST, _)) => Err(Error::new(
                 ErrorCode::AuthSessionInvalid,
                 "workos no longer accepts this session",
@@ -607,8 +687,8 @@ impl IdentityVendor for Workos {
         let q: String = form_urlencoded::Serializer::new(String::new())
             .append_pair("email", email)
             .finish();
-        let list = self
-            .send(
+        let list: List<User> = self
+            .send_as(
                 "find_user_by_email",
                 Retry::Safe,
                 Method::GET,
@@ -616,10 +696,9 @@ impl IdentityVendor for Workos {
                 None,
             )
             .await?;
-        let user = &list["data"][0];
-        Ok(user["id"].as_str().map(|id| FoundUser {
-            id: id.to_owned(),
-            external_id: user["external_id"].as_str().map(str::to_owned),
+        Ok(list.data.into_iter().next().map(|user| FoundUser {
+            id: user.id,
+            external_id: user.external_id,
         }))
     }
 
