@@ -198,6 +198,14 @@ impl Clerk {
         self.cfg.secret_key.starts_with("sk_live_")
     }
 
+    /// The headers of every Backend API call: the key and the API version.
+    fn headers(&self) -> [(&'static str, String); 2] {
+        [
+            ("authorization", format!("Bearer {}", self.cfg.secret_key)),
+            ("clerk-api-version", API_VERSION.to_owned()),
+        ]
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.cfg.base_url.trim_end_matches('/'))
     }
@@ -211,10 +219,7 @@ impl Clerk {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value> {
-        let headers = [
-            ("authorization", format!("Bearer {}", self.cfg.secret_key)),
-            ("clerk-api-version", API_VERSION.to_owned()),
-        ];
+        let headers = self.headers();
         let (status, reply) = self
             .http
             .request(op, retry, method, &self.url(path), &headers, body)
@@ -623,10 +628,7 @@ impl IdentityVendor for Clerk {
     }
 
     async fn health_check(&self) -> bool {
-        let headers = [
-            ("authorization", format!("Bearer {}", self.cfg.secret_key)),
-            ("clerk-api-version", API_VERSION.to_owned()),
-        ];
+        let headers = self.headers();
         self.http.probe(&self.url("/jwks"), &headers).await
     }
 
@@ -673,10 +675,7 @@ impl IdentityVendor for Clerk {
         Some(TokenSource {
             issuer: issuer.clone(),
             jwks_url: self.url("/jwks"),
-            jwks_headers: vec![
-                ("authorization", format!("Bearer {}", self.cfg.secret_key)),
-                ("clerk-api-version", API_VERSION.to_owned()),
-            ],
+            jwks_headers: self.headers().to_vec(),
         })
     }
 }

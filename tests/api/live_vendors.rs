@@ -629,3 +629,83 @@ async fn byok_issuers_never_collide_with_managed_ones() {
         .await
         .unwrap();
 }
+
+/// The rules this file covers, raced: two password sign-ins at once each
+/// keep their own vendor session; two revoke-alls at once end every vendor
+/// session with no 5xx; a revoke-all and an MFA enrolment each racing a
+/// delete leave no 5xx, no live vendor session and no factor.
+#[tokio::test]
+async fn vendor_rules_hold_under_races() {
+    let s = Server::start_vendor(Backend::Sqlite, "workos")
+        .await
+        .unwrap();
+    let workos = s.workos.clone().unwrap();
+    let t = Transport::Rest;
+    let no_5xx = |r: &Result<Value, crate::harness::ApiError>| {
+        r.as_ref().err().is_none_or(|e| e.status < 500)
+    };
+
+    let email = "race@example.com";
+    let u = user(&s, t, email).await;
+    confirm_email(&s, t, &u).await;
+    let (a, b) = tokio::join!(
+        sign_in(&s, t, &u, json!({})),
+        sign_in(&s, Transport::Grpc, &u, json!({}))
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_ne!(a["session_id"], b["session_id"]);
+    assert_eq!(
+        workos.live_sessions_of(email),
+        2,
+        "each kept its own, none leaked"
+    );
+
+    let req = json!({"user_id": u});
+    let (x, y) = tokio::join!(
+        s.call(t, "auth.session.revoke_all_for_user", req.clone()),
+        s.call(
+            Transport::Grpc,
+            "auth.session.revoke_all_for_user",
+            req.clone()
+        )
+    );
+    assert!(no_5xx(&x) && no_5xx(&y), "{x:?} {y:?}");
+    let counted: i64 = [x, y]
+        .iter()
+        .flatten()
+        .map(|r| r["revoked"].as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!(counted, 2, "each session reported once");
+    assert_eq!(workos.live_sessions_of(email), 0);
+
+    // A revoke-all racing a delete.
+    sign_in(&s, t, &u, json!({})).await.unwrap();
+    let (r, d) = tokio::join!(
+        s.call(t, "auth.session.revoke_all_for_user", req.clone()),
+        s.call(t, "auth.user.delete", req.clone())
+    );
+    assert!(no_5xx(&r) && no_5xx(&d), "{r:?} {d:?}");
+    d.unwrap();
+    assert_eq!(
+        workos.live_sessions_of(email),
+        0,
+        "nothing outlives the delete"
+    );
+
+    // An enrolment racing a delete.
+    let email = "enrol-race@example.com";
+    let u = user(&s, t, email).await;
+    let req = json!({"user_id": u});
+    let (e, d) = tokio::join!(
+        s.call(
+            t,
+            "auth.user.update",
+            json!({"user_id": u, "mfa_enabled": true})
+        ),
+        s.call(t, "auth.user.delete", req.clone())
+    );
+    assert!(no_5xx(&e) && no_5xx(&d), "{e:?} {d:?}");
+    d.unwrap();
+    assert_eq!(workos.factors_of(email), 0, "no factor outlives the user");
+    expect_err(s.call(t, "auth.user.get", req).await, "AUTH_USER_NOT_FOUND");
+}
