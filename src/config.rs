@@ -410,7 +410,8 @@ impl Settings {
             .map(|v| {
                 VendorKind::parse(v).ok_or_else(|| {
                     anyhow::anyhow!(
-                        "AUTHMUX_VENDOR_PRIORITY: {v:?} is not one of native, clerk, workos, supabase"
+                        "AUTHMUX_VENDOR_PRIORITY: {v:?} is not one of {}",
+                        VendorKind::names()
                     )
                 })
             })

@@ -12,7 +12,18 @@ use std::sync::{Arc, LazyLock, Mutex};
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString, rand_core::OsRng};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 
-use crate::domain::{Error, ErrorCode, Result};
+/// Why a password could not be hashed or checked.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// The hashing queue is full; retry after a second.
+    #[error("too many password checks are queued; retry shortly")]
+    Busy,
+    /// Hashing itself failed (a bug or a corrupt stored hash).
+    #[error("password hashing failed: {0}")]
+    Failed(String),
+}
+
+type Result<T> = std::result::Result<T, HashError>;
 
 /// OWASP's minimum for argon2id: m = 19 MiB, t = 2, p = 1.
 const MEMORY_KIB: u32 = 19 * 1024;
@@ -143,24 +154,22 @@ async fn run<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Re
     match POOL.try_send(job) {
         Ok(()) => {}
         Err(TrySendError::Full(_)) => {
-            return Err(Error::new(
-                ErrorCode::ServiceBusy,
-                "too many password checks are queued; retry shortly",
-            )
-            .retry_after(1));
+            return Err(HashError::Busy);
         }
         Err(TrySendError::Disconnected(_)) => {
-            return Err(Error::internal("the password hashing threads are gone"));
+            return Err(HashError::Failed(
+                "the password hashing threads are gone".into(),
+            ));
         }
     }
-    rx.await.map_err(Error::internal)
+    rx.await.map_err(|e| HashError::Failed(e.to_string()))
 }
 
 /// Hashes a password with argon2id.
 pub async fn hash(password: String) -> Result<String> {
     run(move || hash_here(&password))
         .await?
-        .map_err(Error::internal)
+        .map_err(|e| HashError::Failed(e.to_string()))
 }
 
 /// Checks a password against a stored hash; with no hash, checks it
@@ -173,7 +182,7 @@ pub async fn verify(password: String, hash: Option<String>) -> Result<bool> {
         verify_here(&password, &stored)
     })
     .await?
-    .map_err(Error::internal)?;
+    .map_err(HashError::Failed)?;
     Ok(ok && has_hash)
 }
 

@@ -162,7 +162,7 @@ impl Domain {
         mode: Mode,
     ) -> Result<Arc<dyn IdentityVendor>> {
         if mode == Mode::Managed || vendor == VendorKind::Native {
-            return self.vendors.resolve(vendor, mode);
+            return Ok(self.vendors.resolve(vendor, mode)?);
         }
         match self
             .byok_configs(project)
@@ -170,8 +170,8 @@ impl Domain {
             .into_iter()
             .find(|(k, _)| *k == vendor)
         {
-            Some((_, cfg)) => self.vendors.byok(&project.id, vendor, &cfg),
-            None => self.vendors.resolve(vendor, Mode::Byok),
+            Some((_, cfg)) => Ok(self.vendors.byok(&project.id, vendor, &cfg)?),
+            None => Ok(self.vendors.resolve(vendor, Mode::Byok)?),
         }
     }
 

@@ -46,18 +46,6 @@ pub struct CapabilityStatus {
     pub vendors: Vec<VendorStanding>,
 }
 
-/// Whether a vendor's adapter serves a capability with the usual
-/// credentials; a configured adapter answers for its own (e.g. a Clerk
-/// production key opens no sessions).
-pub fn supports(vendor: VendorKind, capability: &str) -> bool {
-    match vendor {
-        VendorKind::Native => true,
-        VendorKind::Clerk | VendorKind::Workos | VendorKind::Supabase => {
-            CAPABILITIES.contains(&capability)
-        }
-    }
-}
-
 impl Domain {
     /// The vendors behind one capability id.
     pub fn discover(&self, capability: &str) -> Result<CapabilityStatus> {
@@ -74,10 +62,10 @@ impl Domain {
                 VendorStanding {
                     vendor,
                     status,
-                    supports: self
-                        .vendors
-                        .supports(vendor, capability)
-                        .unwrap_or_else(|| supports(vendor, capability)),
+                    // A configured adapter answers for its own credentials
+                    // (a Clerk production key opens no sessions); every
+                    // vendor serves every capability with the usual ones.
+                    supports: self.vendors.supports(vendor, capability).unwrap_or(true),
                     p50_latency_ms,
                 }
             })

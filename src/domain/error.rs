@@ -1,6 +1,7 @@
 //! The one error type of authmux, with a stable machine code per case.
 
 use crate::store::StoreError;
+use crate::vendors::VendorError;
 
 /// Stable, documented error codes. Their strings are the public contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -218,6 +219,48 @@ impl From<crate::crypto::CryptoError> for Error {
     }
 }
 
+impl From<crate::passwords::HashError> for Error {
+    fn from(err: crate::passwords::HashError) -> Self {
+        match err {
+            crate::passwords::HashError::Busy => {
+                Error::new(ErrorCode::ServiceBusy, err.to_string()).retry_after(1)
+            }
+            crate::passwords::HashError::Failed(detail) => Error::internal(detail),
+        }
+    }
+}
+
+/// The one place a vendor's failure becomes a public error.
+impl From<VendorError> for Error {
+    fn from(err: VendorError) -> Self {
+        let code = match &err {
+            VendorError::Unavailable {
+                sent, retry_after, ..
+            } => {
+                let mut e = Error::new(ErrorCode::VendorUnavailable, err.to_string())
+                    .retry_after(retry_after.unwrap_or(1));
+                e.no_effect = !sent;
+                return e;
+            }
+            VendorError::Busy => {
+                return Error::new(ErrorCode::ServiceBusy, err.to_string()).retry_after(1);
+            }
+            VendorError::Internal(detail) => return Error::internal(detail),
+            VendorError::Exists(_) => ErrorCode::AuthUserExists,
+            VendorError::NotFound(_) => ErrorCode::AuthUserNotFound,
+            VendorError::Rejected(_) | VendorError::Protocol(_) => ErrorCode::VendorError,
+            VendorError::Invalid(_) => ErrorCode::InvalidArgument,
+            VendorError::Unsupported(_) => ErrorCode::VendorUnsupported,
+            VendorError::NotConfigured(_) => ErrorCode::VendorNotConfigured,
+            VendorError::SessionEnded(_) => ErrorCode::AuthSessionInvalid,
+            VendorError::MfaRequired(_) => ErrorCode::AuthMfaRequired,
+            VendorError::MfaInvalid(_) => ErrorCode::AuthMfaInvalid,
+            VendorError::MfaNotEnrolled(_) => ErrorCode::AuthMfaNotEnrolled,
+        };
+        Error::new(code, err.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,5 +274,64 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), ErrorCode::ALL.len());
+    }
+
+    #[test]
+    fn vendor_failures_map_to_their_public_codes() {
+        use crate::vendors::VendorKind::Clerk;
+        let cases = [
+            (VendorError::Exists(Clerk), ErrorCode::AuthUserExists),
+            (VendorError::NotFound(Clerk), ErrorCode::AuthUserNotFound),
+            (VendorError::Rejected(Clerk), ErrorCode::VendorError),
+            (VendorError::Protocol("p".into()), ErrorCode::VendorError),
+            (VendorError::Invalid("i".into()), ErrorCode::InvalidArgument),
+            (
+                VendorError::Unsupported("u".into()),
+                ErrorCode::VendorUnsupported,
+            ),
+            (
+                VendorError::NotConfigured("n".into()),
+                ErrorCode::VendorNotConfigured,
+            ),
+            (
+                VendorError::SessionEnded("s".into()),
+                ErrorCode::AuthSessionInvalid,
+            ),
+            (
+                VendorError::MfaRequired("m".into()),
+                ErrorCode::AuthMfaRequired,
+            ),
+            (
+                VendorError::MfaInvalid("m".into()),
+                ErrorCode::AuthMfaInvalid,
+            ),
+            (
+                VendorError::MfaNotEnrolled("m".into()),
+                ErrorCode::AuthMfaNotEnrolled,
+            ),
+            (VendorError::Busy, ErrorCode::ServiceBusy),
+            (
+                VendorError::Internal("secret detail".into()),
+                ErrorCode::Internal,
+            ),
+        ];
+        for (vendor, code) in cases {
+            let e = Error::from(vendor);
+            assert_eq!(e.code, code, "{e:?}");
+            assert!(!e.message.contains("secret detail"), "{e:?}");
+            assert!(!e.no_effect);
+        }
+        for sent in [false, true] {
+            let e = Error::from(VendorError::Unavailable {
+                vendor: Clerk,
+                reason: "timed out".into(),
+                sent,
+                retry_after: None,
+            });
+            assert_eq!(e.code, ErrorCode::VendorUnavailable);
+            assert_eq!(e.no_effect, !sent, "only a call never sent may fail over");
+            assert_eq!(e.retry_after, Some(1));
+            assert!(e.message.contains("clerk: timed out"), "{e:?}");
+        }
     }
 }

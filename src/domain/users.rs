@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::{Domain, Error, ErrorCode, Project, Result, new_id};
 use crate::store::entity::{pins, users};
-use crate::vendors::{IdentityVendor, MfaEnrollment, Mode, NewIdentity, VendorKind};
+use crate::vendors::{IdentityVendor, MfaEnrollment, Mode, NewIdentity, VendorError, VendorKind};
 
 /// How long an MFA enrolment holds its claim at most (a crashed one
 /// frees it then).
@@ -369,8 +369,8 @@ impl Domain {
             };
             match vendor.create_user(&project.id, attempt).await {
                 Ok(id) => return Ok((vendor.clone(), id)),
-                Err(e) if e.code == ErrorCode::VendorUnavailable => {
-                    if !e.no_effect {
+                Err(e @ VendorError::Unavailable { sent, .. }) => {
+                    if sent {
                         match vendor.find_user_by_email(&project.id, identity.email).await {
                             // Only the user this very attempt created (its
                             // external id is our new user id) is adopted.
@@ -383,20 +383,23 @@ impl Domain {
                             // Someone else's user (another project sharing
                             // the vendor, or one made outside authmux): not
                             // ours to adopt, and the email is taken there.
-                            Ok(Some(_)) => return Err(e),
+                            Ok(Some(_)) => return Err(e.into()),
                             Ok(None) => {}
                             // Can't tell whether the user exists there: stop
                             // rather than risk a second user elsewhere.
-                            Err(_) => return Err(e),
+                            Err(_) => return Err(e.into()),
                         }
                     }
                     tracing::warn!(vendor = %vendor.kind(), error = %e, "vendor unavailable; trying the next");
                     last = Some(e);
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
-        Err(last.unwrap_or_else(|| Error::new(ErrorCode::VendorUnavailable, "no vendor available")))
+        Err(last.map_or_else(
+            || Error::new(ErrorCode::VendorUnavailable, "no vendor available"),
+            Error::from,
+        ))
     }
 
     /// One user of the project, refreshed from its vendor when the vendor
@@ -423,11 +426,11 @@ impl Domain {
         {
             Ok(Some(seen)) => seen,
             Ok(None) => return Ok(row),
-            Err(e) if e.code == ErrorCode::AuthUserNotFound => {
+            Err(VendorError::NotFound(_)) => {
                 self.forget_vanished_user(project, &row.id).await?;
                 return Err(Error::user_not_found(&row.id));
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         if (seen.email_verified, seen.mfa_enabled) == (row.email_verified, row.mfa_enabled) {
             return Ok(row);
@@ -659,7 +662,7 @@ impl Domain {
                 Ok(e) => e,
                 Err(e) => {
                     self.remove_factor(project, vendor, pin).await;
-                    return Err(e);
+                    return Err(e.into());
                 }
             };
             let now = self.now();

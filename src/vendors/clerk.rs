@@ -11,11 +11,10 @@ use serde_json::{Map, Value, json};
 use super::http::{Policy, Retry, VendorHttp};
 use super::native::new_totp;
 use super::{
-    FoundUser, IdentityVendor, MfaEnrollment, NewIdentity, PasswordCheck, SignInContext,
-    TokenSource, VendorFailure, VendorKind, VendorSession, VendorUser, decode, gone_is_done,
-    unavailable, unsupported, vendor_error,
+    FoundUser, IdentityVendor, MfaEnrollment, NewIdentity, PasswordCheck, Result, SignInContext,
+    TokenSource, VendorError, VendorFailure, VendorKind, VendorSession, VendorSpec, VendorUser,
+    decode, gone_is_done, unavailable, unsupported, vendor_error,
 };
-use crate::domain::{Error, ErrorCode, Result};
 
 /// The API version every request pins.
 pub const API_VERSION: &str = "2026-05-12";
@@ -24,6 +23,23 @@ const PRODUCTION_SESSIONS: &str = "auth.session.create on a production Clerk ins
 
 /// Clerk's production API.
 pub const DEFAULT_BASE_URL: &str = "https://api.clerk.com/v1";
+
+/// Clerk, as the registry knows it.
+pub const SPEC: VendorSpec = VendorSpec {
+    name: "clerk",
+    setup_hint: "set AUTHMUX_CLERK_SECRET_KEY",
+    build: |creds, policy| {
+        let cfg = ClerkConfig {
+            issuer: creds.issuer.clone(),
+            base_url: creds
+                .url
+                .clone()
+                .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
+            secret_key: creds.secret(),
+        };
+        Ok(std::sync::Arc::new(Clerk::new(cfg, policy)))
+    },
+};
 
 /// Where Clerk is and the key that opens it.
 #[derive(Clone)]
@@ -61,9 +77,11 @@ pub struct Clerk {
 pub const METADATA_LIMIT: usize = 8 * 1024;
 
 fn check_metadata(metadata: &Map<String, Value>) -> Result<()> {
-    let size = serde_json::to_vec(metadata).map_err(Error::internal)?.len();
+    let size = serde_json::to_vec(metadata)
+        .map_err(VendorError::internal)?
+        .len();
     if size > METADATA_LIMIT {
-        return Err(Error::invalid(format!(
+        return Err(VendorError::Invalid(format!(
             "metadata is {size} bytes as JSON; Clerk keeps at most {METADATA_LIMIT}"
         )));
     }
@@ -158,7 +176,7 @@ impl User {
 }
 
 /// Maps a Clerk error reply to ours; never echoes credentials.
-fn clerk_error(status: StatusCode, body: &Value) -> Error {
+fn clerk_error(status: StatusCode, body: &Value) -> VendorError {
     let errors = ClerkErrors::deserialize(body).unwrap_or_default();
     let first = errors.errors.into_iter().next().unwrap_or_default();
     let code = first.code.as_deref().unwrap_or("");
@@ -272,18 +290,15 @@ impl Clerk {
                 Some(&json!({"expires_in_seconds": ttl})),
             )
             .await
-            .map_err(|e| match e.code {
-                ErrorCode::InvalidArgument
-                | ErrorCode::NotFound
-                | ErrorCode::AuthSessionNotFound => Error::new(
-                    ErrorCode::AuthSessionInvalid,
-                    "clerk no longer holds this session active",
-                ),
-                _ => e,
+            .map_err(|e| match e {
+                VendorError::Invalid(_) | VendorError::NotFound(_) => {
+                    VendorError::SessionEnded("clerk no longer holds this session active".into())
+                }
+                e => e,
             })?;
         let jwt = t.jwt;
         let exp = crate::tokens::verify::peek_expiry(&jwt)
-            .ok_or_else(|| Error::new(ErrorCode::VendorError, "clerk token without exp"))?;
+            .ok_or_else(|| VendorError::Protocol("clerk token without exp".into()))?;
         Ok(VendorSession {
             vendor_session_id: session_id.to_owned(),
             access_token: jwt,
@@ -305,7 +320,7 @@ impl Clerk {
             .await
         {
             Ok(v) => Ok(v.verified),
-            Err(e) if e.code == ErrorCode::InvalidArgument => Ok(false),
+            Err(VendorError::Invalid(_)) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -392,7 +407,7 @@ impl IdentityVendor for Clerk {
         let user = self.user(vendor_user_id).await?;
         let email = user
             .primary_email()
-            .ok_or_else(|| Error::new(ErrorCode::VendorError, "clerk user has no email address"))?;
+            .ok_or_else(|| VendorError::Protocol("clerk user has no email address".into()))?;
         let (email_id, address) = (&email.id, &email.email_address);
         let (method, path, body) = if verified {
             (
@@ -599,7 +614,7 @@ impl IdentityVendor for Clerk {
             )
             .await
         {
-            Err(e) if e.code == ErrorCode::InvalidArgument => Ok(()),
+            Err(VendorError::Invalid(_)) => Ok(()),
             other => gone_is_done(other),
         }
     }
@@ -665,9 +680,7 @@ impl IdentityVendor for Clerk {
                     .into_iter()
                     .find(|d| !d.is_satellite)
                     .map(|d| d.frontend_api_url.trim_end_matches('/').to_owned())
-                    .ok_or_else(|| {
-                        Error::new(ErrorCode::VendorError, "clerk lists no primary domain")
-                    })
+                    .ok_or_else(|| VendorError::Protocol("clerk lists no primary domain".into()))
             })
             .await
             .inspect_err(|e| tracing::warn!(error = %e, "clerk's Frontend API URL is unknown"))

@@ -2,6 +2,7 @@
 //! built-in provider and the router that picks one per request.
 
 pub mod clerk;
+mod error;
 pub mod http;
 pub mod native;
 pub mod supabase;
@@ -13,8 +14,11 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Error, ErrorCode, Result};
 use crate::tokens::jwks::JwksClient;
+pub use error::{
+    Result, VendorError, VendorFailure, decode, gone_is_done, unavailable, unsupported,
+    vendor_error,
+};
 
 /// The vendors authmux knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -39,14 +43,20 @@ impl VendorKind {
         VendorKind::Supabase,
     ];
 
+    /// What the vendor's own module says of it: the one place a vendor
+    /// is registered.
+    pub fn spec(self) -> &'static VendorSpec {
+        match self {
+            VendorKind::Native => &native::SPEC,
+            VendorKind::Clerk => &clerk::SPEC,
+            VendorKind::Workos => &workos::SPEC,
+            VendorKind::Supabase => &supabase::SPEC,
+        }
+    }
+
     /// The wire name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            VendorKind::Native => "native",
-            VendorKind::Clerk => "clerk",
-            VendorKind::Workos => "workos",
-            VendorKind::Supabase => "supabase",
-        }
+        self.spec().name
     }
 
     /// Parses a wire name.
@@ -56,21 +66,30 @@ impl VendorKind {
 
     /// How an operator configures this vendor.
     pub fn setup_hint(self) -> &'static str {
-        match self {
-            VendorKind::Native => "the built-in provider needs no configuration",
-            VendorKind::Clerk => "set AUTHMUX_CLERK_SECRET_KEY",
-            VendorKind::Workos => "set AUTHMUX_WORKOS_API_KEY and AUTHMUX_WORKOS_CLIENT_ID",
-            VendorKind::Supabase => {
-                "set AUTHMUX_SUPABASE_URL and AUTHMUX_SUPABASE_SERVICE_ROLE_KEY"
-            }
-        }
+        self.spec().setup_hint
     }
+
+    /// Every wire name, for messages: `native, clerk, ...`.
+    pub fn names() -> String {
+        Self::ALL.map(Self::as_str).join(", ")
+    }
+}
+
+/// A vendor as its module describes it.
+pub struct VendorSpec {
+    /// The wire name.
+    pub name: &'static str,
+    /// How an operator configures it.
+    pub setup_hint: &'static str,
+    /// Builds its adapter from credentials (the operator's or a
+    /// project's own); says what is missing.
+    pub build: fn(&ByokConfig, http::Policy) -> Result<Arc<dyn IdentityVendor>>,
 }
 
 impl std::str::FromStr for VendorKind {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
-        Self::parse(s).ok_or_else(|| format!("{s:?} is not one of native, clerk, workos, supabase"))
+        Self::parse(s).ok_or_else(|| format!("{s:?} is not one of {}", Self::names()))
     }
 }
 
@@ -184,62 +203,14 @@ impl ByokConfig {
         policy: http::Policy,
     ) -> Result<Arc<dyn IdentityVendor>> {
         if self.secret.trim().is_empty() {
-            return Err(Error::invalid("the vendor secret is empty"));
+            return Err(VendorError::Invalid("the vendor secret is empty".into()));
         }
-        let secret = self.secret.trim().to_owned();
-        Ok(match kind {
-            VendorKind::Native => {
-                return Err(Error::invalid("native needs no credentials"));
-            }
-            VendorKind::Clerk => {
-                let base_url = self
-                    .url
-                    .clone()
-                    .unwrap_or_else(|| clerk::DEFAULT_BASE_URL.to_owned());
-                Arc::new(clerk::Clerk::new(
-                    clerk::ClerkConfig {
-                        issuer: self.issuer.clone(),
-                        base_url,
-                        secret_key: secret,
-                    },
-                    policy,
-                ))
-            }
-            VendorKind::Workos => {
-                let client_id = self
-                    .client_id
-                    .clone()
-                    .ok_or_else(|| Error::invalid("workos needs a client id"))?;
-                let base_url = self
-                    .url
-                    .clone()
-                    .unwrap_or_else(|| workos::DEFAULT_BASE_URL.to_owned());
-                Arc::new(workos::Workos::new(
-                    workos::WorkosConfig {
-                        issuer: self.issuer.clone().unwrap_or_else(|| {
-                            format!(
-                                "{}/user_management/{client_id}",
-                                base_url.trim_end_matches('/')
-                            )
-                        }),
-                        base_url,
-                        api_key: secret,
-                        client_id,
-                    },
-                    policy,
-                ))
-            }
-            VendorKind::Supabase => {
-                let url = self
-                    .url
-                    .clone()
-                    .ok_or_else(|| Error::invalid("supabase needs the project URL"))?;
-                Arc::new(supabase::Supabase::new(
-                    supabase::SupabaseConfig::new(&url, secret),
-                    policy,
-                ))
-            }
-        })
+        (kind.spec().build)(self, policy)
+    }
+
+    /// The secret, trimmed.
+    pub fn secret(&self) -> String {
+        self.secret.trim().to_owned()
     }
 }
 
@@ -305,117 +276,6 @@ impl std::fmt::Display for TokenSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({})", self.issuer, self.jwks_url)
     }
-}
-
-/// `VENDOR_UNAVAILABLE` for a call that found the vendor not serving.
-pub fn unavailable(kind: VendorKind, e: http::CallError) -> Error {
-    let http::CallError::Unavailable {
-        reason,
-        retry_after,
-        sent,
-    } = e;
-    let mut err = Error::new(ErrorCode::VendorUnavailable, format!("{kind}: {reason}"))
-        .retry_after(retry_after.unwrap_or(1));
-    err.no_effect = !sent;
-    err
-}
-
-/// What an adapter read from a vendor's error reply.
-pub struct VendorFailure<'a> {
-    /// The HTTP status.
-    pub status: u16,
-    /// The vendor said the email is taken.
-    pub exists: bool,
-    /// The vendor said there is no such user (besides a plain 404).
-    pub not_found: bool,
-    /// A 401/403 about the end user's credentials, not authmux's.
-    pub user_credentials: bool,
-    /// The vendor's error code, for the message.
-    pub code: &'a str,
-    /// The vendor's message.
-    pub message: &'a str,
-}
-
-/// Maps a vendor's error reply to authmux's codes, the same way for every
-/// vendor; never echoes a credential.
-pub fn vendor_error(kind: VendorKind, f: VendorFailure<'_>) -> Error {
-    if f.exists {
-        return Error::new(
-            ErrorCode::AuthUserExists,
-            format!("a user with this email already exists at {kind}"),
-        );
-    }
-    match f.status {
-        404 => Error::new(
-            ErrorCode::AuthUserNotFound,
-            format!("no such user at {kind}"),
-        ),
-        _ if f.not_found => Error::new(
-            ErrorCode::AuthUserNotFound,
-            format!("no such user at {kind}"),
-        ),
-        401 | 403 if !f.user_credentials => Error::new(
-            ErrorCode::VendorError,
-            format!("{kind} rejected authmux's credentials for this project"),
-        ),
-        400 | 401 | 403 | 422 => Error::invalid(format!("{kind}: {}", f.message)),
-        s => Error::new(
-            ErrorCode::VendorError,
-            format!("{kind} answered {s} ({})", f.code),
-        ),
-    }
-}
-
-/// Reads a vendor's reply into its typed shape; one that does not fit is
-/// `VENDOR_ERROR` naming the operation (never echoing the reply, which may
-/// hold tokens).
-pub fn decode<T: serde::de::DeserializeOwned>(
-    kind: VendorKind,
-    op: &str,
-    reply: serde_json::Value,
-) -> Result<T> {
-    serde_json::from_value(reply).map_err(|e| {
-        Error::new(
-            ErrorCode::VendorError,
-            format!(
-                "{kind} answered {op} with an unexpected reply ({})",
-                e.classify_name()
-            ),
-        )
-    })
-}
-
-/// Names a serde_json error's class without its content.
-trait Classify {
-    fn classify_name(&self) -> &'static str;
-}
-
-impl Classify for serde_json::Error {
-    fn classify_name(&self) -> &'static str {
-        match self.classify() {
-            serde_json::error::Category::Io => "unreadable",
-            serde_json::error::Category::Syntax => "not JSON",
-            serde_json::error::Category::Data => "a field missing or of the wrong type",
-            serde_json::error::Category::Eof => "truncated",
-        }
-    }
-}
-
-/// A delete or revoke whose target is already gone at the vendor has had
-/// its effect.
-pub fn gone_is_done<T>(r: Result<T>) -> Result<()> {
-    match r {
-        Err(e) if e.code == ErrorCode::AuthUserNotFound => Ok(()),
-        other => other.map(drop),
-    }
-}
-
-/// `VENDOR_UNSUPPORTED` for an operation a vendor has no way to perform.
-pub fn unsupported(kind: VendorKind, capability: &str) -> Error {
-    Error::new(
-        ErrorCode::VendorUnsupported,
-        format!("{capability} is not supported for users held by {kind}"),
-    )
 }
 
 /// A TOTP factor freshly enrolled, shown to the caller once.
@@ -687,22 +547,16 @@ impl VendorRouter {
             (_, Mode::Managed) if self.managed.contains_key(&kind) => {
                 Ok(self.managed[&kind].clone())
             }
-            (VendorKind::Native, Mode::Byok) => Err(Error::invalid(
-                "mode \"byok\" needs a vendor with credentials; native has none to bring",
+            (VendorKind::Native, Mode::Byok) => Err(VendorError::Invalid(
+                "mode \"byok\" needs a vendor with credentials; native has none to bring".into(),
             )),
-            (other, Mode::Byok) => Err(Error::new(
-                ErrorCode::VendorNotConfigured,
-                format!(
-                    "this project has no credentials of its own for {other} (authmux vendors set --project ... --vendor {other})"
-                ),
-            )),
-            (other, Mode::Managed) => Err(Error::new(
-                ErrorCode::VendorNotConfigured,
-                format!(
-                    "vendor {other} is not configured for this project ({})",
-                    other.setup_hint()
-                ),
-            )),
+            (other, Mode::Byok) => Err(VendorError::NotConfigured(format!(
+                "this project has no credentials of its own for {other} (authmux vendors set --project ... --vendor {other})"
+            ))),
+            (other, Mode::Managed) => Err(VendorError::NotConfigured(format!(
+                "vendor {other} is not configured for this project ({})",
+                other.setup_hint()
+            ))),
         }
     }
 
@@ -776,30 +630,5 @@ impl VendorRouter {
     /// Whether a vendor can serve requests in managed mode.
     pub fn is_configured(&self, kind: VendorKind) -> bool {
         self.managed.contains_key(&kind)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Debug, Deserialize)]
-    struct Reply {
-        #[allow(dead_code)]
-        id: String,
-    }
-
-    #[test]
-    fn a_reply_of_the_wrong_shape_is_a_vendor_error_without_its_content() {
-        let e = decode::<Reply>(
-            VendorKind::Clerk,
-            "get_user",
-            serde_json::json!({"jwt": "secret.token.value"}),
-        )
-        .unwrap_err();
-        assert_eq!(e.code, ErrorCode::VendorError);
-        assert!(e.message.contains("get_user"), "{e:?}");
-        assert!(!e.message.contains("secret"), "{e:?}");
-        assert!(decode::<Reply>(VendorKind::Clerk, "x", serde_json::json!({"id": "u"})).is_ok());
     }
 }

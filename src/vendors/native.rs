@@ -3,9 +3,12 @@
 
 use totp_rs::{Algorithm, Secret, TOTP};
 
-use super::{IdentityVendor, MfaEnrollment, NewIdentity, PasswordCheck, SignInContext, VendorKind};
+use super::{
+    IdentityVendor, MfaEnrollment, NewIdentity, PasswordCheck, SignInContext, VendorKind,
+    VendorSpec,
+};
+use super::{Result, VendorError};
 use crate::crypto::MasterKey;
-use crate::domain::{Error, Result};
 use crate::store::Store;
 use crate::store::entity::native_credentials;
 
@@ -24,8 +27,15 @@ fn totp(secret: Vec<u8>, account: String) -> Result<TOTP> {
         Some(TOTP_ISSUER.to_owned()),
         account,
     )
-    .map_err(Error::internal)
+    .map_err(VendorError::internal)
 }
+
+/// The built-in provider, as the registry knows it.
+pub const SPEC: VendorSpec = VendorSpec {
+    name: "native",
+    setup_hint: "the built-in provider needs no configuration",
+    build: |_, _| Err(VendorError::Invalid("native needs no credentials".into())),
+};
 
 /// The built-in identity provider.
 pub struct Native {
@@ -66,7 +76,7 @@ impl Native {
 pub fn new_totp(account: &str) -> Result<(Vec<u8>, MfaEnrollment)> {
     let bytes = Secret::generate_secret()
         .to_bytes()
-        .map_err(Error::internal)?;
+        .map_err(VendorError::internal)?;
     let totp = totp(bytes.clone(), account.to_owned())?;
     Ok((
         bytes,
@@ -207,7 +217,7 @@ impl IdentityVendor for Native {
         let totp = totp(secret, "user".to_owned())?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_err(Error::internal)?
+            .map_err(VendorError::internal)?
             .as_secs();
         let current = now / TOTP_STEP;
         // RFC 6238 with one step of drift either way.

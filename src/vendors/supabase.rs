@@ -10,12 +10,26 @@ use serde_json::{Map, Value, json};
 
 use super::http::{Policy, Retry, VendorHttp};
 use super::{
-    FoundUser, IdentityVendor, MfaEnrollment, NewIdentity, PasswordCheck, SignInContext,
-    TokenSource, VendorFailure, VendorKind, VendorSession, VendorUser, decode, gone_is_done,
-    unavailable, unsupported, vendor_error,
+    FoundUser, IdentityVendor, MfaEnrollment, NewIdentity, PasswordCheck, Result, SignInContext,
+    TokenSource, VendorError, VendorFailure, VendorKind, VendorSession, VendorSpec, VendorUser,
+    decode, gone_is_done, unavailable, unsupported, vendor_error,
 };
-use crate::domain::{Error, ErrorCode, Result};
+
 use crate::tokens::verify::peek_claim;
+
+/// Supabase, as the registry knows it.
+pub const SPEC: VendorSpec = VendorSpec {
+    name: "supabase",
+    setup_hint: "set AUTHMUX_SUPABASE_URL and AUTHMUX_SUPABASE_SERVICE_ROLE_KEY",
+    build: |creds, policy| {
+        let url = creds
+            .url
+            .clone()
+            .ok_or_else(|| VendorError::Invalid("supabase needs the project URL".into()))?;
+        let cfg = SupabaseConfig::new(&url, creds.secret());
+        Ok(std::sync::Arc::new(Supabase::new(cfg, policy)))
+    },
+};
 
 /// Where a Supabase project's auth server is and the key that administers it.
 #[derive(Clone)]
@@ -137,7 +151,7 @@ impl Refusal {
 }
 
 /// Maps a GoTrue error reply (either error format, or the OAuth one).
-fn supabase_error(status: StatusCode, body: &Value) -> Error {
+fn supabase_error(status: StatusCode, body: &Value) -> VendorError {
     let r = Refusal::of(body);
     let code = r.code();
     let message = r
@@ -250,7 +264,7 @@ impl Supabase {
 
     /// A session from a token reply (`/verify`, `/token`).
     fn session_from(&self, reply: Value) -> Result<VendorSession> {
-        let bad = || Error::new(ErrorCode::VendorError, "supabase returned no session");
+        let bad = || VendorError::Protocol("supabase returned no session".into());
         let Credential {
             access_token: access,
             refresh_token: refresh,
@@ -263,7 +277,7 @@ impl Supabase {
             access_token: access.clone(),
             refresh_token: refresh,
         })
-        .map_err(Error::internal)?;
+        .map_err(VendorError::internal)?;
         Ok(VendorSession {
             vendor_session_id: session_id,
             access_token: access,
@@ -349,7 +363,7 @@ impl Supabase {
 fn parse_credential(credential: Option<&str>) -> Result<Credential> {
     credential
         .and_then(|c| serde_json::from_str(c).ok())
-        .ok_or_else(|| Error::internal("a supabase session without its credential"))
+        .ok_or_else(|| VendorError::internal("a supabase session without its credential"))
 }
 
 #[async_trait::async_trait]
@@ -422,9 +436,8 @@ impl IdentityVendor for Supabase {
         verified: bool,
     ) -> Result<()> {
         if !verified {
-            return Err(Error::new(
-                ErrorCode::VendorUnsupported,
-                "supabase cannot mark a confirmed email unconfirmed",
+            return Err(VendorError::Unsupported(
+                "supabase cannot mark a confirmed email unconfirmed".into(),
             ));
         }
         self.update_user(vendor_user_id, json!({"email_confirm": true}))
@@ -599,9 +612,8 @@ impl IdentityVendor for Supabase {
             .await?
         {
             Ok(reply) => self.session_from(reply),
-            Err(_) => Err(Error::new(
-                ErrorCode::AuthSessionInvalid,
-                "supabase no longer accepts this session",
+            Err(_) => Err(VendorError::SessionEnded(
+                "supabase no longer accepts this session".into(),
             )),
         }
     }
@@ -627,7 +639,7 @@ impl IdentityVendor for Supabase {
                 Ok(())
             }
             // Already gone at Supabase.
-            Err(e) if e.code == ErrorCode::AuthSessionInvalid => Ok(()),
+            Err(VendorError::SessionEnded(_)) => Ok(()),
             Err(e) => Err(e),
         }
     }
@@ -675,10 +687,12 @@ impl IdentityVendor for Supabase {
                 return Ok(None);
             }
         }
-        Err(Error::new(
-            ErrorCode::VendorUnavailable,
-            "supabase lists too many users matching this email to be sure",
-        ))
+        Err(VendorError::Unavailable {
+            vendor: VendorKind::Supabase,
+            reason: "it lists too many users matching this email to be sure".into(),
+            sent: true,
+            retry_after: None,
+        })
     }
 
     async fn health_check(&self) -> bool {

@@ -11,15 +11,43 @@ use serde_json::{Map, Value, json};
 
 use super::http::{Policy, Retry, VendorHttp};
 use super::{
-    FoundUser, IdentityVendor, MfaEnrollment, NewIdentity, PasswordCheck, PendingMfa,
-    SignInContext, TokenSource, VendorFailure, VendorKind, VendorSession, VendorUser, decode,
-    gone_is_done, unavailable, unsupported, vendor_error,
+    FoundUser, IdentityVendor, MfaEnrollment, NewIdentity, PasswordCheck, PendingMfa, Result,
+    SignInContext, TokenSource, VendorError, VendorFailure, VendorKind, VendorSession, VendorSpec,
+    VendorUser, decode, gone_is_done, unavailable, unsupported, vendor_error,
 };
-use crate::domain::{Error, ErrorCode, Result};
+
 use crate::tokens::verify::peek_claim;
 
 /// WorkOS's production API.
 pub const DEFAULT_BASE_URL: &str = "https://api.workos.com";
+
+/// WorkOS, as the registry knows it.
+pub const SPEC: VendorSpec = VendorSpec {
+    name: "workos",
+    setup_hint: "set AUTHMUX_WORKOS_API_KEY and AUTHMUX_WORKOS_CLIENT_ID",
+    build: |creds, policy| {
+        let client_id = creds
+            .client_id
+            .clone()
+            .ok_or_else(|| VendorError::Invalid("workos needs a client id".into()))?;
+        let base_url = creds
+            .url
+            .clone()
+            .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
+        let cfg = WorkosConfig {
+            issuer: creds.issuer.clone().unwrap_or_else(|| {
+                format!(
+                    "{}/user_management/{client_id}",
+                    base_url.trim_end_matches('/')
+                )
+            }),
+            base_url,
+            api_key: creds.secret(),
+            client_id,
+        };
+        Ok(std::sync::Arc::new(Workos::new(cfg, policy)))
+    },
+};
 
 /// Where WorkOS is, the key that opens it and the AuthKit client.
 #[derive(Clone)]
@@ -52,7 +80,7 @@ pub struct Workos {
 
 /// Maps a WorkOS error reply (`{code, message, errors}`, `{message}` or the
 /// OAuth form).
-fn workos_error(status: StatusCode, body: &Value) -> Error {
+fn workos_error(status: StatusCode, body: &Value) -> VendorError {
     let r = Refusal::of(body);
     let codes: Vec<&str> = [r.code.as_deref(), r.error.as_deref()]
         .into_iter()
@@ -196,11 +224,10 @@ fn is_wrong_code(body: &Value) -> bool {
 
 /// A sign-in WorkOS refuses for a reason authmux cannot settle for the
 /// caller, named.
-fn sign_in_refusal(status: StatusCode, body: &Value) -> Error {
+fn sign_in_refusal(status: StatusCode, body: &Value) -> VendorError {
     match Refusal::of(body).code() {
-        "mfa_enrollment" => Error::new(
-            ErrorCode::AuthMfaNotEnrolled,
-            "workos requires this user to enrol a TOTP factor first (auth.user.update mfa_enabled: true)",
+        "mfa_enrollment" => VendorError::MfaNotEnrolled(
+            "workos requires this user to enrol a TOTP factor first (auth.user.update mfa_enabled: true)".into(),
         ),
         "organization_selection_required" => unsupported(
             VendorKind::Workos,
@@ -328,13 +355,12 @@ impl Workos {
             Err((status, body)) => match pending_mfa(&body) {
                 Some(pending) => {
                     let code = cx.mfa_code.ok_or_else(|| {
-                        Error::new(
-                            ErrorCode::AuthMfaRequired,
-                            "workos holds this sign-in for a TOTP code in mfa_factor",
+                        VendorError::MfaRequired(
+                            "workos holds this sign-in for a TOTP code in mfa_factor".into(),
                         )
                     })?;
                     return self.finish_mfa(&pending, code, cx).await?.ok_or_else(|| {
-                        Error::new(ErrorCode::AuthMfaInvalid, "workos refused the TOTP code")
+                        VendorError::MfaInvalid("workos refused the TOTP code".into())
                     });
                 }
                 None => return Err(sign_in_refusal(status, &body)),
@@ -374,7 +400,7 @@ impl Workos {
     }
 
     fn session_from(reply: Value) -> Result<VendorSession> {
-        let bad = || Error::new(ErrorCode::VendorError, "workos returned no session");
+        let bad = || VendorError::Protocol("workos returned no session".into());
         let Authenticated {
             access_token: access,
             refresh_token: refresh,
@@ -417,7 +443,7 @@ impl Workos {
             )
             .await
         {
-            Err(e) if e.code == ErrorCode::InvalidArgument => Ok(()),
+            Err(VendorError::Invalid(_)) => Ok(()),
             other => gone_is_done(other),
         }
     }
@@ -612,7 +638,7 @@ impl IdentityVendor for Workos {
             .await
         {
             Ok(verdict) => Ok(verdict.valid),
-            Err(e) if e.code == ErrorCode::InvalidArgument => Ok(false),
+            Err(VendorError::Invalid(_)) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -657,14 +683,13 @@ impl IdentityVendor for Workos {
         _vendor_session_id: &str,
         credential: Option<&str>,
     ) -> Result<VendorSession> {
-        let refresh =
-            credential.ok_or_else(|| Error::internal("a workos session without its credential"))?;
+        let refresh = credential
+            .ok_or_else(|| VendorError::internal("a workos session without its credential"))?;
         let grant = json!({"grant_type": "refresh_token", "refresh_token": refresh});
         match self.authenticate(grant, SignInContext::default()).await? {
             Ok(reply) => Self::session_from(reply),
-            Err((StatusCode::BAD_REQUEST, _)) => Err(Error::new(
-                ErrorCode::AuthSessionInvalid,
-                "workos no longer accepts this session",
+            Err((StatusCode::BAD_REQUEST, _)) => Err(VendorError::SessionEnded(
+                "workos no longer accepts this session".into(),
             )),
             Err((status, body)) => Err(workos_error(status, &body)),
         }
