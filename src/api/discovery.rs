@@ -12,8 +12,12 @@ impl DiscoveryService for Api {
         &self,
         req: Request<pb::GetCapabilityRequest>,
     ) -> ApiResult<pb::GetCapabilityReply> {
-        project(&req)?;
-        reply(self.domain.discover(&req.get_ref().capability).map(|c| {
+        let project = project(&req)?;
+        let found = self
+            .domain
+            .discover(&project, &req.get_ref().capability)
+            .await;
+        reply(found.map(|c| {
             pb::GetCapabilityReply {
                 capability: c.capability,
                 vendors: c
@@ -21,6 +25,7 @@ impl DiscoveryService for Api {
                     .into_iter()
                     .map(|v| pb::VendorStatus {
                         vendor: v.vendor.as_str().to_owned(),
+                        mode: v.mode.as_str().to_owned(),
                         status: v.status.to_owned(),
                         supports: v.supports,
                         p50_latency_ms: v.p50_latency_ms,

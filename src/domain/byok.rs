@@ -195,6 +195,16 @@ impl Domain {
         project: &Project,
     ) -> Result<Vec<Arc<dyn IdentityVendor>>> {
         let mut adapters = self.vendors.managed_adapters();
+        adapters.extend(self.byok_adapters(project).await?);
+        Ok(adapters)
+    }
+
+    /// The adapters the project's own credentials open.
+    pub(crate) async fn byok_adapters(
+        &self,
+        project: &Project,
+    ) -> Result<Vec<Arc<dyn IdentityVendor>>> {
+        let mut adapters = Vec::new();
         for (vendor, cfg) in self.byok_configs(project).await? {
             adapters.push(self.vendors.byok(&project.id, vendor, &cfg)?);
         }

@@ -1,7 +1,7 @@
 //! Discovery: which vendors serve a capability, and how they are doing.
 
-use super::{Domain, Error, ErrorCode, Result};
-use crate::vendors::VendorKind;
+use super::{Domain, Error, ErrorCode, Project, Result};
+use crate::vendors::{Mode, VendorKind, VendorRouter};
 
 /// Every capability id, one per public operation.
 pub const CAPABILITIES: [&str; 17] = [
@@ -29,6 +29,8 @@ pub const CAPABILITIES: [&str; 17] = [
 pub struct VendorStanding {
     /// The vendor.
     pub vendor: VendorKind,
+    /// Whose credentials: the operator's, or the calling project's own.
+    pub mode: Mode,
     /// `live`, `degraded`, `down` or `not_configured`.
     pub status: &'static str,
     /// Whether the vendor can serve this capability.
@@ -42,25 +44,27 @@ pub struct VendorStanding {
 pub struct CapabilityStatus {
     /// The capability asked about.
     pub capability: String,
-    /// Every vendor, in priority order.
+    /// Every vendor with the operator's credentials, in priority order,
+    /// then those the project brought its own credentials for.
     pub vendors: Vec<VendorStanding>,
 }
 
 impl Domain {
-    /// The vendors behind one capability id.
-    pub fn discover(&self, capability: &str) -> Result<CapabilityStatus> {
+    /// The vendors behind one capability id, for the calling project.
+    pub async fn discover(&self, project: &Project, capability: &str) -> Result<CapabilityStatus> {
         if !CAPABILITIES.contains(&capability) {
             return Err(Error::new(
                 ErrorCode::NotFound,
                 format!("unknown capability {capability:?}"),
             ));
         }
-        let vendors = VendorKind::ALL
+        let mut vendors: Vec<VendorStanding> = VendorKind::ALL
             .into_iter()
             .map(|vendor| {
                 let (status, p50_latency_ms) = self.vendors.standing(vendor);
                 VendorStanding {
                     vendor,
+                    mode: Mode::Managed,
                     status,
                     // A configured adapter answers for its own credentials
                     // (a Clerk production key opens no sessions); every
@@ -70,6 +74,16 @@ impl Domain {
                 }
             })
             .collect();
+        for adapter in self.byok_adapters(project).await? {
+            let (status, p50_latency_ms) = VendorRouter::standing_of(adapter.as_ref());
+            vendors.push(VendorStanding {
+                vendor: adapter.kind(),
+                mode: Mode::Byok,
+                status,
+                supports: adapter.supports(capability),
+                p50_latency_ms,
+            });
+        }
         Ok(CapabilityStatus {
             capability: capability.to_owned(),
             vendors,

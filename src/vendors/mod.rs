@@ -519,10 +519,15 @@ impl VendorRouter {
     /// How a vendor is doing: `live`, `degraded` (probing after failures),
     /// `down` (circuit open) or `not_configured`, and its recent p50 latency.
     pub fn standing(&self, kind: VendorKind) -> (&'static str, Option<f64>) {
+        match self.managed.get(&kind) {
+            Some(adapter) => Self::standing_of(adapter.as_ref()),
+            None => ("not_configured", None),
+        }
+    }
+
+    /// How one adapter is doing (see [`VendorRouter::standing`]).
+    pub fn standing_of(adapter: &dyn IdentityVendor) -> (&'static str, Option<f64>) {
         use http::BreakerState;
-        let Some(adapter) = self.managed.get(&kind) else {
-            return ("not_configured", None);
-        };
         let Some(http) = adapter.http() else {
             return ("live", None);
         };

@@ -278,6 +278,101 @@ async fn clerk_production_keys_open_no_sessions() {
     }
 }
 
+/// Discovery answers per mode: a project whose own Clerk credentials are a
+/// production key sees `supports: false` for sessions in BYOK mode, while
+/// the operator's development key still opens them; other projects see no
+/// BYOK entry at all.
+#[tokio::test]
+async fn discovery_answers_for_the_projects_own_credentials() {
+    use authmux::vendors::{ByokConfig, VendorKind};
+    let s = Server::start_vendor(Backend::Sqlite, "clerk")
+        .await
+        .unwrap();
+    let alpha = s.key_for("alpha").await;
+    let beta = s.key_for("beta").await;
+    s.domain
+        .set_vendor_credentials(
+            "alpha",
+            VendorKind::Clerk,
+            ByokConfig {
+                secret: crate::emulators::clerk::LIVE_SECRET_KEY.into(),
+                url: Some(s.emulator.as_ref().unwrap().base_url.clone()),
+                client_id: None,
+                issuer: Some("https://clerk.alpha.example".into()),
+            },
+        )
+        .await
+        .unwrap();
+    for t in [Transport::Rest, Transport::Grpc] {
+        for (capability, byok_supported) in
+            [("auth.session.create", false), ("auth.user.create", true)]
+        {
+            let d = s
+                .call_as(
+                    t,
+                    &alpha,
+                    "discovery",
+                    json!({"capability": capability}),
+                    &[],
+                )
+                .await
+                .unwrap();
+            let clerk: Vec<(String, bool)> = d["vendors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|v| v["vendor"] == "clerk")
+                .map(|v| {
+                    assert_eq!(v["status"], "live", "{v}");
+                    (
+                        v["mode"].as_str().unwrap().to_owned(),
+                        v["supports"].as_bool().unwrap(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                clerk,
+                [("managed".into(), true), ("byok".into(), byok_supported)],
+                "{capability}"
+            );
+            let d = s
+                .call_as(
+                    t,
+                    &beta,
+                    "discovery",
+                    json!({"capability": capability}),
+                    &[],
+                )
+                .await
+                .unwrap();
+            let vendors = d["vendors"].as_array().unwrap();
+            assert!(vendors.iter().all(|v| v["mode"] == "managed"), "{d}");
+        }
+    }
+    // And the call itself agrees with discovery.
+    let u = s
+        .call_as(
+            Transport::Rest,
+            &alpha,
+            "auth.user.create",
+            json!({"email": "own@example.com", "vendor": "clerk", "mode": "byok"}),
+            &[],
+        )
+        .await
+        .unwrap();
+    expect_err(
+        s.call_as(
+            Transport::Rest,
+            &alpha,
+            "auth.session.create",
+            json!({"user_id": u["user_id"]}),
+            &[],
+        )
+        .await,
+        "VENDOR_UNSUPPORTED",
+    );
+}
+
 /// Clerk: a user is created unverified in one call, and verification goes
 /// both ways through documented endpoints.
 #[tokio::test]

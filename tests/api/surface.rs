@@ -263,6 +263,7 @@ async fn discovery(s: &Server, t: Transport) {
     assert_eq!(names, ["native", "clerk", "workos", "supabase"]);
     assert_eq!(vendors[0]["status"], "live");
     assert_eq!(vendors[0]["supports"], true);
+    assert!(vendors.iter().all(|v| v["mode"] == "managed"), "{d}");
     // Whether an adapter can serve it, configured here or not.
     for v in &vendors[1..] {
         assert_eq!(v["status"], "not_configured", "{v}");
