@@ -10,6 +10,7 @@ const PROTOS: &[&str] = &[
     "authmux/v1/sessions.proto",
     "authmux/v1/consent.proto",
     "authmux/v1/discovery.proto",
+    "authmux/v1/oauth.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

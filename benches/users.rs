@@ -48,6 +48,7 @@ async fn seed(domain: &Arc<Domain>, project: &Project) -> Vec<String> {
                     created_at: now,
                     updated_at: now,
                     phone_number: None,
+                    password_set: false,
                 },
                 pins::Model {
                     project_id: project.id.clone(),

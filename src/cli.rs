@@ -58,6 +58,12 @@ enum Command {
         #[command(subcommand)]
         command: ProjectsCommand,
     },
+    /// Manages projects' identity providers for OAuth / OpenID Connect
+    /// sign-in.
+    Oauth {
+        #[command(subcommand)]
+        command: OauthCommand,
+    },
     /// Manages the keys that sign access tokens.
     SigningKeys {
         #[command(subcommand)]
@@ -106,6 +112,50 @@ enum VendorsCommand {
         /// clerk, workos or supabase.
         #[arg(long)]
         vendor: VendorKind,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OauthCommand {
+    /// Stores (or replaces) a project's provider; the secret is sealed.
+    Set {
+        /// The project's name.
+        #[arg(long)]
+        project: String,
+        /// google, microsoft, gitlab, github (presets), or any name with
+        /// --issuer for another OpenID provider.
+        #[arg(long)]
+        provider: String,
+        /// The client id registered at the provider.
+        #[arg(long)]
+        client_id: String,
+        /// A file holding the client secret.
+        #[arg(long)]
+        client_secret_file: std::path::PathBuf,
+        /// The OpenID issuer (required without a preset; GitHub: the web
+        /// base URL, for GitHub Enterprise).
+        #[arg(long)]
+        issuer: Option<String>,
+        /// GitHub's API base URL (GitHub Enterprise).
+        #[arg(long)]
+        api_url: Option<String>,
+        /// Scopes instead of the preset's (repeat, or space-separated).
+        #[arg(long, num_args = 1..)]
+        scopes: Vec<String>,
+        /// A redirect URI the provider may send users back to (repeat).
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+    },
+    /// Lists projects' providers, never their secrets.
+    List,
+    /// Forgets a project's provider.
+    Remove {
+        /// The project's name.
+        #[arg(long)]
+        project: String,
+        /// The provider's name.
+        #[arg(long)]
+        provider: String,
     },
 }
 
@@ -288,6 +338,67 @@ impl Cli {
                     VendorsCommand::Remove { project, vendor } => {
                         domain.remove_vendor_credentials(&project, vendor).await?;
                         println!("removed {vendor} credentials of project {project}");
+                    }
+                }
+                Ok(())
+            }
+            Command::Oauth { command } => {
+                let domain = self.settings.domain().await?;
+                match command {
+                    OauthCommand::Set {
+                        project,
+                        provider,
+                        client_id,
+                        client_secret_file,
+                        issuer,
+                        api_url,
+                        scopes,
+                        redirect_uris,
+                    } => {
+                        let client_secret = std::fs::read_to_string(&client_secret_file)
+                            .with_context(|| {
+                                format!(
+                                    "--client-secret-file: cannot read {}",
+                                    client_secret_file.display()
+                                )
+                            })?;
+                        let input = crate::domain::SetProvider {
+                            client_id,
+                            client_secret,
+                            issuer,
+                            scopes: scopes
+                                .iter()
+                                .flat_map(|s| s.split_whitespace())
+                                .map(str::to_owned)
+                                .collect(),
+                            redirect_uris,
+                            api_url,
+                        };
+                        domain
+                            .set_oauth_provider(&project, &provider, input)
+                            .await?;
+                        println!("stored provider {provider} for project {project}");
+                    }
+                    OauthCommand::List => {
+                        println!(
+                            "{:<20}  {:<12}  {:<6}  {:<40}  {:<24}  redirect URIs",
+                            "project", "provider", "kind", "issuer", "client id"
+                        );
+                        for (project, p) in domain.all_oauth_providers().await? {
+                            println!(
+                                "{:<20}  {:<12}  {:<6}  {:<40}  {:<24}  {}",
+                                project,
+                                p.provider,
+                                p.kind.as_str(),
+                                p.issuer,
+                                p.client_id,
+                                p.redirect_uris.join(" ")
+                            );
+                        }
+                    }
+                    OauthCommand::Remove { project, provider } => {
+                        domain.remove_oauth_provider(&project, &provider).await?;
+                        println!("removed provider {provider} of project {project}");
                     }
                 }
                 Ok(())

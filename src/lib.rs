@@ -9,6 +9,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod listener;
+pub mod oauth;
 pub mod passwords;
 pub mod pb;
 pub mod server;

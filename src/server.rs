@@ -24,6 +24,7 @@ pub use crate::listener::Limits;
 use crate::pb::DESCRIPTOR_SET;
 use crate::pb::v1::consent_service_server::ConsentServiceServer;
 use crate::pb::v1::discovery_service_server::DiscoveryServiceServer;
+use crate::pb::v1::o_auth_service_server::OAuthServiceServer;
 use crate::pb::v1::session_service_server::SessionServiceServer;
 use crate::pb::v1::user_service_server::UserServiceServer;
 use crate::telemetry;
@@ -96,6 +97,7 @@ pub async fn app_with(domain: Arc<Domain>, limits: Limits) -> Result<App, Server
     health.set_serving::<SessionServiceServer<Api>>().await;
     health.set_serving::<ConsentServiceServer<Api>>().await;
     health.set_serving::<DiscoveryServiceServer<Api>>().await;
+    health.set_serving::<OAuthServiceServer<Api>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(DESCRIPTOR_SET)
         .build_v1()
@@ -124,7 +126,10 @@ pub async fn app_with(domain: Arc<Domain>, limits: Limits) -> Result<App, Server
             .add_service(
                 ConsentServiceServer::new(api.clone()).max_decoding_message_size(MAX_BODY_BYTES),
             )
-            .add_service(DiscoveryServiceServer::new(api).max_decoding_message_size(MAX_BODY_BYTES))
+            .add_service(
+                DiscoveryServiceServer::new(api.clone()).max_decoding_message_size(MAX_BODY_BYTES),
+            )
+            .add_service(OAuthServiceServer::new(api).max_decoding_message_size(MAX_BODY_BYTES))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -12,6 +12,7 @@ mod m20261126_000006_hardening;
 mod m20261126_000007_rate_limits;
 mod m20261126_000008_phone_numbers;
 mod m20261126_000009_vendor_revocations;
+mod m20261126_000010_oauth;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000007_rate_limits::Migration),
             Box::new(m20261126_000008_phone_numbers::Migration),
             Box::new(m20261126_000009_vendor_revocations::Migration),
+            Box::new(m20261126_000010_oauth::Migration),
         ]
     }
 }

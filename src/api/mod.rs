@@ -4,6 +4,7 @@ pub mod codec;
 mod consent;
 mod convert;
 mod discovery;
+mod oauth;
 mod sessions;
 mod users;
 
@@ -44,7 +45,10 @@ pub fn grpc_code(code: ErrorCode) -> tonic::Code {
         | ErrorCode::AuthMfaRequired
         | ErrorCode::AuthMfaInvalid
         | ErrorCode::AuthRefreshTokenReused
+        | ErrorCode::AuthOauthDenied
         | ErrorCode::AuthSessionInvalid => Code::Unauthenticated,
+        ErrorCode::AuthOauthStateInvalid => Code::InvalidArgument,
+        ErrorCode::AuthLastSignInMethod => Code::FailedPrecondition,
         ErrorCode::AuthTooManyAttempts
         | ErrorCode::AuthRefreshTooFrequent
         | ErrorCode::RateLimited => Code::ResourceExhausted,

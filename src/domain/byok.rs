@@ -32,7 +32,7 @@ fn context(project_id: &str, vendor: VendorKind) -> Vec<u8> {
 }
 
 impl Domain {
-    async fn project_named(&self, name: &str) -> Result<Project> {
+    pub(crate) async fn project_named(&self, name: &str) -> Result<Project> {
         let p =
             self.store.project_by_name(name).await?.ok_or_else(|| {
                 Error::new(ErrorCode::NotFound, format!("no project named {name:?}"))

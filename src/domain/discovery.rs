@@ -4,7 +4,7 @@ use super::{Domain, Error, ErrorCode, Project, Result};
 use crate::vendors::{Mode, VendorKind, VendorRouter};
 
 /// Every capability id, one per public operation.
-pub const CAPABILITIES: [&str; 17] = [
+pub const CAPABILITIES: [&str; 21] = [
     "auth.user.create",
     "auth.user.get",
     "auth.user.get_by_email",
@@ -22,6 +22,10 @@ pub const CAPABILITIES: [&str; 17] = [
     "auth.consent.check",
     "auth.consent.list_for_user",
     "auth.consent.history",
+    "auth.oauth.start",
+    "auth.oauth.complete",
+    "auth.oauth.providers",
+    "auth.user.identities",
 ];
 
 /// One vendor's standing for a capability.

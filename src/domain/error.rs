@@ -57,6 +57,13 @@ pub enum ErrorCode {
     AuthRefreshConflict,
     /// Another request is enrolling this user's MFA factor right now.
     AuthMfaEnrollmentInProgress,
+    /// The identity provider refused the sign-in, or what it sent does not
+    /// check out.
+    AuthOauthDenied,
+    /// The OAuth state is unknown, expired, used or another project's.
+    AuthOauthStateInvalid,
+    /// Unlinking would leave the user no way to sign in.
+    AuthLastSignInMethod,
     /// The caller's project (or address) is over its request rate.
     RateLimited,
     /// The server is at capacity for this kind of work (e.g. password
@@ -70,7 +77,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and round-trip tests.
-    pub const ALL: [ErrorCode; 29] = [
+    pub const ALL: [ErrorCode; 32] = [
         ErrorCode::InvalidArgument,
         ErrorCode::AuthInvalidApiKey,
         ErrorCode::AuthUserNotFound,
@@ -96,6 +103,9 @@ impl ErrorCode {
         ErrorCode::VendorUnsupported,
         ErrorCode::AuthRefreshConflict,
         ErrorCode::AuthMfaEnrollmentInProgress,
+        ErrorCode::AuthOauthDenied,
+        ErrorCode::AuthOauthStateInvalid,
+        ErrorCode::AuthLastSignInMethod,
         ErrorCode::RateLimited,
         ErrorCode::ServiceBusy,
         ErrorCode::Unimplemented,
@@ -144,6 +154,9 @@ impl ErrorCode {
             ErrorCode::VendorUnsupported => ("VENDOR_UNSUPPORTED", 400),
             ErrorCode::AuthRefreshConflict => ("AUTH_REFRESH_CONFLICT", 409),
             ErrorCode::AuthMfaEnrollmentInProgress => ("AUTH_MFA_ENROLLMENT_IN_PROGRESS", 409),
+            ErrorCode::AuthOauthDenied => ("AUTH_OAUTH_DENIED", 401),
+            ErrorCode::AuthOauthStateInvalid => ("AUTH_OAUTH_STATE_INVALID", 400),
+            ErrorCode::AuthLastSignInMethod => ("AUTH_LAST_SIGN_IN_METHOD", 409),
             ErrorCode::RateLimited => ("RATE_LIMITED", 429),
             ErrorCode::ServiceBusy => ("SERVICE_BUSY", 503),
             ErrorCode::Unimplemented => ("UNIMPLEMENTED", 501),

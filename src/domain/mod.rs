@@ -7,6 +7,7 @@ mod discovery;
 mod error;
 mod idempotency;
 mod ids;
+mod oauth;
 mod projects;
 mod purge;
 mod rate_limit;
@@ -20,6 +21,10 @@ pub use consent::{ConsentEvent, ConsentState};
 pub use discovery::{CAPABILITIES, CapabilityStatus, VendorStanding};
 pub use error::{Error, ErrorCode, Result};
 pub use ids::new_id;
+pub use oauth::{
+    CompleteOAuth, Completed, MFA_WAIT_MS, ProviderInfo, STATE_TTL_MS, SetProvider, StartOAuth,
+    Started,
+};
 pub use projects::{ApiKeyInfo, NewApiKey};
 pub use purge::{Purged, RETENTION_MS};
 pub use rate_limit::{Limiters, RateLimit, RateLimitConfig, Throttled};
@@ -81,6 +86,7 @@ pub struct Domain {
     byok_configs: ExpiringCache<Vec<(crate::vendors::VendorKind, crate::vendors::ByokConfig)>>,
     clock: Arc<crate::clock::Clock>,
     limiters: Limiters,
+    oauth: crate::oauth::OAuthClient,
 }
 
 impl Domain {
@@ -94,6 +100,7 @@ impl Domain {
         revocations: Arc<Revocations>,
         sessions: SessionConfig,
     ) -> Self {
+        let oauth = crate::oauth::OAuthClient::new(vendors.jwks());
         Domain {
             store,
             master,
@@ -107,6 +114,7 @@ impl Domain {
             verified: VerifiedTokens::default(),
             clock: Arc::default(),
             limiters: Limiters::new(RateLimitConfig::default()),
+            oauth,
         }
     }
 

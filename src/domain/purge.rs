@@ -25,6 +25,8 @@ pub struct Purged {
     pub totp_codes: u64,
     /// Sessions (with refresh tokens and pins) expired over a day ago.
     pub sessions: u64,
+    /// OAuth sign-ins past their 10 minutes (and any wait for MFA).
+    pub oauth_states: u64,
 }
 
 impl Domain {
@@ -36,6 +38,7 @@ impl Domain {
             idempotency_keys: self.store.purge_idempotency_keys(before).await?,
             attempts: self.store.purge_auth_failures(before).await?,
             totp_codes: self.store.purge_totp_uses(before).await?,
+            oauth_states: self.store.purge_oauth_states(now).await?,
             sessions: 0,
         };
         loop {

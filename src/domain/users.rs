@@ -262,7 +262,8 @@ impl Domain {
             Some(v) => {
                 let kind = VendorKind::parse(v).ok_or_else(|| {
                     Error::invalid(format!(
-                        "vendor {v:?} is not one of native, clerk, workos, supabase"
+                        "vendor {v:?} is not one of {}",
+                        VendorKind::names()
                     ))
                 })?;
                 vec![self.vendor_for(project, kind, mode).await?]
@@ -322,6 +323,7 @@ impl Domain {
                     created_at: now,
                     updated_at: now,
                     phone_number: None,
+                    password_set: input.password.is_some(),
                 };
                 let pin = pins::Model {
                     project_id: project.id.clone(),
@@ -576,6 +578,9 @@ impl Domain {
                         }
                         if let Some(verified) = input.email_verified {
                             row.email_verified = verified;
+                        }
+                        if input.password.is_some() {
+                            row.password_set = true;
                         }
                         if let Some(phone) = phone {
                             row.phone_number = phone.map(str::to_owned);

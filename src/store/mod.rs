@@ -6,6 +6,7 @@ pub mod consent;
 pub mod entity;
 pub mod idempotency;
 pub mod native;
+pub mod oauth;
 pub mod projects;
 pub mod sessions;
 pub mod signing_keys;

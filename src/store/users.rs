@@ -5,7 +5,7 @@ use sea_orm::{
     QuerySelect,
 };
 
-use super::entity::{consent_events, consent_states, native_credentials, pins, users};
+use super::entity::{consent_events, consent_states, identities, native_credentials, pins, users};
 use super::{Store, StoreError, StoreResult};
 
 impl Store {
@@ -102,7 +102,8 @@ impl Store {
         Ok(Some((saved, out)))
     }
 
-    /// Deletes a user with its pin, native credentials and consent records
+    /// Deletes a user with its pin, native credentials, consent records and
+    /// linked identities
     /// and revokes its sessions, all in one transaction; the ids of the
     /// sessions revoked, or `None` when the project has no such user. The
     /// user's row goes first: that waits for sign-ins holding it (see
@@ -144,6 +145,11 @@ impl Store {
         consent_events::Entity::delete_many()
             .filter(consent_events::Column::ProjectId.eq(project_id))
             .filter(consent_events::Column::UserId.eq(user_id))
+            .exec(&txn)
+            .await?;
+        identities::Entity::delete_many()
+            .filter(identities::Column::ProjectId.eq(project_id))
+            .filter(identities::Column::UserId.eq(user_id))
             .exec(&txn)
             .await?;
         txn.commit().await?;

@@ -197,6 +197,23 @@ impl Expect<'_> {
 
 /// Verifies a token with `key`, whose algorithm is the only one accepted.
 pub fn verify(token: &str, key: &PublicKey, expect: &Expect<'_>) -> Result<Claims, Invalid> {
+    let claims: Claims = verify_as(token, key, expect)?;
+    if let Some(max) = expect.max_lifetime_secs {
+        let iat = claims.iat.ok_or(Invalid::MissingClaim)?;
+        if claims.exp - iat > max {
+            return Err(Invalid::LifetimeTooLong);
+        }
+    }
+    Ok(claims)
+}
+
+/// Verifies a token's signature, `iss`, `aud`, `exp` and `nbf` as
+/// [`verify`] does, reading its claims into `T` (e.g. an ID token's).
+pub fn verify_as<T: serde::de::DeserializeOwned>(
+    token: &str,
+    key: &PublicKey,
+    expect: &Expect<'_>,
+) -> Result<T, Invalid> {
     let mut v = Validation::new(key.alg.jwt());
     v.leeway = LEEWAY_SECS;
     v.validate_nbf = true;
@@ -211,7 +228,7 @@ pub fn verify(token: &str, key: &PublicKey, expect: &Expect<'_>) -> Result<Claim
             v.set_required_spec_claims(&["exp", "iss", "sub"]);
         }
     }
-    let claims = decode::<Claims>(token, &key.decoding, &v)
+    decode::<T>(token, &key.decoding, &v)
         .map(|d| d.claims)
         .map_err(|e| match e.kind() {
             ErrorKind::InvalidSignature => Invalid::BadSignature,
@@ -225,14 +242,7 @@ pub fn verify(token: &str, key: &PublicKey, expect: &Expect<'_>) -> Result<Claim
             ErrorKind::MissingRequiredClaim(_) => Invalid::MissingClaim,
             ErrorKind::Json(_) => Invalid::MissingClaim,
             _ => Invalid::Malformed,
-        })?;
-    if let Some(max) = expect.max_lifetime_secs {
-        let iat = claims.iat.ok_or(Invalid::MissingClaim)?;
-        if claims.exp - iat > max {
-            return Err(Invalid::LifetimeTooLong);
-        }
-    }
-    Ok(claims)
+        })
 }
 
 #[cfg(test)]

@@ -501,6 +501,11 @@ impl VendorRouter {
             .await
     }
 
+    /// The JWKS client every issuer's keys come through.
+    pub fn jwks(&self) -> Arc<JwksClient> {
+        self.jwks.clone()
+    }
+
     /// Adds a vendor with the operator's credentials.
     pub fn with(mut self, adapter: Arc<dyn IdentityVendor>) -> Self {
         self.managed.insert(adapter.kind(), adapter);

@@ -53,7 +53,7 @@ pub struct Server {
     pub database_url: String,
     data_dir: std::path::PathBuf,
     /// The vendor new users go to when a test names none.
-    vendor: &'static str,
+    pub vendor: &'static str,
     /// The vendor's emulator, when one runs.
     pub emulator: Option<crate::emulators::Running>,
     /// Emulators of the other configured vendors.
@@ -306,10 +306,18 @@ impl Server {
         req: Value,
         headers: &[(&str, &str)],
     ) -> Result<Value, ApiError> {
+        // `capability@method` picks one of several routes of a capability
+        // (e.g. `auth.user.identities@delete`).
+        let (capability, method) = capability
+            .split_once('@')
+            .map_or((capability, None), |(c, m)| (c, Some(m)));
         let route = self
             .routes
             .iter()
-            .find(|r| r.capability() == capability)
+            .find(|r| {
+                r.capability() == capability
+                    && method.is_none_or(|m| r.method.as_str().eq_ignore_ascii_case(m))
+            })
             .unwrap_or_else(|| panic!("no route for {capability}"))
             .clone();
         let mut req = req;
@@ -392,6 +400,7 @@ impl Server {
         type S = pb::session_service_client::SessionServiceClient<Channel>;
         type C = pb::consent_service_client::ConsentServiceClient<Channel>;
         type D = pb::discovery_service_client::DiscoveryServiceClient<Channel>;
+        type O = pb::o_auth_service_client::OAuthServiceClient<Channel>;
         match route.rpc.name() {
             "CreateUser" => rpc!(U, create_user, pb::CreateUserRequest),
             "GetUser" => rpc!(U, get_user, pb::GetUserRequest),
@@ -413,6 +422,11 @@ impl Server {
             "ListConsentForUser" => rpc!(C, list_consent_for_user, pb::ListConsentForUserRequest),
             "ConsentHistory" => rpc!(C, consent_history, pb::ConsentHistoryRequest),
             "GetCapability" => rpc!(D, get_capability, pb::GetCapabilityRequest),
+            "StartOAuth" => rpc!(O, start_o_auth, pb::StartOAuthRequest),
+            "CompleteOAuth" => rpc!(O, complete_o_auth, pb::CompleteOAuthRequest),
+            "ListOAuthProviders" => rpc!(O, list_o_auth_providers, pb::ListOAuthProvidersRequest),
+            "ListIdentities" => rpc!(O, list_identities, pb::ListIdentitiesRequest),
+            "UnlinkIdentity" => rpc!(O, unlink_identity, pb::UnlinkIdentityRequest),
             other => panic!("no client mapping for {other}"),
         }
     }

@@ -6,6 +6,7 @@ mod harness;
 mod hygiene;
 mod live_vendors;
 mod logs;
+mod oauth;
 
 mod attacks;
 mod consent;

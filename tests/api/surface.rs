@@ -198,6 +198,11 @@ async fn probes_and_openapi() {
         ("/v1/auth/consent/history/{user_id}", "get"),
         ("/v1/auth/session/verify/{session_id}", "get"),
         ("/v1/discovery/{capability}", "get"),
+        ("/v1/auth/oauth/start", "post"),
+        ("/v1/auth/oauth/complete", "post"),
+        ("/v1/auth/oauth/providers", "get"),
+        ("/v1/auth/user/identities/{user_id}", "get"),
+        ("/v1/auth/user/identities/{user_id}/{provider}", "delete"),
     ] {
         assert!(doc["paths"][path][method].is_object(), "{method} {path}");
     }

@@ -134,10 +134,12 @@ fn session_invalid() -> Error {
 }
 
 fn amr(method: &str, with_mfa: bool) -> Vec<String> {
-    let mut amr = vec![match method {
-        "password" => "pwd".to_owned(),
-        other => other.to_owned(),
-    }];
+    let mut amr = match method {
+        "password" => vec!["pwd".to_owned()],
+        // RFC 8176 has no value for it; the provider is named after it.
+        m if m.starts_with("oauth:") => vec!["oauth".to_owned(), m["oauth:".len()..].to_owned()],
+        other => vec![other.to_owned()],
+    };
     if with_mfa {
         amr.push("otp".to_owned());
         amr.push("mfa".to_owned());
@@ -196,5 +198,6 @@ mod tests {
         assert_eq!(amr("password", false), ["pwd"]);
         assert_eq!(amr("password", true), ["pwd", "otp", "mfa"]);
         assert_eq!(amr("sso", false), ["sso"]);
+        assert_eq!(amr("oauth:google", true), ["oauth", "google", "otp", "mfa"]);
     }
 }

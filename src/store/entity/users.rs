@@ -19,6 +19,8 @@ pub struct Model {
     pub updated_at: i64,
     /// E.164, when set.
     pub phone_number: Option<String>,
+    /// Whether the user can sign in with a password.
+    pub password_set: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -2,6 +2,7 @@
 //! (`../shared/vendor-specs/`), with faults injectable on demand.
 
 pub mod clerk;
+pub mod github;
 pub mod supabase;
 pub mod workos;
 
