@@ -85,13 +85,10 @@ pub struct Settings {
         global = true
     )]
     pub signing_alg: SigningAlg,
-    /// `iss` of minted tokens: the public URL of this service.
-    #[arg(
-        long,
-        env = "AUTHMUX_ISSUER",
-        default_value = "http://127.0.0.1:8080",
-        global = true
-    )]
+    /// `iss` of minted tokens: the public URL of this service. Not
+    /// global: `vendors set` and `oauth set` have an `--issuer` of their
+    /// own (the vendor's or provider's), which this one must not fill.
+    #[arg(long, env = "AUTHMUX_ISSUER", default_value = "http://127.0.0.1:8080")]
     pub issuer: String,
     /// Lifetime of access tokens, in seconds.
     #[arg(long, env = "AUTHMUX_ACCESS_TTL_SECS", default_value_t = 900, global = true,

@@ -514,17 +514,7 @@ impl OAuthClient {
         if key.alg != head.alg {
             return Err(untrusted(Invalid::UnsupportedAlg));
         }
-        let issuer = match ep.issuer.contains("{tenantid}") {
-            true => {
-                let tid = verify::peek_claim(token, "tid")
-                    .filter(|t| {
-                        !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                    })
-                    .ok_or_else(|| untrusted(Invalid::WrongIssuer))?;
-                ep.issuer.replace("{tenantid}", &tid)
-            }
-            false => ep.issuer.clone(),
-        };
+        let issuer = expected_issuer(&ep.issuer, token).map_err(untrusted)?;
         let claims: IdClaims = verify::verify_as(
             token,
             &key,
@@ -658,7 +648,75 @@ impl OAuthClient {
     }
 }
 
+/// The `iss` an ID token must carry. Entra ID's multi-tenant metadata
+/// names `https://login.microsoftonline.com/{tenantid}/v2.0`: the tenant
+/// is the token's own `tid` (a GUID), so any tenant signs in, each under
+/// its own issuer, and the signature still decides.
+pub fn expected_issuer(template: &str, token: &str) -> std::result::Result<String, Invalid> {
+    if !template.contains("{tenantid}") {
+        return Ok(template.to_owned());
+    }
+    let tid = verify::peek_claim(token, "tid")
+        .filter(|t| {
+            (1..=64).contains(&t.len()) && t.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+        })
+        .ok_or(Invalid::WrongIssuer)?;
+    Ok(template.replace("{tenantid}", &tid))
+}
+
 /// A reqwest error without its URL (which may carry a code or token).
 fn without_url(e: reqwest::Error) -> reqwest::Error {
     e.without_url()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    fn token(claims: serde_json::Value) -> String {
+        let b64 = |v: serde_json::Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        format!(
+            "{}.{}.sig",
+            b64(serde_json::json!({"alg": "RS256", "kid": "k"})),
+            b64(claims)
+        )
+    }
+
+    #[test]
+    fn entra_id_issuers_come_from_the_tokens_tenant() {
+        let template = "https://login.microsoftonline.com/{tenantid}/v2.0";
+        let tid = "9188040d-6c67-4c5b-b112-36a304b66dad";
+        assert_eq!(
+            expected_issuer(template, &token(serde_json::json!({"tid": tid}))),
+            Ok(format!("https://login.microsoftonline.com/{tid}/v2.0"))
+        );
+        for bad in [
+            serde_json::json!({}),
+            serde_json::json!({"tid": ""}),
+            serde_json::json!({"tid": "evil.example/x"}),
+        ] {
+            assert_eq!(
+                expected_issuer(template, &token(bad)),
+                Err(Invalid::WrongIssuer)
+            );
+        }
+        // A fixed issuer is taken as it is.
+        assert_eq!(
+            expected_issuer("https://accounts.google.com", &token(serde_json::json!({}))),
+            Ok("https://accounts.google.com".to_owned())
+        );
+    }
+
+    #[test]
+    fn provider_urls_are_https_or_loopback() {
+        assert!(check_url("issuer", "https://accounts.google.com").is_ok());
+        assert!(check_url("issuer", "http://127.0.0.1:8080").is_ok());
+        assert!(check_url("issuer", "http://localhost:8080").is_ok());
+        assert!(check_url("issuer", "http://idp.example").is_err());
+        assert!(check_url("issuer", "ftp://idp.example").is_err());
+        assert!(check_url("issuer", "not a url").is_err());
+    }
 }

@@ -500,7 +500,9 @@ async fn the_state_is_single_use_bound_and_short_lived() {
     }
 }
 
-/// Two completes of one state at once: exactly one session.
+/// Two completes of one state at once, on each database: exactly one
+/// session. With an idempotency key, the replay of a completed sign-in
+/// answers the same session without exchanging the code again.
 #[tokio::test]
 async fn a_state_raced_completes_once() {
     let Some(op) =
@@ -508,23 +510,167 @@ async fn a_state_raced_completes_once() {
     else {
         return;
     };
-    let s = Server::start(Backend::Sqlite).await.unwrap();
-    configure(&s, "corp", "app", &op.issuer).await;
-    let t = Transport::Rest;
-    let started = start(&s, t, "corp").await;
-    let back = browse(started["authorization_url"].as_str().unwrap(), "alice").await;
-    let body = back.complete();
-    let (a, b) = tokio::join!(
-        s.call(t, "auth.oauth.complete", body.clone()),
-        s.call(Transport::Grpc, "auth.oauth.complete", body.clone()),
-    );
-    let ok = [&a, &b].iter().filter(|r| r.is_ok()).count();
-    assert_eq!(ok, 1, "{a:?} {b:?}");
-    for r in [a, b] {
-        if let Err(e) = r {
-            assert_eq!(e.code, "AUTH_OAUTH_STATE_INVALID", "{e:?}");
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(s) = Server::start(backend).await else {
+            continue;
+        };
+        configure(&s, "corp", "app", &op.issuer).await;
+        let t = Transport::Rest;
+        let started = start(&s, t, "corp").await;
+        let back = browse(started["authorization_url"].as_str().unwrap(), "alice").await;
+        let body = back.complete();
+        let (a, b) = tokio::join!(
+            s.call(t, "auth.oauth.complete", body.clone()),
+            s.call(Transport::Grpc, "auth.oauth.complete", body.clone()),
+        );
+        let ok = [&a, &b].iter().filter(|r| r.is_ok()).count();
+        assert_eq!(ok, 1, "{a:?} {b:?}");
+        for r in [a, b] {
+            if let Err(e) = r {
+                assert_eq!(e.code, "AUTH_OAUTH_STATE_INVALID", "{e:?}");
+            }
         }
+
+        let started = start(&s, t, "corp").await;
+        let back = browse(started["authorization_url"].as_str().unwrap(), "alice").await;
+        let mut body = back.complete();
+        body["idempotency_key"] = json!("complete-once");
+        let first = s
+            .call(t, "auth.oauth.complete", body.clone())
+            .await
+            .unwrap();
+        let replay = s
+            .call(t, "auth.oauth.complete", body.clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            first["session"]["session_id"],
+            replay["session"]["session_id"]
+        );
+        // The same key with another state is refused.
+        body["state"] = json!("another-state");
+        expect_err(
+            s.call(t, "auth.oauth.complete", body).await,
+            "IDEMPOTENCY_KEY_REUSED",
+        );
     }
+}
+
+/// `authmux oauth set/list/remove`: the secret is read from a file, sealed
+/// (never in the database as written), never listed; bad settings are
+/// refused with the reason.
+#[tokio::test]
+async fn cli_configures_providers() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_authmux"))
+            .args(args)
+            .env("AUTHMUX_DATA_DIR", dir.path())
+            .env_remove("AUTHMUX_DATABASE_URL")
+            .env_remove("AUTHMUX_MASTER_KEY")
+            .output()
+            .unwrap()
+    };
+    assert!(
+        run(&["keys", "create", "--project", "acme"])
+            .status
+            .success()
+    );
+    let secret = "gh-secret-value-0123456789";
+    let secret_file = dir.path().join("github.secret");
+    std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
+    let secret_path = secret_file.to_str().unwrap();
+    let set = |provider: &str, extra: &[&str]| {
+        let mut args = vec![
+            "oauth",
+            "set",
+            "--project",
+            "acme",
+            "--provider",
+            provider,
+            "--client-id",
+            "Iv1.cli",
+            "--client-secret-file",
+            secret_path,
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let out = set("github", &["--redirect-uri", "https://app.acme.example/cb"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = String::from_utf8(run(&["oauth", "list"]).stdout).unwrap();
+    assert!(listed.contains("acme") && listed.contains("github") && listed.contains("Iv1.cli"));
+    assert!(
+        listed.contains("https://github.com") && listed.contains("https://app.acme.example/cb")
+    );
+    assert!(!listed.contains(secret), "{listed}");
+    let db = std::fs::read(dir.path().join("authmux.db")).unwrap();
+    let wal = std::fs::read(dir.path().join("authmux.db-wal")).unwrap_or_default();
+    for bytes in [&db, &wal] {
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()));
+    }
+    for (provider, extra, why) in [
+        (
+            "okta",
+            vec!["--redirect-uri", "https://a.example/cb"],
+            "issuer",
+        ),
+        (
+            "okta",
+            vec![
+                "--issuer",
+                "http://idp.example",
+                "--redirect-uri",
+                "https://a.example/cb",
+            ],
+            "https",
+        ),
+        (
+            "google",
+            vec!["--redirect-uri", "javascript:alert(1)"],
+            "redirect URI",
+        ),
+        (
+            "Bad Name",
+            vec!["--redirect-uri", "https://a.example/cb"],
+            "provider",
+        ),
+    ] {
+        let out = set(provider, &extra);
+        assert!(!out.status.success(), "{provider} {extra:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{why}: {err}");
+    }
+    assert!(
+        run(&[
+            "oauth",
+            "remove",
+            "--project",
+            "acme",
+            "--provider",
+            "github"
+        ])
+        .status
+        .success()
+    );
+    assert!(
+        !run(&[
+            "oauth",
+            "remove",
+            "--project",
+            "acme",
+            "--provider",
+            "github"
+        ])
+        .status
+        .success()
+    );
+    let listed = String::from_utf8(run(&["oauth", "list"]).stdout).unwrap();
+    assert!(!listed.contains("Iv1.cli"), "{listed}");
 }
 
 /// What the provider sends must check out: a nonce from another request,

@@ -275,6 +275,18 @@ async fn discovery(s: &Server, t: Transport) {
         assert_eq!(v["supports"], true, "{v}");
         assert!(v.get("p50_latency_ms").is_none(), "{v}");
     }
+    for capability in [
+        "auth.oauth.start",
+        "auth.oauth.complete",
+        "auth.oauth.providers",
+        "auth.user.identities",
+    ] {
+        let d = s
+            .call(t, "discovery", json!({"capability": capability}))
+            .await
+            .unwrap();
+        assert_eq!(d["vendors"][0]["supports"], true, "{d}");
+    }
     expect_err(
         s.call(t, "discovery", json!({"capability": "auth.user.teleport"}))
             .await,
