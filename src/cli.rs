@@ -139,6 +139,12 @@ enum OauthCommand {
         /// GitHub's API base URL (GitHub Enterprise).
         #[arg(long)]
         api_url: Option<String>,
+        /// Apple: the team id (the client secret file is then the .p8 key).
+        #[arg(long, requires = "apple_key_id")]
+        apple_team_id: Option<String>,
+        /// Apple: the key id of that .p8 key.
+        #[arg(long, requires = "apple_team_id")]
+        apple_key_id: Option<String>,
         /// Scopes instead of the preset's (repeat, or space-separated).
         #[arg(long, num_args = 1..)]
         scopes: Vec<String>,
@@ -352,6 +358,8 @@ impl Cli {
                         client_secret_file,
                         issuer,
                         api_url,
+                        apple_team_id,
+                        apple_key_id,
                         scopes,
                         redirect_uris,
                     } => {
@@ -373,6 +381,9 @@ impl Cli {
                                 .collect(),
                             redirect_uris,
                             api_url,
+                            apple: apple_team_id.zip(apple_key_id).map(|(team_id, key_id)| {
+                                crate::oauth::AppleKey { team_id, key_id }
+                            }),
                         };
                         domain
                             .set_oauth_provider(&project, &provider, input)

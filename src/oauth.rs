@@ -38,6 +38,9 @@ pub enum ProviderKind {
     Oidc,
     /// GitHub: no ID token; `/user` and `/user/emails`.
     Github,
+    /// Sign in with Apple: OpenID Connect with `response_mode=form_post`
+    /// and a client secret that is a JWT signed with the team's key.
+    Apple,
 }
 
 impl ProviderKind {
@@ -46,6 +49,7 @@ impl ProviderKind {
         match self {
             ProviderKind::Oidc => "oidc",
             ProviderKind::Github => "github",
+            ProviderKind::Apple => "apple",
         }
     }
 }
@@ -57,8 +61,11 @@ pub struct ProviderConfig {
     pub kind: ProviderKind,
     /// The client id registered at the provider.
     pub client_id: String,
-    /// The client secret.
+    /// The client secret (Apple: the team's private key, PEM).
     pub client_secret: String,
+    /// Apple: the team id and the key id the client secret JWT names.
+    #[serde(default)]
+    pub apple: Option<AppleKey>,
     /// The OpenID issuer (OIDC), or GitHub's web base URL.
     pub issuer: String,
     /// GitHub's API base URL.
@@ -68,6 +75,45 @@ pub struct ProviderConfig {
     pub scopes: Vec<String>,
     /// The redirect URIs allowed (exact match).
     pub redirect_uris: Vec<String>,
+}
+
+/// What Apple's client secret JWT names (Apple: "Creating a client
+/// secret", developer.apple.com/documentation/accountorganizationaldatasharing/creating-a-client-secret).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppleKey {
+    /// The 10-character team id (`iss`).
+    pub team_id: String,
+    /// The key id (`kid`).
+    pub key_id: String,
+}
+
+/// Apple's audience for client secrets, whatever the host.
+pub const APPLE_AUDIENCE: &str = "https://appleid.apple.com";
+
+/// Apple's client secret: an ES256 JWT, here valid 5 minutes (Apple
+/// allows up to 6 months), made for each code exchange.
+pub fn apple_client_secret(
+    pem: &str,
+    key: &AppleKey,
+    client_id: &str,
+) -> std::result::Result<String, String> {
+    let signing = jsonwebtoken::EncodingKey::from_ec_pem(pem.as_bytes())
+        .map_err(|_| "the Apple key is not an EC private key in PEM (the .p8 file)".to_owned())?;
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some(key.key_id.clone());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let claims = serde_json::json!({
+        "iss": key.team_id,
+        "iat": now,
+        "exp": now + 300,
+        "aud": APPLE_AUDIENCE,
+        "sub": client_id,
+    });
+    jsonwebtoken::encode(&header, &claims, &signing)
+        .map_err(|e| format!("signing the Apple client secret: {e}"))
 }
 
 impl std::fmt::Debug for ProviderConfig {
@@ -97,8 +143,8 @@ pub struct Preset {
 
 const OIDC_SCOPES: &[&str] = &["openid", "email", "profile"];
 
-/// The presets: Google, Microsoft (Entra ID, any tenant), GitLab and
-/// GitHub. Any other name needs an issuer and is generic OpenID Connect.
+/// The presets: Google, Microsoft (Entra ID, any tenant), GitLab, Apple
+/// and GitHub. Any other name needs an issuer and is generic OpenID Connect.
 pub fn preset(name: &str) -> Option<Preset> {
     let oidc = |issuer| Preset {
         kind: ProviderKind::Oidc,
@@ -112,6 +158,14 @@ pub fn preset(name: &str) -> Option<Preset> {
         // `{tenantid}` template, filled from each token's `tid`.
         "microsoft" => oidc("https://login.microsoftonline.com/common/v2.0"),
         "gitlab" => oidc("https://gitlab.com"),
+        // Apple's scopes are `name email` ("Request an authorization to the
+        // Sign in with Apple server"); the ID token comes regardless.
+        "apple" => Preset {
+            kind: ProviderKind::Apple,
+            issuer: "https://appleid.apple.com",
+            api_url: None,
+            scopes: &["name", "email"],
+        },
         "github" => Preset {
             kind: ProviderKind::Github,
             issuer: "https://github.com",
@@ -364,14 +418,21 @@ impl OAuthClient {
 
     fn client(cfg: &ProviderConfig, ep: &Endpoints, redirect_uri: &str) -> Result<Client> {
         let bad = |e: url::ParseError| OAuthError::Untrusted(format!("a provider URL: {e}"));
+        let secret = match &cfg.apple {
+            Some(key) => apple_client_secret(&cfg.client_secret, key, &cfg.client_id)
+                .map_err(OAuthError::Untrusted)?,
+            None => cfg.client_secret.clone(),
+        };
         let client = oauth2::Client::new(ClientId::new(cfg.client_id.clone()))
-            .set_client_secret(ClientSecret::new(cfg.client_secret.clone()))
+            .set_client_secret(ClientSecret::new(secret))
             .set_auth_uri(AuthUrl::new(ep.authorization.clone()).map_err(bad)?)
             .set_token_uri(TokenUrl::new(ep.token.clone()).map_err(bad)?)
             .set_redirect_uri(RedirectUrl::new(redirect_uri.to_owned()).map_err(bad)?);
-        // GitHub takes the client credentials in the body.
+        // GitHub and Apple take the client credentials in the body.
         Ok(match cfg.kind {
-            ProviderKind::Github => client.set_auth_type(AuthType::RequestBody),
+            ProviderKind::Github | ProviderKind::Apple => {
+                client.set_auth_type(AuthType::RequestBody)
+            }
             ProviderKind::Oidc => client,
         })
     }
@@ -395,12 +456,17 @@ impl OAuthClient {
         for scope in cfg.scopes.iter().chain(extra_scopes) {
             req = req.add_scope(Scope::new(scope.clone()));
         }
-        if cfg.kind == ProviderKind::Oidc {
+        if cfg.kind != ProviderKind::Github {
             req = req.add_extra_param("nonce", nonce);
+        }
+        // Apple sends the code back in a form POST when names or emails
+        // are asked for.
+        if cfg.kind == ProviderKind::Apple {
+            req = req.add_extra_param("response_mode", "form_post");
         }
         if let Some(hint) = login_hint {
             let name = match cfg.kind {
-                ProviderKind::Oidc => "login_hint",
+                ProviderKind::Oidc | ProviderKind::Apple => "login_hint",
                 ProviderKind::Github => "login",
             };
             req = req.add_extra_param(name, hint);
@@ -467,7 +533,7 @@ impl OAuthClient {
                 RequestTokenError::Other(e) => OAuthError::Unavailable(e),
             })?;
         match cfg.kind {
-            ProviderKind::Oidc => {
+            ProviderKind::Oidc | ProviderKind::Apple => {
                 let id_token =
                     tokens.extra_fields().id_token.as_deref().ok_or_else(|| {
                         OAuthError::Untrusted("the provider sent no ID token".into())

@@ -42,6 +42,8 @@ pub struct SetProvider {
     pub redirect_uris: Vec<String>,
     /// GitHub's API base URL (for GitHub Enterprise, or tests).
     pub api_url: Option<String>,
+    /// Apple: the team id and key id (the secret is then the key's PEM).
+    pub apple: Option<crate::oauth::AppleKey>,
 }
 
 /// A provider as listed: never the secret.
@@ -215,7 +217,7 @@ impl Domain {
             (None, Some(p)) => p.issuer.to_owned(),
             (None, None) => {
                 return Err(Error::invalid(format!(
-                    "provider {provider:?} has no preset (google, microsoft, gitlab, github): give its issuer"
+                    "provider {provider:?} has no preset (google, microsoft, gitlab, apple, github): give its issuer"
                 )));
             }
         };
@@ -244,8 +246,32 @@ impl Domain {
             (s, _) => s.to_vec(),
         };
         check_scopes(&scopes)?;
+        let kind = preset.as_ref().map_or(ProviderKind::Oidc, |p| p.kind);
+        let apple = match (kind, input.apple) {
+            (ProviderKind::Apple, Some(key)) => {
+                let ok = |v: &str| {
+                    !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric())
+                };
+                if !ok(&key.team_id) || !ok(&key.key_id) {
+                    return Err(Error::invalid(
+                        "the Apple team id and key id are short alphanumeric ids",
+                    ));
+                }
+                crate::oauth::apple_client_secret(&input.client_secret, &key, &input.client_id)
+                    .map_err(Error::invalid)?;
+                Some(key)
+            }
+            (ProviderKind::Apple, None) => {
+                return Err(Error::invalid(
+                    "apple needs its team id and key id, and the .p8 key as the client secret",
+                ));
+            }
+            (_, Some(_)) => return Err(Error::invalid("a team id and key id are for apple only")),
+            (_, None) => None,
+        };
         let config = ProviderConfig {
-            kind: preset.as_ref().map_or(ProviderKind::Oidc, |p| p.kind),
+            apple,
+            kind,
             client_id: input.client_id.trim().to_owned(),
             client_secret: input.client_secret.trim().to_owned(),
             issuer,

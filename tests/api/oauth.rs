@@ -673,6 +673,25 @@ async fn cli_configures_providers() {
     assert!(!listed.contains("Iv1.cli"), "{listed}");
 }
 
+/// The authorization URL of `started` with one parameter changed, as an
+/// attacker would change it.
+fn with_param(started: &Value, name: &str, value: &str) -> String {
+    let mut url = url::Url::parse(started["authorization_url"].as_str().unwrap()).unwrap();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == name {
+                value.to_owned()
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), v)
+        })
+        .collect();
+    url.query_pairs_mut().clear().extend_pairs(&pairs);
+    url.into()
+}
+
 /// What the provider sends must check out: a nonce from another request,
 /// an altered ID token signature and a wrong PKCE verifier are refused;
 /// a provider that rotated its keys is followed.
@@ -692,20 +711,8 @@ async fn id_tokens_nonces_pkce_and_key_rotation() {
 
     // Nonce mismatch: the code was obtained with another nonce.
     let started = start(&s, t, "corp").await;
-    let mut url = url::Url::parse(started["authorization_url"].as_str().unwrap()).unwrap();
-    let pairs: Vec<(String, String)> = url
-        .query_pairs()
-        .map(|(k, v)| {
-            let v = if k == "nonce" {
-                "injected".into()
-            } else {
-                v.into_owned()
-            };
-            (k.into_owned(), v)
-        })
-        .collect();
-    url.query_pairs_mut().clear().extend_pairs(&pairs);
-    let back = browse(url.as_str(), "alice").await;
+    let url = with_param(&started, "nonce", "injected");
+    let back = browse(&url, "alice").await;
     let e = expect_err(
         s.call(t, "auth.oauth.complete", back.complete()).await,
         "AUTH_OAUTH_DENIED",
@@ -714,20 +721,12 @@ async fn id_tokens_nonces_pkce_and_key_rotation() {
 
     // PKCE: a code obtained for another challenge does not exchange.
     let started = start(&s, t, "corp").await;
-    let mut url = url::Url::parse(started["authorization_url"].as_str().unwrap()).unwrap();
-    let pairs: Vec<(String, String)> = url
-        .query_pairs()
-        .map(|(k, v)| {
-            let v = if k == "code_challenge" {
-                "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()
-            } else {
-                v.into_owned()
-            };
-            (k.into_owned(), v)
-        })
-        .collect();
-    url.query_pairs_mut().clear().extend_pairs(&pairs);
-    let back = browse(url.as_str(), "alice").await;
+    let url = with_param(
+        &started,
+        "code_challenge",
+        "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+    );
+    let back = browse(&url, "alice").await;
     let e = expect_err(
         s.call(t, "auth.oauth.complete", back.complete()).await,
         "AUTH_OAUTH_DENIED",
@@ -1006,4 +1005,70 @@ async fn providers_list_and_the_last_identity_stays() {
         .unwrap();
     let r = sign_in(&s, t, "corp", "solo").await;
     assert_eq!(r["created"], true);
+}
+
+/// Sign in with Apple: the code comes back in a form POST, the client
+/// secret is a fresh ES256 JWT signed with the team's key, and the ID
+/// token's string `email_verified` counts.
+#[tokio::test]
+async fn apple_sign_in_with_form_post_and_a_signed_client_secret() {
+    use crate::emulators::apple;
+    let team = apple::TeamKey::new();
+    let base = apple::start(&team, ("001234.abcdef", "apple@example.com")).await;
+    let s = Server::start(Backend::Sqlite).await.unwrap();
+    let set = |apple: Option<authmux::oauth::AppleKey>, secret: &str| {
+        s.domain.set_oauth_provider(
+            "tests",
+            "apple",
+            SetProvider {
+                client_id: apple::CLIENT_ID.into(),
+                client_secret: secret.into(),
+                issuer: Some(base.clone()),
+                redirect_uris: vec![REDIRECT.into()],
+                apple,
+                ..Default::default()
+            },
+        )
+    };
+    let key = authmux::oauth::AppleKey {
+        team_id: apple::TEAM_ID.into(),
+        key_id: apple::KEY_ID.into(),
+    };
+    // Without the team's ids, or with a secret that is not its key: refused.
+    let e = set(None, &team.pem).await.unwrap_err();
+    assert!(e.message.contains("team id"), "{e:?}");
+    let e = set(Some(key.clone()), "not a key").await.unwrap_err();
+    assert!(e.message.contains("PEM"), "{e:?}");
+    set(Some(key), &team.pem).await.unwrap();
+
+    for t in [Transport::Rest, Transport::Grpc] {
+        let started = start(&s, t, "apple").await;
+        let url = url::Url::parse(started["authorization_url"].as_str().unwrap()).unwrap();
+        let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+        assert_eq!(q["response_mode"], "form_post");
+        assert_eq!(q["scope"], "name email");
+        let page = reqwest::get(url.as_str())
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let field = |name: &str| {
+            let at = page.find(&format!("name=\"{name}\" value=\"")).unwrap();
+            let rest = &page[at + name.len() + 15..];
+            rest[..rest.find('"').unwrap()].to_owned()
+        };
+        assert!(page.contains(&format!("action=\"{REDIRECT}\"")), "{page}");
+        let r = s
+            .call(
+                t,
+                "auth.oauth.complete",
+                json!({"state": field("state"), "code": field("code")}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r["user"]["email"], "apple@example.com");
+        assert_eq!(r["user"]["email_verified"], true);
+        assert_eq!(r["created"], t == Transport::Rest);
+    }
 }

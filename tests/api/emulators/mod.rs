@@ -1,6 +1,7 @@
 //! Vendor emulators that follow the vendors' published API specs
 //! (`../shared/vendor-specs/`), with faults injectable on demand.
 
+pub mod apple;
 pub mod clerk;
 pub mod github;
 pub mod supabase;
