@@ -379,6 +379,8 @@ impl Domain {
                 "login_hint must be at most 256 characters without control characters",
             ));
         }
+        // What `user.create` would refuse is refused now, before the user
+        // goes to the provider.
         if let Some(v) = &input.vendor {
             crate::vendors::VendorKind::parse(v).ok_or_else(|| {
                 Error::invalid(format!(
@@ -386,6 +388,18 @@ impl Domain {
                     crate::vendors::VendorKind::names()
                 ))
             })?;
+        }
+        match input.mode.as_deref().map(crate::vendors::Mode::parse) {
+            Some(None) => {
+                return Err(Error::invalid("mode must be one of \"managed\", \"byok\""));
+            }
+            Some(Some(crate::vendors::Mode::Byok)) if input.vendor.is_none() => {
+                return Err(Error::new(
+                    ErrorCode::AuthVendorRequired,
+                    "mode \"byok\" needs a vendor: name one in the vendor field",
+                ));
+            }
+            _ => {}
         }
         let cfg = self.provider(project, &input.provider).await?;
         if !cfg.redirect_uris.contains(&input.redirect_uri) {

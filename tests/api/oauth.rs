@@ -425,15 +425,43 @@ async fn the_state_is_single_use_bound_and_short_lived() {
             "INVALID_ARGUMENT",
         );
         assert!(e.message.contains("redirect_uri"), "{e:?}");
-        expect_err(
-            s.call(
+        for (body, code) in [
+            (json!({"provider": "nope"}), "INVALID_ARGUMENT"),
+            (
+                json!({"provider": "corp", "mode": "other"}),
+                "INVALID_ARGUMENT",
+            ),
+            (
+                json!({"provider": "corp", "vendor": "okta"}),
+                "INVALID_ARGUMENT",
+            ),
+            (
+                json!({"provider": "corp", "mode": "byok"}),
+                "AUTH_VENDOR_REQUIRED",
+            ),
+            (
+                json!({"provider": "corp", "scopes": ["a\"b"]}),
+                "INVALID_ARGUMENT",
+            ),
+        ] {
+            let mut body = body;
+            body["redirect_uri"] = json!(REDIRECT);
+            expect_err(s.call(t, "auth.oauth.start", body).await, code);
+        }
+        // A login hint and extra scopes reach the provider.
+        let hinted = s
+            .call(
                 t,
                 "auth.oauth.start",
-                json!({"provider": "nope", "redirect_uri": REDIRECT}),
+                json!({"provider": "corp", "redirect_uri": REDIRECT,
+                       "login_hint": "alice@example.com", "scopes": ["offline_access"]}),
             )
-            .await,
-            "INVALID_ARGUMENT",
-        );
+            .await
+            .unwrap();
+        let url = url::Url::parse(hinted["authorization_url"].as_str().unwrap()).unwrap();
+        let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+        assert_eq!(q["login_hint"], "alice@example.com");
+        assert_eq!(q["scope"], "openid email profile offline_access");
 
         let started = start(&s, t, "corp").await;
         let state = started["state"].as_str().unwrap();
@@ -497,6 +525,9 @@ async fn the_state_is_single_use_bound_and_short_lived() {
             s.call(t, "auth.oauth.complete", back.complete()).await,
             "AUTH_OAUTH_STATE_INVALID",
         );
+        // And the purge removes the dead states.
+        let purged = s.domain.purge(s.domain.clock().now_millis()).await.unwrap();
+        assert!(purged.oauth_states >= 1, "{purged:?}");
     }
 }
 
