@@ -7,6 +7,7 @@ mod hygiene;
 mod live_vendors;
 mod logs;
 mod oauth;
+mod polyglot;
 
 mod attacks;
 mod consent;

@@ -224,6 +224,7 @@ async fn grpc_health_and_reflection() {
         "authmux.v1.SessionService",
         "authmux.v1.ConsentService",
         "authmux.v1.DiscoveryService",
+        "authmux.v1.OAuthService",
     ] {
         let r = health
             .check(HealthCheckRequest {
@@ -249,9 +250,31 @@ async fn grpc_health_and_reflection() {
         panic!("unexpected reflection reply");
     };
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    for service in ["authmux.v1.UserService", "authmux.v1.ConsentService"] {
+    for service in [
+        "authmux.v1.UserService",
+        "authmux.v1.ConsentService",
+        "authmux.v1.OAuthService",
+        "grpc.health.v1.Health",
+    ] {
         assert!(names.iter().any(|n| n == service), "{names:?}");
     }
+    // `grpcurl describe grpc.health.v1.Health` works: its file is known.
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::FileContainingSymbol(
+            "grpc.health.v1.Health".into(),
+        )),
+    };
+    let mut stream = refl
+        .server_reflection_info(futures::stream::iter([req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let resp = stream.message().await.unwrap().unwrap();
+    let Some(MessageResponse::FileDescriptorResponse(files)) = resp.message_response else {
+        panic!("grpc.health.v1.Health is not described: {resp:?}");
+    };
+    assert!(!files.file_descriptor_proto.is_empty());
 }
 
 async fn discovery(s: &Server, t: Transport) {
