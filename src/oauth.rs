@@ -730,6 +730,21 @@ pub fn expected_issuer(template: &str, token: &str) -> std::result::Result<Strin
     Ok(template.replace("{tenantid}", &tid))
 }
 
+/// Whether `iss` (an RFC 9207 response parameter) is the provider's
+/// issuer; under a `{tenantid}` template, any one tenant's.
+pub fn issuer_matches(template: &str, iss: &str) -> bool {
+    let (template, iss) = (template.trim_end_matches('/'), iss.trim_end_matches('/'));
+    match template.split_once("{tenantid}") {
+        None => template == iss,
+        Some((before, after)) => iss
+            .strip_prefix(before)
+            .and_then(|rest| rest.strip_suffix(after))
+            .is_some_and(|tid| {
+                !tid.is_empty() && tid.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+            }),
+    }
+}
+
 /// A reqwest error without its URL (which may carry a code or token).
 fn without_url(e: reqwest::Error) -> reqwest::Error {
     e.without_url()
@@ -774,6 +789,32 @@ mod tests {
             expected_issuer("https://accounts.google.com", &token(serde_json::json!({}))),
             Ok("https://accounts.google.com".to_owned())
         );
+    }
+
+    #[test]
+    fn iss_parameters_match_the_issuer_or_its_tenant_template() {
+        assert!(issuer_matches(
+            "https://idp.example",
+            "https://idp.example/"
+        ));
+        assert!(!issuer_matches(
+            "https://idp.example",
+            "https://evil.example"
+        ));
+        let t = "https://login.microsoftonline.com/{tenantid}/v2.0";
+        assert!(issuer_matches(
+            t,
+            "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0"
+        ));
+        assert!(!issuer_matches(
+            t,
+            "https://login.microsoftonline.com//v2.0"
+        ));
+        assert!(!issuer_matches(
+            t,
+            "https://login.microsoftonline.com/x/y/v2.0"
+        ));
+        assert!(!issuer_matches(t, "https://evil.example/abc/v2.0"));
     }
 
     #[test]

@@ -527,9 +527,7 @@ impl Domain {
         // RFC 9207 §2.4: where the provider says it sends `iss`, a response
         // without it, or with another, is refused (mix-up attacks).
         match (&input.iss, endpoints.iss_parameter) {
-            (Some(iss), _)
-                if iss.trim_end_matches('/') != endpoints.issuer.trim_end_matches('/') =>
-            {
+            (Some(iss), _) if !crate::oauth::issuer_matches(&endpoints.issuer, iss) => {
                 return Err(Error::new(
                     ErrorCode::AuthOauthDenied,
                     "the iss response parameter is not this provider's issuer",
