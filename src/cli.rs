@@ -209,11 +209,11 @@ enum KeysCommand {
     },
 }
 
-/// Reads the settings file named by `--config` or `AUTHMUX_CONFIG` (if
-/// any) into the process environment, under each setting's `AUTHMUX_*`
-/// name, where the environment does not already set it — so that defaults
-/// < file < environment < flags. Must run before any thread starts.
-pub fn apply_config_file(args: &[String]) -> anyhow::Result<()> {
+/// The command line with the settings file named by `--config` or
+/// `AUTHMUX_CONFIG` (if any) applied as the settings' defaults, so that
+/// built-in defaults < file < environment < flags.
+pub fn command_with_config_file(args: &[String]) -> anyhow::Result<clap::Command> {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
     let from_args = args.iter().enumerate().find_map(|(i, a)| {
         a.strip_prefix("--config=").map(str::to_owned).or_else(|| {
             (a == "--config")
@@ -222,7 +222,7 @@ pub fn apply_config_file(args: &[String]) -> anyhow::Result<()> {
         })
     });
     let Some(path) = from_args.or_else(|| std::env::var("AUTHMUX_CONFIG").ok()) else {
-        return Ok(());
+        return Ok(cmd);
     };
     let text = std::fs::read_to_string(&path).with_context(|| format!("config file {path}"))?;
     let value: serde_json::Value = if path.ends_with(".yaml") || path.ends_with(".yml") {
@@ -234,9 +234,9 @@ pub fn apply_config_file(args: &[String]) -> anyhow::Result<()> {
     let serde_json::Value::Object(map) = value else {
         anyhow::bail!("config file {path}: expected a table of settings");
     };
-    let envs = setting_envs(&<Cli as clap::CommandFactory>::command());
+    let settings = setting_paths(&cmd, &[]);
     for (key, value) in map {
-        let Some(env) = envs.iter().find(|(id, _)| *id == key).map(|(_, e)| e) else {
+        let Some(at) = settings.iter().find(|(id, _)| *id == key).map(|(_, at)| at) else {
             anyhow::bail!("config file {path}: unknown setting {key:?}");
         };
         let text = match value {
@@ -247,27 +247,33 @@ pub fn apply_config_file(args: &[String]) -> anyhow::Result<()> {
                 "config file {path}: {key} must be a string, number or boolean, not {other}"
             ),
         };
-        if std::env::var_os(env).is_none() {
-            // SAFETY: called from `main` before the runtime or any other
-            // thread exists.
-            unsafe { std::env::set_var(env, text) };
-        }
+        cmd = with_default(cmd, at, &key, text);
     }
-    Ok(())
+    Ok(cmd)
 }
 
-/// (setting id, env name) of every argument that has an env name.
-fn setting_envs(cmd: &clap::Command) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = cmd
+/// `cmd` with the argument `id` of the subcommand at `path` defaulting to
+/// `value` (clap still prefers the environment and the flags).
+fn with_default(cmd: clap::Command, path: &[String], id: &str, value: String) -> clap::Command {
+    match path.split_first() {
+        None => cmd.mut_arg(id, |a| a.default_value(value)),
+        Some((sub, rest)) => cmd.mut_subcommand(sub, |s| with_default(s, rest, id, value)),
+    }
+}
+
+/// (setting id, subcommand path) of every argument that has an env name:
+/// the settings a file may give.
+fn setting_paths(cmd: &clap::Command, path: &[String]) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = cmd
         .get_arguments()
-        .filter_map(|a| {
-            let env = a.get_env()?.to_str()?.to_owned();
-            Some((a.get_id().as_str().to_owned(), env))
-        })
+        .filter(|a| a.get_env().is_some())
+        .map(|a| (a.get_id().as_str().to_owned(), path.to_vec()))
         .filter(|(id, _)| id != "config")
         .collect();
     for sub in cmd.get_subcommands() {
-        out.extend(setting_envs(sub));
+        let mut at = path.to_vec();
+        at.push(sub.get_name().to_owned());
+        out.extend(setting_paths(sub, &at));
     }
     out
 }

@@ -1,6 +1,13 @@
 //! authmux: end-user authentication as a service. One API key in front,
 //! several identity vendors behind, the same contract over gRPC and REST.
 
+// The library documents every public item and never unwraps outside its
+// unit tests (the binaries, benches and integration tests are not held to
+// these).
+#![warn(missing_docs)]
+#![deny(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod api;
 pub mod cache;
 pub mod cli;

@@ -1,17 +1,23 @@
 //! The `authmux` binary.
 
-use clap::Parser;
+use clap::FromArgMatches;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
-    // The settings file goes into the environment before any thread runs.
+    // The settings file gives the settings' defaults.
     let args: Vec<String> = std::env::args().collect();
-    if let Err(err) = authmux::cli::apply_config_file(&args) {
-        eprintln!("error: {err:#}");
-        return std::process::ExitCode::FAILURE;
-    }
+    let cli = match authmux::cli::command_with_config_file(&args) {
+        Ok(cmd) => {
+            let matches = cmd.get_matches_from(&args);
+            authmux::cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+        }
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt.block_on(run()),
+        Ok(rt) => rt.block_on(run(cli)),
         Err(err) => {
             eprintln!("error: cannot start the runtime: {err}");
             std::process::ExitCode::FAILURE
@@ -19,7 +25,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run() -> std::process::ExitCode {
+async fn run(cli: authmux::cli::Cli) -> std::process::ExitCode {
     let filter = EnvFilter::try_from_env("AUTHMUX_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("AUTHMUX_LOG_FORMAT").is_ok_and(|f| f == "json");
     let builder = tracing_subscriber::fmt()
@@ -30,7 +36,7 @@ async fn run() -> std::process::ExitCode {
     } else {
         builder.init();
     }
-    match authmux::cli::Cli::parse().run().await {
+    match cli.run().await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");

@@ -3,6 +3,9 @@
 
 pub mod byok;
 pub mod consent;
+// The table models: sea-orm derives most items, and each column is
+// described by the migration that made it (`migrations/`).
+#[allow(missing_docs)]
 pub mod entity;
 pub mod idempotency;
 pub mod native;
