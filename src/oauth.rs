@@ -373,7 +373,7 @@ impl OAuthClient {
             .get(&url)
             .send()
             .await
-            .map_err(|e| OAuthError::Unavailable(format!("{url}: {}", without_url(e))))?;
+            .map_err(|e| OAuthError::Unavailable(format!("{url}: {}", e.without_url())))?;
         if !reply.status().is_success() {
             return Err(OAuthError::Unavailable(format!(
                 "{url} answered {}",
@@ -501,11 +501,15 @@ impl OAuthClient {
                     .body(body)
                     .send()
                     .await
-                    .map_err(without_url)?;
+                    .map_err(reqwest::Error::without_url)?;
                 let mut out = oauth2::HttpResponse::new(Vec::new());
                 *out.status_mut() = reply.status();
                 *out.headers_mut() = reply.headers().clone();
-                *out.body_mut() = reply.bytes().await.map_err(without_url)?.to_vec();
+                *out.body_mut() = reply
+                    .bytes()
+                    .await
+                    .map_err(reqwest::Error::without_url)?
+                    .to_vec();
                 Ok::<_, reqwest::Error>(out)
             }
         };
@@ -638,21 +642,20 @@ impl OAuthClient {
             #[serde(default)]
             email_verified: Option<BoolOrString>,
         }
-        let down = |e: reqwest::Error| OAuthError::Unavailable(without_url(e).to_string());
         let reply = self
             .http
             .get(url)
             .bearer_auth(access_token)
             .send()
             .await
-            .map_err(down)?;
+            .map_err(unreachable_provider)?;
         if !reply.status().is_success() {
             return Err(OAuthError::Unavailable(format!(
                 "the UserInfo endpoint answered {}",
                 reply.status()
             )));
         }
-        let info: UserInfo = reply.json().await.map_err(down)?;
+        let info: UserInfo = reply.json().await.map_err(unreachable_provider)?;
         if info.sub != profile.subject {
             return Err(OAuthError::Untrusted(
                 "the UserInfo reply is about another subject".into(),
@@ -690,19 +693,18 @@ impl OAuthClient {
                 .header("x-github-api-version", "2022-11-28")
                 .send()
         };
-        let down = |e: reqwest::Error| OAuthError::Unavailable(without_url(e).to_string());
-        let user = get("/user").await.map_err(down)?;
+        let user = get("/user").await.map_err(unreachable_provider)?;
         if !user.status().is_success() {
             return Err(OAuthError::Unavailable(format!(
                 "GitHub /user answered {}",
                 user.status()
             )));
         }
-        let user: User = user.json().await.map_err(down)?;
-        let emails = get("/user/emails").await.map_err(down)?;
+        let user: User = user.json().await.map_err(unreachable_provider)?;
+        let emails = get("/user/emails").await.map_err(unreachable_provider)?;
         // Without the user:email scope there is no list: no email then.
         let emails: Vec<Email> = match emails.status().is_success() {
-            true => emails.json().await.map_err(down)?,
+            true => emails.json().await.map_err(unreachable_provider)?,
             false => Vec::new(),
         };
         let primary = emails.into_iter().find(|e| e.primary && e.verified);
@@ -745,9 +747,10 @@ pub fn issuer_matches(template: &str, iss: &str) -> bool {
     }
 }
 
-/// A reqwest error without its URL (which may carry a code or token).
-fn without_url(e: reqwest::Error) -> reqwest::Error {
-    e.without_url()
+/// A provider that could not be reached, said without the URL (which may
+/// carry a code or token).
+fn unreachable_provider(e: reqwest::Error) -> OAuthError {
+    OAuthError::Unavailable(e.without_url().to_string())
 }
 
 #[cfg(test)]

@@ -115,6 +115,13 @@ impl OpenIdProvider {
         Some(p)
     }
 
+    /// A provider with the client `app` (RS256) and one account `id`
+    /// whose email, `id@example.com`, is verified.
+    async fn for_app(id: &str) -> Option<Self> {
+        let email = format!("{id}@example.com");
+        Self::start(&[("app", "RS256")], &[(id, &email, true)]).await
+    }
+
     async fn run(&mut self) {
         let mut child = tokio::process::Command::new("node")
             .arg(oidc_dir().join("server.mjs"))
@@ -406,9 +413,7 @@ async fn linking_only_by_a_verified_email_and_never_across_projects() {
 /// redirect URI, 10 minutes; and the RFC 9207 `iss` the provider sends.
 #[tokio::test]
 async fn the_state_is_single_use_bound_and_short_lived() {
-    let Some(op) =
-        OpenIdProvider::start(&[("app", "RS256")], &[("alice", "alice@example.com", true)]).await
-    else {
+    let Some(op) = OpenIdProvider::for_app("alice").await else {
         return;
     };
     let s = Server::start(Backend::Sqlite).await.unwrap();
@@ -536,9 +541,7 @@ async fn the_state_is_single_use_bound_and_short_lived() {
 /// answers the same session without exchanging the code again.
 #[tokio::test]
 async fn a_state_raced_completes_once() {
-    let Some(op) =
-        OpenIdProvider::start(&[("app", "RS256")], &[("alice", "alice@example.com", true)]).await
-    else {
+    let Some(op) = OpenIdProvider::for_app("alice").await else {
         return;
     };
     for backend in [Backend::Sqlite, Backend::Postgres] {
@@ -728,9 +731,7 @@ fn with_param(started: &Value, name: &str, value: &str) -> String {
 /// a provider that rotated its keys is followed.
 #[tokio::test]
 async fn id_tokens_nonces_pkce_and_key_rotation() {
-    let Some(mut op) =
-        OpenIdProvider::start(&[("app", "RS256")], &[("alice", "alice@example.com", true)]).await
-    else {
+    let Some(mut op) = OpenIdProvider::for_app("alice").await else {
         return;
     };
     // Keys are fetched again as soon as an unknown kid shows up.
@@ -785,9 +786,7 @@ async fn id_tokens_nonces_pkce_and_key_rotation() {
 /// AUTH_OAUTH_DENIED.
 #[tokio::test]
 async fn provider_down_and_user_denial() {
-    let Some(mut op) =
-        OpenIdProvider::start(&[("app", "RS256")], &[("alice", "alice@example.com", true)]).await
-    else {
+    let Some(mut op) = OpenIdProvider::for_app("alice").await else {
         return;
     };
     let s = Server::start(Backend::Sqlite).await.unwrap();
@@ -818,9 +817,7 @@ async fn provider_down_and_user_denial() {
 /// code twice.
 #[tokio::test]
 async fn mfa_users_finish_with_their_second_factor() {
-    let Some(op) =
-        OpenIdProvider::start(&[("app", "RS256")], &[("mfa", "mfa@example.com", true)]).await
-    else {
+    let Some(op) = OpenIdProvider::for_app("mfa").await else {
         return;
     };
     let s = Server::start(Backend::Sqlite).await.unwrap();
@@ -976,9 +973,7 @@ async fn github_sign_in_uses_the_primary_verified_email() {
 /// last way to sign in.
 #[tokio::test]
 async fn providers_list_and_the_last_identity_stays() {
-    let Some(op) =
-        OpenIdProvider::start(&[("app", "RS256")], &[("solo", "solo@example.com", true)]).await
-    else {
+    let Some(op) = OpenIdProvider::for_app("solo").await else {
         return;
     };
     let s = Server::start(Backend::Sqlite).await.unwrap();
@@ -1101,5 +1096,76 @@ async fn apple_sign_in_with_form_post_and_a_signed_client_secret() {
         assert_eq!(r["user"]["email"], "apple@example.com");
         assert_eq!(r["user"]["email_verified"], true);
         assert_eq!(r["created"], t == Transport::Rest);
+    }
+}
+
+/// A sign-in racing the deletion of its user, on each database: no 5xx,
+/// and nothing outlives the user (neither its identity nor a session).
+#[tokio::test]
+async fn a_sign_in_racing_a_delete_leaves_nothing_behind() {
+    let Some(op) = OpenIdProvider::for_app("gone").await else {
+        return;
+    };
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(s) = Server::start(backend).await else {
+            continue;
+        };
+        configure(&s, "corp", "app", &op.issuer).await;
+        let t = Transport::Rest;
+        for _ in 0..3 {
+            let first = sign_in(&s, t, "corp", "gone").await;
+            let user_id = first["user"]["user_id"].clone();
+            let started = start(&s, t, "corp").await;
+            let back = browse(started["authorization_url"].as_str().unwrap(), "gone").await;
+            let (done, deleted) = tokio::join!(
+                s.call(t, "auth.oauth.complete", back.complete()),
+                s.call(
+                    Transport::Grpc,
+                    "auth.user.delete",
+                    json!({"user_id": user_id})
+                ),
+            );
+            deleted.unwrap();
+            match done {
+                // The sign-in came first: the delete ended its session.
+                Ok(r) if r["user"]["user_id"] == user_id => {
+                    let v = s
+                        .call(
+                            t,
+                            "auth.session.verify",
+                            json!({"session_id": r["session"]["session_id"]}),
+                        )
+                        .await
+                        .unwrap();
+                    assert_eq!(v["valid"], false, "{v}");
+                }
+                // The delete came first: a new user, linked afresh.
+                Ok(r) => {
+                    assert_eq!(r["created"], true, "{r}");
+                    s.call(
+                        t,
+                        "auth.user.delete",
+                        json!({"user_id": r["user"]["user_id"]}),
+                    )
+                    .await
+                    .unwrap();
+                }
+                Err(e) => assert!(e.code == "AUTH_USER_NOT_FOUND", "{e:?}"),
+            }
+            let ids = s
+                .call(t, "auth.user.identities@get", json!({"user_id": user_id}))
+                .await;
+            expect_err(ids, "AUTH_USER_NOT_FOUND");
+            // The identity is free again: the next sign-in makes a user.
+            let again = sign_in(&s, t, "corp", "gone").await;
+            assert_eq!(again["created"], true, "{again}");
+            s.call(
+                t,
+                "auth.user.delete",
+                json!({"user_id": again["user"]["user_id"]}),
+            )
+            .await
+            .unwrap();
+        }
     }
 }
