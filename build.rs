@@ -6,6 +6,7 @@ use std::{env, fs, path::PathBuf};
 
 const PROTOS: &[&str] = &[
     "authmux/v1/common.proto",
+    "authmux/v1/rules.proto",
     "authmux/v1/users.proto",
     "authmux/v1/sessions.proto",
     "authmux/v1/consent.proto",
@@ -25,10 +26,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         compiler.encode_file_descriptor_set(),
     )?;
 
+    // Type names let the codec find a request's rules by its message name.
+    let mut config = prost_build::Config::new();
+    config.enable_type_names();
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
         .codec_path("crate::api::codec::StrictCodec")
-        .compile_fds(compiler.file_descriptor_set())?;
+        .compile_fds_with_config(compiler.file_descriptor_set(), config)?;
     Ok(())
 }

@@ -1,9 +1,11 @@
 //! The protobuf codec of every authmux service: prost's, except that a
 //! request that can't be decoded (malformed bytes, nesting past prost's
 //! recursion limit) is the caller's error — INVALID_ARGUMENT with our
-//! error detail — rather than INTERNAL.
+//! error detail — rather than INTERNAL, and that every request is checked
+//! against the contract's rules ([`super::rules`]) before a service sees it.
 
-use prost::Message;
+use bytes::Buf;
+use prost::{Message, Name};
 use tonic::Status;
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
 use tonic_prost::{ProstCodec, ProstDecoder, ProstEncoder};
@@ -20,21 +22,26 @@ impl<T, U> Default for StrictCodec<T, U> {
     }
 }
 
-/// prost's decoder with caller-facing decode errors.
+/// prost's decoder with caller-facing decode errors and the contract's
+/// request rules.
 #[derive(Debug)]
 pub struct StrictDecoder<U>(ProstDecoder<U>);
 
-impl<U: Message + Default> Decoder for StrictDecoder<U> {
+impl<U: Message + Name + Default> Decoder for StrictDecoder<U> {
     type Item = U;
     type Error = Status;
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
-        self.0.decode(buf).map_err(|status| {
+        let bytes = buf.copy_to_bytes(buf.remaining());
+        let message = U::decode(bytes.clone()).map_err(|e| {
             super::to_status(Error::invalid(format!(
-                "the request message could not be decoded (malformed, or nested too deep): {}",
-                status.message()
+                "the request message could not be decoded (malformed, or nested too deep): {e}"
             )))
-        })
+        })?;
+        super::rules::RULES
+            .check_encoded::<U>(bytes)
+            .map_err(super::to_status)?;
+        Ok(Some(message))
     }
 
     fn buffer_settings(&self) -> BufferSettings {
@@ -45,7 +52,7 @@ impl<U: Message + Default> Decoder for StrictDecoder<U> {
 impl<T, U> Codec for StrictCodec<T, U>
 where
     T: Message + Send + 'static,
-    U: Message + Default + Send + 'static,
+    U: Message + Name + Default + Send + 'static,
 {
     type Encode = T;
     type Decode = U;

@@ -5,6 +5,7 @@ mod consent;
 mod convert;
 mod discovery;
 mod oauth;
+pub mod rules;
 mod sessions;
 mod users;
 

@@ -13,7 +13,7 @@ mod purge;
 mod rate_limit;
 mod revocations;
 mod sessions;
-mod text;
+pub mod text;
 mod users;
 
 pub use byok::ByokInfo;
@@ -33,7 +33,10 @@ pub use sessions::{
     CreateSession, MAX_MFA_FAILURES, MAX_PASSWORD_FAILURES, SessionConfig, SessionInfo,
     SessionTokens, THROTTLE_WINDOW_MS, Verification,
 };
-pub use users::{CreateUser, UpdateUser, User, UserPage};
+pub use users::{
+    CreateUser, EXACT_INTEGERS, MAX_METADATA_BYTES, MAX_METADATA_DEPTH, UpdateUser, User, UserPage,
+    normalize_email,
+};
 
 use std::sync::Arc;
 

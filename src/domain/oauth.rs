@@ -357,9 +357,10 @@ impl Domain {
     async fn provider(&self, project: &Project, name: &str) -> Result<ProviderConfig> {
         let rows = self.store.oauth_providers(&project.id).await?;
         let row = rows.iter().find(|r| r.provider == name).ok_or_else(|| {
-            Error::invalid(format!(
-                "provider {name:?} is not configured for this project (authmux oauth set)"
-            ))
+            Error::new(
+                ErrorCode::NotFound,
+                format!("provider {name:?} is not configured for this project (authmux oauth set)"),
+            )
         })?;
         self.open_provider(row)
     }

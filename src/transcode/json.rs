@@ -12,12 +12,14 @@ use crate::api::number_to_json;
 use crate::domain::ErrorCode;
 
 /// Builds the request message from the body (when the route takes one),
-/// the query string and the path variables.
+/// the query string, the path variables and the header-bound fields (e.g.
+/// `Idempotency-Key`).
 pub fn request_message(
     route: &HttpRoute,
     path_params: &HashMap<String, String>,
     query: &str,
     body: Option<&[u8]>,
+    headers: &http::HeaderMap,
 ) -> Result<DynamicMessage, RestError> {
     let input = route.input();
     let mut fields = match body {
@@ -77,16 +79,25 @@ pub fn request_message(
         let value = path_params
             .get(name)
             .ok_or_else(|| RestError::invalid(format!("{name} is missing from the path")))?;
-        match fields.get(name) {
-            Some(Value::String(given)) if given == value => {}
-            Some(given) => {
-                return Err(RestError::invalid(format!(
-                    "{name} in the request ({given}) does not match the path ({value:?})"
-                )));
-            }
-            None => {
-                fields.insert(name.clone(), Value::String(value.clone()));
-            }
+        if fields.contains_key(name) {
+            return Err(RestError::invalid(format!(
+                "{name} comes from the path; leave it out of the body and query"
+            )));
+        }
+        fields.insert(name.clone(), Value::String(value.clone()));
+    }
+
+    for (name, header) in header_fields(route) {
+        if fields.contains_key(name) {
+            return Err(RestError::invalid(format!(
+                "send {name} as the {header} header, not in the body or query"
+            )));
+        }
+        if let Some(value) = headers.get(header) {
+            let value = value.to_str().map_err(|_| {
+                RestError::invalid(format!("the {header} header must be visible ASCII"))
+            })?;
+            fields.insert(name.to_owned(), Value::String(value.to_owned()));
         }
     }
 
@@ -100,6 +111,16 @@ pub fn request_message(
             RestError::invalid(format!("invalid field {path:?}: {e}"))
         }
     })
+}
+
+/// The fields of the route's request that travel in a header over REST,
+/// with the header's name.
+pub fn header_fields(route: &HttpRoute) -> impl Iterator<Item = (&'static str, &'static str)> {
+    crate::api::rules::RULES
+        .message(route.input().name())
+        .into_iter()
+        .flat_map(|m| m.fields.iter())
+        .filter_map(|f| Some((f.field.name(), f.rules.header.as_deref()?)))
 }
 
 /// The JSON form of a reply (or any message): proto field names, defaults

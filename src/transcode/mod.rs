@@ -146,13 +146,15 @@ pub fn request_id(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Builds the REST router: one route per `google.api.http` binding, each
-/// calling `grpc` in process. A known path with another method is 405.
+/// calling `grpc` in process. A known path with another method is 405 with
+/// an `Allow` header listing the path's methods.
 pub fn router(routes: Vec<HttpRoute>, grpc: Router, body_timeout: std::time::Duration) -> Router {
-    let mut by_path: BTreeMap<String, MethodRouter> = BTreeMap::new();
+    let mut by_path: BTreeMap<String, (MethodRouter, Vec<String>)> = BTreeMap::new();
     for route in routes {
         let filter = MethodFilter::try_from(route.method.clone())
             .expect("the route table holds only standard methods");
         let path = route.template.clone();
+        let method = route.method.as_str().to_owned();
         let route = Arc::new(route);
         let grpc = grpc.clone();
         let handler = on(filter, move |req: Request| {
@@ -160,23 +162,36 @@ pub fn router(routes: Vec<HttpRoute>, grpc: Router, body_timeout: std::time::Dur
             let grpc = grpc.clone();
             async move { handle(&route, grpc, req, body_timeout).await }
         });
-        let merged = match by_path.remove(&path) {
-            Some(existing) => existing.merge(handler),
-            None => handler,
+        let entry = match by_path.remove(&path) {
+            Some((existing, mut methods)) => {
+                methods.push(method);
+                (existing.merge(handler), methods)
+            }
+            None => (handler, vec![method]),
         };
-        by_path.insert(path, merged);
+        by_path.insert(path, entry);
     }
-    by_path.into_iter().fold(Router::new(), |r, (path, m)| {
-        r.route(&path, m.fallback(method_not_allowed))
-    })
+    by_path
+        .into_iter()
+        .fold(Router::new(), |r, (path, (m, methods))| {
+            let allow = methods.join(", ");
+            r.route(
+                &path,
+                m.fallback(move |req: Request| method_not_allowed(req, allow.clone())),
+            )
+        })
 }
 
-async fn method_not_allowed(req: Request) -> Response {
-    RestError::new(
+async fn method_not_allowed(req: Request, allow: String) -> Response {
+    let mut response = RestError::new(
         ErrorCode::MethodNotAllowed,
         format!("{} is not allowed on {}", req.method(), req.uri().path()),
     )
-    .into_response_with(request_id(req.headers()))
+    .into_response_with(request_id(req.headers()));
+    if let Ok(v) = HeaderValue::from_str(&allow) {
+        response.headers_mut().insert(header::ALLOW, v);
+    }
+    response
 }
 
 /// Answers a path no route matches.
@@ -228,6 +243,7 @@ async fn transcode(
         &path_params,
         parts.uri.query().unwrap_or(""),
         route.body.then_some(&body[..]),
+        &parts.headers,
     )?;
 
     let mut inner = http::Request::builder()

@@ -557,7 +557,7 @@ impl VendorRouter {
             (_, Mode::Managed) if self.managed.contains_key(&kind) => {
                 Ok(self.managed[&kind].clone())
             }
-            (VendorKind::Native, Mode::Byok) => Err(VendorError::Invalid(
+            (VendorKind::Native, Mode::Byok) => Err(VendorError::NotConfigured(
                 "mode \"byok\" needs a vendor with credentials; native has none to bring".into(),
             )),
             (other, Mode::Byok) => Err(VendorError::NotConfigured(format!(

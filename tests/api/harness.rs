@@ -353,6 +353,14 @@ impl Server {
         }
         let url = format!("{}{}", self.base, path);
         let mut rb = self.http.request(route.method.clone(), &url);
+        // Over REST the idempotency key travels in its header (a test
+        // that sends both keeps both, to see them refused).
+        let header_given = headers
+            .iter()
+            .any(|(h, _)| h.eq_ignore_ascii_case("idempotency-key"));
+        if !header_given && let Some(Value::String(k)) = fields.remove("idempotency_key") {
+            rb = rb.header("Idempotency-Key", k);
+        }
         if !key.is_empty() {
             rb = rb.bearer_auth(key);
         }

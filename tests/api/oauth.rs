@@ -431,7 +431,7 @@ async fn the_state_is_single_use_bound_and_short_lived() {
         );
         assert!(e.message.contains("redirect_uri"), "{e:?}");
         for (body, code) in [
-            (json!({"provider": "nope"}), "INVALID_ARGUMENT"),
+            (json!({"provider": "nope"}), "NOT_FOUND"),
             (
                 json!({"provider": "corp", "mode": "other"}),
                 "INVALID_ARGUMENT",

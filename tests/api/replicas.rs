@@ -225,17 +225,18 @@ async fn two_processes(backend: Backend) {
     assert_eq!((s, &got), (200, &user));
 
     // The same idempotency key on both processes: one effect, one reply.
-    let req = json!({"email": "idem@example.com", "idempotency_key": "across"});
-    let (sa, ra) = rest(
-        &http,
-        &a,
-        &key,
-        Method::POST,
-        "/v1/auth/user/create",
-        req.clone(),
-    )
-    .await;
-    let (sb, rb) = rest(&http, &b, &key, Method::POST, "/v1/auth/user/create", req).await;
+    let req = json!({"email": "idem@example.com"});
+    let create = |p: &Process| {
+        http.post(format!("{}/v1/auth/user/create", p.base))
+            .bearer_auth(&key)
+            .header("Idempotency-Key", "across")
+            .json(&req)
+            .send()
+    };
+    let (ra, rb) = (create(&a).await.unwrap(), create(&b).await.unwrap());
+    let (sa, sb) = (ra.status().as_u16(), rb.status().as_u16());
+    let ra: serde_json::Value = ra.json().await.unwrap();
+    let rb: serde_json::Value = rb.json().await.unwrap();
     assert_eq!((sa, sb), (200, 200));
     assert_eq!(ra, rb);
 

@@ -401,14 +401,18 @@ async fn verify_rejects(s: &Server, t: Transport) {
     );
 
     // Garbage of every kind is a 200 with valid: false.
-    for junk in ["", "garbage", "a.b.c", "ses_nope", "...."] {
-        if junk.is_empty() && t == Transport::Rest {
-            continue; // an empty path segment is another route
-        }
+    for junk in ["garbage", "a.b.c", "ses_nope", "...."] {
         let v = verify(s, t, junk).await;
         assert_eq!(v["valid"], false, "{junk}: {v}");
         assert!(v.get("user_id").is_none());
     }
+    // Nothing at all is the caller's mistake: session_id is REQUIRED.
+    let e = expect_err(
+        s.call(t, "auth.session.verify@post", json!({"session_id": ""}))
+            .await,
+        "INVALID_ARGUMENT",
+    );
+    assert!(e.message.contains("session_id is required"), "{e:?}");
 }
 
 async fn refresh_rotation(s: &Server, t: Transport) {

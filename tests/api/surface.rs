@@ -107,25 +107,56 @@ async fn rest_rejects_bad_json_naming_the_field() {
     assert_eq!(list, json!({"items": []}), "nothing was stored");
 }
 
+/// A path parameter comes from the path only: repeated in the body (equal
+/// or not) it is refused, as the OpenAPI body schema (no such property,
+/// no others allowed) says. So is an idempotency key outside its header.
 #[tokio::test]
-async fn rest_path_and_body_must_agree() {
+async fn rest_path_fields_and_header_fields_have_one_place() {
     let s = Server::start(Backend::Sqlite).await.unwrap();
     let u = create_user(&s, Transport::Rest, "p@example.com").await;
     let id = u["user_id"].as_str().unwrap();
     let path = format!("/v1/auth/consent/grant/{id}");
-    let body = json!({"user_id": id, "category": "x"}).to_string();
-    rest(&s, reqwest::Method::POST, &path, Some(&body))
-        .await
-        .unwrap();
-    let body = json!({"user_id": "usr_someone_else", "category": "x"}).to_string();
+    for other in [id, "usr_someone_else"] {
+        let body = json!({"user_id": other, "category": "x"}).to_string();
+        let e = expect_err(
+            rest(&s, reqwest::Method::POST, &path, Some(&body)).await,
+            "INVALID_ARGUMENT",
+        );
+        assert!(
+            e.message.contains("user_id") && e.message.contains("path"),
+            "{e:?}"
+        );
+    }
+    let body = json!({"category": "x", "idempotency_key": "k1"}).to_string();
     let e = expect_err(
         rest(&s, reqwest::Method::POST, &path, Some(&body)).await,
         "INVALID_ARGUMENT",
     );
-    assert!(
-        e.message.contains("user_id") && e.message.contains("path"),
-        "{e:?}"
+    assert!(e.message.contains("Idempotency-Key header"), "{e:?}");
+    let e = expect_err(
+        rest(
+            &s,
+            reqwest::Method::DELETE,
+            &format!("/v1/auth/user/delete/{id}?idempotency_key=k2"),
+            None,
+        )
+        .await,
+        "INVALID_ARGUMENT",
     );
+    assert!(e.message.contains("Idempotency-Key header"), "{e:?}");
+    let consents = rest(
+        &s,
+        reqwest::Method::GET,
+        &format!("/v1/auth/consent/list_for_user/{id}"),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(consents, json!({"items": []}), "nothing was stored");
+    let body = json!({"category": "x"}).to_string();
+    rest(&s, reqwest::Method::POST, &path, Some(&body))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
