@@ -28,7 +28,7 @@ struct Bench {
 }
 
 async fn seed(domain: &Arc<Domain>, project: &Project) -> Vec<String> {
-    let now = authmux::store::now_millis();
+    let now = domain.clock().now_millis();
     let mut ids = Vec::with_capacity(USERS);
     let rows = (0..USERS)
         .map(|i| {

@@ -17,7 +17,7 @@ fn bench(c: &mut Criterion) {
         let public = keys::public_key(&generated.jwk).unwrap();
         let mut header = jsonwebtoken::Header::new(alg.jwt());
         header.kid = Some(kid);
-        let now = chrono::Utc::now().timestamp();
+        let now = authmux::clock::Clock::default().now_secs();
         let claims = json!({"iss": "https://issuer.example", "sub": "usr_1", "aud": "prj_1",
                             "sid": "ses_1", "iat": now, "exp": now + 3600, "jti": "j", "amr": ["pwd"]});
         let token = jsonwebtoken::encode(&header, &claims, &private.encoding).unwrap();

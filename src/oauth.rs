@@ -91,20 +91,18 @@ pub struct AppleKey {
 pub const APPLE_AUDIENCE: &str = "https://appleid.apple.com";
 
 /// Apple's client secret: an ES256 JWT, here valid 5 minutes (Apple
-/// allows up to 6 months), made for each code exchange.
+/// allows up to 6 months) from `now` (Unix seconds), made for each code
+/// exchange.
 pub fn apple_client_secret(
     pem: &str,
     key: &AppleKey,
     client_id: &str,
+    now: i64,
 ) -> std::result::Result<String, String> {
     let signing = jsonwebtoken::EncodingKey::from_ec_pem(pem.as_bytes())
         .map_err(|_| "the Apple key is not an EC private key in PEM (the .p8 file)".to_owned())?;
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
     header.kid = Some(key.key_id.clone());
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default();
     let claims = serde_json::json!({
         "iss": key.team_id,
         "iat": now,
@@ -325,12 +323,13 @@ pub struct Authorization {
 pub struct OAuthClient {
     http: reqwest::Client,
     jwks: Arc<JwksClient>,
+    clock: Arc<crate::clock::Clock>,
     metadata: Mutex<HashMap<String, (Instant, Endpoints)>>,
 }
 
 impl OAuthClient {
-    /// A client fetching keys through `jwks`.
-    pub fn new(jwks: Arc<JwksClient>) -> Self {
+    /// A client fetching keys through `jwks`, reading time from `clock`.
+    pub fn new(jwks: Arc<JwksClient>, clock: Arc<crate::clock::Clock>) -> Self {
         let http = reqwest::Client::builder()
             .timeout(PROVIDER_TIMEOUT)
             .connect_timeout(PROVIDER_TIMEOUT / 2)
@@ -340,6 +339,7 @@ impl OAuthClient {
         OAuthClient {
             http,
             jwks,
+            clock,
             metadata: Mutex::default(),
         }
     }
@@ -416,15 +416,34 @@ impl OAuthClient {
         Ok(ep)
     }
 
-    fn client(cfg: &ProviderConfig, ep: &Endpoints, redirect_uri: &str) -> Result<Client> {
+    /// The secret the token endpoint takes: the configured one, or for
+    /// Apple a fresh client-secret JWT.
+    fn client_secret(&self, cfg: &ProviderConfig) -> Result<String> {
+        match &cfg.apple {
+            Some(key) => apple_client_secret(
+                &cfg.client_secret,
+                key,
+                &cfg.client_id,
+                self.clock.now_secs(),
+            )
+            .map_err(OAuthError::Untrusted),
+            None => Ok(cfg.client_secret.clone()),
+        }
+    }
+
+    /// The oauth2 client; `secret` only for the token endpoint.
+    fn client(
+        cfg: &ProviderConfig,
+        ep: &Endpoints,
+        redirect_uri: &str,
+        secret: Option<String>,
+    ) -> Result<Client> {
         let bad = |e: url::ParseError| OAuthError::Untrusted(format!("a provider URL: {e}"));
-        let secret = match &cfg.apple {
-            Some(key) => apple_client_secret(&cfg.client_secret, key, &cfg.client_id)
-                .map_err(OAuthError::Untrusted)?,
-            None => cfg.client_secret.clone(),
-        };
-        let client = oauth2::Client::new(ClientId::new(cfg.client_id.clone()))
-            .set_client_secret(ClientSecret::new(secret))
+        let mut client = oauth2::Client::new(ClientId::new(cfg.client_id.clone()));
+        if let Some(secret) = secret {
+            client = client.set_client_secret(ClientSecret::new(secret));
+        }
+        let client = client
             .set_auth_uri(AuthUrl::new(ep.authorization.clone()).map_err(bad)?)
             .set_token_uri(TokenUrl::new(ep.token.clone()).map_err(bad)?)
             .set_redirect_uri(RedirectUrl::new(redirect_uri.to_owned()).map_err(bad)?);
@@ -449,7 +468,7 @@ impl OAuthClient {
         extra_scopes: &[String],
     ) -> Result<Authorization> {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let client = Self::client(cfg, ep, redirect_uri)?;
+        let client = Self::client(cfg, ep, redirect_uri, None)?;
         let mut req = client
             .authorize_url(|| CsrfToken::new(state.to_owned()))
             .set_pkce_challenge(challenge);
@@ -490,7 +509,7 @@ impl OAuthClient {
         verifier: &str,
         nonce: &str,
     ) -> Result<Profile> {
-        let client = Self::client(cfg, ep, redirect_uri)?;
+        let client = Self::client(cfg, ep, redirect_uri, Some(self.client_secret(cfg)?))?;
         let http = |req: oauth2::HttpRequest| {
             let http = self.http.clone();
             async move {
@@ -614,10 +633,7 @@ impl OAuthClient {
             }
             _ => {}
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or_default();
+        let now = self.clock.now_secs();
         if claims.iat > now + IAT_LEEWAY_SECS {
             return Err(OAuthError::Untrusted(
                 "the ID token was issued in the future (iat)".into(),

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use super::{Domain, Error, ErrorCode, Project, Result};
 use crate::store::entity::{pins, vendor_credentials};
-use crate::store::now_millis;
 use crate::vendors::{ByokConfig, IdentityVendor, Mode, VendorKind, VendorRouter};
 
 /// How long a project's credentials are trusted before the store is asked
@@ -72,7 +71,7 @@ impl Domain {
                 project_id: project.id.clone(),
                 vendor: vendor.as_str().to_owned(),
                 config: self.master.seal(&plain, &context(&project.id, vendor)),
-                updated_at: now_millis(),
+                updated_at: self.now(),
             })
             .await?;
         self.byok_configs.remove(&project.id);
@@ -138,7 +137,7 @@ impl Domain {
 
     /// A project's own credentials, by vendor.
     async fn byok_configs(&self, project: &Project) -> Result<Vec<(VendorKind, ByokConfig)>> {
-        let now = now_millis();
+        let now = self.now();
         if let Some(cached) = self.byok_configs.get(&project.id, now) {
             return Ok(cached);
         }

@@ -5,7 +5,6 @@ use serde::{Deserialize, Serialize};
 
 use super::{Domain, Error, Project, Result, new_id};
 use crate::store::entity::{consent_events, consent_states};
-use crate::store::now_millis;
 
 const MAX_SOURCE_LEN: usize = 256;
 
@@ -122,7 +121,7 @@ impl Domain {
                         category: category.to_owned(),
                         granted,
                         source: source.map(str::to_owned),
-                        created_at: now_millis(),
+                        created_at: self.now(),
                     })
                     .await?;
                 Ok(())

@@ -103,7 +103,8 @@ impl Domain {
         revocations: Arc<Revocations>,
         sessions: SessionConfig,
     ) -> Self {
-        let oauth = crate::oauth::OAuthClient::new(vendors.jwks());
+        let clock = store.clock().clone();
+        let oauth = crate::oauth::OAuthClient::new(vendors.jwks(), clock.clone());
         Domain {
             store,
             master,
@@ -115,7 +116,7 @@ impl Domain {
             live_sessions: ExpiringCache::new(sessions::LIVE_SESSION_CACHE),
             byok_configs: ExpiringCache::new(10_000),
             verified: VerifiedTokens::default(),
-            clock: Arc::default(),
+            clock,
             limiters: Limiters::new(RateLimitConfig::default()),
             oauth,
         }

@@ -257,8 +257,13 @@ impl Domain {
                         "the Apple team id and key id are short alphanumeric ids",
                     ));
                 }
-                crate::oauth::apple_client_secret(&input.client_secret, &key, &input.client_id)
-                    .map_err(Error::invalid)?;
+                crate::oauth::apple_client_secret(
+                    &input.client_secret,
+                    &key,
+                    &input.client_id,
+                    self.now() / 1000,
+                )
+                .map_err(Error::invalid)?;
                 Some(key)
             }
             (ProviderKind::Apple, None) => {

@@ -3,7 +3,6 @@
 use super::{Domain, Error, ErrorCode, Project, Result, new_id};
 use crate::cache::ExpiringCache;
 use crate::crypto::{random_token, sha256_hex};
-use crate::store::now_millis;
 
 /// The public prefix of every API key.
 pub const KEY_PREFIX: &str = "amx_";
@@ -98,7 +97,7 @@ impl Domain {
             return Err(invalid("malformed API key"));
         }
         let hash = sha256_hex(key.as_bytes());
-        let now = now_millis();
+        let now = self.now();
         if let Some(project) = self.api_keys.get(&hash, now) {
             return Ok(project);
         }

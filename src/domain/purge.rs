@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Domain, Result};
-use crate::store::now_millis;
 
 /// How long rows are kept past the point where they stop mattering.
 pub const RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
@@ -64,7 +63,7 @@ impl Domain {
                 tick.tick().await;
                 let Some(domain) = me.upgrade() else { break };
                 domain.rate_limits().shrink();
-                match domain.purge(now_millis()).await {
+                match domain.purge(domain.now()).await {
                     Ok(p) => tracing::debug!(?p, "purged expired rows"),
                     Err(e) => tracing::warn!(error = %e.message, "purging expired rows failed"),
                 }

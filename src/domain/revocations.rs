@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use crate::store::{Store, StoreResult, now_millis};
+use crate::store::{Store, StoreResult};
 
 /// How often replicas look for revocations made elsewhere.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -24,7 +24,7 @@ pub struct Revocations {
 impl Revocations {
     /// Loads every revoked, unexpired session from the store.
     pub async fn load(store: &Store) -> StoreResult<Arc<Revocations>> {
-        let ids = store.revoked_session_ids(0, now_millis()).await?;
+        let ids = store.revoked_session_ids(0, store.now_millis()).await?;
         Ok(Arc::new(Revocations {
             ids: RwLock::new(ids.into_iter().collect()),
         }))
@@ -52,12 +52,12 @@ impl Revocations {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(POLL_INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut since = now_millis();
+            let mut since = store.now_millis();
             let mut polls = 0u32;
             loop {
                 tick.tick().await;
                 let Some(set) = me.upgrade() else { break };
-                let started = now_millis();
+                let started = store.now_millis();
                 polls = polls.wrapping_add(1);
                 let rebuild = polls.is_multiple_of(REBUILD_EVERY);
                 let from = if rebuild { 0 } else { since - POLL_OVERLAP_MS };

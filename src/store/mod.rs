@@ -15,6 +15,9 @@ pub mod sessions;
 pub mod signing_keys;
 pub mod users;
 
+use std::sync::Arc;
+
+use crate::clock::Clock;
 use std::time::Duration;
 
 use authmux_migrations::{Migrator, MigratorTrait};
@@ -51,6 +54,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
+    clock: Arc<Clock>,
 }
 
 impl Store {
@@ -74,7 +78,10 @@ impl Store {
             opts.max_connections(16);
         }
         let db = Database::connect(opts).await?;
-        Ok(Store { db })
+        Ok(Store {
+            db,
+            clock: Arc::default(),
+        })
     }
 
     /// Applies every pending migration.
@@ -109,7 +116,15 @@ impl Store {
     }
 }
 
-/// Milliseconds since the Unix epoch, the store's time unit.
-pub fn now_millis() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+impl Store {
+    /// The clock every timestamp is read from, shared with the domain
+    /// (tests move it).
+    pub fn clock(&self) -> &Arc<Clock> {
+        &self.clock
+    }
+
+    /// Now, Unix milliseconds (the store's time unit), from its clock.
+    pub fn now_millis(&self) -> i64 {
+        self.clock.now_millis()
+    }
 }

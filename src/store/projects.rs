@@ -5,7 +5,7 @@ use sea_orm::{
 };
 
 use super::entity::{api_keys, projects};
-use super::{Store, StoreError, StoreResult, now_millis};
+use super::{Store, StoreError, StoreResult};
 
 impl Store {
     /// The project called `name`, created with `new_id` when missing.
@@ -20,7 +20,7 @@ impl Store {
         let row = projects::ActiveModel {
             id: Set(new_id),
             name: Set(name.to_owned()),
-            created_at: Set(now_millis()),
+            created_at: Set(self.now_millis()),
             rate_limit_per_second: Set(None),
             rate_limit_burst: Set(None),
         };
@@ -90,7 +90,7 @@ impl Store {
             project_id: Set(project_id.to_owned()),
             key_hash: Set(key_hash),
             prefix: Set(prefix),
-            created_at: Set(now_millis()),
+            created_at: Set(self.now_millis()),
             revoked_at: Set(None),
         };
         Ok(row.insert(self.db()).await?)
@@ -138,7 +138,7 @@ impl Store {
         let res = api_keys::Entity::update_many()
             .col_expr(
                 api_keys::Column::RevokedAt,
-                sea_orm::sea_query::Expr::value(now_millis()),
+                sea_orm::sea_query::Expr::value(self.now_millis()),
             )
             .filter(api_keys::Column::Id.eq(id))
             .filter(api_keys::Column::RevokedAt.is_null())

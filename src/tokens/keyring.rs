@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::keys::{self, KeyError, PrivateKey, PublicKey, SigningAlg};
 use crate::crypto::MasterKey;
 use crate::store::entity::signing_keys;
-use crate::store::{Store, StoreError, now_millis};
+use crate::store::{Store, StoreError};
 
 /// A failure loading or making keys.
 #[derive(Debug, thiserror::Error)]
@@ -140,7 +140,7 @@ impl Keyring {
     }
 
     fn in_grace(&self, retired_at: Option<i64>) -> bool {
-        retired_at.is_none_or(|at| at + self.grace_ms > now_millis())
+        retired_at.is_none_or(|at| at + self.grace_ms > self.store.now_millis())
     }
 
     /// The published JWKS: the current key and previous keys still in grace.
@@ -165,7 +165,7 @@ async fn install_new_key(
         .await
         .map_err(|e| KeyError(e.to_string()))??;
     let kid = generated.jwk["kid"].as_str().unwrap_or_default().to_owned();
-    let now = now_millis();
+    let now = store.now_millis();
     store
         .install_signing_key(
             signing_keys::Model {

@@ -215,10 +215,7 @@ impl IdentityVendor for Native {
             .master
             .open(&sealed, &Self::totp_context(project_id, vendor_user_id))?;
         let totp = totp(secret, "user".to_owned())?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_err(VendorError::internal)?
-            .as_secs();
+        let now = u64::try_from(self.store.clock().now_secs()).map_err(VendorError::internal)?;
         let current = now / TOTP_STEP;
         // RFC 6238 with one step of drift either way.
         for step in [current.saturating_sub(1), current, current + 1] {

@@ -179,7 +179,7 @@ async fn keys_expire_after_a_day(s: &Server, t: Transport) {
             operation: "user.create".into(),
             request_hash: "0".repeat(64),
             response: None,
-            created_at: authmux::store::now_millis() - 25 * 60 * 60 * 1000,
+            created_at: s.domain.clock().now_millis() - 25 * 60 * 60 * 1000,
         })
         .await
         .unwrap();
