@@ -43,8 +43,8 @@ async fn setup() -> Bench {
     let (clerk, _) = emulators::clerk::start_with_keys().await;
     let dir = tempfile::tempdir().unwrap();
     let mut settings = Settings::new(dir.path());
-    settings.clerk_secret_key = Some(emulators::clerk::SECRET_KEY.into());
-    settings.clerk_base_url = clerk.base_url.clone();
+    settings.clerk.clerk_secret_key = Some(emulators::clerk::SECRET_KEY.into());
+    settings.clerk.clerk_base_url = clerk.base_url.clone();
     let domain = settings.domain().await.unwrap();
     let key = domain.create_api_key("bench").await.unwrap().key;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

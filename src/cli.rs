@@ -434,7 +434,7 @@ impl Cli {
                     .await?;
                 println!(
                     "new signing key {kid} ({})",
-                    self.settings.signing_alg.as_str()
+                    self.settings.tokens.signing_alg.as_str()
                 );
                 Ok(())
             }

@@ -20,6 +20,7 @@ pub mod oauth;
 pub mod passwords;
 pub mod pb;
 pub mod server;
+pub mod startup;
 pub mod store;
 pub mod telemetry;
 pub mod tokens;

@@ -139,7 +139,7 @@ async fn fingerprints_are_keyed(s: &Server, t: Transport) {
     let stored: String = row.try_get("", "request_hash").unwrap();
     let _ = db.close().await;
     let (master, _) = authmux::crypto::MasterKey::load_or_create_file(
-        &s.data_dir().join(authmux::config::MASTER_KEY_FILE),
+        &s.data_dir().join(authmux::startup::MASTER_KEY_FILE),
     )
     .unwrap();
     assert_ne!(stored, authmux::crypto::sha256_hex(material.as_bytes()));
@@ -479,7 +479,8 @@ async fn refresh_double_submit(s: &Server, t: Transport) {
         .unwrap();
     assert_eq!(v["reason"], "revoked", "{v}");
 }
-contract!(refresh_double_submit, |c| c.refresh_cooldown_secs = 0);
+contract!(refresh_double_submit, |c| c.tokens.refresh_cooldown_secs =
+    0);
 
 /// A caller that goes away mid-request leaves its idempotency key free:
 /// the retry runs instead of meeting IDEMPOTENCY_KEY_IN_USE.
@@ -615,4 +616,6 @@ async fn mutations_racing_delete(s: &Server, t: Transport) {
         }
     }
 }
-contract!(mutations_racing_delete, |c| c.refresh_cooldown_secs = 0);
+contract!(mutations_racing_delete, |c| c
+    .tokens
+    .refresh_cooldown_secs = 0);

@@ -147,7 +147,7 @@ impl Server {
             Backend::Postgres => postgres_database().await?,
         };
         let mut settings = Settings::new(dir.path());
-        settings.database_url = Some(database_url.clone());
+        settings.store.database_url = Some(database_url.clone().into());
         adjust(&mut settings);
         Some(Self::start_on(dir, settings).await)
     }
@@ -196,29 +196,30 @@ impl Server {
             for (vendor, base) in &bases {
                 match *vendor {
                     "clerk" => {
-                        c.clerk_secret_key = Some(crate::emulators::clerk::SECRET_KEY.into());
-                        c.clerk_base_url = base.clone();
+                        c.clerk.clerk_secret_key = Some(crate::emulators::clerk::SECRET_KEY.into());
+                        c.clerk.clerk_base_url = base.clone();
                     }
                     "supabase" => {
-                        c.supabase_url = Some(base.clone());
-                        c.supabase_service_role_key =
+                        c.supabase.supabase_url = Some(base.clone());
+                        c.supabase.supabase_service_role_key =
                             Some(crate::emulators::supabase::SERVICE_ROLE_KEY.into());
                     }
                     "workos" => {
-                        c.workos_api_key = Some(crate::emulators::workos::API_KEY.into());
-                        c.workos_client_id = Some(crate::emulators::workos::CLIENT_ID.into());
-                        c.workos_base_url = base.clone();
+                        c.workos.workos_api_key = Some(crate::emulators::workos::API_KEY.into());
+                        c.workos.workos_client_id =
+                            Some(crate::emulators::workos::CLIENT_ID.into());
+                        c.workos.workos_base_url = base.clone();
                     }
                     _ => {}
                 }
             }
             if !bases.is_empty() {
-                c.vendor_timeout_ms = 2_000;
-                c.jwks_refetch_ms = 0;
-                c.refresh_cooldown_secs = 0;
+                c.vendor_policy.vendor_timeout_ms = 2_000;
+                c.vendor_policy.jwks_refetch_ms = 0;
+                c.tokens.refresh_cooldown_secs = 0;
                 // Probes would add requests the tests count; one test
                 // turns them on.
-                c.vendor_probe_ms = 0;
+                c.vendor_policy.vendor_probe_ms = 0;
             }
             adjust(c);
         })

@@ -32,9 +32,9 @@ async fn closed_within(stream: &mut TcpStream, within: Duration) -> Option<(Stri
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_and_silent_clients_are_cut_off() {
     let s = Server::start_with(Backend::Sqlite, |c| {
-        c.header_read_timeout_secs = 1;
-        c.body_timeout_secs = 1;
-        c.idle_timeout_secs = 2;
+        c.listener.header_read_timeout_secs = 1;
+        c.listener.body_timeout_secs = 1;
+        c.listener.idle_timeout_secs = 2;
     })
     .await
     .unwrap();
@@ -96,9 +96,9 @@ async fn slow_and_silent_clients_are_cut_off() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_are_capped() {
     let s = Server::start_with(Backend::Sqlite, |c| {
-        c.max_connections = 2;
-        c.header_read_timeout_secs = 30;
-        c.idle_timeout_secs = 30;
+        c.listener.max_connections = 2;
+        c.listener.header_read_timeout_secs = 30;
+        c.listener.idle_timeout_secs = 30;
     })
     .await
     .unwrap();

@@ -247,7 +247,7 @@ async fn supabase_mints_count_the_end_users_address() {
 #[tokio::test]
 async fn clerk_production_keys_open_no_sessions() {
     let s = Server::start_vendors(Backend::Sqlite, &["clerk"], |c| {
-        c.clerk_secret_key = Some(crate::emulators::clerk::LIVE_SECRET_KEY.into());
+        c.clerk.clerk_secret_key = Some(crate::emulators::clerk::LIVE_SECRET_KEY.into());
     })
     .await
     .unwrap();
@@ -657,8 +657,8 @@ async fn vendor_refreshes_with_the_default_cooldown() {
     for vendor in ["clerk", "workos", "supabase"] {
         let defaults = authmux::config::Settings::new(std::path::Path::new("."));
         let s = Server::start_vendors(Backend::Sqlite, &[vendor], |c| {
-            c.refresh_cooldown_secs = defaults.refresh_cooldown_secs;
-            c.access_ttl_secs = defaults.access_ttl_secs;
+            c.tokens.refresh_cooldown_secs = defaults.tokens.refresh_cooldown_secs;
+            c.tokens.access_ttl_secs = defaults.tokens.access_ttl_secs;
         })
         .await
         .unwrap();
@@ -671,9 +671,9 @@ async fn vendor_refreshes_with_the_default_cooldown() {
             s.call(t, "auth.session.refresh", refresh.clone()).await,
             "AUTH_REFRESH_TOO_FREQUENT",
         );
-        s.domain
-            .clock()
-            .advance(Duration::from_secs(defaults.refresh_cooldown_secs + 1));
+        s.domain.clock().advance(Duration::from_secs(
+            defaults.tokens.refresh_cooldown_secs + 1,
+        ));
         let next = s
             .call(t, "auth.session.refresh", refresh)
             .await

@@ -735,9 +735,11 @@ async fn id_tokens_nonces_pkce_and_key_rotation() {
         return;
     };
     // Keys are fetched again as soon as an unknown kid shows up.
-    let s = Server::start_vendors(Backend::Sqlite, &["native"], |c| c.jwks_refetch_ms = 0)
-        .await
-        .unwrap();
+    let s = Server::start_vendors(Backend::Sqlite, &["native"], |c| {
+        c.vendor_policy.jwks_refetch_ms = 0
+    })
+    .await
+    .unwrap();
     configure(&s, "corp", "app", &op.issuer).await;
     let t = Transport::Grpc;
 

@@ -11,10 +11,10 @@ use crate::harness::{Backend, Server, Transport};
 /// machine is loaded: 1 per second after a burst of 3; failed
 /// authentications 1 per second after 5.
 fn tight(c: &mut authmux::config::Settings) {
-    c.rate_limit_per_second = 1;
-    c.rate_limit_burst = 3;
-    c.anonymous_rate_limit_per_second = 1;
-    c.anonymous_rate_limit_burst = 5;
+    c.rate_limit.rate_limit_per_second = 1;
+    c.rate_limit.rate_limit_burst = 3;
+    c.rate_limit.anonymous_rate_limit_per_second = 1;
+    c.rate_limit.anonymous_rate_limit_burst = 5;
 }
 
 async fn projects_are_held_to_their_rate(s: &Server, t: Transport) {

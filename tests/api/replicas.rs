@@ -11,7 +11,7 @@ use crate::harness::{
 async fn pair(backend: Backend) -> Option<(Server, Server)> {
     let a = Server::start(backend).await?;
     let mut settings = authmux::config::Settings::new(a.data_dir());
-    settings.database_url = Some(a.database_url.clone());
+    settings.store.database_url = Some(a.database_url.clone().into());
     let b = Server::start_on(tempfile::tempdir().unwrap(), settings).await;
     Some((a, b))
 }
@@ -88,11 +88,12 @@ async fn postgres_revocation_reaches_the_other_replica() {
 }
 
 async fn keys_cooldowns_and_rotation_hold_across_replicas(backend: Backend) {
-    let Some(a) = Server::start_with(backend, |c| c.refresh_cooldown_secs = 300).await else {
+    let Some(a) = Server::start_with(backend, |c| c.tokens.refresh_cooldown_secs = 300).await
+    else {
         return;
     };
     let mut settings = authmux::config::Settings::new(a.data_dir());
-    settings.database_url = Some(a.database_url.clone());
+    settings.store.database_url = Some(a.database_url.clone().into());
     let b = Server::start_on(tempfile::tempdir().unwrap(), settings).await;
     let t = Transport::Rest;
 
@@ -189,8 +190,8 @@ async fn two_processes(backend: Backend) {
     };
     let (_, master) = authmux::crypto::MasterKey::generate();
     let mut settings = authmux::config::Settings::new(dir.path());
-    settings.database_url = Some(url.clone());
-    settings.master_key = Some(master.clone());
+    settings.store.database_url = Some(url.clone().into());
+    settings.store.master_key = Some(master.clone().into());
     let domain = settings.domain().await.unwrap();
     let key = domain.create_api_key("replicas").await.unwrap().key;
     let env = [

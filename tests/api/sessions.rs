@@ -590,7 +590,7 @@ contract!(password_rules, vendors);
 contract!(password_throttling, vendors);
 contract!(mfa, vendors[clerk, workos]);
 contract!(verify_rejects);
-contract!(refresh_rotation, |c| c.refresh_cooldown_secs = 0, vendors[clerk, workos, supabase]);
+contract!(refresh_rotation, |c| c.tokens.refresh_cooldown_secs = 0, vendors[clerk, workos, supabase]);
 contract!(revoke_and_list, vendors);
 
-contract!(refresh_cooldown, |c| c.refresh_cooldown_secs = 2);
+contract!(refresh_cooldown, |c| c.tokens.refresh_cooldown_secs = 2);

@@ -159,9 +159,11 @@ async fn retired_keys_leave_the_jwks_after_their_grace() {
 
 #[tokio::test]
 async fn rs256_deployments_sign_rs256() {
-    let s = Server::start_with(Backend::Sqlite, |c| c.signing_alg = SigningAlg::Rs256)
-        .await
-        .unwrap();
+    let s = Server::start_with(Backend::Sqlite, |c| {
+        c.tokens.signing_alg = SigningAlg::Rs256
+    })
+    .await
+    .unwrap();
     let token = session_token(&s).await;
     use base64::Engine;
     let h: Value = serde_json::from_slice(

@@ -584,7 +584,7 @@ async fn the_breaker_opens_half_opens_and_closes() {
 /// Clerk first, then WorkOS; no built-in provider in the rotation.
 async fn failover_pair() -> Server {
     Server::start_vendors(Backend::Sqlite, &["clerk", "workos"], |c| {
-        c.vendor_priority = "clerk,workos".into();
+        c.vendor_policy.vendor_priority = "clerk,workos".into();
     })
     .await
     .unwrap()
@@ -693,7 +693,7 @@ async fn a_timeout_that_did_create_adopts_instead_of_creating_twice() {
 /// attempt's own user id (Clerk `external_id`), never another project's.
 async fn no_adoption_across_projects(backend: Backend) {
     let Some(s) = Server::start_vendors(backend, &["clerk", "workos"], |c| {
-        c.vendor_priority = "clerk,workos".into();
+        c.vendor_policy.vendor_priority = "clerk,workos".into();
     })
     .await
     else {
@@ -941,8 +941,8 @@ async fn byok_uses_only_the_projects_own_credentials() {
 #[tokio::test]
 async fn health_probes_mark_a_silent_vendor_down() {
     let mut s = Server::start_vendors(Backend::Sqlite, &["clerk", "supabase", "workos"], |c| {
-        c.vendor_probe_ms = 100;
-        c.vendor_priority = "clerk,workos".into();
+        c.vendor_policy.vendor_probe_ms = 100;
+        c.vendor_policy.vendor_priority = "clerk,workos".into();
     })
     .await
     .unwrap();
@@ -1037,9 +1037,9 @@ async fn server_with_timing(
 ) {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = authmux::config::Settings::new(dir.path());
-    settings.clerk_secret_key = Some(crate::emulators::clerk::SECRET_KEY.into());
-    settings.clerk_base_url = emu.base_url.clone();
-    settings.vendor_probe_ms = 0;
+    settings.clerk.clerk_secret_key = Some(crate::emulators::clerk::SECRET_KEY.into());
+    settings.clerk.clerk_base_url = emu.base_url.clone();
+    settings.vendor_policy.vendor_probe_ms = 0;
     let domain = settings.domain().await.unwrap();
     let key = domain.create_api_key("shutdown").await.unwrap().key;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -1141,7 +1141,7 @@ async fn supabase_takes_secret_and_legacy_keys() {
     use crate::emulators::supabase::{LEGACY_SERVICE_ROLE_KEY, SERVICE_ROLE_KEY};
     for key in [SERVICE_ROLE_KEY, LEGACY_SERVICE_ROLE_KEY] {
         let s = Server::start_vendors(Backend::Sqlite, &["supabase"], |c| {
-            c.supabase_service_role_key = Some(key.into());
+            c.supabase.supabase_service_role_key = Some(key.into());
         })
         .await
         .unwrap();
@@ -1244,7 +1244,7 @@ async fn supabase_lookup_by_email_is_exact_across_pages() {
 #[tokio::test]
 async fn clerk_tokens_live_as_long_as_access_tokens() {
     let s = Server::start_vendors(Backend::Sqlite, &["clerk"], |c| {
-        c.access_ttl_secs = 600;
+        c.tokens.access_ttl_secs = 600;
     })
     .await
     .unwrap();
