@@ -5,9 +5,7 @@
 //!
 //! Run: `cargo bench --bench vendors`
 
-#[path = "../tests/api/emulators/mod.rs"]
-#[allow(dead_code)]
-mod emulators;
+use authmux_testkit::emulators;
 
 use std::time::Duration;
 

@@ -2,14 +2,15 @@
 //! their check, throttles raced with bursts of parallel attempts, and what
 //! is stored read for secrets.
 
+use authmux::vendors::VendorKind;
 use std::time::Duration;
 
 use futures::future::join_all;
 use serde_json::{Value, json};
 
-use crate::contract;
 use crate::harness::{ApiError, Backend, Server, Transport, expect_err};
 use crate::sessions::totp_at;
+use authmux_testkit::contract;
 
 pub const PASSWORD: &str = "open sesame";
 
@@ -270,7 +271,11 @@ async fn mfa_burst_is_throttled(s: &Server, t: Transport) {
     s.domain.clock().advance(Duration::from_secs(later));
     // The built-in provider checks codes on authmux's clock, which just
     // moved; an emulated vendor on its own (real) clock.
-    let skew = if s.vendor == "native" { later } else { 0 };
+    let skew = if s.vendor == VendorKind::Native {
+        later
+    } else {
+        0
+    };
     right["mfa_factor"] = json!(totp_at(&secret, skew));
     s.call(t, "auth.session.create", right).await.unwrap();
 }
@@ -485,7 +490,7 @@ contract!(refresh_double_submit, |c| c.tokens.refresh_cooldown_secs =
 /// A caller that goes away mid-request leaves its idempotency key free:
 /// the retry runs instead of meeting IDEMPOTENCY_KEY_IN_USE.
 async fn abandoned_key_is_released(backend: Backend, t: Transport) {
-    let Some(s) = Server::start_vendors(backend, &["clerk"], |_| {}).await else {
+    let Some(s) = Server::start_vendors(backend, &[VendorKind::Clerk], |_| {}).await else {
         return;
     };
     let user = s

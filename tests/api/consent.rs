@@ -2,8 +2,8 @@
 
 use serde_json::{Value, json};
 
-use crate::contract;
 use crate::harness::{Server, Transport, create_user, expect_err};
+use authmux_testkit::contract;
 
 async fn grant_check_revoke(s: &Server, t: Transport) {
     let u = create_user(s, t, "c@example.com").await;

@@ -5,9 +5,9 @@
 use serde_json::{Value, json};
 
 use crate::attacks::user_with_password;
-use crate::contract;
 use crate::harness::{Backend, Server, Transport, expect_err, rest_result};
 use crate::sessions::{claims, sign_with_server_key};
+use authmux_testkit::contract;
 
 /// `{"a":{"a":…{"a":1}}}`, `depth` objects deep.
 fn nested(depth: usize) -> Value {

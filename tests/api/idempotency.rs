@@ -2,8 +2,8 @@
 
 use serde_json::json;
 
-use crate::contract;
 use crate::harness::{Server, Transport, expect_err};
+use authmux_testkit::contract;
 
 async fn replay_returns_the_first_reply(s: &Server, t: Transport) {
     let req = json!({"email": "idem@example.com", "idempotency_key": "create-1"});

@@ -4,6 +4,7 @@
 //! the vendor, revocation that reaches every vendor session, users deleted
 //! at the vendor, and MFA enrolments that fail half-way.
 
+use authmux::vendors::VendorKind;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -61,7 +62,7 @@ async fn valid(s: &Server, t: Transport, session: &Value) -> bool {
 /// opened, and no Magic Auth email goes out.
 #[tokio::test]
 async fn workos_right_password_of_an_unverified_user_signs_in() {
-    let s = Server::start_vendor(Backend::Sqlite, "workos")
+    let s = Server::start_vendor(Backend::Sqlite, VendorKind::Workos)
         .await
         .unwrap();
     let workos = s.workos.clone().unwrap();
@@ -99,7 +100,7 @@ async fn workos_right_password_of_an_unverified_user_signs_in() {
 /// `mfa_challenge`, finished with the `mfa-totp` grant; server mints too.
 #[tokio::test]
 async fn workos_mfa_users_finish_with_the_mfa_totp_grant() {
-    let s = Server::start_vendor(Backend::Sqlite, "workos")
+    let s = Server::start_vendor(Backend::Sqlite, VendorKind::Workos)
         .await
         .unwrap();
     let t = Transport::Grpc;
@@ -150,7 +151,7 @@ async fn workos_mfa_users_finish_with_the_mfa_totp_grant() {
 /// wrong passwords.
 #[tokio::test]
 async fn workos_refusals_after_a_right_password_are_named() {
-    let s = Server::start_vendor(Backend::Sqlite, "workos")
+    let s = Server::start_vendor(Backend::Sqlite, VendorKind::Workos)
         .await
         .unwrap();
     let workos = s.workos.clone().unwrap();
@@ -175,7 +176,7 @@ async fn workos_refusals_after_a_right_password_are_named() {
 /// never a failed attempt.
 #[tokio::test]
 async fn supabase_sign_ins_leave_the_email_as_it_was() {
-    let s = Server::start_vendor(Backend::Sqlite, "supabase")
+    let s = Server::start_vendor(Backend::Sqlite, VendorKind::Supabase)
         .await
         .unwrap();
     let sb = s.supabase.clone().unwrap();
@@ -212,7 +213,7 @@ async fn supabase_sign_ins_leave_the_email_as_it_was() {
 #[tokio::test]
 async fn supabase_mints_count_the_end_users_address() {
     use crate::emulators::supabase::VERIFY_LIMIT;
-    let s = Server::start_vendor(Backend::Sqlite, "supabase")
+    let s = Server::start_vendor(Backend::Sqlite, VendorKind::Supabase)
         .await
         .unwrap();
     let t = Transport::Grpc;
@@ -246,7 +247,7 @@ async fn supabase_mints_count_the_end_users_address() {
 /// creation says VENDOR_UNSUPPORTED and discovery says so too.
 #[tokio::test]
 async fn clerk_production_keys_open_no_sessions() {
-    let s = Server::start_vendors(Backend::Sqlite, &["clerk"], |c| {
+    let s = Server::start_vendors(Backend::Sqlite, &[VendorKind::Clerk], |c| {
         c.clerk.clerk_secret_key = Some(crate::emulators::clerk::LIVE_SECRET_KEY.into());
     })
     .await
@@ -285,7 +286,7 @@ async fn clerk_production_keys_open_no_sessions() {
 #[tokio::test]
 async fn discovery_answers_for_the_projects_own_credentials() {
     use authmux::vendors::{ByokConfig, VendorKind};
-    let s = Server::start_vendor(Backend::Sqlite, "clerk")
+    let s = Server::start_vendor(Backend::Sqlite, VendorKind::Clerk)
         .await
         .unwrap();
     let alpha = s.key_for("alpha").await;
@@ -377,7 +378,7 @@ async fn discovery_answers_for_the_projects_own_credentials() {
 /// both ways through documented endpoints.
 #[tokio::test]
 async fn clerk_creates_unverified_users_in_one_call() {
-    let s = Server::start_vendor(Backend::Sqlite, "clerk")
+    let s = Server::start_vendor(Backend::Sqlite, VendorKind::Clerk)
         .await
         .unwrap();
     let keys = s.clerk_keys.clone().unwrap();
@@ -422,7 +423,7 @@ async fn user_with_metadata(s: &Server, t: Transport) -> String {
 async fn metadata_reaches_the_vendor() {
     let t = Transport::Rest;
     // Clerk: private_metadata, 8 KB.
-    let s = Server::start_vendor(Backend::Sqlite, "clerk")
+    let s = Server::start_vendor(Backend::Sqlite, VendorKind::Clerk)
         .await
         .unwrap();
     let keys = s.clerk_keys.clone().unwrap();
@@ -462,7 +463,7 @@ async fn metadata_reaches_the_vendor() {
     );
 
     // Supabase: app_metadata, never user_metadata; emptied with null.
-    let s = Server::start_vendor(Backend::Sqlite, "supabase")
+    let s = Server::start_vendor(Backend::Sqlite, VendorKind::Supabase)
         .await
         .unwrap();
     let sb = s.supabase.clone().unwrap();
@@ -502,7 +503,7 @@ async fn metadata_reaches_the_vendor() {
 /// one the vendor already ended; a retry reaches the one that failed.
 #[tokio::test]
 async fn revoke_all_reaches_every_vendor_session() {
-    let s = Server::start_vendor(Backend::Sqlite, "clerk")
+    let s = Server::start_vendor(Backend::Sqlite, VendorKind::Clerk)
         .await
         .unwrap();
     let keys = s.clerk_keys.clone().unwrap();
@@ -549,7 +550,7 @@ async fn revoke_all_reaches_every_vendor_session() {
 /// read finds out: no read serves it afterwards.
 #[tokio::test]
 async fn a_user_deleted_at_the_vendor_leaves_the_index() {
-    let s = Server::start_vendor(Backend::Sqlite, "clerk")
+    let s = Server::start_vendor(Backend::Sqlite, VendorKind::Clerk)
         .await
         .unwrap();
     let t = Transport::Grpc;
@@ -579,7 +580,7 @@ async fn a_user_deleted_at_the_vendor_leaves_the_index() {
 /// and MFA off.
 #[tokio::test]
 async fn a_failed_enrolment_leaves_no_factor() {
-    let s = Server::start_vendor(Backend::Sqlite, "workos")
+    let s = Server::start_vendor(Backend::Sqlite, VendorKind::Workos)
         .await
         .unwrap();
     let t = Transport::Rest;
@@ -617,7 +618,7 @@ async fn a_failed_enrolment_leaves_no_factor() {
 /// the status, the vendor's error code and its request id, and no secret.
 #[tokio::test]
 async fn vendor_failures_are_logged_once() {
-    let s = Server::start_vendor(Backend::Sqlite, "clerk")
+    let s = Server::start_vendor(Backend::Sqlite, VendorKind::Clerk)
         .await
         .unwrap();
     let request_id = format!("req_{}", uuid::Uuid::now_v7().simple());
@@ -654,7 +655,7 @@ async fn vendor_failures_are_logged_once() {
 /// one after it gets a fresh vendor token for the same vendor session.
 #[tokio::test]
 async fn vendor_refreshes_with_the_default_cooldown() {
-    for vendor in ["clerk", "workos", "supabase"] {
+    for vendor in [VendorKind::Clerk, VendorKind::Workos, VendorKind::Supabase] {
         let defaults = authmux::config::Settings::new(std::path::Path::new("."));
         let s = Server::start_vendors(Backend::Sqlite, &[vendor], |c| {
             c.tokens.refresh_cooldown_secs = defaults.tokens.refresh_cooldown_secs;
@@ -696,7 +697,7 @@ async fn vendor_refreshes_with_the_default_cooldown() {
 #[tokio::test]
 async fn byok_issuers_never_collide_with_managed_ones() {
     use authmux::vendors::{ByokConfig, VendorKind};
-    let s = Server::start_vendor(Backend::Sqlite, "workos")
+    let s = Server::start_vendor(Backend::Sqlite, VendorKind::Workos)
         .await
         .unwrap();
     s.key_for("alpha").await;
@@ -731,7 +732,7 @@ async fn byok_issuers_never_collide_with_managed_ones() {
 /// delete leave no 5xx, no live vendor session and no factor.
 #[tokio::test]
 async fn vendor_rules_hold_under_races() {
-    let s = Server::start_vendor(Backend::Sqlite, "workos")
+    let s = Server::start_vendor(Backend::Sqlite, VendorKind::Workos)
         .await
         .unwrap();
     let workos = s.workos.clone().unwrap();

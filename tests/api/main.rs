@@ -5,11 +5,8 @@
 // callers and the live vendors, they read the real clock.
 #![allow(clippy::disallowed_methods)]
 
-mod emulators;
-mod harness;
 mod hygiene;
 mod live_vendors;
-mod logs;
 mod oauth;
 mod polyglot;
 
@@ -25,3 +22,18 @@ mod tenancy;
 mod tokens;
 mod users;
 mod vendors;
+
+/// The shared test kit, with `spawn_serve` bound to this package's binary.
+mod harness {
+    pub use authmux_testkit::*;
+
+    /// Starts this package's `authmux serve` (see [`process::spawn_serve`]).
+    pub fn spawn_serve(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Process {
+        process::spawn_serve(
+            std::path::Path::new(env!("CARGO_BIN_EXE_authmux")),
+            data_dir,
+            env,
+        )
+    }
+}
+use authmux_testkit::{emulators, logs};

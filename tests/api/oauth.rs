@@ -3,6 +3,7 @@
 //! and a GitHub-shaped OAuth 2.0 emulator. Each security rule of the
 //! relying party is tried on its own.
 
+use authmux::vendors::VendorKind;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -253,7 +254,7 @@ async fn configure(s: &Server, name: &str, client_id: &str, issuer: &str) {
 async fn start(s: &Server, t: Transport, provider: &str) -> Value {
     let mut body = json!({"provider": provider, "redirect_uri": REDIRECT});
     // New users go to the server's vendor, as `user.create` does.
-    if s.vendor != "native" {
+    if s.vendor != VendorKind::Native {
         body["vendor"] = json!(s.vendor);
     }
     s.call(t, "auth.oauth.start", body).await.unwrap()
@@ -289,9 +290,14 @@ async fn openid_sign_in_on_every_vendor() {
     else {
         return;
     };
-    for vendor in ["native", "clerk", "workos", "supabase"] {
+    for vendor in [
+        VendorKind::Native,
+        VendorKind::Clerk,
+        VendorKind::Workos,
+        VendorKind::Supabase,
+    ] {
         let s = Server::start_vendor(Backend::Sqlite, vendor).await.unwrap();
-        if vendor == "supabase" {
+        if vendor == VendorKind::Supabase {
             s.supabase.as_ref().unwrap().allow_unverified_sign_ins(true);
         }
         configure(&s, "corp", "app", &op.issuer).await;
@@ -300,7 +306,7 @@ async fn openid_sign_in_on_every_vendor() {
             assert_eq!(first["created"], true, "{vendor}: {first}");
             let user = &first["user"];
             assert_eq!(user["email"], format!("{account}@example.com"));
-            assert_eq!(user["vendor"], vendor);
+            assert_eq!(user["vendor"], vendor.as_str());
             assert_eq!(user["email_verified"], true, "{vendor}: {user}");
             let token = first["session"]["access_token"].as_str().unwrap();
             let v = s
@@ -309,7 +315,7 @@ async fn openid_sign_in_on_every_vendor() {
                 .unwrap();
             assert_eq!(v["valid"], true, "{vendor}: {v}");
             assert_eq!(v["user_id"], user["user_id"]);
-            if vendor == "native" {
+            if vendor == VendorKind::Native {
                 assert_eq!(claims(token)["amr"], json!(["oauth", "corp"]));
             }
             let again = sign_in(&s, t, "corp", account).await;
@@ -735,7 +741,7 @@ async fn id_tokens_nonces_pkce_and_key_rotation() {
         return;
     };
     // Keys are fetched again as soon as an unknown kid shows up.
-    let s = Server::start_vendors(Backend::Sqlite, &["native"], |c| {
+    let s = Server::start_vendors(Backend::Sqlite, &[VendorKind::Native], |c| {
         c.vendor_policy.jwks_refetch_ms = 0
     })
     .await

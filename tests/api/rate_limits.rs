@@ -4,8 +4,8 @@ use futures::future::join_all;
 use serde_json::json;
 use tonic_types::StatusExt;
 
-use crate::contract;
 use crate::harness::{Backend, Server, Transport};
+use authmux_testkit::contract;
 
 /// A rate slow enough that refills can't blur the counts even when the
 /// machine is loaded: 1 per second after a burst of 3; failed

@@ -1,11 +1,12 @@
 //! session.* on the built-in provider, over both transports.
 
+use authmux::vendors::VendorKind;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
-use crate::contract;
 use crate::harness::{Server, Transport, expect_err};
+use authmux_testkit::contract;
 
 /// The claims of a JWT, read without verifying it.
 pub fn claims(token: &str) -> Value {
@@ -260,7 +261,7 @@ async fn mfa(s: &Server, t: Transport) {
         .call(t, "auth.session.create", right.clone())
         .await
         .unwrap();
-    if s.vendor() == "native" {
+    if s.vendor() == VendorKind::Native {
         // authmux's own tokens say how the user signed in.
         assert_eq!(
             claims(session["access_token"].as_str().unwrap())["amr"],

@@ -6,8 +6,8 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::contract;
 use crate::harness::{Backend, Server, Transport, create_user, expect_err, rest_result};
+use authmux_testkit::contract;
 
 async fn rest(
     s: &Server,

@@ -2,8 +2,8 @@
 
 use serde_json::json;
 
-use crate::contract;
 use crate::harness::{Server, Transport, create_user, expect_err};
+use authmux_testkit::contract;
 
 async fn projects_are_isolated(s: &Server, t: Transport) {
     let other = s.key_for("other").await;

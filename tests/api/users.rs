@@ -1,9 +1,10 @@
 //! user.* over both transports.
 
+use authmux::vendors::VendorKind;
 use serde_json::json;
 
-use crate::contract;
 use crate::harness::{Server, Transport, create_user, expect_err};
+use authmux_testkit::contract;
 
 async fn create_and_read(s: &Server, t: Transport) {
     let created = s
@@ -22,7 +23,7 @@ async fn create_and_read(s: &Server, t: Transport) {
         "non-optional fields are printed"
     );
     assert_eq!(created["mfa_enabled"], false);
-    assert_eq!(created["vendor"], s.vendor());
+    assert_eq!(created["vendor"], s.vendor().as_str());
     assert_eq!(created["metadata"], json!({"plan": "pro", "seats": 3}));
     assert!(created.get("password").is_none() && !created.to_string().contains("correct horse"));
     assert!(created.get("mfa_enrollment").is_none());
@@ -100,7 +101,7 @@ async fn create_validation(s: &Server, t: Transport) {
     );
     assert!(e.message.contains("vendor"), "{e:?}");
     // A vendor without credentials here says how to configure it.
-    let (absent, hint) = if s.vendor() == "workos" {
+    let (absent, hint) = if s.vendor() == VendorKind::Workos {
         ("supabase", "AUTHMUX_SUPABASE_URL")
     } else {
         ("workos", "AUTHMUX_WORKOS_API_KEY")
@@ -401,7 +402,7 @@ async fn phone_and_password(s: &Server, t: Transport) {
         "INVALID_ARGUMENT",
     );
     let phone = update(json!({"phone_number": "+14155550100"})).await;
-    if s.vendor() == "workos" {
+    if s.vendor() == VendorKind::Workos {
         // WorkOS users have no phone number.
         expect_err(phone, "VENDOR_UNSUPPORTED");
     } else {

@@ -1,0 +1,337 @@
+//! Vendor sessions: the vendor's own tokens under authmux's ids and
+//! rules, signing-key rotation, token lifetimes.
+
+use authmux::vendors::VendorKind;
+use serde_json::json;
+
+use super::emulator;
+use crate::harness::{Backend, Server, Transport, expect_err};
+
+fn jwt_part(token: &str, i: usize) -> serde_json::Value {
+    use base64::Engine;
+    let seg = token.split('.').nth(i).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(seg)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+async fn verify(s: &Server, t: Transport, token: &str) -> serde_json::Value {
+    s.call(t, "auth.session.verify", json!({"session_id": token}))
+        .await
+        .unwrap()
+}
+
+/// Vendor sessions: the vendor's own token, authmux's ids and rules.
+/// The vendor's own record shows the session ended.
+fn assert_vendor_session_ended(s: &Server, vendor: &str, vendor_sid: &str) {
+    match vendor {
+        "clerk" => assert_eq!(
+            s.clerk_keys.as_ref().unwrap().session_status(vendor_sid),
+            Some("revoked")
+        ),
+        "workos" => assert_eq!(
+            s.workos.as_ref().unwrap().session_revoked(vendor_sid),
+            Some(true)
+        ),
+        _ => assert_eq!(
+            s.supabase.as_ref().unwrap().session_revoked(vendor_sid),
+            Some(true)
+        ),
+    }
+}
+
+async fn vendor_sessions(vendor: &'static str) {
+    let kind = VendorKind::parse(vendor).expect("a vendor");
+    let s = Server::start_vendor(Backend::Sqlite, kind).await.unwrap();
+    let (alg, sid_claim) = match vendor {
+        "clerk" | "workos" => ("RS256", "sid"),
+        _ => ("ES256", "session_id"),
+    };
+    for t in [Transport::Rest, Transport::Grpc] {
+        let u = s
+            .call(
+                t,
+                "auth.user.create",
+                json!({"email": format!("cs-{t:?}@example.com"), "password": "vendor password"}),
+            )
+            .await
+            .unwrap();
+        let user = u["user_id"].as_str().unwrap();
+        crate::harness::confirm_email(&s, t, user).await;
+        expect_err(
+            s.call(
+                t,
+                "auth.session.create",
+                json!({"user_id": user, "method": "password", "password": "not the one"}),
+            )
+            .await,
+            "AUTH_INVALID_CREDENTIALS",
+        );
+        let session = s
+            .call(
+                t,
+                "auth.session.create",
+                json!({"user_id": user, "method": "password", "password": "vendor password"}),
+            )
+            .await
+            .unwrap();
+        let sid = session["session_id"].as_str().unwrap();
+        assert!(sid.starts_with("ses_"), "ids stay authmux's");
+        let access = session["access_token"].as_str().unwrap();
+        // The access token is the vendor's own JWT.
+        assert_eq!(jwt_part(access, 0)["alg"], alg);
+        let claims = jwt_part(access, 1);
+        let issuer = match vendor {
+            "clerk" => s.clerk_keys.as_ref().unwrap().issuer(),
+            "workos" => format!(
+                "{}/user_management/{}",
+                emulator(&s).base_url,
+                crate::emulators::workos::CLIENT_ID
+            ),
+            _ => emulator(&s).base_url.clone(),
+        };
+        assert_eq!(
+            claims["iss"],
+            issuer.as_str(),
+            "the vendor's default issuer"
+        );
+        assert!(!claims["sub"].as_str().unwrap().starts_with("usr_"));
+        let vendor_sid = claims[sid_claim].as_str().unwrap().to_owned();
+
+        // Verified against the vendor's JWKS, mapped back to authmux's ids.
+        let v = verify(&s, t, access).await;
+        assert_eq!(
+            (v["valid"].clone(), v["user_id"].clone()),
+            (json!(true), json!(user)),
+            "{v}"
+        );
+        assert_eq!(verify(&s, t, sid).await["valid"], true);
+        let mut parts: Vec<&str> = access.split('.').collect();
+        let bad_sig = format!(
+            "{}{}",
+            if parts[2].starts_with('A') { 'B' } else { 'A' },
+            &parts[2][1..]
+        );
+        parts[2] = &bad_sig;
+        assert_eq!(
+            verify(&s, t, &parts.join(".")).await["reason"],
+            "bad_signature"
+        );
+
+        // Refresh: a new vendor token, authmux's rotation and reuse rules.
+        let r1 = session["refresh_token"].as_str().unwrap();
+        let next = s
+            .call(t, "auth.session.refresh", json!({"refresh_token": r1}))
+            .await
+            .unwrap();
+        assert_eq!(next["session_id"], sid);
+        assert_eq!(
+            jwt_part(next["access_token"].as_str().unwrap(), 1)[sid_claim],
+            vendor_sid.as_str()
+        );
+        assert_eq!(
+            verify(&s, t, next["access_token"].as_str().unwrap()).await["valid"],
+            true
+        );
+        s.domain.clock().advance(std::time::Duration::from_secs(6));
+        expect_err(
+            s.call(t, "auth.session.refresh", json!({"refresh_token": r1}))
+                .await,
+            "AUTH_REFRESH_TOKEN_REUSED",
+        );
+        for token in [access, next["access_token"].as_str().unwrap()] {
+            assert_eq!(verify(&s, t, token).await["reason"], "revoked");
+        }
+        // Reuse ends the vendor's session too, not only authmux's.
+        assert_vendor_session_ended(&s, vendor, &vendor_sid);
+        let session = s
+            .call(
+                t,
+                "auth.session.create",
+                json!({"user_id": user, "method": "password", "password": "vendor password"}),
+            )
+            .await
+            .unwrap();
+        let sid = session["session_id"].as_str().unwrap();
+        let access = session["access_token"].as_str().unwrap();
+        let vendor_sid = jwt_part(access, 1)[sid_claim].as_str().unwrap().to_owned();
+        let next = s
+            .call(
+                t,
+                "auth.session.refresh",
+                json!({"refresh_token": session["refresh_token"]}),
+            )
+            .await
+            .unwrap();
+
+        // Another project can't use this project's vendor token.
+        let other = s.key_for(&format!("other-{t:?}")).await;
+        let theirs = s
+            .call_as(
+                t,
+                &other,
+                "auth.session.verify",
+                json!({"session_id": access}),
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(theirs["reason"], "unknown_session");
+
+        // Revoking ends it here at once and at the vendor.
+        s.call(t, "auth.session.revoke", json!({"session_id": sid}))
+            .await
+            .unwrap();
+        for token in [access, next["access_token"].as_str().unwrap(), sid] {
+            assert_eq!(verify(&s, t, token).await["reason"], "revoked");
+        }
+        assert_vendor_session_ended(&s, vendor, &vendor_sid);
+        expect_err(
+            s.call(
+                t,
+                "auth.session.refresh",
+                json!({"refresh_token": next["refresh_token"]}),
+            )
+            .await,
+            "AUTH_SESSION_INVALID",
+        );
+    }
+}
+
+#[tokio::test]
+async fn clerk_sessions_carry_clerk_tokens_and_authmux_rules() {
+    vendor_sessions("clerk").await;
+}
+
+#[tokio::test]
+async fn workos_sessions_carry_workos_tokens_and_authmux_rules() {
+    vendor_sessions("workos").await;
+}
+
+#[tokio::test]
+async fn supabase_sessions_carry_supabase_tokens_and_authmux_rules() {
+    vendor_sessions("supabase").await;
+}
+
+#[tokio::test]
+async fn clerk_key_rotation_is_followed() {
+    key_rotation_is_followed("clerk").await;
+}
+
+#[tokio::test]
+async fn supabase_key_rotation_is_followed() {
+    key_rotation_is_followed("supabase").await;
+}
+
+/// A vendor rotates its signing key: new tokens carry an unknown kid, the
+/// JWKS is fetched again, and tokens of both keys verify.
+async fn key_rotation_is_followed(vendor: &'static str) {
+    let kind = VendorKind::parse(vendor).expect("a vendor");
+    let s = Server::start_vendor(Backend::Sqlite, kind).await.unwrap();
+    let t = Transport::Grpc;
+    let u = s
+        .call(t, "auth.user.create", json!({"email": "rot@example.com"}))
+        .await
+        .unwrap();
+    crate::harness::confirm_email(&s, t, u["user_id"].as_str().unwrap()).await;
+    let first = s
+        .call(t, "auth.session.create", json!({"user_id": u["user_id"]}))
+        .await
+        .unwrap();
+    assert_eq!(
+        verify(&s, t, first["access_token"].as_str().unwrap()).await["valid"],
+        true
+    );
+    match vendor {
+        "clerk" => s.clerk_keys.as_ref().unwrap().rotate(),
+        _ => s.supabase.as_ref().unwrap().rotate(),
+    }
+    let second = s
+        .call(t, "auth.session.create", json!({"user_id": u["user_id"]}))
+        .await
+        .unwrap();
+    let new_kid = jwt_part(second["access_token"].as_str().unwrap(), 0)["kid"].clone();
+    assert_ne!(
+        new_kid,
+        jwt_part(first["access_token"].as_str().unwrap(), 0)["kid"]
+    );
+    assert_eq!(
+        verify(&s, t, second["access_token"].as_str().unwrap()).await["valid"],
+        true
+    );
+    assert_eq!(
+        verify(&s, t, first["access_token"].as_str().unwrap()).await["valid"],
+        true
+    );
+    let n = s
+        .call(
+            t,
+            "auth.session.revoke_all_for_user",
+            json!({"user_id": u["user_id"]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, json!({"revoked": 2}));
+}
+
+/// Clerk's session tokens are asked to live as long as authmux's access
+/// tokens (Clerk's default is 60 s, under the refresh cooldown); a session
+/// Clerk has ended refreshes to AUTH_SESSION_INVALID, not a 400.
+#[tokio::test]
+async fn clerk_tokens_live_as_long_as_access_tokens() {
+    let s = Server::start_vendors(Backend::Sqlite, &[VendorKind::Clerk], |c| {
+        c.tokens.access_ttl_secs = 600;
+    })
+    .await
+    .unwrap();
+    let u = s
+        .call(
+            Transport::Rest,
+            "auth.user.create",
+            json!({"email": "ttl@example.com", "password": "vendor password"}),
+        )
+        .await
+        .unwrap();
+    let session = s
+        .call(
+            Transport::Rest,
+            "auth.session.create",
+            json!({"user_id": u["user_id"], "method": "password", "password": "vendor password"}),
+        )
+        .await
+        .unwrap();
+    let claims = jwt_part(session["access_token"].as_str().unwrap(), 1);
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        600,
+        "{claims}"
+    );
+    // Clerk ends the session (say, the user signed out elsewhere).
+    let ended = s
+        .http
+        .post(format!(
+            "{}/sessions/{}/revoke",
+            emulator(&s).base_url,
+            claims["sid"].as_str().unwrap()
+        ))
+        .bearer_auth(crate::emulators::clerk::SECRET_KEY)
+        .header("clerk-api-version", "2026-05-12")
+        .send()
+        .await
+        .unwrap();
+    assert!(ended.status().is_success(), "{}", ended.status());
+    for t in [Transport::Rest, Transport::Grpc] {
+        expect_err(
+            s.call(
+                t,
+                "auth.session.refresh",
+                json!({"refresh_token": session["refresh_token"]}),
+            )
+            .await,
+            "AUTH_SESSION_INVALID",
+        );
+    }
+}
