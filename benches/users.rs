@@ -11,6 +11,7 @@ use authmux::config::Settings;
 use authmux::domain::{Domain, Project, new_id};
 use authmux::pb::v1 as pb;
 use authmux::store::entity::{pins, users};
+use authmux_testkit::Server;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tonic::transport::Channel;
 
@@ -24,7 +25,7 @@ struct Bench {
     channel: Channel,
     deep_cursor: String,
     user_id: String,
-    _dir: tempfile::TempDir,
+    _server: Server,
 }
 
 async fn seed(domain: &Arc<Domain>, project: &Project) -> Vec<String> {
@@ -69,40 +70,31 @@ async fn seed(domain: &Arc<Domain>, project: &Project) -> Vec<String> {
 async fn setup() -> Bench {
     let dir = tempfile::tempdir().unwrap();
     let settings = Settings::new(dir.path());
-    let domain = settings.domain().await.unwrap();
-    let key = domain.create_api_key("bench").await.unwrap();
-    let ids = seed(&domain, &key.project).await;
+    let server = Server::start_on(dir, settings).await;
+    let domain = server.domain.clone();
+    let project = domain
+        .authenticate(Some(&format!("Bearer {}", server.key)))
+        .await
+        .unwrap();
+    let ids = seed(&domain, &project).await;
 
     // Walk to a cursor 90% of the way down the list.
     let mut cursor: Option<String> = None;
     for _ in 0..(USERS * 9 / 10) / 200 {
         let page = domain
-            .list_users(&key.project, cursor.as_deref(), Some(200))
+            .list_users(&project, cursor.as_deref(), Some(200))
             .await
             .unwrap();
         cursor = page.next_cursor;
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = authmux::server::app(domain).await.unwrap();
-    tokio::spawn(authmux::server::serve(
-        listener,
-        app,
-        std::future::pending(),
-    ));
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
     Bench {
-        base: format!("http://{addr}"),
-        key: key.key,
+        base: server.base.clone(),
+        key: server.key.clone(),
         http: reqwest::Client::new(),
-        channel,
+        channel: server.channel.clone(),
         deep_cursor: cursor.expect("a deep cursor"),
         user_id: ids[USERS / 2].clone(),
-        _dir: dir,
+        _server: server,
     }
 }
 

@@ -5,7 +5,7 @@
 //!
 //! Run: `cargo bench --bench vendors`
 
-use authmux_testkit::emulators;
+use authmux_testkit::{Server, emulators};
 
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ struct Bench {
     vendor_user_id: String,
     clerk_jwt: String,
     native_jwt: String,
-    _dir: tempfile::TempDir,
+    _server: Server,
 }
 
 async fn post(b: &reqwest::Client, url: String, key: &str, body: Value) -> Value {
@@ -43,17 +43,8 @@ async fn setup() -> Bench {
     let mut settings = Settings::new(dir.path());
     settings.clerk.clerk_secret_key = Some(emulators::clerk::SECRET_KEY.into());
     settings.clerk.clerk_base_url = clerk.base_url.clone();
-    let domain = settings.domain().await.unwrap();
-    let key = domain.create_api_key("bench").await.unwrap().key;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = authmux::server::app(domain).await.unwrap();
-    tokio::spawn(authmux::server::serve(
-        listener,
-        app,
-        std::future::pending(),
-    ));
-    let base = format!("http://{addr}");
+    let server = Server::start_on(dir, settings).await;
+    let (base, key) = (server.base.clone(), server.key.clone());
     let http = reqwest::Client::new();
 
     let u = post(
@@ -107,7 +98,7 @@ async fn setup() -> Bench {
         vendor_user_id: claims["sub"].as_str().unwrap().to_owned(),
         clerk_jwt,
         native_jwt,
-        _dir: dir,
+        _server: server,
     }
 }
 
