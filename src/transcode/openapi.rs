@@ -166,26 +166,21 @@ fn body_schema(
 }
 
 /// The error statuses an operation answers with: every call can be
-/// malformed (400), unauthenticated (401), limited (429) or shed (503);
-/// a body can be too large (413); calls that take an idempotency key can
-/// meet it in use (409) or reused (422); calls on users, sessions and
-/// sign-in can miss what they name (404), find the vendor unconfigured
-/// (409) or failing (502).
+/// malformed (400), unauthenticated (401), miss what it names (404: a
+/// user, session, provider or capability), be limited (429) or shed
+/// (503); a body can be too large (413); calls that take an idempotency
+/// key can meet it in use (409) or reused (422); calls on users, sessions
+/// and sign-in can find the vendor unconfigured (409) or failing (502).
 fn error_statuses(route: &HttpRoute, idempotent: bool) -> Vec<u16> {
-    let mut out = vec![400, 401, 429, 503];
+    let mut out = vec![400, 401, 404, 429, 503];
     if route.body {
         out.push(413);
     }
     if idempotent {
         out.extend([409, 422]);
     }
-    let service = route.rpc.parent_service().name().to_owned();
-    let names_something = !route.path_params.is_empty();
-    if names_something || service != "DiscoveryService" {
-        out.push(404);
-    }
     if matches!(
-        service.as_str(),
+        route.rpc.parent_service().name(),
         "UserService" | "SessionService" | "OAuthService"
     ) {
         out.extend([409, 502]);

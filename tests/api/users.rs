@@ -369,6 +369,36 @@ contract!(create_and_read, vendors);
 contract!(create_validation, vendors);
 contract!(get_errors, vendors);
 contract!(list_pages, vendors);
+
+/// A page's cursor is the last user of the page: deleting that user while
+/// the next page is read neither fails the read nor skips or repeats a user.
+async fn list_cursor_races_a_delete(s: &Server, t: Transport) {
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let u = create_user(s, t, &format!("race{i}@example.com")).await;
+        ids.push(u["user_id"].as_str().unwrap().to_owned());
+    }
+    ids.reverse(); // newest first
+    let first = s
+        .call(t, "auth.user.list", json!({"limit": 2}))
+        .await
+        .unwrap();
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    assert_eq!(cursor, ids[1]);
+    let (next, deleted) = tokio::join!(
+        s.call(t, "auth.user.list", json!({"limit": 10, "cursor": cursor})),
+        s.call(t, "auth.user.delete", json!({"user_id": ids[1]})),
+    );
+    deleted.unwrap();
+    let next: Vec<String> = next.unwrap()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["user_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(next, ids[2..].to_vec());
+}
+contract!(list_cursor_races_a_delete);
 contract!(update_fields, vendors);
 contract!(mfa_enrollment, vendors[clerk, workos]);
 contract!(delete_user, vendors);
