@@ -25,6 +25,7 @@ fn bench(c: &mut Criterion) {
             issuer: "https://issuer.example",
             audience: Some("prj_1"),
             max_lifetime_secs: Some(3600),
+            now_secs: now,
         };
         g.bench_function(alg.as_str(), |b| {
             b.iter(|| {

@@ -4,7 +4,10 @@
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair,
+    ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents,
+};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
@@ -67,6 +70,9 @@ pub struct PublicKey {
     pub alg: SigningAlg,
     /// The key in jsonwebtoken's form.
     pub decoding: DecodingKey,
+    /// The key parsed once for aws-lc-rs, so a verification does not
+    /// parse it again.
+    pub verifier: ParsedPublicKey,
     /// The public JWK, as published.
     pub jwk: Value,
 }
@@ -205,17 +211,38 @@ pub fn public_key(jwk: &Value) -> Result<PublicKey, KeyError> {
     if s("use").is_some_and(|u| u != "sig") {
         return Err(KeyError("not a signing key".into()));
     }
-    let decoding = match by_type {
-        SigningAlg::Es256 => DecodingKey::from_ec_components(
-            s("x").ok_or_else(|| KeyError("EC JWK lacks x".into()))?,
-            s("y").ok_or_else(|| KeyError("EC JWK lacks y".into()))?,
-        ),
-        SigningAlg::Rs256 => DecodingKey::from_rsa_components(
-            s("n").ok_or_else(|| KeyError("RSA JWK lacks n".into()))?,
-            s("e").ok_or_else(|| KeyError("RSA JWK lacks e".into()))?,
-        ),
-    }
-    .map_err(|e| KeyError(e.to_string()))?;
+    let member = |name: &str| {
+        let text = s(name).ok_or_else(|| KeyError(format!("{kty} JWK lacks {name}")))?;
+        URL_SAFE_NO_PAD
+            .decode(text)
+            .map(|bytes| (text, bytes))
+            .map_err(|_| KeyError(format!("{kty} JWK member {name} is not base64url")))
+    };
+    let rejected = |e: aws_lc_rs::error::KeyRejected| KeyError(format!("{kty} JWK: {e}"));
+    let (decoding, verifier) = match by_type {
+        SigningAlg::Es256 => {
+            let ((x, xb), (y, yb)) = (member("x")?, member("y")?);
+            if xb.len() != 32 || yb.len() != 32 {
+                return Err(KeyError("P-256 coordinates are 32 bytes".into()));
+            }
+            let point = [&[4u8][..], &xb, &yb].concat();
+            (
+                DecodingKey::from_ec_components(x, y),
+                ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point).map_err(rejected)?,
+            )
+        }
+        SigningAlg::Rs256 => {
+            let ((n, nb), (e, eb)) = (member("n")?, member("e")?);
+            let components = RsaPublicKeyComponents { n: &nb, e: &eb };
+            (
+                DecodingKey::from_rsa_components(n, e),
+                components
+                    .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
+                    .map_err(rejected)?,
+            )
+        }
+    };
+    let decoding = decoding.map_err(|e| KeyError(e.to_string()))?;
     let kid = match s("kid") {
         Some(k) => k.to_owned(),
         None => thumbprint(jwk)?,
@@ -224,6 +251,7 @@ pub fn public_key(jwk: &Value) -> Result<PublicKey, KeyError> {
         kid,
         alg: by_type,
         decoding,
+        verifier,
         jwk: jwk.clone(),
     })
 }

@@ -4,8 +4,6 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Validation, decode};
 use serde::Deserialize;
 
 use super::keys::{PublicKey, SigningAlg};
@@ -107,55 +105,187 @@ pub struct TokenHead {
 }
 
 #[derive(Deserialize)]
-struct RawHeader {
-    alg: Option<String>,
+struct RawHeader<'a> {
+    #[serde(borrow)]
+    alg: Option<std::borrow::Cow<'a, str>>,
     kid: Option<String>,
     typ: Option<String>,
-    crit: Option<serde_json::Value>,
+    crit: Option<serde::de::IgnoredAny>,
 }
 
-/// Reads the header without trusting it: three segments, a JSON header
-/// whose `alg` is ES256 or RS256, which names a `kid` and which lists no
-/// `crit` extension (none is understood here, so RFC 7515 §4.1.11 says
-/// refuse).
-pub fn head(token: &str) -> Result<TokenHead, Invalid> {
-    let mut parts = token.split('.');
-    let (Some(h), Some(_), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(Invalid::Malformed);
-    };
-    let bytes = URL_SAFE_NO_PAD.decode(h).map_err(|_| Invalid::Malformed)?;
-    let raw: RawHeader = serde_json::from_slice(&bytes).map_err(|_| Invalid::Malformed)?;
-    let alg = raw
-        .alg
-        .as_deref()
-        .and_then(SigningAlg::parse)
-        .ok_or(Invalid::UnsupportedAlg)?;
-    if raw.crit.is_some() {
-        return Err(Invalid::WrongType);
+/// `aud` is one string or an array of them (RFC 7519 §4.1.3).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    /// A single audience.
+    One(String),
+    /// Several.
+    Many(Vec<String>),
+}
+
+impl Audience {
+    fn contains(&self, aud: &str) -> bool {
+        match self {
+            Audience::One(a) => a == aud,
+            Audience::Many(all) => all.iter().any(|a| a == aud),
+        }
     }
-    let kid = raw
-        .kid
-        .filter(|k| !k.is_empty())
-        .ok_or(Invalid::UnknownKey)?;
-    Ok(TokenHead {
-        alg,
-        kid,
-        typ: raw.typ,
-    })
+}
+
+/// The registered claims checked here, plus the session claims authmux
+/// reads. A mistyped registered claim makes the whole payload unreadable,
+/// which is reported as a missing claim.
+#[derive(Deserialize)]
+struct Registered {
+    iss: Option<String>,
+    sub: Option<String>,
+    aud: Option<Audience>,
+    exp: Option<i64>,
+    nbf: Option<i64>,
+    iat: Option<i64>,
+    sid: Option<String>,
+    session_id: Option<String>,
+}
+
+/// A token taken apart once: the header read, the payload decoded, the
+/// signature's bytes at hand. Nothing in it is trusted until
+/// [`Jwt::verify`] has checked the signature and the claims.
+pub struct Jwt<'a> {
+    /// The header.
+    pub head: TokenHead,
+    /// `header.payload`, the signed bytes.
+    signed: &'a str,
+    signature: Vec<u8>,
+    payload: Vec<u8>,
+    /// The registered claims, or `None` when the payload is not a JSON
+    /// object of the expected types (reported only after the signature).
+    registered: Option<Registered>,
+}
+
+fn b64(part: &str) -> Result<Vec<u8>, Invalid> {
+    URL_SAFE_NO_PAD.decode(part).map_err(|_| Invalid::Malformed)
+}
+
+impl<'a> Jwt<'a> {
+    /// Reads a compact JWS without trusting it: three segments, a JSON
+    /// header whose `alg` is ES256 or RS256, which names a `kid` and which
+    /// lists no `crit` extension (none is understood here, so RFC 7515
+    /// §4.1.11 says refuse).
+    pub fn parse(token: &'a str) -> Result<Jwt<'a>, Invalid> {
+        let (signed, sig) = token.rsplit_once('.').ok_or(Invalid::Malformed)?;
+        let (h, p) = signed.split_once('.').ok_or(Invalid::Malformed)?;
+        if p.contains('.') {
+            return Err(Invalid::Malformed);
+        }
+        let header = b64(h)?;
+        let raw: RawHeader = serde_json::from_slice(&header).map_err(|_| Invalid::Malformed)?;
+        let alg = raw
+            .alg
+            .as_deref()
+            .and_then(SigningAlg::parse)
+            .ok_or(Invalid::UnsupportedAlg)?;
+        if raw.crit.is_some() {
+            return Err(Invalid::WrongType);
+        }
+        let kid = raw
+            .kid
+            .filter(|k| !k.is_empty())
+            .ok_or(Invalid::UnknownKey)?;
+        let payload = b64(p)?;
+        let signature = b64(sig)?;
+        let registered = serde_json::from_slice(&payload).ok();
+        Ok(Jwt {
+            head: TokenHead {
+                alg,
+                kid,
+                typ: raw.typ,
+            },
+            signed,
+            signature,
+            payload,
+            registered,
+        })
+    }
+
+    /// The `iss` claim, unverified: only to choose which issuer's keys and
+    /// rules apply.
+    pub fn issuer(&self) -> Option<&str> {
+        self.registered.as_ref()?.iss.as_deref()
+    }
+
+    /// Checks the signature with `key` (whose algorithm is the only one
+    /// accepted), then `iss`, `aud`, `exp` and `nbf` (with
+    /// [`LEEWAY_SECS`]) against `expect`; `exp`, `iss` and `sub` are
+    /// required, and `aud` too when an audience is expected.
+    pub fn verify(&self, key: &PublicKey, expect: &Expect<'_>) -> Result<Claims, Invalid> {
+        let r = self.check(key, expect)?;
+        if let Some(max) = expect.max_lifetime_secs {
+            let iat = r.iat.ok_or(Invalid::MissingClaim)?;
+            if r.exp.unwrap_or(i64::MAX).saturating_sub(iat) > max {
+                return Err(Invalid::LifetimeTooLong);
+            }
+        }
+        Ok(Claims {
+            sub: r.sub.clone().ok_or(Invalid::MissingClaim)?,
+            exp: r.exp.ok_or(Invalid::MissingClaim)?,
+            iat: r.iat,
+            sid: r.sid.clone(),
+            session_id: r.session_id.clone(),
+        })
+    }
+
+    /// As [`Jwt::verify`], reading the claims into `T` (e.g. an ID
+    /// token's).
+    pub fn verify_as<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &PublicKey,
+        expect: &Expect<'_>,
+    ) -> Result<T, Invalid> {
+        self.check(key, expect)?;
+        serde_json::from_slice(&self.payload).map_err(|_| Invalid::MissingClaim)
+    }
+
+    fn check(&self, key: &PublicKey, expect: &Expect<'_>) -> Result<&Registered, Invalid> {
+        if self.head.alg != key.alg {
+            return Err(Invalid::UnsupportedAlg);
+        }
+        key.verifier
+            .verify_sig(self.signed.as_bytes(), &self.signature)
+            .map_err(|_| Invalid::BadSignature)?;
+        let r = self.registered.as_ref().ok_or(Invalid::MissingClaim)?;
+        let (Some(exp), Some(iss), Some(_)) = (r.exp, r.iss.as_deref(), r.sub.as_deref()) else {
+            return Err(Invalid::MissingClaim);
+        };
+        let leeway = LEEWAY_SECS as i64;
+        if exp < expect.now_secs - leeway {
+            return Err(Invalid::Expired);
+        }
+        if r.nbf.is_some_and(|nbf| nbf > expect.now_secs + leeway) {
+            return Err(Invalid::NotYetValid);
+        }
+        if iss != expect.issuer {
+            return Err(Invalid::WrongIssuer);
+        }
+        if let Some(aud) = expect.audience {
+            match &r.aud {
+                None => return Err(Invalid::MissingClaim),
+                Some(a) if !a.contains(aud) => return Err(Invalid::WrongAudience),
+                Some(_) => {}
+            }
+        }
+        Ok(r)
+    }
+}
+
+/// Reads the header without trusting it (see [`Jwt::parse`]).
+pub fn head(token: &str) -> Result<TokenHead, Invalid> {
+    Jwt::parse(token).map(|jwt| jwt.head)
 }
 
 fn peek(token: &str) -> Option<serde_json::Value> {
     let payload = token.split('.').nth(1)?;
     let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
     serde_json::from_slice(&bytes).ok()
-}
-
-/// The `iss` claim, read without verifying anything: only to choose which
-/// issuer's keys and rules apply.
-pub fn peek_issuer(token: &str) -> Option<String> {
-    peek(token)?["iss"].as_str().map(str::to_owned)
 }
 
 /// The `exp` claim of a token authmux just received from a vendor.
@@ -172,7 +302,8 @@ pub fn peek_claim(token: &str, name: &str) -> Option<String> {
     }
 }
 
-/// What a token must say about who issued it and for whom.
+/// What a token must say about who issued it and for whom, and when it is
+/// checked.
 #[derive(Clone, Debug)]
 pub struct Expect<'a> {
     /// Required `iss`.
@@ -183,6 +314,8 @@ pub struct Expect<'a> {
     /// The longest `exp - iat` accepted, when the issuer's lifetime is
     /// known (tokens minted here).
     pub max_lifetime_secs: Option<i64>,
+    /// Now, in Unix seconds, from the caller's clock.
+    pub now_secs: i64,
 }
 
 impl Expect<'_> {
@@ -197,52 +330,16 @@ impl Expect<'_> {
 
 /// Verifies a token with `key`, whose algorithm is the only one accepted.
 pub fn verify(token: &str, key: &PublicKey, expect: &Expect<'_>) -> Result<Claims, Invalid> {
-    let claims: Claims = verify_as(token, key, expect)?;
-    if let Some(max) = expect.max_lifetime_secs {
-        let iat = claims.iat.ok_or(Invalid::MissingClaim)?;
-        if claims.exp - iat > max {
-            return Err(Invalid::LifetimeTooLong);
-        }
-    }
-    Ok(claims)
+    Jwt::parse(token)?.verify(key, expect)
 }
 
-/// Verifies a token's signature, `iss`, `aud`, `exp` and `nbf` as
-/// [`verify`] does, reading its claims into `T` (e.g. an ID token's).
+/// Verifies a token as [`verify`] does, reading its claims into `T`.
 pub fn verify_as<T: serde::de::DeserializeOwned>(
     token: &str,
     key: &PublicKey,
     expect: &Expect<'_>,
 ) -> Result<T, Invalid> {
-    let mut v = Validation::new(key.alg.jwt());
-    v.leeway = LEEWAY_SECS;
-    v.validate_nbf = true;
-    v.set_issuer(&[expect.issuer]);
-    match expect.audience {
-        Some(aud) => {
-            v.set_audience(&[aud]);
-            v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
-        }
-        None => {
-            v.validate_aud = false;
-            v.set_required_spec_claims(&["exp", "iss", "sub"]);
-        }
-    }
-    decode::<T>(token, &key.decoding, &v)
-        .map(|d| d.claims)
-        .map_err(|e| match e.kind() {
-            ErrorKind::InvalidSignature => Invalid::BadSignature,
-            ErrorKind::ExpiredSignature => Invalid::Expired,
-            ErrorKind::ImmatureSignature => Invalid::NotYetValid,
-            ErrorKind::InvalidIssuer => Invalid::WrongIssuer,
-            ErrorKind::InvalidAudience => Invalid::WrongAudience,
-            ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
-                Invalid::UnsupportedAlg
-            }
-            ErrorKind::MissingRequiredClaim(_) => Invalid::MissingClaim,
-            ErrorKind::Json(_) => Invalid::MissingClaim,
-            _ => Invalid::Malformed,
-        })
+    Jwt::parse(token)?.verify_as(key, expect)
 }
 
 #[cfg(test)]
@@ -285,6 +382,86 @@ mod tests {
         );
         for bad in ["", "a.b", "a.b.c.d", "!!!.b.c", "ses_123"] {
             assert_eq!(head(bad), Err(Invalid::Malformed), "{bad}");
+        }
+    }
+
+    #[test]
+    fn claims_are_checked_against_the_callers_clock() {
+        use crate::tokens::keys;
+        use serde_json::json;
+        let now = 1_800_000_000i64;
+        for alg in [SigningAlg::Es256, SigningAlg::Rs256] {
+            let g = keys::generate(alg).unwrap();
+            let kid = g.jwk["kid"].as_str().unwrap().to_owned();
+            let private = keys::private_key(&kid, alg, &g.pkcs8).unwrap();
+            let public = keys::public_key(&g.jwk).unwrap();
+            let mut header = jsonwebtoken::Header::new(alg.jwt());
+            header.kid = Some(kid.clone());
+            let sign = |c: serde_json::Value| {
+                jsonwebtoken::encode(&header, &c, &private.encoding).unwrap()
+            };
+            let base = json!({"iss": "https://i", "sub": "usr_1", "aud": "prj_1", "sid": "ses_1",
+                              "iat": now, "exp": now + 60});
+            let with = |k: &str, v: serde_json::Value| {
+                let mut c = base.clone();
+                if v.is_null() {
+                    c.as_object_mut().unwrap().remove(k);
+                } else {
+                    c[k] = v;
+                }
+                sign(c)
+            };
+            let expect = Expect {
+                issuer: "https://i",
+                audience: Some("prj_1"),
+                max_lifetime_secs: Some(60),
+                now_secs: now,
+            };
+            let ok = verify(&sign(base.clone()), &public, &expect).unwrap();
+            assert_eq!(
+                (ok.sub.as_str(), ok.session(), ok.exp),
+                ("usr_1", Some("ses_1"), now + 60)
+            );
+            let cases = [
+                (with("aud", json!(["other", "prj_1"])), Ok(())),
+                (with("aud", json!(["other"])), Err(Invalid::WrongAudience)),
+                (with("aud", json!(null)), Err(Invalid::MissingClaim)),
+                (with("sub", json!(null)), Err(Invalid::MissingClaim)),
+                (with("exp", json!("soon")), Err(Invalid::MissingClaim)),
+                (with("iss", json!("https://j")), Err(Invalid::WrongIssuer)),
+                (with("nbf", json!(now + 31)), Err(Invalid::NotYetValid)),
+                (with("nbf", json!(now + 30)), Ok(())),
+                (with("exp", json!(now - 31)), Err(Invalid::Expired)),
+                (with("exp", json!(now - 30)), Ok(())),
+                (with("exp", json!(now + 61)), Err(Invalid::LifetimeTooLong)),
+            ];
+            for (i, (token, want)) in cases.iter().enumerate() {
+                assert_eq!(
+                    verify(token, &public, &expect).map(|_| ()),
+                    *want,
+                    "{alg:?} case {i}"
+                );
+            }
+            // Someone else's signature over altered claims.
+            let good = sign(base.clone());
+            let forged = with("sub", json!("usr_2"));
+            let (h, _) = forged.rsplit_once('.').unwrap();
+            let (_, sig) = good.rsplit_once('.').unwrap();
+            assert_eq!(
+                verify(&format!("{h}.{sig}"), &public, &expect).unwrap_err(),
+                Invalid::BadSignature
+            );
+            // The other algorithm's key never verifies this token.
+            let other = keys::generate(match alg {
+                SigningAlg::Es256 => SigningAlg::Rs256,
+                SigningAlg::Rs256 => SigningAlg::Es256,
+            })
+            .unwrap();
+            let other = keys::public_key(&other.jwk).unwrap();
+            assert_eq!(
+                verify(&good, &other, &expect).unwrap_err(),
+                Invalid::UnsupportedAlg
+            );
         }
     }
 }

@@ -374,6 +374,7 @@ async fn jwks_client_caches_refetches_and_survives_outages() {
         issuer: "https://issuer.test",
         audience: None,
         max_lifetime_secs: None,
+        now_secs: authmux::clock::Clock::default().now_secs(),
     };
 
     // RS256 and ES256 tokens verify with the fetched keys; one fetch serves both.

@@ -21,8 +21,11 @@ pub use sign_in::{MAX_MFA_FAILURES, MAX_PASSWORD_FAILURES, THROTTLE_WINDOW_MS};
 
 /// The prefix of refresh tokens, so that leaked ones are recognisable.
 const REFRESH_PREFIX: &str = "amr_";
-/// The most live sessions remembered for verification by id.
-pub(super) const LIVE_SESSION_CACHE: usize = 16_384;
+/// The most live sessions remembered for verification by id: 131,072
+/// entries of about 200 bytes each, so that a replica serving 100,000
+/// active sessions reads the database only for sessions it has not seen
+/// (measured in BENCHMARKS.md, "session.verify at scale").
+pub(super) const LIVE_SESSION_CACHE: usize = 131_072;
 
 /// What verification by session id needs of a live session. Revocation is
 /// checked against the revocation set on every call.

@@ -5,7 +5,7 @@ use super::{LiveSession, Verification};
 use crate::domain::{Domain, Error, Project, Result};
 use crate::tokens::jwks::JwksError;
 use crate::tokens::mint::ACCESS_TOKEN_TYP;
-use crate::tokens::verify::{self, Claims, Expect, Invalid};
+use crate::tokens::verify::{Claims, Expect, Invalid, Jwt};
 use crate::vendors::{TokenSource, VendorKind};
 
 impl Domain {
@@ -62,22 +62,27 @@ impl Domain {
         let claims = match self.verified.get(token, audience, now) {
             Some(c) => c,
             None => {
-                let vendor = verify::peek_issuer(token)
-                    .filter(|iss| *iss != self.sessions.issuer)
-                    .map(|iss| async move {
-                        let adapters = self.token_issuers(project).await?;
-                        Ok::<_, Error>(crate::domain::byok::by_issuer(adapters, &iss).await)
-                    });
+                let jwt = match Jwt::parse(token) {
+                    Ok(jwt) => jwt,
+                    Err(r) => return Ok(Verification::invalid(r)),
+                };
+                let vendor =
+                    jwt.issuer()
+                        .filter(|iss| *iss != self.sessions.issuer)
+                        .map(|iss| async move {
+                            let adapters = self.token_issuers(project).await?;
+                            Ok::<_, Error>(crate::domain::byok::by_issuer(adapters, iss).await)
+                        });
                 let vendor = match vendor {
                     Some(found) => found.await?,
                     None => None,
                 };
                 let checked = match vendor {
                     Some((vendor, source)) => {
-                        self.verify_vendor_jwt(project, token, vendor.kind(), &source)
+                        self.verify_vendor_jwt(project, &jwt, vendor.kind(), &source)
                             .await?
                     }
-                    None => self.verify_jwt_fully(project, token),
+                    None => self.verify_jwt_fully(project, &jwt),
                 };
                 match checked {
                     Ok(c) => {
@@ -96,28 +101,22 @@ impl Domain {
     async fn verify_vendor_jwt(
         &self,
         project: &Project,
-        token: &str,
+        jwt: &Jwt<'_>,
         vendor: VendorKind,
         source: &TokenSource,
     ) -> Result<Result<Claims, Invalid>> {
-        let head = match verify::head(token) {
-            Ok(h) => h,
-            Err(r) => return Ok(Err(r)),
-        };
-        let key = match self.vendors.vendor_key(source, &head.kid).await {
+        let key = match self.vendors.vendor_key(source, &jwt.head.kid).await {
             Ok(k) => k,
             Err(JwksError::UnknownKey(_)) => return Ok(Err(Invalid::UnknownKey)),
             Err(JwksError::Unavailable(_)) => return Ok(Err(Invalid::KeysUnavailable)),
         };
-        if key.alg != head.alg {
-            return Ok(Err(Invalid::UnsupportedAlg));
-        }
         let expect = Expect {
             issuer: &source.issuer,
             audience: None,
             max_lifetime_secs: None,
+            now_secs: self.store.clock().now_secs(),
         };
-        let claims = match verify::verify(token, &key, &expect) {
+        let claims = match jwt.verify(&key, &expect) {
             Ok(c) => c,
             Err(r) => return Ok(Err(r)),
         };
@@ -156,20 +155,17 @@ impl Domain {
         }
     }
 
-    fn verify_jwt_fully(&self, project: &Project, token: &str) -> Result<Claims, Invalid> {
-        let head = verify::head(token)?;
-        let key = self.keyring.key(&head.kid).ok_or(Invalid::UnknownKey)?;
-        if key.alg != head.alg {
-            return Err(Invalid::UnsupportedAlg);
-        }
+    fn verify_jwt_fully(&self, project: &Project, jwt: &Jwt<'_>) -> Result<Claims, Invalid> {
+        let key = self.keyring.key(&jwt.head.kid).ok_or(Invalid::UnknownKey)?;
         let expect = Expect {
             issuer: &self.sessions.issuer,
             audience: Some(&project.id),
             max_lifetime_secs: Some(self.sessions.access_ttl.as_secs() as i64),
+            now_secs: self.store.clock().now_secs(),
         };
-        let claims = verify::verify(token, &key, &expect)?;
+        let claims = jwt.verify(&key, &expect)?;
         // Well signed but of another kind (an ID token, say): refused.
-        Expect::check_head(&head, ACCESS_TOKEN_TYP)?;
+        Expect::check_head(&jwt.head, ACCESS_TOKEN_TYP)?;
         Ok(claims)
     }
 }

@@ -143,6 +143,7 @@ async fn token(State(db): State<Shared>, Form(f): Form<TokenRequest>) -> Respons
             issuer: TEAM_ID,
             audience: Some("https://appleid.apple.com"),
             max_lifetime_secs: None,
+            now_secs: authmux::clock::Clock::default().now_secs(),
         },
     );
     match claims {
