@@ -12,6 +12,8 @@ const PROTOS: &[&str] = &[
     "authmux/v1/consent.proto",
     "authmux/v1/discovery.proto",
     "authmux/v1/oauth.proto",
+    "authmux/v1/audit.proto",
+    "authmux/v1/privacy.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -115,6 +115,8 @@ pub mod defaults {
     pub const ANONYMOUS_RATE_LIMIT_BURST: u32 = 20;
     /// `--replicas`.
     pub const REPLICAS: u32 = 1;
+    /// `--audit-retention-days`.
+    pub const AUDIT_RETENTION_DAYS: u32 = 365;
 }
 use defaults as d;
 
@@ -196,6 +198,9 @@ pub struct StoreSettings {
     /// A file holding the master key.
     #[arg(long, env = "AUTHMUX_MASTER_KEY_FILE", global = true)]
     pub master_key_file: Option<PathBuf>,
+    /// How long the event log (the audit log) keeps an event, in days.
+    #[arg(long, env = "AUTHMUX_AUDIT_RETENTION_DAYS", default_value_t = d::AUDIT_RETENTION_DAYS, value_parser = clap::value_parser!(u32).range(1..=36_500), global = true)]
+    pub audit_retention_days: u32,
 }
 
 impl Default for StoreSettings {
@@ -206,6 +211,7 @@ impl Default for StoreSettings {
             database_url_file: None,
             master_key: None,
             master_key_file: None,
+            audit_retention_days: d::AUDIT_RETENTION_DAYS,
         }
     }
 }

@@ -22,9 +22,11 @@ use crate::api::{Api, to_status};
 use crate::domain::{Domain, Project, new_id};
 pub use crate::listener::Limits;
 use crate::pb::DESCRIPTOR_SET;
+use crate::pb::v1::audit_service_server::AuditServiceServer;
 use crate::pb::v1::consent_service_server::ConsentServiceServer;
 use crate::pb::v1::discovery_service_server::DiscoveryServiceServer;
 use crate::pb::v1::o_auth_service_server::OAuthServiceServer;
+use crate::pb::v1::privacy_service_server::PrivacyServiceServer;
 use crate::pb::v1::session_service_server::SessionServiceServer;
 use crate::pb::v1::user_service_server::UserServiceServer;
 use crate::telemetry;
@@ -98,6 +100,8 @@ pub async fn app_with(domain: Arc<Domain>, limits: Limits) -> Result<App, Server
     health.set_serving::<ConsentServiceServer<Api>>().await;
     health.set_serving::<DiscoveryServiceServer<Api>>().await;
     health.set_serving::<OAuthServiceServer<Api>>().await;
+    health.set_serving::<AuditServiceServer<Api>>().await;
+    health.set_serving::<PrivacyServiceServer<Api>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -131,7 +135,13 @@ pub async fn app_with(domain: Arc<Domain>, limits: Limits) -> Result<App, Server
             .add_service(
                 DiscoveryServiceServer::new(api.clone()).max_decoding_message_size(MAX_BODY_BYTES),
             )
-            .add_service(OAuthServiceServer::new(api).max_decoding_message_size(MAX_BODY_BYTES))
+            .add_service(
+                OAuthServiceServer::new(api.clone()).max_decoding_message_size(MAX_BODY_BYTES),
+            )
+            .add_service(
+                AuditServiceServer::new(api.clone()).max_decoding_message_size(MAX_BODY_BYTES),
+            )
+            .add_service(PrivacyServiceServer::new(api).max_decoding_message_size(MAX_BODY_BYTES))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -377,7 +387,10 @@ async fn authenticate_rest(
         Ok(project) => match domain.rate_limits().admit_project(&project) {
             Ok(()) => {
                 // The transcoder hands it on to the gRPC call.
-                req.extensions_mut().insert(project);
+                req.extensions_mut().insert(Project {
+                    request_id: rid.clone(),
+                    ..project
+                });
                 return next.run(req).await;
             }
             Err(throttled) => Err(throttled),
@@ -454,7 +467,11 @@ async fn authenticate(State(domain): State<Arc<Domain>>, mut req: Request, next:
             if !transcoded && let Err(throttled) = domain.rate_limits().admit_project(&project) {
                 return to_status(throttled.error()).into_http::<axum::body::Body>();
             }
-            req.extensions_mut().insert(project);
+            let request_id = request_id(req.headers()).map(str::to_owned);
+            req.extensions_mut().insert(Project {
+                request_id,
+                ..project
+            });
             next.run(req).await
         }
         Err(err) => {

@@ -243,7 +243,8 @@ impl Settings {
                 revocations,
                 self.tokens.session_config(),
             )
-            .with_rate_limits(self.rate_limit.config()),
+            .with_rate_limits(self.rate_limit.config())
+            .with_event_retention(self.store.audit_retention_days),
         );
         domain.spawn_purge();
         Ok(domain)

@@ -13,6 +13,7 @@ mod m20261126_000007_rate_limits;
 mod m20261126_000008_phone_numbers;
 mod m20261126_000009_vendor_revocations;
 mod m20261126_000010_oauth;
+mod m20261127_000011_events;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000008_phone_numbers::Migration),
             Box::new(m20261126_000009_vendor_revocations::Migration),
             Box::new(m20261126_000010_oauth::Migration),
+            Box::new(m20261127_000011_events::Migration),
         ]
     }
 }

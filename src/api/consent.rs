@@ -78,15 +78,7 @@ impl ConsentService for Api {
                 .list_consent(&project, &req.get_ref().user_id)
                 .await
                 .map(|states| pb::ListConsentForUserReply {
-                    items: states
-                        .into_iter()
-                        .map(|s| pb::ConsentState {
-                            granted_at: s.granted_at.map(timestamp),
-                            category: s.category,
-                            granted: s.granted,
-                            source: s.source,
-                        })
-                        .collect(),
+                    items: states.into_iter().map(pb::ConsentState::from).collect(),
                 }),
         )
     }
@@ -101,15 +93,7 @@ impl ConsentService for Api {
                 .consent_history(&project, &req.get_ref().user_id)
                 .await
                 .map(|events| pb::ConsentHistoryReply {
-                    items: events
-                        .into_iter()
-                        .map(|e| pb::ConsentEvent {
-                            category: e.category,
-                            action: if e.granted { "grant" } else { "revoke" }.to_owned(),
-                            source: e.source,
-                            at: Some(timestamp(e.at)),
-                        })
-                        .collect(),
+                    items: events.into_iter().map(pb::ConsentEvent::from).collect(),
                 }),
         )
     }

@@ -3,8 +3,9 @@
 use prost_types::{ListValue, Struct, Timestamp, Value, value::Kind};
 use serde_json::{Map, Number};
 
-use crate::domain::User;
+use crate::domain::{AuditEvent, ConsentEvent, ConsentState, User};
 use crate::pb::v1 as pb;
+use crate::store::entity::identities;
 
 /// Unix milliseconds as a protobuf Timestamp.
 pub fn timestamp(ms: i64) -> Timestamp {
@@ -86,6 +87,58 @@ impl From<User> for pb::AuthUser {
                 secret: e.secret,
                 otpauth_uri: e.otpauth_uri,
             }),
+        }
+    }
+}
+
+impl From<ConsentState> for pb::ConsentState {
+    fn from(s: ConsentState) -> Self {
+        pb::ConsentState {
+            granted_at: s.granted_at.map(timestamp),
+            category: s.category,
+            granted: s.granted,
+            source: s.source,
+        }
+    }
+}
+
+impl From<ConsentEvent> for pb::ConsentEvent {
+    fn from(e: ConsentEvent) -> Self {
+        pb::ConsentEvent {
+            category: e.category,
+            action: if e.granted { "grant" } else { "revoke" }.to_owned(),
+            source: e.source,
+            at: Some(timestamp(e.at)),
+        }
+    }
+}
+
+impl From<identities::Model> for pb::Identity {
+    fn from(i: identities::Model) -> Self {
+        pb::Identity {
+            provider: i.provider,
+            subject: i.subject,
+            email: i.email,
+            linked_at: Some(timestamp(i.created_at)),
+        }
+    }
+}
+
+impl From<AuditEvent> for pb::AuditEvent {
+    fn from(e: AuditEvent) -> Self {
+        let data = match e.data {
+            serde_json::Value::Object(map) => map,
+            _ => Map::new(),
+        };
+        pb::AuditEvent {
+            id: e.id,
+            r#type: e.kind,
+            project_id: e.project_id,
+            occurred_at: Some(timestamp(e.occurred_at)),
+            user_id: e.user_id,
+            api_key_id: e.api_key_id,
+            request_id: e.request_id,
+            data: Some(json_to_struct(data)),
         }
     }
 }

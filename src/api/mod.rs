@@ -1,5 +1,6 @@
 //! tonic service implementations: proto in, domain call, proto out.
 
+mod audit;
 pub mod codec;
 mod consent;
 mod convert;

@@ -95,15 +95,7 @@ impl OAuthService for Api {
                 .identities(&project, &req.get_ref().user_id)
                 .await
                 .map(|list| pb::ListIdentitiesReply {
-                    identities: list
-                        .into_iter()
-                        .map(|i| pb::Identity {
-                            provider: i.provider,
-                            subject: i.subject,
-                            email: i.email,
-                            linked_at: Some(timestamp(i.created_at)),
-                        })
-                        .collect(),
+                    identities: list.into_iter().map(pb::Identity::from).collect(),
                 }),
         )
     }

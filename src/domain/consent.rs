@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Domain, Error, Project, Result, new_id};
+use super::{Domain, Error, EventKind, Project, Result, new_id};
 use crate::store::entity::{consent_events, consent_states};
 
 const MAX_SOURCE_LEN: usize = 256;
@@ -113,16 +113,30 @@ impl Domain {
             idempotency_key,
             &change,
             move || async move {
+                let kind = if granted {
+                    EventKind::ConsentGranted
+                } else {
+                    EventKind::ConsentRevoked
+                };
+                let announce = self.event(
+                    project,
+                    kind,
+                    user_id,
+                    serde_json::json!({"category": category, "source": source}),
+                );
                 self.store
-                    .record_consent(consent_events::Model {
-                        id: new_id("cev"),
-                        project_id: project.id.clone(),
-                        user_id: user_id.to_owned(),
-                        category: category.to_owned(),
-                        granted,
-                        source: source.map(str::to_owned),
-                        created_at: self.now(),
-                    })
+                    .record_consent(
+                        consent_events::Model {
+                            id: new_id("cev"),
+                            project_id: project.id.clone(),
+                            user_id: user_id.to_owned(),
+                            category: category.to_owned(),
+                            granted,
+                            source: source.map(str::to_owned),
+                            created_at: self.now(),
+                        },
+                        vec![announce],
+                    )
                     .await?;
                 Ok(())
             },

@@ -4,7 +4,7 @@ use super::{Domain, Error, ErrorCode, Project, Result};
 use crate::vendors::{Mode, VendorKind, VendorRouter};
 
 /// Every capability id, one per public operation.
-pub const CAPABILITIES: [&str; 21] = [
+pub const CAPABILITIES: [&str; 23] = [
     "auth.user.create",
     "auth.user.get",
     "auth.user.get_by_email",
@@ -26,6 +26,8 @@ pub const CAPABILITIES: [&str; 21] = [
     "auth.oauth.complete",
     "auth.oauth.providers",
     "auth.user.identities",
+    "auth.user.export",
+    "auth.audit",
 ];
 
 /// One vendor's standing for a capability.

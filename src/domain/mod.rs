@@ -5,9 +5,11 @@ mod byok;
 mod consent;
 mod discovery;
 mod error;
+pub(crate) mod events;
 mod idempotency;
 mod ids;
 mod oauth;
+mod privacy;
 mod projects;
 mod purge;
 mod rate_limit;
@@ -20,11 +22,13 @@ pub use byok::ByokInfo;
 pub use consent::{ConsentEvent, ConsentState};
 pub use discovery::{CAPABILITIES, CapabilityStatus, VendorStanding};
 pub use error::{Error, ErrorCode, Result};
+pub use events::{AuditEvent, AuditPage, DEFAULT_RETENTION_MS, EventKind};
 pub use ids::new_id;
 pub use oauth::{
     CompleteOAuth, Completed, MFA_WAIT_MS, ProviderInfo, STATE_TTL_MS, SetProvider, StartOAuth,
     Started,
 };
+pub use privacy::{ExportedSession, UserExport};
 pub use projects::{ApiKeyInfo, NewApiKey};
 pub use purge::{Purged, RETENTION_MS};
 pub use rate_limit::{Limiters, RateLimit, RateLimitConfig, Throttled};
@@ -56,6 +60,11 @@ pub struct Project {
     pub name: String,
     /// Its own request rate limit, when not the default.
     pub rate_limit: Option<RateLimit>,
+    /// The API key the caller authenticated with (`key_…`), recorded on
+    /// the events of the changes it makes.
+    pub key_id: Option<String>,
+    /// The caller's request id, recorded likewise.
+    pub request_id: Option<String>,
 }
 
 impl From<crate::store::entity::projects::Model> for Project {
@@ -71,6 +80,8 @@ impl From<crate::store::entity::projects::Model> for Project {
             id: row.id,
             name: row.name,
             rate_limit,
+            key_id: None,
+            request_id: None,
         }
     }
 }
@@ -90,6 +101,7 @@ pub struct Domain {
     clock: Arc<crate::clock::Clock>,
     limiters: Limiters,
     oauth: crate::oauth::OAuthClient,
+    event_retention_ms: i64,
 }
 
 impl Domain {
@@ -119,12 +131,19 @@ impl Domain {
             clock,
             limiters: Limiters::new(RateLimitConfig::default()),
             oauth,
+            event_retention_ms: DEFAULT_RETENTION_MS,
         }
     }
 
     /// The same domain with these request rate limits.
     pub fn with_rate_limits(mut self, config: RateLimitConfig) -> Self {
         self.limiters = Limiters::new(config);
+        self
+    }
+
+    /// The same domain keeping events (the audit log) for `days`.
+    pub fn with_event_retention(mut self, days: u32) -> Self {
+        self.event_retention_ms = i64::from(days) * 86_400_000;
         self
     }
 

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::sessions::{CreateSession, SessionTokens};
 use super::users::{CreateUser, UpdateUser, User};
-use super::{Domain, Error, ErrorCode, Project, Result};
+use super::{Domain, Error, ErrorCode, EventKind, Project, Result};
 use crate::crypto::sha256_hex;
 use crate::oauth::{OAuthClient, OAuthError, ProviderConfig, ProviderKind, check_url, preset};
 use crate::store::entity::{identities, oauth_providers, oauth_states};
@@ -727,7 +727,13 @@ impl Domain {
             email: Some(email),
             created_at: self.now(),
         };
-        let linked = match self.store.link_identity(link).await {
+        let announce = self.event(
+            project,
+            EventKind::IdentityLinked,
+            &user_id,
+            serde_json::json!({"provider": data.provider, "created_user": created}),
+        );
+        let linked = match self.store.link_identity(link, vec![announce]).await {
             Ok(l) => l,
             // A racing sign-in linked it first.
             Err(crate::store::StoreError::Duplicate(_)) => self
@@ -769,7 +775,17 @@ impl Domain {
         self.user_row(project, user_id).await?;
         match self
             .store
-            .unlink_identity(&project.id, user_id, provider)
+            .unlink_identity(
+                &project.id,
+                user_id,
+                provider,
+                vec![self.event(
+                    project,
+                    EventKind::IdentityUnlinked,
+                    user_id,
+                    serde_json::json!({"provider": provider}),
+                )],
+            )
             .await?
         {
             Ok(0) => Err(Error::new(

@@ -101,12 +101,15 @@ impl Domain {
         if let Some(project) = self.api_keys.get(&hash, now) {
             return Ok(project);
         }
-        let row = self
+        let (row, key_id) = self
             .store
             .project_for_key_hash(&hash)
             .await?
             .ok_or_else(|| invalid("unknown or revoked API key"))?;
-        let project = Project::from(row);
+        let project = Project {
+            key_id: Some(key_id),
+            ..Project::from(row)
+        };
         self.api_keys
             .put(&hash, project.clone(), now + KEY_CACHE_TTL_MS, now);
         Ok(project)

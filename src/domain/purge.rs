@@ -26,6 +26,8 @@ pub struct Purged {
     pub sessions: u64,
     /// OAuth sign-ins past their 10 minutes (and any wait for MFA).
     pub oauth_states: u64,
+    /// Events older than the audit retention (a year by default).
+    pub events: u64,
 }
 
 impl Domain {
@@ -39,10 +41,21 @@ impl Domain {
             totp_codes: self.store.purge_totp_uses(before).await?,
             oauth_states: self.store.purge_oauth_states(now).await?,
             sessions: 0,
+            events: 0,
         };
         loop {
             let n = self.store.purge_expired_sessions(before).await?;
             purged.sessions += n;
+            if n == 0 {
+                break;
+            }
+        }
+        loop {
+            let n = self
+                .store
+                .purge_events(now - self.event_retention_ms, 10_000)
+                .await?;
+            purged.events += n;
             if n == 0 {
                 break;
             }

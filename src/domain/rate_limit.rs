@@ -209,6 +209,8 @@ mod tests {
             id: "prj_1".into(),
             name: "p".into(),
             rate_limit: limit,
+            key_id: None,
+            request_id: None,
         }
     }
 

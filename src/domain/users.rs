@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{Domain, Error, ErrorCode, Project, Result, new_id};
+use super::{Domain, Error, ErrorCode, EventKind, Project, Result, new_id};
 use crate::store::entity::{pins, users};
 use crate::vendors::{IdentityVendor, MfaEnrollment, Mode, NewIdentity, VendorError, VendorKind};
 
@@ -318,7 +318,17 @@ impl Domain {
                     vendor_resource_id: vendor_user_id.clone(),
                     created_at: now,
                 };
-                if let Err(err) = self.store.insert_user(row.clone(), pin).await {
+                let announce = self.event(
+                    project,
+                    EventKind::UserCreated,
+                    &user_id,
+                    serde_json::json!({"vendor": row.vendor, "mode": pin.mode}),
+                );
+                if let Err(err) = self
+                    .store
+                    .insert_user(row.clone(), pin, vec![announce])
+                    .await
+                {
                     // Undo the vendor side; the index refused the row.
                     if let Err(undo) = vendor.delete_user(&project.id, &vendor_user_id).await {
                         tracing::warn!(user_id, error = %undo, "could not undo a vendor create");
@@ -424,12 +434,17 @@ impl Domain {
         let now = self.now();
         let changed = self
             .store
-            .modify_user(&project.id, &row.id, |r| {
-                r.email_verified = seen.email_verified;
-                r.mfa_enabled = seen.mfa_enabled;
-                r.updated_at = now;
-                Ok::<_, Error>(())
-            })
+            .modify_user(
+                &project.id,
+                &row.id,
+                |r| {
+                    r.email_verified = seen.email_verified;
+                    r.mfa_enabled = seen.mfa_enabled;
+                    r.updated_at = now;
+                    Ok::<_, Error>(())
+                },
+                |before, after| self.user_changes(project, before, after, &[]),
+            )
             .await?;
         changed
             .map(|(row, ())| row)
@@ -550,35 +565,47 @@ impl Domain {
                 let now = self.now();
                 let (saved, ()) = self
                     .store
-                    .modify_user(&project.id, user_id, |row| {
-                        if let Some(patch) = &input.metadata {
-                            let mut merged = to_user(row.clone())?.metadata;
-                            for (k, v) in patch {
-                                if v.is_null() {
-                                    merged.remove(k);
-                                } else {
-                                    merged.insert(k.clone(), v.clone());
+                    .modify_user(
+                        &project.id,
+                        user_id,
+                        |row| {
+                            if let Some(patch) = &input.metadata {
+                                let mut merged = to_user(row.clone())?.metadata;
+                                for (k, v) in patch {
+                                    if v.is_null() {
+                                        merged.remove(k);
+                                    } else {
+                                        merged.insert(k.clone(), v.clone());
+                                    }
                                 }
+                                vendor.check_metadata(&merged)?;
+                                row.metadata = check_metadata_size(&merged)?;
                             }
-                            vendor.check_metadata(&merged)?;
-                            row.metadata = check_metadata_size(&merged)?;
-                        }
-                        if let Some(verified) = input.email_verified {
-                            row.email_verified = verified;
-                        }
-                        if input.password.is_some() {
-                            row.password_set = true;
-                        }
-                        if let Some(phone) = phone {
-                            row.phone_number = phone.map(str::to_owned);
-                        }
-                        // Turned on only once a secret is in hand (below).
-                        if input.mfa_enabled == Some(false) {
-                            row.mfa_enabled = false;
-                        }
-                        row.updated_at = now;
-                        Ok::<_, Error>(())
-                    })
+                            if let Some(verified) = input.email_verified {
+                                row.email_verified = verified;
+                            }
+                            if input.password.is_some() {
+                                row.password_set = true;
+                            }
+                            if let Some(phone) = phone {
+                                row.phone_number = phone.map(str::to_owned);
+                            }
+                            // Turned on only once a secret is in hand (below).
+                            if input.mfa_enabled == Some(false) {
+                                row.mfa_enabled = false;
+                            }
+                            row.updated_at = now;
+                            Ok::<_, Error>(())
+                        },
+                        |before, after| {
+                            let also: &[&str] = if input.password.is_some() {
+                                &["password"]
+                            } else {
+                                &[]
+                            };
+                            self.user_changes(project, before, after, also)
+                        },
+                    )
                     .await?
                     .ok_or_else(|| Error::user_not_found(user_id))?;
                 let mut user = to_user(saved)?;
@@ -660,11 +687,16 @@ impl Domain {
             let now = self.now();
             let saved = self
                 .store
-                .modify_user(&project.id, user_id, |row| {
-                    row.mfa_enabled = true;
-                    row.updated_at = now;
-                    Ok::<_, Error>(())
-                })
+                .modify_user(
+                    &project.id,
+                    user_id,
+                    |row| {
+                        row.mfa_enabled = true;
+                        row.updated_at = now;
+                        Ok::<_, Error>(())
+                    },
+                    |before, after| self.user_changes(project, before, after, &[]),
+                )
                 .await;
             match saved {
                 Ok(Some((row, ()))) => {
@@ -709,7 +741,9 @@ impl Domain {
         );
         if let Some(revoked) = self
             .store
-            .delete_user(&project.id, user_id, self.now())
+            .delete_user(&project.id, user_id, self.now(), |revoked| {
+                self.deleted_events(project, user_id, revoked, "deleted_at_vendor")
+            })
             .await?
         {
             self.revocations.add(revoked);
@@ -740,7 +774,9 @@ impl Domain {
                     .await?;
                 let revoked = self
                     .store
-                    .delete_user(&project.id, user_id, self.now())
+                    .delete_user(&project.id, user_id, self.now(), |revoked| {
+                        self.deleted_events(project, user_id, revoked, "user.delete")
+                    })
                     .await?
                     .ok_or_else(|| Error::user_not_found(user_id))?;
                 self.revocations.add(revoked);

@@ -5,13 +5,17 @@ use sea_orm::{
     ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, sea_query::OnConflict,
 };
 
-use super::entity::{consent_events, consent_states};
+use super::entity::{consent_events, consent_states, events};
 use super::{Store, StoreResult};
 
 impl Store {
     /// Appends an event to the ledger and sets the current state to match,
-    /// in one transaction.
-    pub async fn record_consent(&self, event: consent_events::Model) -> StoreResult<()> {
+    /// with the events announcing it, in one transaction.
+    pub async fn record_consent(
+        &self,
+        event: consent_events::Model,
+        announce: Vec<events::Model>,
+    ) -> StoreResult<()> {
         let state = consent_states::Model {
             project_id: event.project_id.clone(),
             user_id: event.user_id.clone(),
@@ -42,6 +46,7 @@ impl Store {
             )
             .exec(&txn)
             .await?;
+        super::events::append(&txn, announce).await?;
         txn.commit().await?;
         Ok(())
     }

@@ -3,6 +3,7 @@
 
 pub mod byok;
 pub mod consent;
+pub mod events;
 // The table models: sea-orm derives most items, and each column is
 // described by the migration that made it (`migrations/`).
 #[allow(missing_docs)]

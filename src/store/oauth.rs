@@ -5,7 +5,7 @@ use sea_orm::{
     ColumnTrait, Condition, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use super::entity::{identities, oauth_providers, oauth_states, users};
+use super::entity::{events, identities, oauth_providers, oauth_states, users};
 use super::{Store, StoreError, StoreResult};
 
 /// What linking an identity found.
@@ -193,7 +193,12 @@ impl Store {
 
     /// Links an identity to a user, with the user row held so a delete
     /// racing it either runs first (no link) or after (and removes it).
-    pub async fn link_identity(&self, row: identities::Model) -> StoreResult<Linked> {
+    /// The events in `announce` are written only when the link is new.
+    pub async fn link_identity(
+        &self,
+        row: identities::Model,
+        announce: Vec<events::Model>,
+    ) -> StoreResult<Linked> {
         let txn = self.write_txn().await?;
         let user = users::Entity::find_by_id(row.user_id.clone())
             .filter(users::Column::ProjectId.eq(row.project_id.clone()))
@@ -219,7 +224,10 @@ impl Store {
                     .exec(&txn)
                     .await
                 {
-                    Ok(_) => Linked::Linked,
+                    Ok(_) => {
+                        super::events::append(&txn, announce).await?;
+                        Linked::Linked
+                    }
                     Err(e) => {
                         txn.rollback().await?;
                         return Err(StoreError::from(e));
@@ -233,11 +241,13 @@ impl Store {
 
     /// Unlinks a user's identities at a provider, unless they are the
     /// user's last way to sign in: `Ok(n)` unlinked, `Err(())` refused.
+    /// The events in `announce` are written only when some were unlinked.
     pub async fn unlink_identity(
         &self,
         project_id: &str,
         user_id: &str,
         provider: &str,
+        announce: Vec<events::Model>,
     ) -> StoreResult<Result<u64, ()>> {
         let txn = self.write_txn().await?;
         let user = users::Entity::find_by_id(user_id.to_owned())
@@ -265,6 +275,9 @@ impl Store {
             .filter(identities::Column::Provider.eq(provider))
             .exec(&txn)
             .await?;
+        if res.rows_affected > 0 {
+            super::events::append(&txn, announce).await?;
+        }
         txn.commit().await?;
         Ok(Ok(res.rows_affected))
     }

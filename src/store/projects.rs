@@ -96,11 +96,11 @@ impl Store {
         Ok(row.insert(self.db()).await?)
     }
 
-    /// The project of an unrevoked key with this hash.
+    /// The project of an unrevoked key with this hash, and the key's id.
     pub async fn project_for_key_hash(
         &self,
         key_hash: &str,
-    ) -> StoreResult<Option<projects::Model>> {
+    ) -> StoreResult<Option<(projects::Model, String)>> {
         let Some(key) = api_keys::Entity::find()
             .filter(api_keys::Column::KeyHash.eq(key_hash))
             .filter(api_keys::Column::RevokedAt.is_null())
@@ -111,7 +111,8 @@ impl Store {
         };
         Ok(projects::Entity::find_by_id(key.project_id)
             .one(self.db())
-            .await?)
+            .await?
+            .map(|p| (p, key.id)))
     }
 
     /// Every key with its project, oldest first.

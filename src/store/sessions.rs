@@ -6,7 +6,7 @@ use sea_orm::{
     QuerySelect,
 };
 
-use super::entity::{auth_failures, pins, refresh_tokens, sessions, users};
+use super::entity::{auth_failures, events, pins, refresh_tokens, sessions, users};
 use super::{Store, StoreResult};
 
 /// The outcome of [`Store::reserve_attempt`].
@@ -45,6 +45,7 @@ impl Store {
         session: sessions::Model,
         refresh: refresh_tokens::Model,
         pin: Option<pins::Model>,
+        announce: Vec<events::Model>,
     ) -> StoreResult<bool> {
         let txn = self.write_txn().await?;
         let user = users::Entity::find_by_id(session.user_id.clone())
@@ -67,6 +68,7 @@ impl Store {
         refresh_tokens::Entity::insert(refresh.into_active_model())
             .exec(&txn)
             .await?;
+        super::events::append(&txn, announce).await?;
         txn.commit().await?;
         Ok(true)
     }
@@ -94,13 +96,15 @@ impl Store {
     }
 
     /// Marks `old_hash` rotated, inserts `new` as current and moves the
-    /// session's last issuance from `issued_before` to `now`, all or nothing.
+    /// session's last issuance from `issued_before` to `now`, with the
+    /// events announcing it, all or nothing.
     pub async fn rotate_refresh_token(
         &self,
         old_hash: &str,
         new: refresh_tokens::Model,
         issued_before: i64,
         now: i64,
+        announce: Vec<events::Model>,
     ) -> StoreResult<Rotation> {
         let txn = self.write_txn().await?;
         let rotated = refresh_tokens::Entity::update_many()
@@ -127,6 +131,7 @@ impl Store {
         refresh_tokens::Entity::insert(new.into_active_model())
             .exec(&txn)
             .await?;
+        super::events::append(&txn, announce).await?;
         txn.commit().await?;
         Ok(Rotation::Rotated)
     }
@@ -145,38 +150,55 @@ impl Store {
         Ok(())
     }
 
-    /// Revokes one session; `None` when the project has no such session,
-    /// `Some(false)` when it was already revoked.
+    /// Revokes one session, with the events `announce` makes of its row
+    /// in the same transaction; `None` when the project has no such
+    /// session, `Some(false)` when it was already revoked (and no event).
     pub async fn revoke_session(
         &self,
         project_id: &str,
         session_id: &str,
         now: i64,
+        announce: impl FnOnce(&sessions::Model) -> Vec<events::Model>,
     ) -> StoreResult<Option<bool>> {
+        let txn = self.write_txn().await?;
         let res = sessions::Entity::update_many()
             .col_expr(sessions::Column::RevokedAt, Expr::value(now))
             .col_expr(sessions::Column::VendorPending, Expr::value(true))
             .filter(sessions::Column::ProjectId.eq(project_id))
             .filter(sessions::Column::Id.eq(session_id))
             .filter(sessions::Column::RevokedAt.is_null())
-            .exec(self.db())
+            .exec(&txn)
             .await?;
-        if res.rows_affected == 1 {
-            return Ok(Some(true));
-        }
-        Ok(self.session(project_id, session_id).await?.map(|_| false))
+        let row = sessions::Entity::find_by_id(session_id.to_owned())
+            .filter(sessions::Column::ProjectId.eq(project_id))
+            .one(&txn)
+            .await?;
+        let revoked = match row {
+            Some(row) if res.rows_affected == 1 => {
+                super::events::append(&txn, announce(&row)).await?;
+                Some(true)
+            }
+            Some(_) => Some(false),
+            None => None,
+        };
+        txn.commit().await?;
+        Ok(revoked)
     }
 
-    /// Revokes every live session of a user but `except`; returns their ids.
+    /// Revokes every live session of a user but `except`, with the events
+    /// `announce` makes of their ids in the same transaction; returns the
+    /// ids.
     pub async fn revoke_user_sessions(
         &self,
         project_id: &str,
         user_id: &str,
         except: Option<&str>,
         now: i64,
+        announce: impl FnOnce(&[String]) -> Vec<events::Model>,
     ) -> StoreResult<Vec<String>> {
         let txn = self.write_txn().await?;
         let ids = revoke_user_sessions_in(&txn, project_id, user_id, except, now).await?;
+        super::events::append(&txn, announce(&ids)).await?;
         txn.commit().await?;
         Ok(ids)
     }
@@ -207,6 +229,20 @@ impl Store {
             .exec(self.db())
             .await?;
         Ok(())
+    }
+
+    /// Every session of a user still stored, live or not, oldest first.
+    pub async fn user_sessions(
+        &self,
+        project_id: &str,
+        user_id: &str,
+    ) -> StoreResult<Vec<sessions::Model>> {
+        Ok(sessions::Entity::find()
+            .filter(sessions::Column::ProjectId.eq(project_id))
+            .filter(sessions::Column::UserId.eq(user_id))
+            .order_by_asc(sessions::Column::Id)
+            .all(self.db())
+            .await?)
     }
 
     /// A user's live sessions, newest first.

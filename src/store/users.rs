@@ -5,12 +5,20 @@ use sea_orm::{
     QuerySelect,
 };
 
-use super::entity::{consent_events, consent_states, identities, native_credentials, pins, users};
+use super::entity::{
+    consent_events, consent_states, events, identities, native_credentials, pins, users,
+};
 use super::{Store, StoreError, StoreResult};
 
 impl Store {
-    /// Inserts a user and its pin in one transaction.
-    pub async fn insert_user(&self, user: users::Model, pin: pins::Model) -> StoreResult<()> {
+    /// Inserts a user and its pin, with the events announcing them, in
+    /// one transaction.
+    pub async fn insert_user(
+        &self,
+        user: users::Model,
+        pin: pins::Model,
+        announce: Vec<events::Model>,
+    ) -> StoreResult<()> {
         let txn = self.write_txn().await?;
         users::Entity::insert(user.into_active_model())
             .exec(&txn)
@@ -18,6 +26,7 @@ impl Store {
         pins::Entity::insert(pin.into_active_model())
             .exec(&txn)
             .await?;
+        super::events::append(&txn, announce).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -63,13 +72,16 @@ impl Store {
 
     /// Changes a user's row atomically: reads it under a row lock (the
     /// write lock on SQLite), lets `change` edit it, and writes it back, so
-    /// concurrent changes apply one after the other and none is lost. `None` when the project has no such user; an error
+    /// concurrent changes apply one after the other and none is lost; the
+    /// events `announce` makes of the row before and after go in the same
+    /// transaction. `None` when the project has no such user; an error
     /// from `change` leaves the row untouched.
     pub async fn modify_user<T, E>(
         &self,
         project_id: &str,
         user_id: &str,
         change: impl FnOnce(&mut users::Model) -> Result<T, E>,
+        announce: impl FnOnce(&users::Model, &users::Model) -> Vec<events::Model>,
     ) -> Result<Option<(users::Model, T)>, E>
     where
         E: From<StoreError>,
@@ -85,6 +97,7 @@ impl Store {
             txn.rollback().await.map_err(StoreError::from)?;
             return Ok(None);
         };
+        let before = row.clone();
         let out = match change(&mut row) {
             Ok(out) => out,
             Err(e) => {
@@ -98,6 +111,7 @@ impl Store {
             .update(&txn)
             .await
             .map_err(StoreError::from)?;
+        super::events::append(&txn, announce(&before, &saved)).await?;
         txn.commit().await.map_err(StoreError::from)?;
         Ok(Some((saved, out)))
     }
@@ -108,12 +122,14 @@ impl Store {
     /// sessions revoked, or `None` when the project has no such user. The
     /// user's row goes first: that waits for sign-ins holding it (see
     /// [`Store::insert_session`]), so the revocation that follows sees
-    /// every session they stored.
+    /// every session they stored. The events `announce` makes of the
+    /// revoked sessions' ids go in the same transaction.
     pub async fn delete_user(
         &self,
         project_id: &str,
         user_id: &str,
         now: i64,
+        announce: impl FnOnce(&[String]) -> Vec<events::Model>,
     ) -> StoreResult<Option<Vec<String>>> {
         let txn = self.write_txn().await?;
         let res = users::Entity::delete_many()
@@ -152,6 +168,7 @@ impl Store {
             .filter(identities::Column::UserId.eq(user_id))
             .exec(&txn)
             .await?;
+        super::events::append(&txn, announce(&revoked)).await?;
         txn.commit().await?;
         Ok(Some(revoked))
     }

@@ -142,6 +142,8 @@ impl Server {
         type C = pb::consent_service_client::ConsentServiceClient<Channel>;
         type D = pb::discovery_service_client::DiscoveryServiceClient<Channel>;
         type O = pb::o_auth_service_client::OAuthServiceClient<Channel>;
+        type A = pb::audit_service_client::AuditServiceClient<Channel>;
+        type P = pb::privacy_service_client::PrivacyServiceClient<Channel>;
         match route.rpc.name() {
             "CreateUser" => rpc!(U, create_user, pb::CreateUserRequest),
             "GetUser" => rpc!(U, get_user, pb::GetUserRequest),
@@ -168,6 +170,8 @@ impl Server {
             "ListOAuthProviders" => rpc!(O, list_o_auth_providers, pb::ListOAuthProvidersRequest),
             "ListIdentities" => rpc!(O, list_identities, pb::ListIdentitiesRequest),
             "UnlinkIdentity" => rpc!(O, unlink_identity, pb::UnlinkIdentityRequest),
+            "ListAuditEvents" => rpc!(A, list_audit_events, pb::ListAuditEventsRequest),
+            "ExportUser" => rpc!(P, export_user, pb::ExportUserRequest),
             other => panic!("no client mapping for {other}"),
         }
     }

@@ -12,6 +12,7 @@ mod polyglot;
 
 mod attacks;
 mod consent;
+mod events;
 mod idempotency;
 mod listener;
 mod rate_limits;

@@ -4,7 +4,10 @@
 
 use super::{SessionTokens, credential_context, new_refresh_token, session_invalid};
 use crate::crypto::sha256_hex;
-use crate::domain::{Domain, Error, ErrorCode, Project, Result};
+use serde_json::json;
+
+use crate::domain::events::RevokeReason;
+use crate::domain::{Domain, Error, ErrorCode, EventKind, Project, Result};
 use crate::store::entity::refresh_tokens;
 use crate::store::sessions::Rotation;
 
@@ -112,9 +115,21 @@ impl Domain {
                     created_at: now,
                     rotated_at: None,
                 };
+                let announce = self.event(
+                    project,
+                    EventKind::SessionRefreshed,
+                    &session.user_id,
+                    json!({"session_id": session.id}),
+                );
                 match self
                     .store
-                    .rotate_refresh_token(hash, new_row, session.last_issued_at, now)
+                    .rotate_refresh_token(
+                        hash,
+                        new_row,
+                        session.last_issued_at,
+                        now,
+                        vec![announce],
+                    )
                     .await?
                 {
                     Rotation::Rotated => match vendor_tokens {
@@ -154,7 +169,14 @@ impl Domain {
         tracing::warn!(session_id, "refresh token reuse; revoking the session");
         if let Err(e) = self
             .store
-            .revoke_session(&project.id, session_id, now)
+            .revoke_session(&project.id, session_id, now, |s| {
+                self.revoked_events(
+                    project,
+                    &s.user_id,
+                    std::slice::from_ref(&s.id),
+                    RevokeReason::ReuseDetected,
+                )
+            })
             .await
         {
             return e.into();

@@ -2,6 +2,7 @@
 //! sessions.
 
 use super::SessionInfo;
+use crate::domain::events::RevokeReason;
 use crate::domain::{Domain, Error, ErrorCode, Project, Result};
 
 impl Domain {
@@ -21,7 +22,14 @@ impl Domain {
             move || async move {
                 match self
                     .store
-                    .revoke_session(&project.id, session_id, self.now())
+                    .revoke_session(&project.id, session_id, self.now(), |s| {
+                        self.revoked_events(
+                            project,
+                            &s.user_id,
+                            std::slice::from_ref(&s.id),
+                            RevokeReason::Revoke,
+                        )
+                    })
                     .await?
                 {
                     None => Err(Error::new(
@@ -60,7 +68,9 @@ impl Domain {
             move || async move {
                 let ids = self
                     .store
-                    .revoke_user_sessions(&project.id, user_id, except, self.now())
+                    .revoke_user_sessions(&project.id, user_id, except, self.now(), |ids| {
+                        self.revoked_events(project, user_id, ids, RevokeReason::RevokeAll)
+                    })
                     .await?;
                 let n = ids.len();
                 self.revocations.add(ids.iter().cloned());

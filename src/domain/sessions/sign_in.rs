@@ -393,6 +393,16 @@ impl Domain {
             created_at: now,
         });
         let refresh = new_refresh_token();
+        let announce = self.event(
+            project,
+            crate::domain::EventKind::SessionCreated,
+            &user.id,
+            json!({
+                "session_id": session.id,
+                "method": session.method,
+                "amr": serde_json::from_str::<serde_json::Value>(&session.amr).unwrap_or_default(),
+            }),
+        );
         let stored = self
             .store
             .insert_session(
@@ -405,6 +415,7 @@ impl Domain {
                     rotated_at: None,
                 },
                 session_pin,
+                vec![announce],
             )
             .await;
         if !matches!(stored, Ok(true)) {

@@ -4,6 +4,7 @@ pub mod api_keys;
 pub mod auth_failures;
 pub mod consent_events;
 pub mod consent_states;
+pub mod events;
 pub mod idempotency_keys;
 pub mod identities;
 pub mod native_credentials;

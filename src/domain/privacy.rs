@@ -1,0 +1,76 @@
+//! Data-subject requests: the export of everything held on a user (GDPR
+//! Art. 15, CCPA's right to know). Erasure is `Domain::delete_user`, whose
+//! `user.deleted` event records when it happened.
+
+use super::{AuditEvent, ConsentEvent, ConsentState, Domain, Project, Result, User};
+use crate::store::entity::identities;
+
+/// A session as stored, without its tokens.
+#[derive(Clone, Debug)]
+pub struct ExportedSession {
+    /// `ses_…`
+    pub id: String,
+    /// How it was opened (`password`, `oauth`, …).
+    pub method: String,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms.
+    pub expires_at: i64,
+    /// Unix ms, when revoked.
+    pub revoked_at: Option<i64>,
+}
+
+/// Everything held on one user.
+#[derive(Clone, Debug)]
+pub struct UserExport {
+    /// When the export was made, Unix ms.
+    pub exported_at: i64,
+    /// The profile, as the vendor of record reports it now.
+    pub user: User,
+    /// The vendor of record.
+    pub vendor: String,
+    /// The user's id at that vendor.
+    pub vendor_user_id: String,
+    /// Linked outside identities.
+    pub identities: Vec<identities::Model>,
+    /// Sessions, oldest first.
+    pub sessions: Vec<ExportedSession>,
+    /// Current consent per category.
+    pub consent: Vec<ConsentState>,
+    /// The whole consent ledger, oldest first.
+    pub consent_ledger: Vec<ConsentEvent>,
+    /// Every event about the user, oldest first.
+    pub events: Vec<AuditEvent>,
+}
+
+impl Domain {
+    /// Everything authmux and the user's vendor hold on a user.
+    pub async fn export_user(&self, project: &Project, user_id: &str) -> Result<UserExport> {
+        let user = self.get_user(project, user_id).await?;
+        let pin = self.user_pin(project, user_id).await?;
+        let sessions = self
+            .store
+            .user_sessions(&project.id, user_id)
+            .await?
+            .into_iter()
+            .map(|s| ExportedSession {
+                id: s.id,
+                method: s.method,
+                created_at: s.created_at,
+                expires_at: s.expires_at,
+                revoked_at: s.revoked_at,
+            })
+            .collect();
+        Ok(UserExport {
+            exported_at: self.now(),
+            vendor: pin.vendor,
+            vendor_user_id: pin.vendor_resource_id,
+            identities: self.identities(project, user_id).await?,
+            sessions,
+            consent: self.list_consent(project, user_id).await?,
+            consent_ledger: self.consent_history(project, user_id).await?,
+            events: self.user_events(project, user_id).await?,
+            user,
+        })
+    }
+}
