@@ -14,6 +14,7 @@ const PROTOS: &[&str] = &[
     "authmux/v1/oauth.proto",
     "authmux/v1/audit.proto",
     "authmux/v1/privacy.proto",
+    "authmux/v1/webhooks.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -117,6 +117,10 @@ pub mod defaults {
     pub const REPLICAS: u32 = 1;
     /// `--audit-retention-days`.
     pub const AUDIT_RETENTION_DAYS: u32 = 365;
+    /// `--webhook-timeout-ms`.
+    pub const WEBHOOK_TIMEOUT_MS: u64 = 10_000;
+    /// `--webhook-poll-ms`.
+    pub const WEBHOOK_POLL_MS: u64 = 500;
 }
 use defaults as d;
 
@@ -147,6 +151,45 @@ pub struct Settings {
     /// Request rate limits.
     #[command(flatten)]
     pub rate_limit: RateLimitSettings,
+    /// Webhook delivery.
+    #[command(flatten)]
+    pub webhooks: WebhookSettings,
+}
+
+/// Webhook delivery.
+#[derive(Clone, Debug, clap::Args)]
+pub struct WebhookSettings {
+    /// Longest wait for a webhook endpoint's answer, in milliseconds.
+    #[arg(long, env = "AUTHMUX_WEBHOOK_TIMEOUT_MS", default_value_t = d::WEBHOOK_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(100..=60_000), global = true)]
+    pub webhook_timeout_ms: u64,
+    /// How often each replica looks for due deliveries, in milliseconds.
+    #[arg(long, env = "AUTHMUX_WEBHOOK_POLL_MS", default_value_t = d::WEBHOOK_POLL_MS, value_parser = clap::value_parser!(u64).range(10..=60_000), global = true)]
+    pub webhook_poll_ms: u64,
+    /// Allows `http` endpoints on loopback (for tests and local
+    /// receivers); otherwise endpoints are `https` to public addresses only.
+    #[arg(long, env = "AUTHMUX_WEBHOOK_ALLOW_HTTP_LOOPBACK", global = true)]
+    pub webhook_allow_http_loopback: bool,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            webhook_timeout_ms: d::WEBHOOK_TIMEOUT_MS,
+            webhook_poll_ms: d::WEBHOOK_POLL_MS,
+            webhook_allow_http_loopback: false,
+        }
+    }
+}
+
+impl WebhookSettings {
+    /// The delivery policy.
+    pub fn policy(&self) -> crate::events::WebhookPolicy {
+        crate::events::WebhookPolicy {
+            timeout: Duration::from_millis(self.webhook_timeout_ms),
+            poll: Duration::from_millis(self.webhook_poll_ms),
+            allow_loopback: self.webhook_allow_http_loopback,
+        }
+    }
 }
 
 impl Settings {
@@ -164,6 +207,7 @@ impl Settings {
             vendor_policy: VendorPolicy::default(),
             listener: ListenerSettings::default(),
             rate_limit: RateLimitSettings::default(),
+            webhooks: WebhookSettings::default(),
         }
     }
 }

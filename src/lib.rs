@@ -15,6 +15,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod events;
 pub mod listener;
 pub mod oauth;
 pub mod passwords;

@@ -29,6 +29,7 @@ use crate::pb::v1::o_auth_service_server::OAuthServiceServer;
 use crate::pb::v1::privacy_service_server::PrivacyServiceServer;
 use crate::pb::v1::session_service_server::SessionServiceServer;
 use crate::pb::v1::user_service_server::UserServiceServer;
+use crate::pb::v1::webhook_service_server::WebhookServiceServer;
 use crate::telemetry;
 use crate::transcode::{self, MAX_BODY_BYTES, REQUEST_ID_HEADER, request_id};
 
@@ -102,6 +103,7 @@ pub async fn app_with(domain: Arc<Domain>, limits: Limits) -> Result<App, Server
     health.set_serving::<OAuthServiceServer<Api>>().await;
     health.set_serving::<AuditServiceServer<Api>>().await;
     health.set_serving::<PrivacyServiceServer<Api>>().await;
+    health.set_serving::<WebhookServiceServer<Api>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -141,7 +143,10 @@ pub async fn app_with(domain: Arc<Domain>, limits: Limits) -> Result<App, Server
             .add_service(
                 AuditServiceServer::new(api.clone()).max_decoding_message_size(MAX_BODY_BYTES),
             )
-            .add_service(PrivacyServiceServer::new(api).max_decoding_message_size(MAX_BODY_BYTES))
+            .add_service(
+                PrivacyServiceServer::new(api.clone()).max_decoding_message_size(MAX_BODY_BYTES),
+            )
+            .add_service(WebhookServiceServer::new(api).max_decoding_message_size(MAX_BODY_BYTES))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -234,6 +234,8 @@ impl Settings {
         if self.vendor_policy.vendor_probe_ms > 0 {
             vendors.spawn_probes(Duration::from_millis(self.vendor_policy.vendor_probe_ms));
         }
+        let worker =
+            crate::events::Worker::new(store.clone(), master.clone(), self.webhooks.policy());
         let domain = Arc::new(
             Domain::new(
                 store,
@@ -244,9 +246,11 @@ impl Settings {
                 self.tokens.session_config(),
             )
             .with_rate_limits(self.rate_limit.config())
-            .with_event_retention(self.store.audit_retention_days),
+            .with_event_retention(self.store.audit_retention_days)
+            .with_webhooks(self.webhooks.policy()),
         );
         domain.spawn_purge();
+        worker.spawn(Arc::downgrade(&domain));
         Ok(domain)
     }
 }

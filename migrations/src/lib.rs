@@ -14,6 +14,7 @@ mod m20261126_000008_phone_numbers;
 mod m20261126_000009_vendor_revocations;
 mod m20261126_000010_oauth;
 mod m20261127_000011_events;
+mod m20261127_000012_webhooks;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000009_vendor_revocations::Migration),
             Box::new(m20261126_000010_oauth::Migration),
             Box::new(m20261127_000011_events::Migration),
+            Box::new(m20261127_000012_webhooks::Migration),
         ]
     }
 }

@@ -9,6 +9,7 @@ mod oauth;
 pub mod rules;
 mod sessions;
 mod users;
+mod webhooks;
 
 use std::sync::Arc;
 

@@ -232,7 +232,7 @@ impl FieldCheck {
                 }
                 for (i, item) in items.iter().enumerate() {
                     if let Some(s) = item.as_str() {
-                        self.check_pattern(&format!("{name}[{i}]"), s)?;
+                        self.check_text(&format!("{name}[{i}]"), s)?;
                     }
                 }
                 Ok(())
@@ -260,6 +260,12 @@ impl FieldCheck {
                 "{name} must be at least {min} characters"
             )));
         }
+        self.check_text(name, s)
+    }
+
+    /// The rules on a text's value (for a list, on each item): allowed
+    /// values, pattern and format.
+    fn check_text(&self, name: &str, s: &str) -> Result<(), Error> {
         if !self.rules.one_of.is_empty() && !self.rules.one_of.iter().any(|v| v == s) {
             return Err(Error::invalid(format!(
                 "{name} {s:?} is not one of {}",

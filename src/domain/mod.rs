@@ -17,6 +17,7 @@ mod revocations;
 mod sessions;
 pub mod text;
 mod users;
+mod webhooks;
 
 pub use byok::ByokInfo;
 pub use consent::{ConsentEvent, ConsentState};
@@ -41,6 +42,7 @@ pub use users::{
     CreateUser, EXACT_INTEGERS, MAX_METADATA_BYTES, MAX_METADATA_DEPTH, UpdateUser, User, UserPage,
     normalize_email,
 };
+pub use webhooks::{CreatedEndpoint, Delivery, DeliveryPage, Endpoint};
 
 use std::sync::Arc;
 
@@ -102,6 +104,7 @@ pub struct Domain {
     limiters: Limiters,
     oauth: crate::oauth::OAuthClient,
     event_retention_ms: i64,
+    webhooks: crate::events::WebhookPolicy,
 }
 
 impl Domain {
@@ -132,6 +135,7 @@ impl Domain {
             limiters: Limiters::new(RateLimitConfig::default()),
             oauth,
             event_retention_ms: DEFAULT_RETENTION_MS,
+            webhooks: crate::events::WebhookPolicy::default(),
         }
     }
 
@@ -144,6 +148,12 @@ impl Domain {
     /// The same domain keeping events (the audit log) for `days`.
     pub fn with_event_retention(mut self, days: u32) -> Self {
         self.event_retention_ms = i64::from(days) * 86_400_000;
+        self
+    }
+
+    /// The same domain checking webhook endpoints against `policy`.
+    pub fn with_webhooks(mut self, policy: crate::events::WebhookPolicy) -> Self {
+        self.webhooks = policy;
         self
     }
 

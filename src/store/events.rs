@@ -10,7 +10,8 @@ use sea_orm::{
 use super::entity::events;
 use super::{Store, StoreResult};
 
-/// Appends `rows` on `conn` (the transaction of the change they announce).
+/// Appends `rows` on `conn` (the transaction of the change they
+/// announce), with their webhook deliveries. All rows are of one project.
 pub(crate) async fn append<C: ConnectionTrait>(
     conn: &C,
     rows: Vec<events::Model>,
@@ -18,6 +19,7 @@ pub(crate) async fn append<C: ConnectionTrait>(
     if rows.is_empty() {
         return Ok(());
     }
+    super::webhooks::fan_out(conn, &rows).await?;
     events::Entity::insert_many(rows.into_iter().map(IntoActiveModel::into_active_model))
         .exec(conn)
         .await?;

@@ -15,6 +15,7 @@ pub mod projects;
 pub mod sessions;
 pub mod signing_keys;
 pub mod users;
+pub mod webhooks;
 
 use std::sync::Arc;
 

@@ -144,6 +144,7 @@ impl Server {
         type O = pb::o_auth_service_client::OAuthServiceClient<Channel>;
         type A = pb::audit_service_client::AuditServiceClient<Channel>;
         type P = pb::privacy_service_client::PrivacyServiceClient<Channel>;
+        type W = pb::webhook_service_client::WebhookServiceClient<Channel>;
         match route.rpc.name() {
             "CreateUser" => rpc!(U, create_user, pb::CreateUserRequest),
             "GetUser" => rpc!(U, get_user, pb::GetUserRequest),
@@ -172,6 +173,21 @@ impl Server {
             "UnlinkIdentity" => rpc!(O, unlink_identity, pb::UnlinkIdentityRequest),
             "ListAuditEvents" => rpc!(A, list_audit_events, pb::ListAuditEventsRequest),
             "ExportUser" => rpc!(P, export_user, pb::ExportUserRequest),
+            "CreateWebhookEndpoint" => {
+                rpc!(W, create_webhook_endpoint, pb::CreateWebhookEndpointRequest)
+            }
+            "ListWebhookEndpoints" => {
+                rpc!(W, list_webhook_endpoints, pb::ListWebhookEndpointsRequest)
+            }
+            "DeleteWebhookEndpoint" => {
+                rpc!(W, delete_webhook_endpoint, pb::DeleteWebhookEndpointRequest)
+            }
+            "ListWebhookDeliveries" => {
+                rpc!(W, list_webhook_deliveries, pb::ListWebhookDeliveriesRequest)
+            }
+            "ReplayWebhookDelivery" => {
+                rpc!(W, replay_webhook_delivery, pb::ReplayWebhookDeliveryRequest)
+            }
             other => panic!("no client mapping for {other}"),
         }
     }

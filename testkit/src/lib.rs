@@ -14,6 +14,7 @@ mod errors;
 pub mod logs;
 mod postgres;
 pub mod process;
+pub mod python;
 mod server;
 
 use std::time::Duration;

@@ -23,6 +23,7 @@ mod tenancy;
 mod tokens;
 mod users;
 mod vendors;
+mod webhooks;
 
 /// The shared test kit, with `spawn_serve` bound to this package's binary.
 mod harness {

@@ -10,40 +10,11 @@ use crate::harness::{Backend, Server};
 /// `target/`; `None` (with the reason printed) without Python.
 fn python() -> Option<std::path::PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let venv = root.join("target/python-client-venv");
-    let py = venv.join("bin/python");
-    if !py.exists() {
-        let made = std::process::Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status();
-        if !made.is_ok_and(|s| s.success()) {
-            assert!(
-                std::env::var_os("AUTHMUX_REQUIRE_PYTHON").is_none(),
-                "AUTHMUX_REQUIRE_PYTHON is set but python3 -m venv does not work"
-            );
-            eprintln!("skipping: python3 with venv is not available for the Python client test");
-            return None;
-        }
-    }
-    let out = std::process::Command::new(&py)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "-r",
-        ])
-        .arg(root.join("examples/python/requirements.txt"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "pip install: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(py)
+    authmux_testkit::python::venv(
+        root,
+        "python-client-venv",
+        &root.join("examples/python/requirements.txt"),
+    )
 }
 
 #[tokio::test]

@@ -18,3 +18,5 @@ pub mod signing_keys;
 pub mod totp_uses;
 pub mod users;
 pub mod vendor_credentials;
+pub mod webhook_deliveries;
+pub mod webhook_endpoints;
