@@ -51,7 +51,7 @@ pub fn grpc_code(code: ErrorCode) -> tonic::Code {
         | ErrorCode::AuthOauthDenied
         | ErrorCode::AuthSessionInvalid => Code::Unauthenticated,
         ErrorCode::AuthOauthStateInvalid => Code::InvalidArgument,
-        ErrorCode::AuthLastSignInMethod => Code::FailedPrecondition,
+        ErrorCode::AuthLastSignInMethod | ErrorCode::LimitReached => Code::FailedPrecondition,
         ErrorCode::AuthTooManyAttempts
         | ErrorCode::AuthRefreshTooFrequent
         | ErrorCode::RateLimited => Code::ResourceExhausted,

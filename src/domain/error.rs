@@ -64,6 +64,9 @@ pub enum ErrorCode {
     AuthOauthStateInvalid,
     /// Unlinking would leave the user no way to sign in.
     AuthLastSignInMethod,
+    /// The project has as many of something as it may (e.g. webhook
+    /// endpoints).
+    LimitReached,
     /// The caller's project (or address) is over its request rate.
     RateLimited,
     /// The server is at capacity for this kind of work (e.g. password
@@ -77,7 +80,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and round-trip tests.
-    pub const ALL: [ErrorCode; 32] = [
+    pub const ALL: [ErrorCode; 33] = [
         ErrorCode::InvalidArgument,
         ErrorCode::AuthInvalidApiKey,
         ErrorCode::AuthUserNotFound,
@@ -106,6 +109,7 @@ impl ErrorCode {
         ErrorCode::AuthOauthDenied,
         ErrorCode::AuthOauthStateInvalid,
         ErrorCode::AuthLastSignInMethod,
+        ErrorCode::LimitReached,
         ErrorCode::RateLimited,
         ErrorCode::ServiceBusy,
         ErrorCode::Unimplemented,
@@ -157,6 +161,7 @@ impl ErrorCode {
             ErrorCode::AuthOauthDenied => ("AUTH_OAUTH_DENIED", 401),
             ErrorCode::AuthOauthStateInvalid => ("AUTH_OAUTH_STATE_INVALID", 400),
             ErrorCode::AuthLastSignInMethod => ("AUTH_LAST_SIGN_IN_METHOD", 409),
+            ErrorCode::LimitReached => ("LIMIT_REACHED", 409),
             ErrorCode::RateLimited => ("RATE_LIMITED", 429),
             ErrorCode::ServiceBusy => ("SERVICE_BUSY", 503),
             ErrorCode::Unimplemented => ("UNIMPLEMENTED", 501),

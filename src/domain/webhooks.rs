@@ -128,9 +128,10 @@ impl Domain {
             ssrf::check_url(url, self.webhooks.allow_loopback).map_err(|e| Error::invalid(e.0))?;
         let existing = self.store.webhook_endpoints(&project.id).await?;
         if existing.len() >= MAX_ENDPOINTS {
-            return Err(Error::invalid(format!(
-                "a project may have at most {MAX_ENDPOINTS} webhook endpoints"
-            )));
+            return Err(Error::new(
+                ErrorCode::LimitReached,
+                format!("a project may have at most {MAX_ENDPOINTS} webhook endpoints"),
+            ));
         }
         let mut types = event_types;
         types.sort();

@@ -169,8 +169,9 @@ fn body_schema(
 /// malformed (400), unauthenticated (401), miss what it names (404: a
 /// user, session, provider or capability), be limited (429) or shed
 /// (503); a body can be too large (413); calls that take an idempotency
-/// key can meet it in use (409) or reused (422); calls on users, sessions
-/// and sign-in can find the vendor unconfigured (409) or failing (502).
+/// key can meet it in use (409) or reused (422); calls on users, sessions,
+/// sign-in and exports can find the vendor unconfigured (409) or failing
+/// (502); webhook calls can meet the project's endpoint limit (409).
 fn error_statuses(route: &HttpRoute, idempotent: bool) -> Vec<u16> {
     let mut out = vec![400, 401, 404, 429, 503];
     if route.body {
@@ -181,9 +182,12 @@ fn error_statuses(route: &HttpRoute, idempotent: bool) -> Vec<u16> {
     }
     if matches!(
         route.rpc.parent_service().name(),
-        "UserService" | "SessionService" | "OAuthService"
+        "UserService" | "SessionService" | "OAuthService" | "PrivacyService"
     ) {
         out.extend([409, 502]);
+    }
+    if route.rpc.parent_service().name() == "WebhookService" {
+        out.push(409);
     }
     out.sort_unstable();
     out.dedup();

@@ -447,6 +447,25 @@ async fn endpoints_never_reach_inside(s: &Server, t: Transport) {
             .await,
         "AUTH_INVALID_API_KEY",
     );
+    // At most 20 endpoints per project (the `localhost` one is the first).
+    for i in 1..20 {
+        s.call(
+            t,
+            "webhooks.endpoints@post",
+            json!({"url": format!("https://hooks{i}.example.com/x")}),
+        )
+        .await
+        .unwrap();
+    }
+    expect_err(
+        s.call(
+            t,
+            "webhooks.endpoints@post",
+            json!({"url": "https://one-too-many.example.com/x"}),
+        )
+        .await,
+        "LIMIT_REACHED",
+    );
 }
 
 contract!(endpoints_never_reach_inside, |c| c.webhooks.webhook_poll_ms = 50, vendors[]);
