@@ -35,7 +35,7 @@ pub const RETRY_SCHEDULE: [Duration; 9] = [
 ];
 
 /// The most deliveries one worker has in flight.
-const BATCH: u64 = 16;
+const BATCH: u64 = 64;
 /// The most of a reply body kept as the error of a failed attempt.
 const ERROR_BODY_BYTES: usize = 256;
 
