@@ -9,7 +9,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Domain, Error, Project, Result, new_id};
+use super::{Domain, Project, Result, new_id};
 use crate::store::entity::{events, users};
 use crate::store::events::EventFilter;
 
@@ -261,20 +261,14 @@ impl Domain {
         cursor: Option<&str>,
         limit: Option<i32>,
     ) -> Result<AuditPage> {
-        let limit = match limit {
-            None => 50,
-            Some(n @ 1..=200) => n as u64,
-            Some(_) => return Err(Error::invalid("limit must be between 1 and 200")),
-        };
+        let fetch = super::paging::fetch_for(limit)?;
         let filter = EventFilter {
             user_id,
             kind,
             before: cursor,
         };
-        let rows = self.store.events(&project.id, &filter, limit).await?;
-        let next_cursor = (rows.len() as u64 == limit)
-            .then(|| rows.last().map(|r| r.id.clone()))
-            .flatten();
+        let rows = self.store.events(&project.id, &filter, fetch).await?;
+        let (rows, next_cursor) = super::paging::page(rows, fetch, |r| &r.id);
         Ok(AuditPage {
             items: rows.into_iter().map(AuditEvent::from).collect(),
             next_cursor,

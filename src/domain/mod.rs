@@ -9,6 +9,7 @@ pub(crate) mod events;
 mod idempotency;
 mod ids;
 mod oauth;
+mod paging;
 mod privacy;
 mod projects;
 mod purge;

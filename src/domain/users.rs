@@ -14,9 +14,6 @@ const MFA_ENROLLMENT_CLAIM_MS: i64 = 60_000;
 
 /// Largest metadata object, serialized.
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
-/// Default and largest page sizes of `user.list`.
-pub const DEFAULT_PAGE: i32 = 50;
-const MAX_PAGE: i32 = 200;
 
 /// A user as the API shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -474,12 +471,7 @@ impl Domain {
         cursor: Option<&str>,
         limit: Option<i32>,
     ) -> Result<UserPage> {
-        let limit = limit.unwrap_or(DEFAULT_PAGE);
-        if !(1..=MAX_PAGE).contains(&limit) {
-            return Err(Error::invalid(format!(
-                "limit must be between 1 and {MAX_PAGE}, got {limit}"
-            )));
-        }
+        let fetch = super::paging::fetch_for(limit)?;
         let before = match cursor {
             None | Some("") => None,
             // The cursor is the last id of the previous page (its shape is
@@ -487,17 +479,11 @@ impl Domain {
             // in the keyset order.
             Some(c) => Some(c.to_owned()),
         };
-        let mut rows = self
+        let rows = self
             .store
-            .list_users(&project.id, before.as_deref(), limit as u64 + 1)
+            .list_users(&project.id, before.as_deref(), fetch)
             .await?;
-        let more = rows.len() > limit as usize;
-        rows.truncate(limit as usize);
-        let next_cursor = if more {
-            rows.last().map(|r| r.id.clone())
-        } else {
-            None
-        };
+        let (rows, next_cursor) = super::paging::page(rows, fetch, |r| &r.id);
         let items = rows.into_iter().map(to_user).collect::<Result<_>>()?;
         Ok(UserPage { items, next_cursor })
     }

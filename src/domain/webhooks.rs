@@ -184,18 +184,12 @@ impl Domain {
         cursor: Option<&str>,
         limit: Option<i32>,
     ) -> Result<DeliveryPage> {
-        let limit = match limit {
-            None => 50,
-            Some(n @ 1..=200) => n as u64,
-            Some(_) => return Err(Error::invalid("limit must be between 1 and 200")),
-        };
+        let fetch = super::paging::fetch_for(limit)?;
         let rows = self
             .store
-            .webhook_deliveries(&project.id, endpoint_id, cursor, limit)
+            .webhook_deliveries(&project.id, endpoint_id, cursor, fetch)
             .await?;
-        let next_cursor = (rows.len() as u64 == limit)
-            .then(|| rows.last().map(|r| r.id.clone()))
-            .flatten();
+        let (rows, next_cursor) = super::paging::page(rows, fetch, |r| &r.id);
         Ok(DeliveryPage {
             items: rows.into_iter().map(Delivery::from).collect(),
             next_cursor,
