@@ -233,6 +233,20 @@ impl Store {
         lease_until: i64,
         limit: u64,
     ) -> StoreResult<Vec<Claimed>> {
+        // Most polls find nothing due: a read says so without taking
+        // SQLite's write lock (or a PostgreSQL transaction).
+        let due = webhook_deliveries::Entity::find()
+            .select_only()
+            .column(webhook_deliveries::Column::Id)
+            .filter(webhook_deliveries::Column::Status.eq(PENDING))
+            .filter(webhook_deliveries::Column::NextAttemptAt.lte(now))
+            .limit(1)
+            .into_tuple::<String>()
+            .one(self.db())
+            .await?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         let backend = self.db().get_database_backend();
         let (p, lock) = match backend {
             DbBackend::Postgres => (["$1", "$2", "$3", "$4"], "FOR UPDATE SKIP LOCKED"),
