@@ -126,13 +126,6 @@ impl Domain {
     ) -> Result<CreatedEndpoint> {
         let url =
             ssrf::check_url(url, self.webhooks.allow_loopback).map_err(|e| Error::invalid(e.0))?;
-        let existing = self.store.webhook_endpoints(&project.id).await?;
-        if existing.len() >= MAX_ENDPOINTS {
-            return Err(Error::new(
-                ErrorCode::LimitReached,
-                format!("a project may have at most {MAX_ENDPOINTS} webhook endpoints"),
-            ));
-        }
         let mut types = event_types;
         types.sort();
         types.dedup();
@@ -149,7 +142,16 @@ impl Domain {
             disabled_at: None,
             failure_streak: 0,
         };
-        self.store.insert_webhook_endpoint(row.clone()).await?;
+        if !self
+            .store
+            .insert_webhook_endpoint(row.clone(), MAX_ENDPOINTS as u64)
+            .await?
+        {
+            return Err(Error::new(
+                ErrorCode::LimitReached,
+                format!("a project may have at most {MAX_ENDPOINTS} webhook endpoints"),
+            ));
+        }
         Ok(CreatedEndpoint {
             endpoint: row.into(),
             secret: format!("whsec_{}", STANDARD.encode(key)),

@@ -5,11 +5,11 @@
 
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    QuerySelect, Statement, Value,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement, Value,
 };
 
-use super::entity::{events, webhook_deliveries, webhook_endpoints};
+use super::entity::{events, projects, webhook_deliveries, webhook_endpoints};
 use super::{Store, StoreResult};
 
 /// A delivery waiting for its first attempt or a retry.
@@ -115,12 +115,33 @@ pub enum Attempt {
 pub type Claimed = (webhook_deliveries::Model, webhook_endpoints::Model);
 
 impl Store {
-    /// Adds an endpoint.
-    pub async fn insert_webhook_endpoint(&self, row: webhook_endpoints::Model) -> StoreResult<()> {
-        webhook_endpoints::Entity::insert(row.into_active_model())
-            .exec(self.db())
+    /// Adds an endpoint unless its project already has `max`: false then.
+    /// The count and the insert are one transaction with the project's
+    /// row locked (SQLite serialises writers), so creates racing each
+    /// other never pass the limit together.
+    pub async fn insert_webhook_endpoint(
+        &self,
+        row: webhook_endpoints::Model,
+        max: u64,
+    ) -> StoreResult<bool> {
+        let txn = self.write_txn().await?;
+        projects::Entity::find_by_id(row.project_id.clone())
+            .lock_exclusive()
+            .one(&txn)
             .await?;
-        Ok(())
+        let held = webhook_endpoints::Entity::find()
+            .filter(webhook_endpoints::Column::ProjectId.eq(row.project_id.clone()))
+            .count(&txn)
+            .await?;
+        if held >= max {
+            txn.rollback().await?;
+            return Ok(false);
+        }
+        webhook_endpoints::Entity::insert(row.into_active_model())
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(true)
     }
 
     /// A project's endpoints, oldest first.

@@ -612,3 +612,28 @@ async fn a_restart_mid_delivery_loses_nothing() {
     .await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 1);
 }
+
+/// Creates racing each other never pass the endpoint limit together.
+async fn the_endpoint_limit_holds_under_parallel_creates(s: &Server, t: Transport) {
+    let creates = (0..25).map(|i| async move {
+        s.call(
+            t,
+            "webhooks.endpoints@post",
+            json!({"url": format!("https://race{i}.example.com/x")}),
+        )
+        .await
+    });
+    let results = futures::future::join_all(creates).await;
+    let made = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(made, 20, "{results:?}");
+    for r in results.into_iter().filter(|r| r.is_err()) {
+        expect_err(r, "LIMIT_REACHED");
+    }
+    let listed = s
+        .call(t, "webhooks.endpoints@get", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 20);
+}
+
+contract!(the_endpoint_limit_holds_under_parallel_creates);
