@@ -35,33 +35,8 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 }
 
 fn row(project: &Project, now: i64) -> (users::Model, pins::Model) {
-    let id = new_id("usr");
-    let email = format!("{id}@bench.example");
-    (
-        users::Model {
-            id: id.clone(),
-            project_id: project.id.clone(),
-            email: email.clone(),
-            email_lower: email,
-            email_verified: false,
-            metadata: "{}".to_owned(),
-            mfa_enabled: false,
-            vendor: "native".to_owned(),
-            created_at: now,
-            updated_at: now,
-            phone_number: None,
-            password_set: false,
-        },
-        pins::Model {
-            project_id: project.id.clone(),
-            resource_id: id,
-            kind: "user".to_owned(),
-            vendor: "native".to_owned(),
-            mode: "managed".to_owned(),
-            vendor_resource_id: String::new(),
-            created_at: now,
-        },
-    )
+    let email = format!("{}@bench.example", new_id("u"));
+    authmux_testkit::native_user(&project.id, &email, "{}", now)
 }
 
 fn event(project: &Project, user_id: &str, now: i64) -> events::Model {

@@ -8,9 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use authmux::config::Settings;
-use authmux::domain::{Domain, Project, new_id};
+use authmux::domain::{Domain, Project};
 use authmux::pb::v1 as pb;
-use authmux::store::entity::{pins, users};
 use authmux_testkit::Server;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tonic::transport::Channel;
@@ -33,34 +32,11 @@ async fn seed(domain: &Arc<Domain>, project: &Project) -> Vec<String> {
     let mut ids = Vec::with_capacity(USERS);
     let rows = (0..USERS)
         .map(|i| {
-            let id = new_id("usr");
-            ids.push(id.clone());
             let email = format!("user{i}@bench.example");
-            (
-                users::Model {
-                    id: id.clone(),
-                    project_id: project.id.clone(),
-                    email: email.clone(),
-                    email_lower: email,
-                    email_verified: false,
-                    metadata: r#"{"plan":"free"}"#.to_owned(),
-                    mfa_enabled: false,
-                    vendor: "native".to_owned(),
-                    created_at: now,
-                    updated_at: now,
-                    phone_number: None,
-                    password_set: false,
-                },
-                pins::Model {
-                    project_id: project.id.clone(),
-                    resource_id: id,
-                    kind: "user".to_owned(),
-                    vendor: "native".to_owned(),
-                    mode: "managed".to_owned(),
-                    vendor_resource_id: String::new(),
-                    created_at: now,
-                },
-            )
+            let (user, pin) =
+                authmux_testkit::native_user(&project.id, &email, r#"{"plan":"free"}"#, now);
+            ids.push(user.id.clone());
+            (user, pin)
         })
         .collect();
     domain.store().insert_users_bulk(rows).await.unwrap();

@@ -17,7 +17,6 @@ enum WebhookEndpoints {
     Secret,
     CreatedAt,
     DisabledAt,
-    FailureStreak,
 }
 
 #[derive(DeriveIden)]
@@ -53,7 +52,6 @@ impl MigrationTrait for Migration {
                 .col(blob(WebhookEndpoints::Secret))
                 .col(big_integer(WebhookEndpoints::CreatedAt))
                 .col(big_integer_null(WebhookEndpoints::DisabledAt))
-                .col(integer(WebhookEndpoints::FailureStreak).default(0))
                 .to_owned(),
         )
         .await?;

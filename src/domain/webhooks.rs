@@ -140,7 +140,6 @@ impl Domain {
             secret: self.master.seal(&key, &secret_context(&id)),
             created_at: self.now(),
             disabled_at: None,
-            failure_streak: 0,
         };
         if !self
             .store

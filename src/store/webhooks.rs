@@ -232,7 +232,6 @@ impl Store {
                     webhook_endpoints::Column::DisabledAt,
                     Expr::value(Option::<i64>::None),
                 )
-                .col_expr(webhook_endpoints::Column::FailureStreak, Expr::value(0))
                 .filter(webhook_endpoints::Column::Id.eq(d.endpoint_id.clone()))
                 .exec(&txn)
                 .await?;
@@ -326,10 +325,9 @@ impl Store {
     }
 
     /// Records an attempt of a delivery `worker` holds; nothing when its
-    /// lease was lost meanwhile (another replica owns it now). A success
-    /// resets the endpoint's failure streak; a failure lengthens it, and
-    /// the endpoint is disabled once a delivery is given up. True when
-    /// this attempt disabled the endpoint.
+    /// lease was lost meanwhile (another replica owns it now). The
+    /// endpoint is disabled once a delivery is given up. True when this
+    /// attempt disabled the endpoint.
     pub async fn finish_delivery(
         &self,
         delivery: &webhook_deliveries::Model,
@@ -394,34 +392,15 @@ impl Store {
             txn.rollback().await?;
             return Ok(false);
         }
-        let endpoint = webhook_endpoints::Entity::update_many()
-            .filter(webhook_endpoints::Column::Id.eq(delivery.endpoint_id.clone()));
-        let disabled = match outcome {
-            Attempt::Delivered { .. } => {
-                endpoint
-                    .col_expr(webhook_endpoints::Column::FailureStreak, Expr::value(0))
-                    .exec(&txn)
-                    .await?;
-                false
-            }
-            Attempt::Failed { .. } => {
-                let endpoint = endpoint.col_expr(
-                    webhook_endpoints::Column::FailureStreak,
-                    Expr::col(webhook_endpoints::Column::FailureStreak).add(1),
-                );
-                if given_up {
-                    let res = endpoint
-                        .col_expr(webhook_endpoints::Column::DisabledAt, Expr::value(now))
-                        .filter(webhook_endpoints::Column::DisabledAt.is_null())
-                        .exec(&txn)
-                        .await?;
-                    res.rows_affected == 1
-                } else {
-                    endpoint.exec(&txn).await?;
-                    false
-                }
-            }
-        };
+        let disabled = given_up
+            && webhook_endpoints::Entity::update_many()
+                .col_expr(webhook_endpoints::Column::DisabledAt, Expr::value(now))
+                .filter(webhook_endpoints::Column::Id.eq(delivery.endpoint_id.clone()))
+                .filter(webhook_endpoints::Column::DisabledAt.is_null())
+                .exec(&txn)
+                .await?
+                .rows_affected
+                == 1;
         if disabled {
             super::events::append(&txn, vec![disabled_event()]).await?;
         }

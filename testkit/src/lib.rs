@@ -38,3 +38,42 @@ where
         tokio::time::sleep(every).await;
     }
 }
+
+/// A built-in provider's user row and its pin, as benches write them
+/// straight into the store.
+pub fn native_user(
+    project_id: &str,
+    email: &str,
+    metadata: &str,
+    now: i64,
+) -> (
+    authmux::store::entity::users::Model,
+    authmux::store::entity::pins::Model,
+) {
+    let id = authmux::domain::new_id("usr");
+    (
+        authmux::store::entity::users::Model {
+            id: id.clone(),
+            project_id: project_id.to_owned(),
+            email: email.to_owned(),
+            email_lower: email.to_lowercase(),
+            email_verified: false,
+            metadata: metadata.to_owned(),
+            mfa_enabled: false,
+            vendor: "native".to_owned(),
+            created_at: now,
+            updated_at: now,
+            phone_number: None,
+            password_set: false,
+        },
+        authmux::store::entity::pins::Model {
+            project_id: project_id.to_owned(),
+            resource_id: id,
+            kind: "user".to_owned(),
+            vendor: "native".to_owned(),
+            mode: "managed".to_owned(),
+            vendor_resource_id: String::new(),
+            created_at: now,
+        },
+    )
+}

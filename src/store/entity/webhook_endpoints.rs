@@ -15,7 +15,6 @@ pub struct Model {
     pub secret: Vec<u8>,
     pub created_at: i64,
     pub disabled_at: Option<i64>,
-    pub failure_streak: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
