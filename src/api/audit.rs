@@ -2,7 +2,7 @@
 
 use tonic::Request;
 
-use super::convert::timestamp;
+use super::convert::{json_to_struct, timestamp};
 use super::{Api, ApiResult, project, reply};
 use crate::pb::v1 as pb;
 use crate::pb::v1::audit_service_server::AuditService;
@@ -47,6 +47,7 @@ impl PrivacyService for Api {
                     user: Some(x.user.into()),
                     vendor: x.vendor,
                     vendor_user_id: x.vendor_user_id,
+                    vendor_record: x.vendor_record.map(json_to_struct),
                     identities: x.identities.into_iter().map(Into::into).collect(),
                     sessions: x
                         .sessions

@@ -2,8 +2,10 @@
 //! Art. 15, CCPA's right to know). Erasure is `Domain::delete_user`, whose
 //! `user.deleted` event records when it happened.
 
+use super::Error;
 use super::{AuditEvent, ConsentEvent, ConsentState, Domain, Project, Result, User};
 use crate::store::entity::identities;
+use crate::vendors::{VendorError, scrub_secrets};
 
 /// A session as stored, without its tokens.
 #[derive(Clone, Debug)]
@@ -31,6 +33,10 @@ pub struct UserExport {
     pub vendor: String,
     /// The user's id at that vendor.
     pub vendor_user_id: String,
+    /// Everything the vendor holds on the user, as its API returned it
+    /// (credentials dropped); `None` for the built-in provider, whose
+    /// record is authmux's own rows, all of them here.
+    pub vendor_record: Option<serde_json::Map<String, serde_json::Value>>,
     /// Linked outside identities.
     pub identities: Vec<identities::Model>,
     /// Sessions, oldest first.
@@ -48,6 +54,19 @@ impl Domain {
     pub async fn export_user(&self, project: &Project, user_id: &str) -> Result<UserExport> {
         let user = self.get_user(project, user_id).await?;
         let pin = self.user_pin(project, user_id).await?;
+        let vendor = self.pinned_vendor(project, &pin).await?;
+        let vendor_record = match vendor
+            .export_user(&project.id, &pin.vendor_resource_id)
+            .await
+        {
+            Ok(record) => record.map(|mut r| {
+                scrub_secrets(&mut r);
+                r
+            }),
+            // Gone at the vendor since `get_user` read it: deleted meanwhile.
+            Err(VendorError::NotFound(_)) => return Err(Error::user_not_found(user_id)),
+            Err(e) => return Err(e.into()),
+        };
         let sessions = self
             .store
             .user_sessions(&project.id, user_id)
@@ -61,16 +80,23 @@ impl Domain {
                 revoked_at: s.revoked_at,
             })
             .collect();
-        Ok(UserExport {
+        let export = UserExport {
             exported_at: self.now(),
             vendor: pin.vendor,
             vendor_user_id: pin.vendor_resource_id,
+            vendor_record,
             identities: self.identities(project, user_id).await?,
             sessions,
             consent: self.list_consent(project, user_id).await?,
             consent_ledger: self.consent_history(project, user_id).await?,
             events: self.user_events(project, user_id).await?,
             user,
-        })
+        };
+        // The reads above are several; a deletion commits all its rows at
+        // once. Still there now, the user was there for every read, so the
+        // document is whole; gone, some reads may have missed rows, and
+        // the answer is what it would be a moment later.
+        self.user_pin(project, user_id).await?;
+        Ok(export)
     }
 }

@@ -376,6 +376,57 @@ impl IdentityVendor for Clerk {
         }))
     }
 
+    /// The user object (`GetUser`: addresses, phone numbers, external
+    /// accounts, every metadata field) and the user's sessions
+    /// (`GetSessionList` with `user_id`: a bare array, newest first, at
+    /// most 500 a page with `limit`/`offset`; Clerk prunes old inactive
+    /// ones itself).
+    async fn export_user(
+        &self,
+        _project_id: &str,
+        vendor_user_id: &str,
+    ) -> Result<Option<Map<String, Value>>> {
+        const PAGE: usize = 500;
+        let user = self
+            .send(
+                "get_user",
+                Retry::Safe,
+                reqwest::Method::GET,
+                &format!("/users/{vendor_user_id}"),
+                None,
+            )
+            .await?;
+        let mut sessions = Vec::new();
+        loop {
+            let page: Vec<Value> = self
+                .send_as(
+                    "list_sessions",
+                    Retry::Safe,
+                    reqwest::Method::GET,
+                    &format!(
+                        "/sessions?user_id={vendor_user_id}&limit={PAGE}&offset={}",
+                        sessions.len()
+                    ),
+                    None,
+                )
+                .await?;
+            let last = page.len() < PAGE;
+            sessions.extend(page);
+            if last {
+                break;
+            }
+            if sessions.len() >= 100 * PAGE {
+                return Err(VendorError::Protocol(
+                    "clerk kept listing sessions past 50,000".into(),
+                ));
+            }
+        }
+        Ok(Some(Map::from_iter([
+            ("user".to_owned(), user),
+            ("sessions".to_owned(), Value::Array(sessions)),
+        ])))
+    }
+
     /// `PUT /users/{id}/metadata` replaces `private_metadata` whole.
     async fn set_metadata(
         &self,

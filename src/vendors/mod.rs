@@ -305,6 +305,20 @@ pub trait IdentityVendor: Send + Sync {
         vendor_user_id: &str,
     ) -> Result<Option<VendorUser>>;
 
+    /// Everything the vendor holds on the user, as its API returns it,
+    /// for the data-subject export: `{"user": …}` plus the lists the
+    /// vendor keeps apart from the user object (sessions, identities,
+    /// factors). `None` when authmux's own rows are the whole record (the
+    /// built-in provider). Keys that could carry a credential are dropped
+    /// by the caller ([`scrub_secrets`]).
+    async fn export_user(
+        &self,
+        _project_id: &str,
+        _vendor_user_id: &str,
+    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
+        Ok(None)
+    }
+
     /// Refuses metadata the vendor can't keep (a size limit), before
     /// anything is stored.
     fn check_metadata(&self, _metadata: &serde_json::Map<String, serde_json::Value>) -> Result<()> {
@@ -442,6 +456,37 @@ pub trait IdentityVendor: Send + Sync {
     /// own, or while the vendor can't say.
     async fn token_source(&self) -> Option<TokenSource> {
         None
+    }
+}
+
+/// Keys a vendor's record may use for a credential (TOTP seeds and their
+/// `otpauth://` URIs and QR codes, password hashes, tokens). None of the
+/// vendors' read endpoints documents such a key, so removing them from an
+/// export only guards against a vendor that starts sending one.
+const SECRET_KEYS: [&str; 10] = [
+    "secret",
+    "uri",
+    "qr_code",
+    "password",
+    "password_digest",
+    "encrypted_password",
+    "access_token",
+    "refresh_token",
+    "token",
+    "backup_codes",
+];
+
+/// Drops every key in [`SECRET_KEYS`] from a vendor's record, at any depth.
+pub fn scrub_secrets(record: &mut serde_json::Map<String, serde_json::Value>) {
+    record.retain(|k, _| !SECRET_KEYS.contains(&k.as_str()));
+    record.values_mut().for_each(scrub_value);
+}
+
+fn scrub_value(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => scrub_secrets(map),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(scrub_value),
+        _ => {}
     }
 }
 
@@ -640,5 +685,31 @@ impl VendorRouter {
     /// Whether a vendor can serve requests in managed mode.
     pub fn is_configured(&self, kind: VendorKind) -> bool {
         self.managed.contains_key(&kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scrub_secrets;
+    use serde_json::json;
+
+    #[test]
+    fn scrub_drops_credentials_at_any_depth() {
+        let serde_json::Value::Object(mut v) = json!({
+            "user": {"id": "u1", "password": "x", "email": "a@b.c"},
+            "auth_factors": [{"id": "f1", "totp": {"issuer": "i", "secret": "S", "uri": "otpauth://", "qr_code": "data:"}}],
+            "sessions": [{"id": "s1", "token": "t"}],
+        }) else {
+            panic!("an object")
+        };
+        scrub_secrets(&mut v);
+        assert_eq!(
+            serde_json::Value::Object(v),
+            json!({
+                "user": {"id": "u1", "email": "a@b.c"},
+                "auth_factors": [{"id": "f1", "totp": {"issuer": "i"}}],
+                "sessions": [{"id": "s1"}],
+            })
+        );
     }
 }

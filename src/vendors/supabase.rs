@@ -406,6 +406,28 @@ impl IdentityVendor for Supabase {
         }))
     }
 
+    /// The user object of `GET /admin/users/{id}`, which GoTrue reads with
+    /// its identities and MFA factors (`internal/models/user.go`: `findUser`
+    /// loads through `tx.Eager()`; `internal/models/factor.go`: a factor's
+    /// `Secret` is `json:"-"`). GoTrue's admin API lists no sessions per
+    /// user, so none are here.
+    async fn export_user(
+        &self,
+        _project_id: &str,
+        vendor_user_id: &str,
+    ) -> Result<Option<Map<String, Value>>> {
+        let user = self
+            .admin_call(
+                "get_user",
+                Retry::Safe,
+                Method::GET,
+                &format!("/admin/users/{vendor_user_id}"),
+                None,
+            )
+            .await?;
+        Ok(Some(Map::from_iter([("user".to_owned(), user)])))
+    }
+
     /// Metadata lives in the server-only `app_metadata` under one key
     /// (`user_metadata` is user-writable and lands in every JWT). GoTrue
     /// merges `app_metadata` key by key with `null` deleting

@@ -430,6 +430,50 @@ impl Workos {
         Ok(list.data.into_iter().map(|f| f.id).collect())
     }
 
+    /// Every item of a WorkOS list endpoint, page by page (`limit` up to
+    /// 100, `list_metadata.after` the next cursor, `null` at the end).
+    async fn list_all(&self, op: &'static str, path: &str) -> Result<Vec<Value>> {
+        #[derive(Deserialize)]
+        struct Page {
+            data: Vec<Value>,
+            #[serde(default)]
+            list_metadata: Option<Cursor>,
+        }
+        #[derive(Deserialize)]
+        struct Cursor {
+            after: Option<String>,
+        }
+        let mut items = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..500 {
+            let query = {
+                let mut q = form_urlencoded::Serializer::new(String::new());
+                q.append_pair("limit", "100").append_pair("order", "asc");
+                if let Some(a) = &after {
+                    q.append_pair("after", a);
+                }
+                q.finish()
+            };
+            let page: Page = self
+                .send_as(
+                    op,
+                    Retry::Safe,
+                    Method::GET,
+                    &format!("{path}?{query}"),
+                    None,
+                )
+                .await?;
+            items.extend(page.data);
+            after = page.list_metadata.and_then(|m| m.after);
+            if after.is_none() {
+                return Ok(items);
+            }
+        }
+        Err(VendorError::Protocol(format!(
+            "workos kept paging {path} past 50,000 items"
+        )))
+    }
+
     /// Ends a session; WorkOS answers 400 for one it does not hold
     /// (ended, expired or unknown), which is done too.
     async fn revoke(&self, vendor_session_id: &str) -> Result<()> {
@@ -492,6 +536,43 @@ impl IdentityVendor for Workos {
             email_verified: user.email_verified,
             mfa_enabled,
         }))
+    }
+
+    /// The user object (`GET /user_management/users/{id}`), its OAuth
+    /// identities (`GET …/identities`, a bare array), its authentication
+    /// factors (`GET …/auth_factors`: `totp` carries only `issuer` and
+    /// `user`; the secret is shown at enrolment alone) and its active
+    /// sessions (`GET …/sessions`, with address and user agent).
+    async fn export_user(
+        &self,
+        _project_id: &str,
+        vendor_user_id: &str,
+    ) -> Result<Option<Map<String, Value>>> {
+        let base = format!("/user_management/users/{vendor_user_id}");
+        let user = self
+            .send("get_user", Retry::Safe, Method::GET, &base, None)
+            .await?;
+        let identities = self
+            .send(
+                "list_identities",
+                Retry::Safe,
+                Method::GET,
+                &format!("{base}/identities"),
+                None,
+            )
+            .await?;
+        let factors = self
+            .list_all("list_factors", &format!("{base}/auth_factors"))
+            .await?;
+        let sessions = self
+            .list_all("list_sessions", &format!("{base}/sessions"))
+            .await?;
+        Ok(Some(Map::from_iter([
+            ("user".to_owned(), user),
+            ("identities".to_owned(), identities),
+            ("auth_factors".to_owned(), Value::Array(factors)),
+            ("sessions".to_owned(), Value::Array(sessions)),
+        ])))
     }
 
     async fn set_metadata(&self, _: &str, _: &str, _: &Map<String, Value>) -> Result<()> {

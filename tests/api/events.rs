@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use authmux::vendors::VendorKind;
+
 use crate::harness::{Server, Transport, expect_err};
 use authmux_testkit::contract;
 
@@ -447,6 +449,109 @@ async fn export_holds_everything_but_secrets(s: &Server, t: Transport) {
 }
 
 contract!(export_holds_everything_but_secrets);
+
+/// The export carries the vendor's own record of the user, read from its
+/// API page by page (Clerk pages sessions by 500, WorkOS lists by 100),
+/// with no credential in it; the built-in provider has no record beyond
+/// authmux's rows.
+async fn export_carries_the_vendors_record(s: &Server, t: Transport) {
+    let email = "rec@example.com";
+    let u = s
+        .call(
+            t,
+            "auth.user.create",
+            json!({"email": email, "password": PASSWORD, "metadata": {"plan": "pro"}}),
+        )
+        .await
+        .unwrap();
+    let id = u["user_id"].as_str().unwrap();
+    crate::harness::confirm_email(s, t, id).await;
+    let session = sign_in(s, t, id).await;
+    let export = || async {
+        s.call(t, "auth.user.export", json!({"user_id": id}))
+            .await
+            .unwrap()
+    };
+    let vendor_id = export().await["vendor_user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Sessions opened elsewhere, past one page of the vendor's list.
+    if let Some(clerk) = &s.clerk_keys {
+        clerk.seed_sessions(&vendor_id, 600);
+    }
+    if let Some(workos) = &s.workos {
+        workos.seed_sessions(email, 150);
+    }
+    let mfa_secret = match s.vendor {
+        VendorKind::Supabase => None,
+        _ => {
+            let up = s
+                .call(
+                    t,
+                    "auth.user.update",
+                    json!({"user_id": id, "mfa_enabled": true}),
+                )
+                .await
+                .unwrap();
+            Some(up["mfa_enrollment"]["secret"].as_str().unwrap().to_owned())
+        }
+    };
+
+    let x = export().await;
+    assert_eq!(x["vendor"], s.vendor.as_str());
+    let record = &x["vendor_record"];
+    let user = &record["user"];
+    match s.vendor {
+        VendorKind::Native => assert!(record.is_null(), "{record}"),
+        VendorKind::Clerk => {
+            assert_eq!(user["id"], json!(vendor_id));
+            assert_eq!(user["email_addresses"][0]["email_address"], email);
+            assert_eq!(user["private_metadata"], json!({"plan": "pro"}));
+            assert_eq!(user["totp_enabled"], true);
+            let sessions = record["sessions"].as_array().unwrap();
+            assert_eq!(sessions.len(), 601, "every page of sessions");
+            assert!(sessions.iter().all(|v| v["user_id"] == json!(vendor_id)));
+        }
+        VendorKind::Workos => {
+            assert_eq!(user["id"], json!(vendor_id));
+            assert_eq!(user["email"], email);
+            assert_eq!(record["identities"], json!([]));
+            let factors = record["auth_factors"].as_array().unwrap();
+            assert_eq!(factors.len(), 1, "{factors:?}");
+            assert_eq!(factors[0]["type"], "totp");
+            assert_eq!(factors[0]["totp"]["user"], email);
+            let sessions = record["sessions"].as_array().unwrap();
+            assert_eq!(sessions.len(), 151, "every page of sessions");
+            assert!(sessions.iter().all(|v| v["status"] == "active"));
+        }
+        VendorKind::Supabase => {
+            assert_eq!(user["id"], json!(vendor_id));
+            assert_eq!(user["email"], email);
+            assert_eq!(
+                user["app_metadata"]["authmux_metadata"],
+                json!({"plan": "pro"})
+            );
+            assert_eq!(user["identities"][0]["provider"], "email");
+            assert_eq!(user["identities"][0]["identity_data"]["email"], email);
+        }
+    }
+    let text = x.to_string();
+    let mut secrets = vec![
+        PASSWORD.to_owned(),
+        session["access_token"].as_str().unwrap().to_owned(),
+        session["refresh_token"].as_str().unwrap().to_owned(),
+    ];
+    secrets.extend(mfa_secret);
+    for secret in &secrets {
+        assert!(
+            !text.contains(secret.as_str()),
+            "the export carries {secret:?}"
+        );
+    }
+}
+
+contract!(export_carries_the_vendors_record, vendors);
 
 /// Events are kept for the retention (a year by default), then purged.
 async fn events_are_purged_after_the_retention(s: &Server, t: Transport) {

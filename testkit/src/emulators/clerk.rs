@@ -20,6 +20,8 @@
 //!   user metadata); `PUT /users/{id}/metadata` replaces the fields it is
 //!   given (spec, UpdateUser note for 2026-05-12).
 //! - Revoking a session that is not active is 400 (NOTES.md §5).
+//! - `GET /sessions?user_id=` answers a bare array, newest first, paged by
+//!   `limit` (1–500, default 10) and `offset` (spec, GetSessionList).
 
 // A vendor keeps its own (real) clock.
 #![allow(clippy::disallowed_methods)]
@@ -128,6 +130,20 @@ impl Keys {
     pub fn end_session(&self, id: &str) {
         if let Some(s) = self.0.lock().unwrap().sessions.get_mut(id) {
             s.status = "ended";
+        }
+    }
+
+    /// Gives the user `n` more active sessions, as if signed in elsewhere.
+    pub fn seed_sessions(&self, user_id: &str, n: usize) {
+        let mut db = self.0.lock().unwrap();
+        for _ in 0..n {
+            let s = Session {
+                id: id("sess"),
+                user_id: user_id.to_owned(),
+                status: "active",
+                created_at: now_ms(),
+            };
+            db.sessions.insert(s.id.clone(), s);
         }
     }
 
@@ -636,6 +652,51 @@ fn session_json(s: &Session) -> Value {
     })
 }
 
+/// `GET /sessions` (GetSessionList): the sessions of `user_id` (or
+/// `client_id`), optionally of one `status`, newest first, as a bare
+/// array; `limit` 1 to 500 (default 10) and `offset` page it (spec,
+/// `LimitParameter`, `OffsetParameter`; out of range is 422).
+async fn list_sessions(State(db): State<Shared>, req: Request) -> Response {
+    let query = req.uri().query().unwrap_or("");
+    let param = |name: &str| {
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    // `None` when present but out of range.
+    let number =
+        |name: &str, default: usize, range: std::ops::RangeInclusive<usize>| match param(name) {
+            None => Some(default),
+            Some(v) => v.parse().ok().filter(|n| range.contains(n)),
+        };
+    let (Some(limit), Some(offset)) = (
+        number("limit", 10, 1..=500),
+        number("offset", 0, 0..=usize::MAX),
+    ) else {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "form_param_value_invalid",
+            "limit must be 1 to 500 and offset 0 or more",
+        );
+    };
+    let (user, status) = (param("user_id"), param("status"));
+    let db = db.lock().unwrap();
+    let mut sessions: Vec<&Session> = db
+        .sessions
+        .values()
+        .filter(|s| user.as_ref().is_none_or(|u| *u == s.user_id))
+        .filter(|s| status.as_ref().is_none_or(|st| st == s.status))
+        .collect();
+    sessions.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+    let page: Vec<Value> = sessions
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(session_json)
+        .collect();
+    Json(Value::Array(page)).into_response()
+}
+
 async fn create_session(
     State(db): State<Shared>,
     headers: axum::http::HeaderMap,
@@ -759,7 +820,7 @@ pub async fn start_with_keys() -> (Running, Keys) {
     let faults: SharedFaults = Arc::new(Mutex::new(Faults::default()));
     let keys = Keys(db.clone());
     let api = axum::Router::new()
-        .route("/sessions", post(create_session))
+        .route("/sessions", post(create_session).get(list_sessions))
         .route("/sessions/{session_id}/tokens", post(create_token))
         .route("/sessions/{session_id}/revoke", post(revoke_session))
         .route("/jwks", get(jwks))

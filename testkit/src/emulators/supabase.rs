@@ -15,6 +15,12 @@
 //! - `PUT /admin/users/{id}` merges `user_metadata` and `app_metadata` key
 //!   by key, a `null` deleting the key (`internal/models/user.go`,
 //!   `UpdateUserMetaData`/`UpdateAppMetaData`).
+//! - `POST /admin/users` records `provider`/`providers` in `app_metadata`
+//!   and makes an `email` identity whose `identity_data` is the subject
+//!   and address; users are read with their identities and factors
+//!   (`internal/api/admin.go`, `adminUserCreate`; `internal/models/
+//!   identity.go`, the `identity_id`/`id` JSON names; `internal/models/
+//!   user.go`, `findUser` loads eagerly).
 //! - The password grant refuses an unconfirmed email only after the
 //!   password, unless "allow unverified email sign-ins" is on
 //!   (`internal/api/token.go`; `GOTRUE_MAILER_ALLOW_UNVERIFIED_EMAIL_SIGN_INS`).
@@ -88,6 +94,8 @@ struct User {
     /// GoTrue stores E.164 without the `+` (internal/api/phone.go,
     /// validatePhone) and answers `""` when there is none.
     phone: String,
+    /// The `email` identity made with the user.
+    identity_id: String,
     created_at: String,
 }
 
@@ -215,7 +223,14 @@ fn user_json(u: &User) -> Value {
         "email": u.email, "email_confirmed_at": u.email_confirmed_at,
         "phone": u.phone, "confirmed_at": u.email_confirmed_at, "last_sign_in_at": null,
         "app_metadata": u.app_metadata, "user_metadata": u.user_metadata,
-        "identities": [], "factors": [], "banned_until": null,
+        "identities": [{
+            "identity_id": u.identity_id, "id": u.id, "user_id": u.id,
+            "identity_data": {"sub": u.id, "email": u.email,
+                              "email_verified": false, "phone_verified": false},
+            "provider": "email", "last_sign_in_at": u.created_at,
+            "created_at": u.created_at, "updated_at": u.created_at, "email": u.email,
+        }],
+        "factors": [], "banned_until": null,
         "created_at": u.created_at, "updated_at": now(), "is_anonymous": false,
     })
 }
@@ -302,8 +317,18 @@ async fn create_user(State(db): State<Shared>, Json(b): Json<Value>) -> Response
         password: b["password"].as_str().map(str::to_owned),
         email_confirmed_at: (b["email_confirm"] == true).then(now),
         user_metadata: b["user_metadata"].as_object().cloned().unwrap_or_default(),
-        app_metadata: b["app_metadata"].as_object().cloned().unwrap_or_default(),
+        app_metadata: {
+            let mut app = Map::from_iter([
+                ("provider".to_owned(), json!("email")),
+                ("providers".to_owned(), json!(["email"])),
+            ]);
+            if let Some(given) = b["app_metadata"].as_object() {
+                app.extend(given.clone());
+            }
+            app
+        },
         phone: String::new(),
+        identity_id: uuid::Uuid::now_v7().to_string(),
         created_at: now(),
     };
     let out = user_json(&u);

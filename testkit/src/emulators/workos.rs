@@ -23,6 +23,11 @@
 //!   (`https://api.workos.com/user_management/<client_id>` live): NOTES.md §5.
 //! - Revoking an unknown or ended session is 400 `{message}`: spec,
 //!   `/user_management/sessions/revoke`.
+//! - Lists (`auth_factors`, `sessions`) page with `limit` (1–100, default
+//!   10), `order` and an `after` cursor in `list_metadata`; listed factors
+//!   carry no secret; `identities` is a bare array; `sessions` holds the
+//!   active ones with address, user agent and auth method: spec, those
+//!   endpoints and `AuthenticationFactor`.
 
 // A vendor keeps its own (real) clock.
 #![allow(clippy::disallowed_methods)]
@@ -71,8 +76,10 @@ struct Db {
     challenges: HashMap<String, String>,
     /// magic code → user id
     codes: HashMap<String, String>,
-    /// session id → (user id, revoked)
-    sessions: HashMap<String, (String, bool)>,
+    sessions: HashMap<String, Session>,
+    /// Who is signing in, for the session the request being served opens
+    /// (the lock is held for the whole request).
+    origin: Origin,
     /// refresh token → (session id, used)
     refresh: HashMap<String, (String, bool)>,
     key: Option<SigningKey>,
@@ -91,6 +98,33 @@ struct Db {
 
 type Shared = Arc<Mutex<Db>>;
 
+#[derive(Clone, Default)]
+struct Origin {
+    ip_address: Option<String>,
+    user_agent: Option<String>,
+    auth_method: &'static str,
+}
+
+#[derive(Clone)]
+struct Session {
+    user_id: String,
+    revoked: bool,
+    origin: Origin,
+    created_at: String,
+}
+
+/// A session object (spec, `GET /user_management/users/{id}/sessions`).
+fn session_json(id: &str, s: &Session) -> Value {
+    json!({
+        "object": "session", "id": id, "user_id": s.user_id,
+        "ip_address": s.origin.ip_address, "user_agent": s.origin.user_agent,
+        "auth_method": s.origin.auth_method,
+        "status": if s.revoked { "revoked" } else { "active" },
+        "expires_at": null, "ended_at": null,
+        "created_at": s.created_at, "updated_at": s.created_at,
+    })
+}
+
 /// Handle on the emulator's sessions, for tests.
 #[derive(Clone)]
 pub struct Handle(Shared);
@@ -98,7 +132,33 @@ pub struct Handle(Shared);
 impl Handle {
     /// Whether a session was revoked.
     pub fn session_revoked(&self, id: &str) -> Option<bool> {
-        self.0.lock().unwrap().sessions.get(id).map(|s| s.1)
+        self.0.lock().unwrap().sessions.get(id).map(|s| s.revoked)
+    }
+
+    /// Gives the user with this email `n` more active sessions, as if
+    /// signed in elsewhere.
+    pub fn seed_sessions(&self, email: &str, n: usize) {
+        let mut db = self.0.lock().unwrap();
+        let Some(uid) = db
+            .users
+            .values()
+            .find(|u| u.email == email)
+            .map(|u| u.id.clone())
+        else {
+            return;
+        };
+        for _ in 0..n {
+            let s = Session {
+                user_id: uid.clone(),
+                revoked: false,
+                origin: Origin {
+                    auth_method: "password",
+                    ..Origin::default()
+                },
+                created_at: now(),
+            };
+            db.sessions.insert(id("session"), s);
+        }
     }
 
     /// Turns the environment's MFA requirement on or off.
@@ -152,7 +212,7 @@ impl Handle {
         };
         db.sessions
             .values()
-            .filter(|(owner, revoked)| *owner == u.id && !revoked)
+            .filter(|s| s.user_id == u.id && !s.revoked)
             .count()
     }
 }
@@ -302,19 +362,100 @@ fn factor_json(id: &str, user: &str, secret: &str, email: &str) -> Value {
     })
 }
 
-async fn list_factors(State(db): State<Shared>, Path(uid): Path<String>) -> Response {
+/// One page of a WorkOS list (spec, the `before`/`after`/`limit`/`order`
+/// parameters shared by list endpoints): `limit` 1 to 100 (default 10, else
+/// 422), `order` `asc` by creation or else newest first, `after` the id to
+/// continue from; `list_metadata.after` names the last item when more
+/// follow, `null` at the end. `before` is not emulated (authmux pages
+/// forward only).
+fn page(mut items: Vec<(String, Value)>, query: &str) -> Response {
+    let param = |name: &str| {
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    let limit = match param("limit").map(|l| l.parse::<usize>()) {
+        None => 10,
+        Some(Ok(l)) if (1..=100).contains(&l) => l,
+        Some(_) => {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request_parameters",
+                "limit must be between 1 and 100",
+            );
+        }
+    };
+    // Ids are time-ordered, so their order is the creation order.
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    if param("order").as_deref() != Some("asc") {
+        items.reverse();
+    }
+    let start = match param("after") {
+        None => 0,
+        Some(after) => items
+            .iter()
+            .position(|(id, _)| *id == after)
+            .map_or(items.len(), |i| i + 1),
+    };
+    let rest = &items[start.min(items.len())..];
+    let data: Vec<Value> = rest.iter().take(limit).map(|(_, v)| v.clone()).collect();
+    let after = (rest.len() > limit).then(|| rest[limit - 1].0.clone());
+    let before = (start > 0)
+        .then(|| rest.first().map(|(id, _)| id.clone()))
+        .flatten();
+    Json(json!({"object": "list", "data": data,
+                "list_metadata": {"before": before, "after": after}}))
+    .into_response()
+}
+
+/// Listed factors carry `totp.issuer` and `totp.user` only: the secret,
+/// its URI and QR code come once, in the enrolment reply (spec,
+/// `AuthenticationFactor` against the enrolment response).
+async fn list_factors(State(db): State<Shared>, Path(uid): Path<String>, req: Request) -> Response {
     let db = db.lock().unwrap();
     let Some(u) = db.users.get(&uid) else {
         return not_found("User", &uid);
     };
-    let data: Vec<Value> = db
+    let items = db
         .factors
         .iter()
         .filter(|(_, (owner, _))| *owner == uid)
-        .map(|(fid, (_, secret))| factor_json(fid, &uid, secret, &u.email))
+        .map(|(fid, (_, secret))| {
+            let mut f = factor_json(fid, &uid, secret, &u.email);
+            f["totp"] = json!({"issuer": f["totp"]["issuer"], "user": f["totp"]["user"]});
+            (fid.clone(), f)
+        })
         .collect();
-    Json(json!({"object": "list", "data": data, "list_metadata": {"before": null, "after": null}}))
-        .into_response()
+    page(items, req.uri().query().unwrap_or(""))
+}
+
+/// `GET /user_management/users/{id}/sessions`: the user's active sessions
+/// (spec, "a list of all active sessions for a specific user").
+async fn list_sessions(
+    State(db): State<Shared>,
+    Path(uid): Path<String>,
+    req: Request,
+) -> Response {
+    let db = db.lock().unwrap();
+    if !db.users.contains_key(&uid) {
+        return not_found("User", &uid);
+    }
+    let items = db
+        .sessions
+        .iter()
+        .filter(|(_, s)| s.user_id == uid && !s.revoked)
+        .map(|(sid, s)| (sid.clone(), session_json(sid, s)))
+        .collect();
+    page(items, req.uri().query().unwrap_or(""))
+}
+
+/// `GET /user_management/users/{id}/identities`: a bare array of the
+/// user's OAuth identities (spec). The emulator links none.
+async fn list_identities(State(db): State<Shared>, Path(uid): Path<String>) -> Response {
+    match db.lock().unwrap().users.contains_key(&uid) {
+        true => Json(json!([])).into_response(),
+        false => not_found("User", &uid),
+    }
 }
 
 async fn enroll_factor(
@@ -411,9 +552,13 @@ async fn magic_auth(State(db): State<Shared>, Json(b): Json<Value>) -> Response 
 
 fn issue(db: &mut Db, user_id: &str, session_id: Option<String>) -> Value {
     let sid = session_id.unwrap_or_else(|| id("session"));
-    db.sessions
-        .entry(sid.clone())
-        .or_insert((user_id.to_owned(), false));
+    let session = Session {
+        user_id: user_id.to_owned(),
+        revoked: false,
+        origin: db.origin.clone(),
+        created_at: now(),
+    };
+    db.sessions.entry(sid.clone()).or_insert(session);
     let refresh = authmux::crypto::random_token(24);
     db.refresh.insert(refresh.clone(), (sid.clone(), false));
     let key = db.key.as_ref().unwrap();
@@ -438,7 +583,17 @@ async fn authenticate(State(db): State<Shared>, Json(b): Json<Value>) -> Respons
     }
     let mut db = db.lock().unwrap();
     let email = b["email"].as_str().unwrap_or("").to_lowercase();
-    match b["grant_type"].as_str().unwrap_or("") {
+    let grant = b["grant_type"].as_str().unwrap_or("");
+    db.origin = Origin {
+        ip_address: b["ip_address"].as_str().map(str::to_owned),
+        user_agent: b["user_agent"].as_str().map(str::to_owned),
+        auth_method: if grant.ends_with("magic-auth:code") {
+            "magic_code"
+        } else {
+            "password"
+        },
+    };
+    match grant {
         "password" => {
             let found = db
                 .users
@@ -505,7 +660,12 @@ async fn authenticate(State(db): State<Shared>, Json(b): Json<Value>) -> Respons
             let Some((sid, used)) = db.refresh.get(&token).cloned() else {
                 return (StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_grant", "error_description": "Invalid refresh token."}))).into_response();
             };
-            let Some((uid, revoked)) = db.sessions.get(&sid).cloned() else {
+            let Some(Session {
+                user_id: uid,
+                revoked,
+                ..
+            }) = db.sessions.get(&sid).cloned()
+            else {
                 return (StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_grant", "error_description": "Session not found."}))).into_response();
             };
             if used || revoked {
@@ -526,8 +686,8 @@ async fn revoke(State(db): State<Shared>, Json(b): Json<Value>) -> Response {
     let mut db = db.lock().unwrap();
     let sid = b["session_id"].as_str().unwrap_or("").to_owned();
     match db.sessions.get_mut(&sid) {
-        Some(s) if !s.1 => {
-            s.1 = true;
+        Some(s) if !s.revoked => {
+            s.revoked = true;
             StatusCode::OK.into_response()
         }
         // The spec's only refusal here is 400 `{message}`.
@@ -646,6 +806,11 @@ pub async fn start() -> (Running, Handle) {
         .route(
             "/user_management/users/{id}/auth_factors",
             get(list_factors).post(enroll_factor),
+        )
+        .route("/user_management/users/{id}/sessions", get(list_sessions))
+        .route(
+            "/user_management/users/{id}/identities",
+            get(list_identities),
         )
         .route("/auth/factors/{id}/challenge", post(challenge))
         .route("/auth/factors/{id}", delete(delete_factor))
