@@ -15,6 +15,7 @@ mod m20261126_000009_vendor_revocations;
 mod m20261126_000010_oauth;
 mod m20261127_000011_events;
 mod m20261127_000012_webhooks;
+mod m20261127_000013_user_deletion;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000010_oauth::Migration),
             Box::new(m20261127_000011_events::Migration),
             Box::new(m20261127_000012_webhooks::Migration),
+            Box::new(m20261127_000013_user_deletion::Migration),
         ]
     }
 }

@@ -6,11 +6,18 @@ use serde_json::{Map, Value};
 
 use super::{Domain, Error, ErrorCode, EventKind, Project, Result, new_id};
 use crate::store::entity::{pins, users};
+use crate::store::users::Deletion;
 use crate::vendors::{IdentityVendor, MfaEnrollment, Mode, NewIdentity, VendorError, VendorKind};
 
 /// How long an MFA enrolment holds its claim at most (a crashed one
 /// frees it then).
 const MFA_ENROLLMENT_CLAIM_MS: i64 = 60_000;
+
+/// How long a user's deletion reservation holds: longer than a vendor
+/// delete can take with its retries (3 attempts of at most 10 s, with
+/// backoff and a `Retry-After` of at most 5 s between them). A deleter
+/// that died is taken over after it.
+const DELETION_LEASE_MS: i64 = 60_000;
 
 /// Largest metadata object, serialized.
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
@@ -305,6 +312,7 @@ impl Domain {
                     updated_at: now,
                     phone_number: None,
                     password_set: input.password.is_some(),
+                    deleting_since: None,
                 };
                 let pin = pins::Model {
                     project_id: project.id.clone(),
@@ -725,9 +733,13 @@ impl Domain {
             user_id,
             "the vendor no longer has this user; removing it from the index"
         );
+        let now = self.now();
+        let whose = Deletion::Unreserved {
+            reserved_before: now - DELETION_LEASE_MS,
+        };
         if let Some(revoked) = self
             .store
-            .delete_user(&project.id, user_id, self.now(), |revoked| {
+            .delete_user(&project.id, user_id, now, whose, |revoked| {
                 self.deleted_events(project, user_id, revoked, "deleted_at_vendor")
             })
             .await?
@@ -753,16 +765,44 @@ impl Domain {
             &user_id,
             move || async move {
                 self.user_row(project, user_id).await?;
-                let pin = self.user_pin(project, user_id).await?;
-                let vendor = self.pinned_vendor(project, &pin).await?;
-                vendor
-                    .delete_user(&project.id, &pin.vendor_resource_id)
-                    .await?;
+                // Reserve, then act: while the vendor deletes, a read that
+                // finds the user gone there leaves the rows to this delete,
+                // and a second delete is told the user is going.
+                let since = self.now();
+                if !self
+                    .store
+                    .reserve_deletion(&project.id, user_id, since, since - DELETION_LEASE_MS)
+                    .await?
+                {
+                    return Err(Error::new(
+                        ErrorCode::AuthUserNotFound,
+                        format!("no user {user_id} in this project: it is being deleted"),
+                    ));
+                }
+                let at_vendor = async {
+                    let pin = self.user_pin(project, user_id).await?;
+                    let vendor = self.pinned_vendor(project, &pin).await?;
+                    vendor
+                        .delete_user(&project.id, &pin.vendor_resource_id)
+                        .await?;
+                    Ok::<_, Error>(())
+                }
+                .await;
+                if let Err(e) = at_vendor {
+                    self.store
+                        .release_deletion(&project.id, user_id, since)
+                        .await?;
+                    return Err(e);
+                }
                 let revoked = self
                     .store
-                    .delete_user(&project.id, user_id, self.now(), |revoked| {
-                        self.deleted_events(project, user_id, revoked, "user.delete")
-                    })
+                    .delete_user(
+                        &project.id,
+                        user_id,
+                        self.now(),
+                        Deletion::Reserved,
+                        |revoked| self.deleted_events(project, user_id, revoked, "user.delete"),
+                    )
                     .await?
                     .ok_or_else(|| Error::user_not_found(user_id))?;
                 self.revocations.add(revoked);

@@ -10,6 +10,26 @@ use super::entity::{
 };
 use super::{Store, StoreError, StoreResult};
 
+/// Who deletes a user's rows.
+#[derive(Clone, Copy, Debug)]
+pub enum Deletion {
+    /// The holder of the user's deletion reservation.
+    Reserved,
+    /// Anyone else (a read that found the user gone at its vendor): only
+    /// when no deletion reserved the user after `reserved_before`.
+    Unreserved {
+        /// Unix ms; reservations older than this are dead.
+        reserved_before: i64,
+    },
+}
+
+/// No live deletion reservation on the row.
+fn unreserved(reserved_before: i64) -> sea_orm::Condition {
+    sea_orm::Condition::any()
+        .add(users::Column::DeletingSince.is_null())
+        .add(users::Column::DeletingSince.lt(reserved_before))
+}
+
 impl Store {
     /// Inserts a user and its pin, with the events announcing them, in
     /// one transaction.
@@ -129,14 +149,17 @@ impl Store {
         project_id: &str,
         user_id: &str,
         now: i64,
+        whose: Deletion,
         announce: impl FnOnce(&[String]) -> Vec<events::Model>,
     ) -> StoreResult<Option<Vec<String>>> {
         let txn = self.write_txn().await?;
-        let res = users::Entity::delete_many()
+        let mut delete = users::Entity::delete_many()
             .filter(users::Column::ProjectId.eq(project_id))
-            .filter(users::Column::Id.eq(user_id))
-            .exec(&txn)
-            .await?;
+            .filter(users::Column::Id.eq(user_id));
+        if let Deletion::Unreserved { reserved_before } = whose {
+            delete = delete.filter(unreserved(reserved_before));
+        }
+        let res = delete.exec(&txn).await?;
         if res.rows_affected == 0 {
             txn.rollback().await?;
             return Ok(None);
@@ -171,6 +194,50 @@ impl Store {
         super::events::append(&txn, announce(&revoked)).await?;
         txn.commit().await?;
         Ok(Some(revoked))
+    }
+
+    /// Reserves a user's deletion: true when this caller holds it, false
+    /// when the user is gone or another deletion reserved it after
+    /// `reserved_before` (an older reservation is one whose owner died, and
+    /// is taken over).
+    pub async fn reserve_deletion(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        now: i64,
+        reserved_before: i64,
+    ) -> StoreResult<bool> {
+        let res = users::Entity::update_many()
+            .col_expr(
+                users::Column::DeletingSince,
+                sea_orm::sea_query::Expr::value(now),
+            )
+            .filter(users::Column::ProjectId.eq(project_id))
+            .filter(users::Column::Id.eq(user_id))
+            .filter(unreserved(reserved_before))
+            .exec(self.db())
+            .await?;
+        Ok(res.rows_affected == 1)
+    }
+
+    /// Gives up a deletion reserved at `since` (the vendor refused it).
+    pub async fn release_deletion(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        since: i64,
+    ) -> StoreResult<()> {
+        users::Entity::update_many()
+            .col_expr(
+                users::Column::DeletingSince,
+                sea_orm::sea_query::Expr::value(Option::<i64>::None),
+            )
+            .filter(users::Column::ProjectId.eq(project_id))
+            .filter(users::Column::Id.eq(user_id))
+            .filter(users::Column::DeletingSince.eq(since))
+            .exec(self.db())
+            .await?;
+        Ok(())
     }
 
     /// The pin of a resource (user or session) of a project.

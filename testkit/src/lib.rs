@@ -65,6 +65,7 @@ pub fn native_user(
             updated_at: now,
             phone_number: None,
             password_set: false,
+            deleting_since: None,
         },
         authmux::store::entity::pins::Model {
             project_id: project_id.to_owned(),

@@ -553,6 +553,143 @@ async fn export_carries_the_vendors_record(s: &Server, t: Transport) {
 
 contract!(export_carries_the_vendors_record, vendors);
 
+/// An export racing the user's deletion answers the whole document or 404,
+/// never a document with the deleted rows missing, and never a 5xx.
+async fn export_racing_delete_is_whole_or_gone(s: &Server, t: Transport) {
+    for round in 0..6 {
+        let u = s
+            .call(
+                t,
+                "auth.user.create",
+                json!({"email": format!("race{round}@example.com"), "password": PASSWORD}),
+            )
+            .await
+            .unwrap();
+        let id = u["user_id"].as_str().unwrap().to_owned();
+        crate::harness::confirm_email(s, t, &id).await;
+        s.call(
+            t,
+            "auth.consent.grant",
+            json!({"user_id": id, "category": "analytics", "source": "banner"}),
+        )
+        .await
+        .unwrap();
+        sign_in(s, t, &id).await;
+        let exports = (0..4).map(|_| s.call(t, "auth.user.export", json!({"user_id": id})));
+        let delete = s.call(t, "auth.user.delete", json!({"user_id": id}));
+        let (deleted, exports) = tokio::join!(delete, futures::future::join_all(exports));
+        deleted.unwrap();
+        for x in exports {
+            match x {
+                Ok(x) => {
+                    assert_eq!(x["user"]["user_id"], json!(id));
+                    assert_eq!(x["sessions"].as_array().unwrap().len(), 1, "{x}");
+                    assert_eq!(x["consent"].as_array().unwrap().len(), 1, "{x}");
+                    assert_eq!(x["consent_ledger"].as_array().unwrap().len(), 1, "{x}");
+                }
+                Err(e) => drop(expect_err(Err(e), "AUTH_USER_NOT_FOUND")),
+            }
+        }
+    }
+}
+
+contract!(export_racing_delete_is_whole_or_gone, vendors[clerk, supabase]);
+
+/// A delete the vendor refuses gives up its reservation, so a retry
+/// deletes; a reservation whose owner died holds a minute, then is taken
+/// over; and while one is live, a read that finds the user gone at the
+/// vendor leaves the rows to the deletion.
+async fn deletion_reservations_release_and_expire(s: &Server, t: Transport) {
+    if let Some(vendor) = &s.emulator {
+        let u = crate::harness::create_user(s, t, "held@example.com").await;
+        let id = u["user_id"].as_str().unwrap();
+        vendor.faults.lock().unwrap().fail_next = 10;
+        assert!(
+            s.call(t, "auth.user.delete", json!({"user_id": id}))
+                .await
+                .is_err()
+        );
+        vendor.faults.lock().unwrap().fail_next = 0;
+        s.call(t, "auth.user.get", json!({"user_id": id}))
+            .await
+            .unwrap();
+        s.call(t, "auth.user.delete", json!({"user_id": id}))
+            .await
+            .unwrap();
+    }
+
+    // A deleter that reserved and died: the user stays readable, a second
+    // delete is told it is going until the lease runs out, then deletes.
+    let u = crate::harness::create_user(s, t, "orphan@example.com").await;
+    let id = u["user_id"].as_str().unwrap();
+    let project = s.domain.authenticate(Some(&s.key)).await.unwrap();
+    let now = s.domain.clock().now_millis();
+    assert!(
+        s.domain
+            .store()
+            .reserve_deletion(&project.id, id, now, now - 60_000)
+            .await
+            .unwrap()
+    );
+    s.call(t, "auth.user.get", json!({"user_id": id}))
+        .await
+        .unwrap();
+    if let Some(vendor) = &s.emulator {
+        // The dead deleter had reached the vendor: reads find the user gone
+        // there but leave the rows, and the erasure, to the deletion.
+        let x = s
+            .call(t, "auth.user.export", json!({"user_id": id}))
+            .await
+            .unwrap();
+        let gone = s
+            .http
+            .delete(format!(
+                "{}/users/{}",
+                vendor.base_url,
+                x["vendor_user_id"].as_str().unwrap()
+            ))
+            .bearer_auth(authmux_testkit::emulators::clerk::SECRET_KEY)
+            .header("clerk-api-version", "2026-05-12")
+            .send()
+            .await
+            .unwrap();
+        assert!(gone.status().is_success(), "{gone:?}");
+        expect_err(
+            s.call(t, "auth.user.get", json!({"user_id": id})).await,
+            "AUTH_USER_NOT_FOUND",
+        );
+        let audit = s
+            .call(
+                t,
+                "auth.audit",
+                json!({"user_id": id, "type": "user.deleted"}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(audit["items"], json!([]), "no erasure yet");
+    }
+    let refused = expect_err(
+        s.call(t, "auth.user.delete", json!({"user_id": id})).await,
+        "AUTH_USER_NOT_FOUND",
+    );
+    assert!(refused.message.contains("being deleted"), "{refused:?}");
+    s.domain.clock().advance(Duration::from_secs(61));
+    s.call(t, "auth.user.delete", json!({"user_id": id}))
+        .await
+        .unwrap();
+    let deleted = s
+        .call(
+            t,
+            "auth.audit",
+            json!({"user_id": id, "type": "user.deleted"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(deleted["items"][0]["data"]["by"], "user.delete");
+}
+
+contract!(deletion_reservations_release_and_expire, vendors[clerk]);
+
 /// Events are kept for the retention (a year by default), then purged.
 async fn events_are_purged_after_the_retention(s: &Server, t: Transport) {
     crate::harness::create_user(s, t, "old@example.com").await;

@@ -21,6 +21,8 @@ pub struct Model {
     pub phone_number: Option<String>,
     /// Whether the user can sign in with a password.
     pub password_set: bool,
+    /// Unix ms when a deletion reserved the user, until it finishes.
+    pub deleting_since: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
