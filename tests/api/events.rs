@@ -549,6 +549,16 @@ async fn export_carries_the_vendors_record(s: &Server, t: Transport) {
             "the export carries {secret:?}"
         );
     }
+    // A vendor that can't answer fails the export rather than leaving its
+    // part out.
+    if let Some(vendor) = &s.emulator {
+        vendor.faults.lock().unwrap().fail_next = 100;
+        expect_err(
+            s.call(t, "auth.user.export", json!({"user_id": id})).await,
+            "VENDOR_UNAVAILABLE",
+        );
+        vendor.faults.lock().unwrap().fail_next = 0;
+    }
 }
 
 contract!(export_carries_the_vendors_record, vendors);
