@@ -1,7 +1,7 @@
 //! The listener: gRPC and REST on one port, health, reflection, request
 //! ids, API-key authentication and graceful shutdown.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,6 +42,9 @@ const KNOWN_OPEN_METHODS: [&str; 4] = [
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
 ];
+
+/// gRPC paths of the methods metrics name, each with its `rpc` label.
+type KnownMethods = HashMap<String, Arc<str>>;
 
 /// A failure while assembling the server.
 #[derive(Debug, thiserror::Error)]
@@ -119,11 +122,16 @@ pub async fn app_with(domain: Arc<Domain>, limits: Limits) -> Result<App, Server
     let routes = transcode::routes::routes(&pool).map_err(ServerError)?;
     // Metrics are labelled by method only for methods that exist, so that
     // made-up paths can't grow the label set.
-    let known: Arc<HashSet<String>> = Arc::new(
+    // Each known path maps to its label (`Service/Method`), made once.
+    let known: Arc<KnownMethods> = Arc::new(
         routes
             .iter()
             .map(|r| r.grpc_path.clone())
             .chain(KNOWN_OPEN_METHODS.iter().map(|m| (*m).to_owned()))
+            .map(|path| {
+                let label: Arc<str> = path.rsplit_once('.').map_or(&*path, |(_, m)| m).into();
+                (path, label)
+            })
             .collect(),
     );
     let grpc =
@@ -285,31 +293,25 @@ async fn metrics() -> Response {
 
 /// Counts and times every RPC, whichever transport it came in on; a path
 /// that names no known method counts as `unknown`.
-async fn record_rpc(
-    State(known): State<Arc<HashSet<String>>>,
-    req: Request,
-    next: Next,
-) -> Response {
+async fn record_rpc(State(known): State<Arc<KnownMethods>>, req: Request, next: Next) -> Response {
     let transport = req
         .extensions()
         .get::<telemetry::Transport>()
         .copied()
         .unwrap_or(telemetry::Transport::Grpc);
-    let path = req.uri().path();
-    let rpc = match path.rsplit_once('.') {
-        Some((_, m)) if known.contains(path) => m.to_owned(),
-        _ => "unknown".to_owned(),
-    };
+    let rpc = known
+        .get(req.uri().path())
+        .map_or(metrics::SharedString::const_str("unknown"), |label| {
+            label.clone().into()
+        });
     let started = std::time::Instant::now();
     let resp = next.run(req).await;
     // Unary errors come trailers-only, with the status in the headers.
     let code = resp
         .headers()
         .get("grpc-status")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("0")
-        .to_owned();
-    telemetry::rpc(&rpc, transport, &code, started.elapsed().as_secs_f64());
+        .map_or(tonic::Code::Ok, |v| tonic::Code::from_bytes(v.as_bytes()));
+    telemetry::rpc(rpc, transport, code, started.elapsed().as_secs_f64());
     resp
 }
 

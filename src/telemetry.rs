@@ -55,13 +55,18 @@ impl Transport {
 }
 
 /// Records one RPC.
-pub fn rpc(rpc: &str, transport: Transport, code: &str, seconds: f64) {
-    let labels = [
-        ("rpc", rpc.to_owned()),
-        ("transport", transport.as_str().to_owned()),
+/// Labels are shared or static strings, so recording allocates nothing.
+pub fn rpc(rpc: metrics::SharedString, transport: Transport, code: tonic::Code, seconds: f64) {
+    metrics::counter!("authmux_requests_total", "rpc" => rpc.clone(), "transport" => transport.as_str(), "code" => code_label(code)).increment(1);
+    metrics::histogram!("authmux_request_duration_seconds", "rpc" => rpc, "transport" => transport.as_str()).record(seconds);
+}
+
+/// The `code` label: the gRPC status number, as on the wire.
+fn code_label(code: tonic::Code) -> &'static str {
+    const LABELS: [&str; 17] = [
+        "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
     ];
-    metrics::counter!("authmux_requests_total", "rpc" => rpc.to_owned(), "transport" => transport.as_str(), "code" => code.to_owned()).increment(1);
-    metrics::histogram!("authmux_request_duration_seconds", &labels).record(seconds);
+    LABELS.get(code as usize).copied().unwrap_or("2")
 }
 
 /// Records one vendor call attempt.

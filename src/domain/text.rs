@@ -22,10 +22,20 @@ fn is_hidden(c: char) -> bool {
         )
 }
 
+/// Whether `value` has no control, bidirectional-override or zero-width
+/// character. ASCII text (tokens, ids) is checked byte by byte: its only
+/// hidden characters are the C0 controls and DEL.
+pub fn is_visible(value: &str) -> bool {
+    if value.is_ascii() {
+        return !value.bytes().any(|b| b < 0x20 || b == 0x7F);
+    }
+    !value.chars().any(is_hidden)
+}
+
 /// Refuses text with control, bidirectional-override or zero-width
 /// characters; the message names the field.
 pub fn check_visible(field: &str, value: &str) -> Result<()> {
-    if value.chars().any(is_hidden) {
+    if !is_visible(value) {
         return Err(Error::invalid(format!(
             "{field} contains a control, bidirectional-override or zero-width character"
         )));

@@ -32,6 +32,18 @@ async fn user_events(s: &Server, t: Transport, user_id: &str) -> Vec<Value> {
     all
 }
 
+/// The `user.deleted` events of a user: the proof of its erasure.
+async fn erasures(s: &Server, t: Transport, user_id: &str) -> Value {
+    s.call(
+        t,
+        "auth.audit",
+        json!({"user_id": user_id, "type": "user.deleted"}),
+    )
+    .await
+    .unwrap()["items"]
+        .clone()
+}
+
 fn kinds(events: &[Value]) -> Vec<String> {
     events
         .iter()
@@ -434,16 +446,9 @@ async fn export_holds_everything_but_secrets(s: &Server, t: Transport) {
         s.call(t, "auth.user.export", json!({"user_id": id})).await,
         "AUTH_USER_NOT_FOUND",
     );
-    let deleted = s
-        .call(
-            t,
-            "auth.audit",
-            json!({"user_id": id, "type": "user.deleted"}),
-        )
-        .await
-        .unwrap();
+    let deleted = erasures(s, t, id).await;
     assert_eq!(
-        deleted["items"][0]["data"],
+        deleted[0]["data"],
         json!({"user_id": id, "by": "user.delete"})
     );
 }
@@ -668,15 +673,8 @@ async fn deletion_reservations_release_and_expire(s: &Server, t: Transport) {
             s.call(t, "auth.user.get", json!({"user_id": id})).await,
             "AUTH_USER_NOT_FOUND",
         );
-        let audit = s
-            .call(
-                t,
-                "auth.audit",
-                json!({"user_id": id, "type": "user.deleted"}),
-            )
-            .await
-            .unwrap();
-        assert_eq!(audit["items"], json!([]), "no erasure yet");
+        let audit = erasures(s, t, id).await;
+        assert_eq!(audit, json!([]), "no erasure yet");
     }
     let refused = expect_err(
         s.call(t, "auth.user.delete", json!({"user_id": id})).await,
@@ -687,15 +685,8 @@ async fn deletion_reservations_release_and_expire(s: &Server, t: Transport) {
     s.call(t, "auth.user.delete", json!({"user_id": id}))
         .await
         .unwrap();
-    let deleted = s
-        .call(
-            t,
-            "auth.audit",
-            json!({"user_id": id, "type": "user.deleted"}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(deleted["items"][0]["data"]["by"], "user.delete");
+    let deleted = erasures(s, t, id).await;
+    assert_eq!(deleted[0]["data"]["by"], "user.delete");
 }
 
 contract!(deletion_reservations_release_and_expire, vendors[clerk]);
