@@ -12,6 +12,10 @@
 //! It prints requests/s, p50/p99 latency, each as a share of the floor,
 //! and the server's RSS idle and at its peak.
 //!
+//! Besides rates and latencies, each row prints the CPU time the server
+//! and the load generator spent per request (from `/proc/PID/stat`): on two
+//! shared cores, what the server itself costs, apart from the client.
+//!
 //! Run: `cargo bench --bench verify_load` (AUTHMUX_LOAD_SECS sets the
 //! duration of each scenario, default 10; AUTHMUX_LOAD_TOKENS the number of
 //! distinct tokens and sessions, default 100,000).
@@ -38,6 +42,17 @@ struct Report {
     secs: f64,
     p50_us: u64,
     p99_us: u64,
+    /// CPU seconds the server and this load generator used in the run.
+    server_cpu: f64,
+    client_cpu: f64,
+}
+
+/// The server's pid, for reading its CPU time around each run.
+static SERVER_PID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn cpu_now() -> (f64, f64) {
+    let server = SERVER_PID.get().map_or(0.0, |pid| common::cpu_secs(pid));
+    (server, common::cpu_secs("self"))
 }
 
 async fn run<F, Fut>(name: &str, secs: u64, make: impl Fn(usize) -> F) -> Report
@@ -47,6 +62,7 @@ where
 {
     let deadline = Instant::now() + Duration::from_secs(secs);
     let start = Instant::now();
+    let cpu_before = cpu_now();
     let mut tasks = Vec::new();
     for i in 0..CONNECTIONS {
         let mut call = make(i);
@@ -71,6 +87,7 @@ where
         errors += e;
     }
     let secs = start.elapsed().as_secs_f64();
+    let cpu_after = cpu_now();
     all.sort_unstable();
     let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
     Report {
@@ -80,6 +97,8 @@ where
         secs,
         p50_us: pct(0.50),
         p99_us: pct(0.99),
+        server_cpu: cpu_after.0 - cpu_before.0,
+        client_cpu: cpu_after.1 - cpu_before.1,
     }
 }
 
@@ -184,6 +203,7 @@ fn main() {
         ("AUTHMUX_RATE_LIMIT_BURST", "1000000"),
     ]);
     let (base, key) = (server.base.clone(), Arc::new(server.key.clone()));
+    let _ = SERVER_PID.set(server.child.id().to_string());
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -316,8 +336,16 @@ fn main() {
         "session.verify ({alg}), {CONNECTIONS} connections, {secs} s per scenario, server and load generator on this machine"
     );
     println!(
-        "{:<22} {:>10} {:>10} {:>8} {:>9} {:>9} {:>8}",
-        "scenario", "requests", "req/s", "% floor", "p50 ms", "p99 ms", "errors"
+        "{:<22} {:>10} {:>10} {:>8} {:>9} {:>9} {:>8} {:>12} {:>12}",
+        "scenario",
+        "requests",
+        "req/s",
+        "% floor",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "server µs/req",
+        "client µs/req"
     );
     let rate = |r: &Report| r.requests as f64 / r.secs;
     let floor_rest = rate(&reports[0]);
@@ -329,14 +357,16 @@ fn main() {
             floor_grpc
         };
         println!(
-            "{:<22} {:>10} {:>10.0} {:>7.0}% {:>9.2} {:>9.2} {:>8}",
+            "{:<22} {:>10} {:>10.0} {:>7.0}% {:>9.2} {:>9.2} {:>8} {:>13.1} {:>13.1}",
             r.name,
             r.requests,
             rate(r),
             100.0 * rate(r) / floor,
             r.p50_us as f64 / 1000.0,
             r.p99_us as f64 / 1000.0,
-            r.errors
+            r.errors,
+            1e6 * r.server_cpu / r.requests as f64,
+            1e6 * r.client_cpu / r.requests as f64
         );
     }
     println!(

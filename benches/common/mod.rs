@@ -93,6 +93,27 @@ impl Served {
     }
 }
 
+// Not every bench reads CPU time.
+#[allow(dead_code)]
+/// CPU time (user + system, every thread) a process has used, in seconds,
+/// from `/proc/PID/stat`, whose clock ticks are `USER_HZ` (100 on Linux).
+pub fn cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name is in parentheses and may hold spaces: count fields
+    // after its closing one (utime and stime are the 12th and 13th there).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
 impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
