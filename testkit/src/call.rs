@@ -235,6 +235,18 @@ pub async fn create_user(s: &Server, t: Transport, email: &str) -> Value {
         .unwrap_or_else(|e| panic!("create {email}: {e:?}"))
 }
 
+/// Turns MFA on for a user; the reply (with the enrolment, shown once).
+pub async fn enable_mfa(s: &Server, t: Transport, user_id: impl serde::Serialize) -> Value {
+    let user_id = json!(user_id);
+    s.call(
+        t,
+        "auth.user.update",
+        json!({"user_id": user_id, "mfa_enabled": true}),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("enable MFA for {user_id}: {e:?}"))
+}
+
 /// Marks a user's email verified, as an app does once the user proved it:
 /// Supabase opens sessions by the server path only for confirmed users.
 pub async fn confirm_email(s: &Server, t: Transport, user_id: &str) {

@@ -19,7 +19,7 @@ mod server;
 
 use std::time::Duration;
 
-pub use call::{Transport, confirm_email, create_user};
+pub use call::{Transport, confirm_email, create_user, enable_mfa};
 pub use errors::{ApiError, expect_err, grpc_error, rest_result};
 pub use postgres::{drop_postgres_database, postgres_database};
 pub use process::Process;

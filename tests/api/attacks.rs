@@ -81,14 +81,7 @@ async fn replay_rechecks_credentials(s: &Server, t: Transport) {
     assert_eq!(again, first, "the right password replays the stored reply");
 
     // With MFA: every replay needs a code that passes now.
-    let up = s
-        .call(
-            t,
-            "auth.user.update",
-            json!({"user_id": user, "mfa_enabled": true}),
-        )
-        .await
-        .unwrap();
+    let up = crate::harness::enable_mfa(s, t, &user).await;
     let secret = up["mfa_enrollment"]["secret"].as_str().unwrap().to_owned();
     let mut mfa = right.clone();
     mfa["idempotency_key"] = json!("login-2");
@@ -233,14 +226,7 @@ contract!(password_burst_is_throttled);
 /// most 5, then even the right code is refused with Retry-After.
 async fn mfa_burst_is_throttled(s: &Server, t: Transport) {
     let user = user_with_password(s, t, "mfa-burst@example.com").await;
-    let up = s
-        .call(
-            t,
-            "auth.user.update",
-            json!({"user_id": user, "mfa_enabled": true}),
-        )
-        .await
-        .unwrap();
+    let up = crate::harness::enable_mfa(s, t, &user).await;
     let secret = up["mfa_enrollment"]["secret"].as_str().unwrap().to_owned();
     let base = json!({"user_id": user, "method": "password", "password": PASSWORD});
     let wrong_code = totp_at(&secret, 600);

@@ -103,14 +103,7 @@ async fn every_change_is_announced(s: &Server, t: Transport) {
             .await
             .unwrap();
     }
-    let enrolled = s
-        .call(
-            t,
-            "auth.user.update",
-            json!({"user_id": id, "mfa_enabled": true}),
-        )
-        .await
-        .unwrap();
+    let enrolled = crate::harness::enable_mfa(s, t, &id).await;
     let totp_secret = enrolled["mfa_enrollment"]["secret"]
         .as_str()
         .unwrap()
@@ -491,14 +484,7 @@ async fn export_carries_the_vendors_record(s: &Server, t: Transport) {
     let mfa_secret = match s.vendor {
         VendorKind::Supabase => None,
         _ => {
-            let up = s
-                .call(
-                    t,
-                    "auth.user.update",
-                    json!({"user_id": id, "mfa_enabled": true}),
-                )
-                .await
-                .unwrap();
+            let up = crate::harness::enable_mfa(s, t, &id).await;
             Some(up["mfa_enrollment"]["secret"].as_str().unwrap().to_owned())
         }
     };

@@ -106,14 +106,7 @@ async fn workos_mfa_users_finish_with_the_mfa_totp_grant() {
     let t = Transport::Grpc;
     let u = user(&s, t, "mfa@example.com").await;
     confirm_email(&s, t, &u).await;
-    let enrolled = s
-        .call(
-            t,
-            "auth.user.update",
-            json!({"user_id": u, "mfa_enabled": true}),
-        )
-        .await
-        .unwrap();
+    let enrolled = crate::harness::enable_mfa(&s, t, &u).await;
     let secret = enrolled["mfa_enrollment"]["secret"]
         .as_str()
         .unwrap()
@@ -602,14 +595,7 @@ async fn a_failed_enrolment_leaves_no_factor() {
     assert_eq!(s.workos.as_ref().unwrap().factors_of("half@example.com"), 0);
     assert_eq!(get(&s, t, &u).await["mfa_enabled"], false);
     // A later enrolment works and is the only factor.
-    let ok = s
-        .call(
-            t,
-            "auth.user.update",
-            json!({"user_id": u, "mfa_enabled": true}),
-        )
-        .await
-        .unwrap();
+    let ok = crate::harness::enable_mfa(&s, t, &u).await;
     assert!(ok["mfa_enrollment"]["secret"].is_string());
     assert_eq!(s.workos.as_ref().unwrap().factors_of("half@example.com"), 1);
 }

@@ -234,14 +234,7 @@ async fn mfa(s: &Server, t: Transport) {
         .await,
         "AUTH_MFA_NOT_ENROLLED",
     );
-    let up = s
-        .call(
-            t,
-            "auth.user.update",
-            json!({"user_id": user, "mfa_enabled": true}),
-        )
-        .await
-        .unwrap();
+    let up = crate::harness::enable_mfa(s, t, &user).await;
     let secret = up["mfa_enrollment"]["secret"].as_str().unwrap().to_owned();
     let base = json!({"user_id": user, "method": "password", "password": "open sesame"});
     expect_err(

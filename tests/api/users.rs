@@ -276,14 +276,7 @@ async fn update_fields(s: &Server, t: Transport) {
 async fn mfa_enrollment(s: &Server, t: Transport) {
     let u = create_user(s, t, "mfa@example.com").await;
     let id = u["user_id"].as_str().unwrap();
-    let up = s
-        .call(
-            t,
-            "auth.user.update",
-            json!({"user_id": id, "mfa_enabled": true}),
-        )
-        .await
-        .unwrap();
+    let up = crate::harness::enable_mfa(s, t, &id).await;
     assert_eq!(up["mfa_enabled"], true);
     let secret = up["mfa_enrollment"]["secret"].as_str().unwrap();
     let uri = up["mfa_enrollment"]["otpauth_uri"].as_str().unwrap();
@@ -301,14 +294,7 @@ async fn mfa_enrollment(s: &Server, t: Transport) {
         got.get("mfa_enrollment").is_none(),
         "the secret is shown once"
     );
-    let again = s
-        .call(
-            t,
-            "auth.user.update",
-            json!({"user_id": id, "mfa_enabled": true}),
-        )
-        .await
-        .unwrap();
+    let again = crate::harness::enable_mfa(s, t, &id).await;
     assert!(
         again.get("mfa_enrollment").is_none(),
         "no new secret while enrolled"
