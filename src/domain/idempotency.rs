@@ -72,14 +72,19 @@ impl Domain {
         // Should the caller go away mid-operation (the future dropped), the
         // guard hands the key back so that a retry is not refused for
         // minutes.
-        let mut guard = ClaimGuard {
-            store: Some(self.store.clone()),
-            project_id: project.id.clone(),
-            key: key.to_owned(),
-            claimed_at,
+        let mut guard = {
+            let (store, project_id, key) = (self.store.clone(), project.id.clone(), key.to_owned());
+            super::abandon::Abandon::new(async move {
+                if let Err(e) = store
+                    .release_idempotency_key(&project_id, &key, claimed_at)
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not release an abandoned idempotency key");
+                }
+            })
         };
         let outcome = op().await;
-        guard.store = None;
+        guard.disarm();
         match outcome {
             Ok(reply) => {
                 let bytes = serde_json::to_vec(&reply).map_err(Error::internal)?;
@@ -159,37 +164,6 @@ impl Domain {
 enum Claim {
     Claimed(i64),
     Replay(Vec<u8>),
-}
-
-/// Releases a claimed key if dropped while still armed (`store` set).
-struct ClaimGuard {
-    store: Option<crate::store::Store>,
-    project_id: String,
-    key: String,
-    claimed_at: i64,
-}
-
-impl Drop for ClaimGuard {
-    fn drop(&mut self) {
-        let Some(store) = self.store.take() else {
-            return;
-        };
-        let (project_id, key, claimed_at) = (
-            std::mem::take(&mut self.project_id),
-            std::mem::take(&mut self.key),
-            self.claimed_at,
-        );
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                if let Err(e) = store
-                    .release_idempotency_key(&project_id, &key, claimed_at)
-                    .await
-                {
-                    tracing::warn!(error = %e, "could not release an abandoned idempotency key");
-                }
-            });
-        }
-    }
 }
 
 #[cfg(test)]

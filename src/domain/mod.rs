@@ -1,6 +1,7 @@
 //! The rules of authmux: validation, tenancy, idempotency, the consent
 //! ledger and the error model. Knows nothing of proto or HTTP.
 
+mod abandon;
 mod byok;
 mod consent;
 mod discovery;

@@ -779,6 +779,17 @@ impl Domain {
                         format!("no user {user_id} in this project: it is being deleted"),
                     ));
                 }
+                // A request cancelled from here on (its caller went away)
+                // gives the reservation up rather than holding it a lease.
+                let mut guard = {
+                    let (store, project_id, user_id) =
+                        (self.store.clone(), project.id.clone(), user_id.to_owned());
+                    super::abandon::Abandon::new(async move {
+                        if let Err(e) = store.release_deletion(&project_id, &user_id, since).await {
+                            tracing::warn!(error = %e, "could not release an abandoned user deletion");
+                        }
+                    })
+                };
                 let at_vendor = async {
                     let pin = self.user_pin(project, user_id).await?;
                     let vendor = self.pinned_vendor(project, &pin).await?;
@@ -789,6 +800,7 @@ impl Domain {
                 }
                 .await;
                 if let Err(e) = at_vendor {
+                    guard.disarm();
                     self.store
                         .release_deletion(&project.id, user_id, since)
                         .await?;
@@ -805,6 +817,7 @@ impl Domain {
                     )
                     .await?
                     .ok_or_else(|| Error::user_not_found(user_id))?;
+                guard.disarm();
                 self.revocations.add(revoked);
                 Ok(())
             },

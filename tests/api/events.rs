@@ -596,8 +596,9 @@ async fn export_racing_delete_is_whole_or_gone(s: &Server, t: Transport) {
 
 contract!(export_racing_delete_is_whole_or_gone, vendors[clerk, supabase]);
 
-/// A delete the vendor refuses gives up its reservation, so a retry
-/// deletes; a reservation whose owner died holds a minute, then is taken
+/// A delete the vendor refuses, or one cancelled while at the vendor,
+/// gives up its reservation, so a retry deletes; a reservation whose owner
+/// died holds a minute, then is taken
 /// over; and while one is live, a read that finds the user gone at the
 /// vendor leaves the rows to the deletion.
 async fn deletion_reservations_release_and_expire(s: &Server, t: Transport) {
@@ -617,6 +618,31 @@ async fn deletion_reservations_release_and_expire(s: &Server, t: Transport) {
         s.call(t, "auth.user.delete", json!({"user_id": id}))
             .await
             .unwrap();
+
+        // A delete cancelled while at the vendor (its caller went away)
+        // gives its reservation up at once: the next delete goes through.
+        let u = crate::harness::create_user(s, t, "gone-away@example.com").await;
+        let id = u["user_id"].as_str().unwrap();
+        let project = s.domain.authenticate(Some(&s.key)).await.unwrap();
+        vendor.faults.lock().unwrap().latency = Duration::from_millis(1_500);
+        let cancelled = tokio::time::timeout(
+            Duration::from_millis(300),
+            s.domain.delete_user(&project, id, None),
+        )
+        .await;
+        assert!(cancelled.is_err(), "the delete was still at the vendor");
+        vendor.faults.lock().unwrap().latency = Duration::ZERO;
+        crate::harness::eventually(
+            Duration::from_secs(5),
+            Duration::from_millis(50),
+            "the cancelled delete's reservation is given up",
+            || async {
+                s.call(t, "auth.user.delete", json!({"user_id": id}))
+                    .await
+                    .is_ok()
+            },
+        )
+        .await;
     }
 
     // A deleter that reserved and died: the user stays readable, a second
