@@ -418,16 +418,14 @@ impl Workos {
     }
 
     async fn factors(&self, user_id: &str) -> Result<Vec<String>> {
-        let list: List<Object> = self
-            .send_as(
+        let items = self
+            .list_all(
                 "list_factors",
-                Retry::Safe,
-                Method::GET,
                 &format!("/user_management/users/{user_id}/auth_factors"),
-                None,
             )
             .await?;
-        Ok(list.data.into_iter().map(|f| f.id).collect())
+        let factors: Vec<Object> = decode(VendorKind::Workos, "list_factors", Value::Array(items))?;
+        Ok(factors.into_iter().map(|f| f.id).collect())
     }
 
     /// Every item of a WorkOS list endpoint, page by page (`limit` up to
