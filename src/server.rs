@@ -357,7 +357,11 @@ async fn request_ids(mut req: Request, next: Next) -> Response {
         .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned);
     let id = given.unwrap_or_else(|| new_id("req"));
-    let value = HeaderValue::from_str(&id).expect("request ids are visible ASCII");
+    let mut value = HeaderValue::from_str(&id).expect("request ids are visible ASCII");
+    // Every id is new, so HTTP/2's header compression must not index it:
+    // a table full of one-off ids is searched value by value on every
+    // reply (RFC 7541 §7.1.3: never-indexed literals) and saves nothing.
+    value.set_sensitive(true);
     req.headers_mut().insert(REQUEST_ID_HEADER, value.clone());
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %loggable_path(req.uri().path()));
     let mut resp = async {
