@@ -230,14 +230,19 @@ async fn transcode(
         )
         .await
         .map_err(|e| RestError::invalid(format!("bad path parameter: {e}")))?;
-    let body = tokio::time::timeout(body_timeout, read_body(&parts.headers, body))
-        .await
-        .map_err(|_| {
-            RestError::invalid(format!(
-                "the request body did not arrive within {} s",
-                body_timeout.as_secs()
-            ))
-        })??;
+    // A request that has no body (every GET) needs no timer to read it.
+    let body = if axum::body::HttpBody::is_end_stream(&body) {
+        Bytes::new()
+    } else {
+        tokio::time::timeout(body_timeout, read_body(&parts.headers, body))
+            .await
+            .map_err(|_| {
+                RestError::invalid(format!(
+                    "the request body did not arrive within {} s",
+                    body_timeout.as_secs()
+                ))
+            })??
+    };
     let message = json::request_message(
         route,
         &path_params,
