@@ -9,6 +9,10 @@
 //!   check per request);
 //! - session ids cycling over as many distinct sessions.
 //!
+//! REST and gRPC each cycle over their own sessions (twice the number is
+//! minted), so the transport measured second doesn't find the first's
+//! tokens already verified or its sessions already cached.
+//!
 //! It prints requests/s, p50/p99 latency, each as a share of the floor,
 //! and the server's RSS idle and at its peak.
 //!
@@ -18,7 +22,7 @@
 //!
 //! Run: `cargo bench --bench verify_load` (AUTHMUX_LOAD_SECS sets the
 //! duration of each scenario, default 10; AUTHMUX_LOAD_TOKENS the number of
-//! distinct tokens and sessions, default 100,000).
+//! distinct tokens and sessions per transport, default 100,000).
 
 mod common;
 
@@ -222,10 +226,11 @@ fn main() {
             .await;
         let idle = server.kib("VmRSS:");
 
-        // Distinct sessions, minted 16 at a time.
+        // Distinct sessions, minted 16 at a time: a set for each transport,
+        // so that neither finds the other's tokens in the server's caches.
         let started = Instant::now();
-        let mut sessions: Vec<(String, String)> = Vec::with_capacity(distinct);
-        let mut mint = futures::stream::iter(0..distinct)
+        let mut sessions: Vec<(String, String)> = Vec::with_capacity(2 * distinct);
+        let mut mint = futures::stream::iter(0..2 * distinct)
             .map(|_| {
                 let http = http.clone();
                 let (base, key, user) = (base.clone(), key.clone(), user["user_id"].clone());
@@ -251,12 +256,18 @@ fn main() {
             sessions.push(t);
         }
         eprintln!(
-            "minted {distinct} sessions in {:.0} s",
+            "minted {} sessions in {:.0} s",
+            2 * distinct,
             started.elapsed().as_secs_f64()
         );
-        let jwts: Arc<Vec<String>> = Arc::new(sessions.iter().map(|s| s.0.clone()).collect());
-        let sids: Arc<Vec<String>> = Arc::new(sessions.iter().map(|s| s.1.clone()).collect());
-        let one_jwt = Arc::new(vec![jwts[0].clone()]);
+        let (rest_set, grpc_set) = sessions.split_at(distinct);
+        let jwts = |set: &[(String, String)]| -> Arc<Vec<String>> {
+            Arc::new(set.iter().map(|s| s.0.clone()).collect())
+        };
+        let sids = |set: &[(String, String)]| -> Arc<Vec<String>> {
+            Arc::new(set.iter().map(|s| s.1.clone()).collect())
+        };
+        let one_jwt = Arc::new(vec![rest_set[0].0.clone()]);
         let paths = |tokens: &Vec<String>| -> Arc<Vec<String>> {
             Arc::new(
                 tokens
@@ -306,24 +317,42 @@ fn main() {
                 secs,
                 &base,
                 &key,
-                paths(&jwts),
+                paths(&jwts(rest_set)),
                 VALID,
             )
             .await,
         );
-        reports.push(grpc(&format!("gRPC  JWT x{n}"), secs, &base, &key, jwts.clone()).await);
+        reports.push(
+            grpc(
+                &format!("gRPC  JWT x{n}"),
+                secs,
+                &base,
+                &key,
+                jwts(grpc_set),
+            )
+            .await,
+        );
         reports.push(
             rest(
                 &format!("REST  sid x{n}"),
                 secs,
                 &base,
                 &key,
-                paths(&sids),
+                paths(&sids(rest_set)),
                 VALID,
             )
             .await,
         );
-        reports.push(grpc(&format!("gRPC  sid x{n}"), secs, &base, &key, sids.clone()).await);
+        reports.push(
+            grpc(
+                &format!("gRPC  sid x{n}"),
+                secs,
+                &base,
+                &key,
+                sids(grpc_set),
+            )
+            .await,
+        );
         (idle, reports)
     });
 
