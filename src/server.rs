@@ -498,7 +498,37 @@ async fn authenticate(State(domain): State<Arc<Domain>>, mut req: Request, next:
 
 #[cfg(test)]
 mod tests {
-    use super::loggable_path;
+    use super::{REQUEST_ID_HEADER, loggable_path, request_ids};
+    use axum::Router;
+    use axum::middleware::from_fn;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    /// HTTP/2 must send request ids as never-indexed literals: h2 leaves a
+    /// sensitive value out of its header table.
+    #[tokio::test]
+    async fn request_ids_are_never_indexed() {
+        let app = Router::new()
+            .route("/", get(|| async { "ok" }))
+            .layer(from_fn(request_ids));
+        for given in [None, Some("trace-123")] {
+            let mut req = http::Request::builder().uri("/");
+            if let Some(id) = given {
+                req = req.header(REQUEST_ID_HEADER, id);
+            }
+            let resp = app
+                .clone()
+                .oneshot(req.body(axum::body::Body::empty()).unwrap())
+                .await
+                .unwrap();
+            let id = &resp.headers()[REQUEST_ID_HEADER];
+            match given {
+                Some(given) => assert_eq!(id, given),
+                None => assert!(id.to_str().unwrap().starts_with("req_")),
+            }
+            assert!(id.is_sensitive(), "{id:?} would be indexed");
+        }
+    }
 
     #[test]
     fn tokens_in_paths_are_not_logged() {
