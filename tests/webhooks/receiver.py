@@ -67,6 +67,13 @@ class Handler(BaseHTTPRequestHandler):
             f.write(json.dumps(entry) + "\n")
 
 
-server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+class Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: a burst of deliveries beyond
+    # that has its SYNs dropped and retried by the kernel a second later,
+    # which a test's short delivery timeout then takes for a failed attempt.
+    request_queue_size = 128
+
+
+server = Server(("127.0.0.1", 0), Handler)
 print(server.server_address[1], flush=True)
 server.serve_forever()
