@@ -261,12 +261,8 @@ fn main() {
             started.elapsed().as_secs_f64()
         );
         let (rest_set, grpc_set) = sessions.split_at(distinct);
-        let jwts = |set: &[(String, String)]| -> Arc<Vec<String>> {
-            Arc::new(set.iter().map(|s| s.0.clone()).collect())
-        };
-        let sids = |set: &[(String, String)]| -> Arc<Vec<String>> {
-            Arc::new(set.iter().map(|s| s.1.clone()).collect())
-        };
+        let jwts = |set: &[(String, String)]| Arc::new(set.iter().map(|s| s.0.clone()).collect());
+        let sids = |set: &[(String, String)]| Arc::new(set.iter().map(|s| s.1.clone()).collect());
         let one_jwt = Arc::new(vec![rest_set[0].0.clone()]);
         let paths = |tokens: &Vec<String>| -> Arc<Vec<String>> {
             Arc::new(

@@ -448,8 +448,9 @@ async fn authenticate_rest(
 /// `session.verify`) is replaced by `<redacted>`.
 fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
     const VERIFY: &str = "/v1/auth/session/verify/";
+    const REDACTED: &str = "/v1/auth/session/verify/<redacted>";
     match path.strip_prefix(VERIFY) {
-        Some(rest) if !rest.is_empty() => format!("{VERIFY}<redacted>").into(),
+        Some(rest) if !rest.is_empty() => REDACTED.into(),
         _ => path.into(),
     }
 }
