@@ -7,6 +7,8 @@
 //! that an entry is never served past its own deadline, whatever that
 //! clock says.
 
+use std::borrow::Borrow;
+use std::hash::Hash;
 use std::time::Duration;
 
 use moka::Expiry;
@@ -24,10 +26,10 @@ struct Entry<V> {
 
 struct UntilDeadline;
 
-impl<V> Expiry<String, Entry<V>> for UntilDeadline {
+impl<K, V> Expiry<K, Entry<V>> for UntilDeadline {
     fn expire_after_create(
         &self,
-        _key: &String,
+        _key: &K,
         entry: &Entry<V>,
         _created_at: std::time::Instant,
     ) -> Option<Duration> {
@@ -36,7 +38,7 @@ impl<V> Expiry<String, Entry<V>> for UntilDeadline {
 
     fn expire_after_update(
         &self,
-        _key: &String,
+        _key: &K,
         entry: &Entry<V>,
         _updated_at: std::time::Instant,
         _duration_until_expiry: Option<Duration>,
@@ -45,12 +47,20 @@ impl<V> Expiry<String, Entry<V>> for UntilDeadline {
     }
 }
 
-/// Entries keyed by string, each valid until its own expiry (Unix ms).
-pub struct ExpiringCache<V: Clone + Send + Sync + 'static> {
-    entries: Cache<String, Entry<V>>,
+/// Entries keyed by `K` (a string unless said otherwise), each valid
+/// until its own expiry (Unix ms).
+pub struct ExpiringCache<V: Clone + Send + Sync + 'static, K = String>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+{
+    entries: Cache<K, Entry<V>>,
 }
 
-impl<V: Clone + Send + Sync + 'static> ExpiringCache<V> {
+impl<V, K> ExpiringCache<V, K>
+where
+    V: Clone + Send + Sync + 'static,
+    K: Hash + Eq + Send + Sync + 'static,
+{
     /// An empty cache holding at most `capacity` entries.
     pub fn new(capacity: usize) -> Self {
         ExpiringCache {
@@ -62,13 +72,21 @@ impl<V: Clone + Send + Sync + 'static> ExpiringCache<V> {
     }
 
     /// The value under `key`, unless it expired before `now_ms`.
-    pub fn get(&self, key: &str, now_ms: i64) -> Option<V> {
+    pub fn get<Q>(&self, key: &Q, now_ms: i64) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let entry = self.entries.get(key)?;
         (entry.expires_ms >= now_ms).then_some(entry.value)
     }
 
     /// Stores `value` under `key` until `expires_ms`.
-    pub fn put(&self, key: &str, value: V, expires_ms: i64, now_ms: i64) {
+    pub fn put<Q>(&self, key: &Q, value: V, expires_ms: i64, now_ms: i64)
+    where
+        K: Borrow<Q>,
+        Q: ToOwned<Owned = K> + ?Sized,
+    {
         let keep = Duration::from_millis(u64::try_from(expires_ms - now_ms).unwrap_or(0));
         self.entries.insert(
             key.to_owned(),
@@ -81,7 +99,11 @@ impl<V: Clone + Send + Sync + 'static> ExpiringCache<V> {
     }
 
     /// Forgets `key`.
-    pub fn remove(&self, key: &str) {
+    pub fn remove<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         self.entries.invalidate(key);
     }
 

@@ -183,7 +183,12 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 
 /// Lower-case hex SHA-256 of `data`.
 pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
+    hex::encode(sha256(data))
+}
+
+/// SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
 }
 
 /// `n` random bytes as URL-safe base64 without padding.

@@ -2,7 +2,7 @@
 
 use super::{Domain, Error, ErrorCode, Project, Result, new_id};
 use crate::cache::ExpiringCache;
-use crate::crypto::{random_token, sha256_hex};
+use crate::crypto::{random_token, sha256, sha256_hex};
 
 /// The public prefix of every API key.
 pub const KEY_PREFIX: &str = "amx_";
@@ -12,8 +12,8 @@ const KEY_CACHE_TTL_MS: i64 = 1_000;
 /// The most keys remembered at once.
 pub(super) const KEY_CACHE_MAX: usize = 10_000;
 
-/// Recently authenticated key hashes and their projects.
-pub(super) type KeyCache = ExpiringCache<Project>;
+/// Recently authenticated keys (by SHA-256) and their projects.
+pub(super) type KeyCache = ExpiringCache<Project, [u8; 32]>;
 
 /// A key just minted; `key` is shown once and never stored.
 #[derive(Debug)]
@@ -96,14 +96,14 @@ impl Domain {
         if !key.starts_with(KEY_PREFIX) {
             return Err(invalid("malformed API key"));
         }
-        let hash = sha256_hex(key.as_bytes());
+        let digest = sha256(key.as_bytes());
         let now = self.now();
-        if let Some(project) = self.api_keys.get(&hash, now) {
+        if let Some(project) = self.api_keys.get(&digest, now) {
             return Ok(project);
         }
         let (row, key_id) = self
             .store
-            .project_for_key_hash(&hash)
+            .project_for_key_hash(&hex::encode(digest))
             .await?
             .ok_or_else(|| invalid("unknown or revoked API key"))?;
         let project = Project {
@@ -111,7 +111,7 @@ impl Domain {
             ..Project::from(row)
         };
         self.api_keys
-            .put(&hash, project.clone(), now + KEY_CACHE_TTL_MS, now);
+            .put(&digest, project.clone(), now + KEY_CACHE_TTL_MS, now);
         Ok(project)
     }
 

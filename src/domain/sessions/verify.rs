@@ -3,6 +3,7 @@
 
 use super::{LiveSession, Verification};
 use crate::domain::{Domain, Error, Project, Result};
+use crate::tokens::cache::TokenDigest;
 use crate::tokens::jwks::JwksError;
 use crate::tokens::mint::ACCESS_TOKEN_TYP;
 use crate::tokens::verify::{Claims, Expect, Invalid, Jwt};
@@ -59,7 +60,8 @@ impl Domain {
     async fn verify_jwt(&self, project: &Project, token: &str) -> Result<Verification> {
         let now = self.now();
         let audience = Some(project.id.as_str());
-        let claims = match self.verified.get(token, audience, now) {
+        let digest = TokenDigest::of(token);
+        let claims = match self.verified.get(&digest, audience, now) {
             Some(c) => c,
             None => {
                 let jwt = match Jwt::parse(token) {
@@ -86,7 +88,7 @@ impl Domain {
                 };
                 match checked {
                     Ok(c) => {
-                        self.verified.put(token, audience, &c, now);
+                        self.verified.put(&digest, audience, &c, now);
                         c
                     }
                     Err(r) => return Ok(Verification::invalid(r)),
