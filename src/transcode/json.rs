@@ -1,8 +1,6 @@
 //! JSON ⇄ dynamic messages: proto field names, every non-optional field
 //! printed, errors that name the field.
 
-use std::collections::HashMap;
-
 use prost_reflect::{DeserializeOptions, DynamicMessage, Kind, SerializeOptions};
 use serde_json::{Map, Value};
 
@@ -16,7 +14,7 @@ use crate::domain::ErrorCode;
 /// `Idempotency-Key`).
 pub fn request_message(
     route: &HttpRoute,
-    path_params: &HashMap<String, String>,
+    path_params: &[(&str, &str)],
     query: &str,
     body: Option<&[u8]>,
     headers: &http::HeaderMap,
@@ -77,14 +75,15 @@ pub fn request_message(
 
     for name in &route.path_params {
         let value = path_params
-            .get(name)
+            .iter()
+            .find_map(|(n, v)| (*n == name.as_str()).then_some(*v))
             .ok_or_else(|| RestError::invalid(format!("{name} is missing from the path")))?;
         if fields.contains_key(name) {
             return Err(RestError::invalid(format!(
                 "{name} comes from the path; leave it out of the body and query"
             )));
         }
-        fields.insert(name.clone(), Value::String(value.clone()));
+        fields.insert(name.clone(), Value::String(value.to_owned()));
     }
 
     for (name, header) in header_fields(route) {

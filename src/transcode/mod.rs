@@ -8,12 +8,12 @@ pub mod openapi;
 pub mod routes;
 mod strict;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Request};
+use axum::extract::{RawPathParams, Request};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -155,12 +155,17 @@ pub fn router(routes: Vec<HttpRoute>, grpc: Router, body_timeout: std::time::Dur
             .expect("the route table holds only standard methods");
         let path = route.template.clone();
         let method = route.method.as_str().to_owned();
-        let route = Arc::new(route);
+        // The inner call's URI, parsed once rather than on every request.
+        let uri: http::Uri = route
+            .grpc_path
+            .parse()
+            .expect("a gRPC path built from descriptor names is a valid URI");
+        let route = Arc::new((route, uri));
         let grpc = grpc.clone();
         let handler = on(filter, move |req: Request| {
             let route = route.clone();
             let grpc = grpc.clone();
-            async move { handle(&route, grpc, req, body_timeout).await }
+            async move { handle(&route.0, &route.1, grpc, req, body_timeout).await }
         });
         let entry = match by_path.remove(&path) {
             Some((existing, mut methods)) => {
@@ -205,12 +210,13 @@ pub async fn not_found(req: Request) -> Response {
 
 async fn handle(
     route: &HttpRoute,
+    uri: &http::Uri,
     grpc: Router,
     req: Request,
     body_timeout: std::time::Duration,
 ) -> Response {
     let rid = request_id(req.headers()).map(str::to_owned);
-    match transcode(route, grpc, req, body_timeout).await {
+    match transcode(route, uri, grpc, req, body_timeout).await {
         Ok(resp) => resp,
         Err(err) => err.into_response_with(rid.as_deref()),
     }
@@ -218,18 +224,17 @@ async fn handle(
 
 async fn transcode(
     route: &HttpRoute,
+    uri: &http::Uri,
     grpc: Router,
     req: Request,
     body_timeout: std::time::Duration,
 ) -> Result<Response, RestError> {
     let (mut parts, body) = req.into_parts();
-    let Path(path_params) =
-        <Path<HashMap<String, String>> as axum::extract::FromRequestParts<()>>::from_request_parts(
-            &mut parts,
-            &(),
-        )
-        .await
-        .map_err(|e| RestError::invalid(format!("bad path parameter: {e}")))?;
+    let raw_params =
+        <RawPathParams as axum::extract::FromRequestParts<()>>::from_request_parts(&mut parts, &())
+            .await
+            .map_err(|e| RestError::invalid(format!("bad path parameter: {e}")))?;
+    let path_params: Vec<(&str, &str)> = raw_params.iter().collect();
     // A request that has no body (every GET) needs no timer to read it.
     let body = if axum::body::HttpBody::is_end_stream(&body) {
         Bytes::new()
@@ -253,7 +258,7 @@ async fn transcode(
 
     let mut inner = http::Request::builder()
         .method(http::Method::POST)
-        .uri(&route.grpc_path)
+        .uri(uri.clone())
         .body(Body::from(grpc_frame(&message)))
         .map_err(|e| RestError::new(ErrorCode::Internal, e.to_string()))?;
     let headers = inner.headers_mut();
