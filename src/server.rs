@@ -126,7 +126,7 @@ pub async fn app_with(domain: Arc<Domain>, limits: Limits) -> Result<App, Server
     let known: Arc<KnownMethods> = Arc::new(
         routes
             .iter()
-            .map(|r| r.grpc_path.clone())
+            .map(|r| r.grpc_path().to_owned())
             .chain(KNOWN_OPEN_METHODS.iter().map(|m| (*m).to_owned()))
             .map(|path| {
                 let label: Arc<str> = path.rsplit_once('.').map_or(&*path, |(_, m)| m).into();

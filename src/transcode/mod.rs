@@ -155,17 +155,12 @@ pub fn router(routes: Vec<HttpRoute>, grpc: Router, body_timeout: std::time::Dur
             .expect("the route table holds only standard methods");
         let path = route.template.clone();
         let method = route.method.as_str().to_owned();
-        // The inner call's URI, parsed once rather than on every request.
-        let uri: http::Uri = route
-            .grpc_path
-            .parse()
-            .expect("a gRPC path built from descriptor names is a valid URI");
-        let route = Arc::new((route, uri));
+        let route = Arc::new(route);
         let grpc = grpc.clone();
         let handler = on(filter, move |req: Request| {
             let route = route.clone();
             let grpc = grpc.clone();
-            async move { handle(&route.0, &route.1, grpc, req, body_timeout).await }
+            async move { handle(&route, grpc, req, body_timeout).await }
         });
         let entry = match by_path.remove(&path) {
             Some((existing, mut methods)) => {
@@ -210,13 +205,12 @@ pub async fn not_found(req: Request) -> Response {
 
 async fn handle(
     route: &HttpRoute,
-    uri: &http::Uri,
     grpc: Router,
     req: Request,
     body_timeout: std::time::Duration,
 ) -> Response {
     let rid = request_id(req.headers()).map(str::to_owned);
-    match transcode(route, uri, grpc, req, body_timeout).await {
+    match transcode(route, grpc, req, body_timeout).await {
         Ok(resp) => resp,
         Err(err) => err.into_response_with(rid.as_deref()),
     }
@@ -224,7 +218,6 @@ async fn handle(
 
 async fn transcode(
     route: &HttpRoute,
-    uri: &http::Uri,
     grpc: Router,
     req: Request,
     body_timeout: std::time::Duration,
@@ -258,7 +251,7 @@ async fn transcode(
 
     let mut inner = http::Request::builder()
         .method(http::Method::POST)
-        .uri(uri.clone())
+        .uri(route.grpc_uri.clone())
         .body(Body::from(grpc_frame(&message)))
         .map_err(|e| RestError::new(ErrorCode::Internal, e.to_string()))?;
     let headers = inner.headers_mut();

@@ -18,8 +18,9 @@ pub struct HttpRoute {
     pub path_params: Vec<String>,
     /// Whether the whole request message comes from the body (`body: "*"`).
     pub body: bool,
-    /// The gRPC path, e.g. `/authmux.v1.UserService/GetUser`.
-    pub grpc_path: String,
+    /// The gRPC path, e.g. `/authmux.v1.UserService/GetUser`, as the URI
+    /// of the in-process call (parsed once, here).
+    pub grpc_uri: http::Uri,
     /// Whether this is the RPC's first binding (others come from
     /// `additional_bindings`).
     pub primary: bool,
@@ -28,6 +29,11 @@ pub struct HttpRoute {
 }
 
 impl HttpRoute {
+    /// The gRPC path, e.g. `/authmux.v1.UserService/GetUser`.
+    pub fn grpc_path(&self) -> &str {
+        self.grpc_uri.path()
+    }
+
     /// The request message.
     pub fn input(&self) -> MessageDescriptor {
         self.rpc.input()
@@ -137,9 +143,12 @@ fn binding(
     };
     let path_params =
         parse_template(&template, &rpc.input()).map_err(|e| format!("{}: {e}", rpc.full_name()))?;
+    let grpc_uri = grpc_path
+        .parse()
+        .map_err(|e| format!("{}: gRPC path {grpc_path:?}: {e}", rpc.full_name()))?;
     Ok(HttpRoute {
         method,
-        grpc_path: grpc_path.to_owned(),
+        grpc_uri,
         template,
         path_params,
         body,
@@ -208,7 +217,7 @@ mod tests {
         let routes = routes(&pool).unwrap();
         let check = routes
             .iter()
-            .find(|r| r.grpc_path == "/authmux.v1.ConsentService/CheckConsent")
+            .find(|r| r.grpc_path() == "/authmux.v1.ConsentService/CheckConsent")
             .unwrap();
         assert_eq!(check.method, Method::GET);
         assert_eq!(
@@ -219,7 +228,7 @@ mod tests {
         assert!(!check.body);
         let create = routes
             .iter()
-            .find(|r| r.grpc_path == "/authmux.v1.UserService/CreateUser")
+            .find(|r| r.grpc_path() == "/authmux.v1.UserService/CreateUser")
             .unwrap();
         assert_eq!(create.method, Method::POST);
         assert!(create.body);
