@@ -43,8 +43,12 @@ const KNOWN_OPEN_METHODS: [&str; 4] = [
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
 ];
 
-/// gRPC paths of the methods metrics name, each with its `rpc` label.
-type KnownMethods = HashMap<String, Arc<str>>;
+/// The request metrics of each method that metrics name, by gRPC path, and
+/// those of every other path (`rpc="unknown"`).
+struct KnownMethods {
+    by_path: HashMap<String, telemetry::RpcMetrics>,
+    unknown: telemetry::RpcMetrics,
+}
 
 /// A failure while assembling the server.
 #[derive(Debug, thiserror::Error)]
@@ -123,17 +127,18 @@ pub async fn app_with(domain: Arc<Domain>, limits: Limits) -> Result<App, Server
     // Metrics are labelled by method only for methods that exist, so that
     // made-up paths can't grow the label set.
     // Each known path maps to its label (`Service/Method`), made once.
-    let known: Arc<KnownMethods> = Arc::new(
-        routes
+    let known = Arc::new(KnownMethods {
+        by_path: routes
             .iter()
             .map(|r| r.grpc_path().to_owned())
             .chain(KNOWN_OPEN_METHODS.iter().map(|m| (*m).to_owned()))
             .map(|path| {
-                let label: Arc<str> = path.rsplit_once('.').map_or(&*path, |(_, m)| m).into();
-                (path, label)
+                let label = path.rsplit_once('.').map_or(&*path, |(_, m)| m).to_owned();
+                (path, telemetry::RpcMetrics::new(label))
             })
             .collect(),
-    );
+        unknown: telemetry::RpcMetrics::new("unknown"),
+    });
     let grpc =
         Routes::new(UserServiceServer::new(api.clone()).max_decoding_message_size(MAX_BODY_BYTES))
             .add_service(
@@ -299,11 +304,10 @@ async fn record_rpc(State(known): State<Arc<KnownMethods>>, req: Request, next: 
         .get::<telemetry::Transport>()
         .copied()
         .unwrap_or(telemetry::Transport::Grpc);
-    let rpc = known
+    let known = known
+        .by_path
         .get(req.uri().path())
-        .map_or(metrics::SharedString::const_str("unknown"), |label| {
-            label.clone().into()
-        });
+        .unwrap_or(&known.unknown);
     let started = std::time::Instant::now();
     let resp = next.run(req).await;
     // Unary errors come trailers-only, with the status in the headers.
@@ -311,7 +315,7 @@ async fn record_rpc(State(known): State<Arc<KnownMethods>>, req: Request, next: 
         .headers()
         .get("grpc-status")
         .map_or(tonic::Code::Ok, |v| tonic::Code::from_bytes(v.as_bytes()));
-    telemetry::rpc(rpc, transport, code, started.elapsed().as_secs_f64());
+    known.record(transport, code, started.elapsed().as_secs_f64());
     resp
 }
 

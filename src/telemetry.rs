@@ -54,19 +54,56 @@ impl Transport {
     }
 }
 
-/// Records one RPC.
-/// Labels are shared or static strings, so recording allocates nothing.
-pub fn rpc(rpc: metrics::SharedString, transport: Transport, code: tonic::Code, seconds: f64) {
-    metrics::counter!("authmux_requests_total", "rpc" => rpc.clone(), "transport" => transport.as_str(), "code" => code_label(code)).increment(1);
-    metrics::histogram!("authmux_request_duration_seconds", "rpc" => rpc, "transport" => transport.as_str()).record(seconds);
+/// The request metrics of one RPC: its counters (one per transport and
+/// status code) and its duration histograms (one per transport). Each
+/// handle is registered with the recorder the first time it is used, so
+/// only series that happened are exported, and every later call records
+/// through the handle without building and hashing the labels again.
+pub struct RpcMetrics {
+    rpc: metrics::SharedString,
+    calls: [[OnceLock<metrics::Counter>; CODES]; 2],
+    durations: [OnceLock<metrics::Histogram>; 2],
 }
 
-/// The `code` label: the gRPC status number, as on the wire.
-fn code_label(code: tonic::Code) -> &'static str {
-    const LABELS: [&str; 17] = [
-        "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
-    ];
-    LABELS.get(code as usize).copied().unwrap_or("2")
+/// gRPC status codes 0 to 16.
+const CODES: usize = 17;
+
+impl RpcMetrics {
+    /// The metrics of the RPC labelled `rpc`.
+    pub fn new(rpc: impl Into<metrics::SharedString>) -> Self {
+        RpcMetrics {
+            rpc: rpc.into(),
+            calls: Default::default(),
+            durations: Default::default(),
+        }
+    }
+
+    /// Records one call.
+    pub fn record(&self, transport: Transport, code: tonic::Code, seconds: f64) {
+        let code = code_index(code);
+        self.calls[transport as usize][code]
+            .get_or_init(|| {
+                metrics::counter!("authmux_requests_total", "rpc" => self.rpc.clone(), "transport" => transport.as_str(), "code" => CODE_LABELS[code])
+            })
+            .increment(1);
+        self.durations[transport as usize]
+            .get_or_init(|| {
+                metrics::histogram!("authmux_request_duration_seconds", "rpc" => self.rpc.clone(), "transport" => transport.as_str())
+            })
+            .record(seconds);
+    }
+}
+
+/// The `code` label of each status code: its number, as on the wire.
+const CODE_LABELS: [&str; CODES] = [
+    "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
+];
+
+/// Where `code` is in [`CODE_LABELS`]; a code beyond them counts as
+/// UNKNOWN (2).
+fn code_index(code: tonic::Code) -> usize {
+    let n = code as usize;
+    if n < CODES { n } else { 2 }
 }
 
 /// Records one vendor call attempt.
