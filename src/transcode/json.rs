@@ -125,25 +125,79 @@ pub fn header_fields(route: &HttpRoute) -> impl Iterator<Item = (&'static str, &
 /// The JSON form of a reply (or any message): proto field names, defaults
 /// printed, whole doubles as integers.
 pub fn reply_json(reply: &DynamicMessage) -> Result<Value, RestError> {
+    serde_json::from_slice(&reply_bytes(reply)?)
+        .map_err(|e| RestError::new(ErrorCode::Internal, format!("encoding the reply: {e}")))
+}
+
+/// [`reply_json`] as the bytes of a REST reply's body, written straight
+/// from the message (no JSON tree in between).
+pub fn reply_bytes(reply: &DynamicMessage) -> Result<Vec<u8>, RestError> {
     let options = SerializeOptions::new()
         .use_proto_field_name(true)
         .skip_default_fields(false);
-    let mut value = reply
-        .serialize_with_options(serde_json::value::Serializer, &options)
+    let mut out = Vec::with_capacity(128);
+    let mut writer = serde_json::Serializer::with_formatter(&mut out, WholeNumbers);
+    reply
+        .serialize_with_options(&mut writer, &options)
         .map_err(|e| RestError::new(ErrorCode::Internal, format!("encoding the reply: {e}")))?;
-    normalize_numbers(&mut value);
-    Ok(value)
+    Ok(out)
 }
 
-fn normalize_numbers(value: &mut Value) {
-    match value {
-        Value::Number(n) if n.is_f64() => {
-            if let Some(f) = n.as_f64() {
-                *value = number_to_json(f);
-            }
+/// serde_json's compact output, except that a double holding a whole
+/// number that a double represents exactly is written as an integer
+/// (`12`, not `12.0`), as [`number_to_json`] does for `Struct` values.
+/// Non-finite doubles never get here: proto3 JSON writes them as strings.
+struct WholeNumbers;
+
+impl serde_json::ser::Formatter for WholeNumbers {
+    fn write_f64<W: ?Sized + std::io::Write>(&mut self, w: &mut W, n: f64) -> std::io::Result<()> {
+        match number_to_json(n) {
+            Value::Number(n) if n.is_i64() => self.write_i64(w, n.as_i64().unwrap_or_default()),
+            _ => serde_json::ser::CompactFormatter.write_f64(w, n),
         }
-        Value::Array(items) => items.iter_mut().for_each(normalize_numbers),
-        Value::Object(map) => map.values_mut().for_each(normalize_numbers),
-        _ => {}
+    }
+
+    fn write_f32<W: ?Sized + std::io::Write>(&mut self, w: &mut W, n: f32) -> std::io::Result<()> {
+        self.write_f64(w, f64::from(n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pb::DESCRIPTOR_SET;
+    use prost_reflect::Value as Field;
+
+    fn status(p50: Option<f64>) -> DynamicMessage {
+        let pool = super::super::routes::pool(DESCRIPTOR_SET).unwrap();
+        let desc = pool.get_message_by_name("authmux.v1.VendorStatus").unwrap();
+        let mut m = DynamicMessage::new(desc);
+        m.set_field_by_name("vendor", Field::String("native".into()));
+        if let Some(p50) = p50 {
+            m.set_field_by_name("p50_latency_ms", Field::F64(p50));
+        }
+        m
+    }
+
+    #[test]
+    fn a_reply_prints_every_field_by_its_proto_name_and_whole_doubles_as_integers() {
+        let text = |p50| String::from_utf8(reply_bytes(&status(p50)).unwrap()).unwrap();
+        assert_eq!(
+            text(Some(12.0)),
+            r#"{"vendor":"native","status":"","supports":false,"p50_latency_ms":12,"mode":""}"#
+        );
+        assert!(text(Some(-3.0)).contains(r#""p50_latency_ms":-3,"#));
+        assert!(text(Some(0.25)).contains(r#""p50_latency_ms":0.25,"#));
+        // 2^53 and beyond are not exact integers in a double: left as doubles.
+        assert!(
+            text(Some(9_007_199_254_740_992.0)).contains(r#""p50_latency_ms":9007199254740992.0,"#)
+        );
+        // An unset optional field is left out.
+        assert!(!text(None).contains("p50_latency_ms"));
+        // The tree form parses the very same bytes.
+        assert_eq!(
+            reply_json(&status(Some(12.0))).unwrap()["p50_latency_ms"],
+            serde_json::json!(12)
+        );
     }
 }

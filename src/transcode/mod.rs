@@ -298,7 +298,14 @@ async fn transcode(
                 DynamicMessage::decode(route.output(), grpc_payload(&data)?).map_err(|e| {
                     RestError::new(ErrorCode::Internal, format!("decoding the reply: {e}"))
                 })?;
-            axum::Json(json::reply_json(&reply)?).into_response()
+            (
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                json::reply_bytes(&reply)?,
+            )
+                .into_response()
         }
     };
     if let Some(v) = retry_after {
