@@ -126,7 +126,7 @@ pub async fn app_with(domain: Arc<Domain>, limits: Limits) -> Result<App, Server
     let routes = transcode::routes::routes(&pool).map_err(ServerError)?;
     // Metrics are labelled by method only for methods that exist, so that
     // made-up paths can't grow the label set.
-    // Each known path maps to its label (`Service/Method`), made once.
+    // Each known path maps to its metrics, labelled `Service/Method`.
     let known = Arc::new(KnownMethods {
         by_path: routes
             .iter()
