@@ -32,10 +32,84 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Type names let the codec find a request's rules by its message name.
     let mut config = prost_build::Config::new();
     config.enable_type_names();
-    tonic_prost_build::configure()
+    let tonic = tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
         .codec_path("crate::api::codec::StrictCodec")
-        .compile_fds_with_config(compiler.file_descriptor_set(), config)?;
+        .service_generator();
+    config
+        .out_dir(&out)
+        .service_generator(Box::new(WithDirectCalls {
+            tonic,
+            methods: Vec::new(),
+        }))
+        .compile_fds(compiler.file_descriptor_set())?;
     Ok(())
+}
+
+/// tonic's clients and servers, and after them, once per package, a
+/// `transcode::direct_calls!` table of every unary method: its gRPC path,
+/// the service trait and method that serve it, and its request type. The
+/// REST transcoder calls the services through it, in process, without
+/// gRPC's HTTP framing.
+struct WithDirectCalls {
+    tonic: Box<dyn prost_build::ServiceGenerator>,
+    /// By package: `"/package.Service/Method" => module::Trait::method(Request);`
+    methods: Vec<(String, String)>,
+}
+
+impl prost_build::ServiceGenerator for WithDirectCalls {
+    fn generate(&mut self, service: prost_build::Service, buf: &mut String) {
+        for m in &service.methods {
+            if m.client_streaming || m.server_streaming {
+                continue;
+            }
+            let line = format!(
+                "    \"/{}.{}/{}\" => {}_server::{}::{}({});\n",
+                service.package,
+                service.proto_name,
+                m.proto_name,
+                naive_snake_case(&service.name),
+                service.name,
+                m.name,
+                m.input_type,
+            );
+            self.methods.push((service.package.clone(), line));
+        }
+        self.tonic.generate(service, buf);
+    }
+
+    fn finalize(&mut self, buf: &mut String) {
+        self.tonic.finalize(buf);
+    }
+
+    fn finalize_package(&mut self, package: &str, buf: &mut String) {
+        self.tonic.finalize_package(package, buf);
+        let (here, others) = std::mem::take(&mut self.methods)
+            .into_iter()
+            .partition(|(p, _)| p == package);
+        self.methods = others;
+        let here: Vec<(String, String)> = here;
+        if !here.is_empty() {
+            buf.push_str("crate::transcode::direct_calls! {\n");
+            for (_, line) in here {
+                buf.push_str(&line);
+            }
+            buf.push_str("}\n");
+        }
+    }
+}
+
+/// The module name tonic gives a service's server (`OAuthService` →
+/// `o_auth_service`): tonic-build's `naive_snake_case`.
+fn naive_snake_case(name: &str) -> String {
+    let mut s = String::new();
+    let mut it = name.chars().peekable();
+    while let Some(c) = it.next() {
+        s.push(c.to_ascii_lowercase());
+        if it.peek().is_some_and(|n| n.is_uppercase()) {
+            s.push('_');
+        }
+    }
+    s
 }

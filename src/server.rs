@@ -46,7 +46,7 @@ const KNOWN_OPEN_METHODS: [&str; 4] = [
 /// The request metrics of each method that metrics name, by gRPC path, and
 /// those of every other path (`rpc="unknown"`).
 struct KnownMethods {
-    by_path: HashMap<String, telemetry::RpcMetrics>,
+    by_path: HashMap<String, Arc<telemetry::RpcMetrics>>,
     unknown: telemetry::RpcMetrics,
 }
 
@@ -134,7 +134,7 @@ pub async fn app_with(domain: Arc<Domain>, limits: Limits) -> Result<App, Server
             .chain(KNOWN_OPEN_METHODS.iter().map(|m| (*m).to_owned()))
             .map(|path| {
                 let label = path.rsplit_once('.').map_or(&*path, |(_, m)| m).to_owned();
-                (path, telemetry::RpcMetrics::new(label))
+                (path, Arc::new(telemetry::RpcMetrics::new(label)))
             })
             .collect(),
         unknown: telemetry::RpcMetrics::new("unknown"),
@@ -159,13 +159,15 @@ pub async fn app_with(domain: Arc<Domain>, limits: Limits) -> Result<App, Server
             .add_service(
                 PrivacyServiceServer::new(api.clone()).max_decoding_message_size(MAX_BODY_BYTES),
             )
-            .add_service(WebhookServiceServer::new(api).max_decoding_message_size(MAX_BODY_BYTES))
+            .add_service(
+                WebhookServiceServer::new(api.clone()).max_decoding_message_size(MAX_BODY_BYTES),
+            )
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .into_axum_router()
             .layer(from_fn_with_state(domain.clone(), authenticate))
-            .layer(from_fn_with_state(known, record_rpc));
+            .layer(from_fn_with_state(known.clone(), record_rpc));
     // Install the recorder before anything is recorded.
     telemetry::handle();
 
@@ -174,7 +176,14 @@ pub async fn app_with(domain: Arc<Domain>, limits: Limits) -> Result<App, Server
 
     // REST callers are authenticated before their request is read: without
     // a valid key, the only answer is 401.
-    let router = transcode::router(routes, grpc.clone(), limits.body_timeout)
+    let rest_metrics = |path: &str| {
+        known
+            .by_path
+            .get(path)
+            .cloned()
+            .expect("every route's method has its metrics")
+    };
+    let router = transcode::router(routes, api, rest_metrics, limits.body_timeout)
         .layer(from_fn_with_state(domain.clone(), authenticate_rest))
         .route(
             "/healthz",
@@ -296,18 +305,13 @@ async fn metrics() -> Response {
     }
 }
 
-/// Counts and times every RPC, whichever transport it came in on; a path
-/// that names no known method counts as `unknown`.
+/// Counts and times every gRPC call (the transcoder records REST calls);
+/// a path that names no known method counts as `unknown`.
 async fn record_rpc(State(known): State<Arc<KnownMethods>>, req: Request, next: Next) -> Response {
-    let transport = req
-        .extensions()
-        .get::<telemetry::Transport>()
-        .copied()
-        .unwrap_or(telemetry::Transport::Grpc);
     let known = known
         .by_path
         .get(req.uri().path())
-        .unwrap_or(&known.unknown);
+        .map_or(&known.unknown, |m| &**m);
     let started = std::time::Instant::now();
     let resp = next.run(req).await;
     // Unary errors come trailers-only, with the status in the headers.
@@ -315,7 +319,11 @@ async fn record_rpc(State(known): State<Arc<KnownMethods>>, req: Request, next: 
         .headers()
         .get("grpc-status")
         .map_or(tonic::Code::Ok, |v| tonic::Code::from_bytes(v.as_bytes()));
-    known.record(transport, code, started.elapsed().as_secs_f64());
+    known.record(
+        telemetry::Transport::Grpc,
+        code,
+        started.elapsed().as_secs_f64(),
+    );
     resp
 }
 
@@ -460,18 +468,10 @@ fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// Resolves the API key of a gRPC call to its project and admits it
-/// within its project's rate (a REST request was admitted already), or a
-/// failed one within its address's rate.
+/// within its project's rate, or a failed one within its address's rate.
 async fn authenticate(State(domain): State<Arc<Domain>>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if OPEN_GRPC_PREFIXES.iter().any(|p| path.starts_with(p)) {
-        return next.run(req).await;
-    }
-    let transcoded =
-        req.extensions().get::<telemetry::Transport>() == Some(&telemetry::Transport::Rest);
-    // A REST call was authenticated and admitted before it was transcoded;
-    // extensions are set in process only, never by a client.
-    if transcoded && req.extensions().get::<Project>().is_some() {
         return next.run(req).await;
     }
     let authorization = req
@@ -480,7 +480,7 @@ async fn authenticate(State(domain): State<Arc<Domain>>, mut req: Request, next:
         .and_then(|v| v.to_str().ok());
     match domain.authenticate(authorization).await {
         Ok(project) => {
-            if !transcoded && let Err(throttled) = domain.rate_limits().admit_project(&project) {
+            if let Err(throttled) = domain.rate_limits().admit_project(&project) {
                 return to_status(throttled.error()).into_http::<axum::body::Body>();
             }
             let request_id = request_id(req.headers()).map(str::to_owned);

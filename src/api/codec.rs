@@ -22,6 +22,13 @@ impl<T, U> Default for StrictCodec<T, U> {
     }
 }
 
+/// The caller's error for a request that can't be decoded.
+pub fn undecodable(e: prost::DecodeError) -> Status {
+    super::to_status(Error::invalid(format!(
+        "the request message could not be decoded (malformed, or nested too deep): {e}"
+    )))
+}
+
 /// prost's decoder with caller-facing decode errors and the contract's
 /// request rules.
 #[derive(Debug)]
@@ -33,11 +40,7 @@ impl<U: Message + Name + Default> Decoder for StrictDecoder<U> {
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
         let bytes = buf.copy_to_bytes(buf.remaining());
-        let message = U::decode(bytes.clone()).map_err(|e| {
-            super::to_status(Error::invalid(format!(
-                "the request message could not be decoded (malformed, or nested too deep): {e}"
-            )))
-        })?;
+        let message = U::decode(bytes.clone()).map_err(undecodable)?;
         super::rules::RULES
             .check_encoded::<U>(bytes)
             .map_err(super::to_status)?;

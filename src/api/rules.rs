@@ -168,16 +168,26 @@ impl Rules {
 
     /// Checks the encoded request `bytes` of message type `M`.
     pub fn check_encoded<M: prost::Name>(&self, bytes: bytes::Bytes) -> Result<(), Error> {
-        if M::PACKAGE != crate::transcode::routes::PACKAGE {
-            return Ok(());
-        }
-        let Some(check) = self.by_message.get(M::NAME) else {
+        let Some(check) = self.of::<M>() else {
             return Ok(());
         };
         let message = DynamicMessage::decode(check.descriptor.clone(), bytes).map_err(|e| {
             Error::invalid(format!("the request message could not be decoded: {e}"))
         })?;
         check.check(&message)
+    }
+
+    /// Checks `message`, a request of message type `M`.
+    pub fn check_message<M: prost::Name>(&self, message: &DynamicMessage) -> Result<(), Error> {
+        self.of::<M>().map_or(Ok(()), |check| check.check(message))
+    }
+
+    /// The rules of message type `M`, if it has any.
+    fn of<M: prost::Name>(&self) -> Option<&MessageCheck> {
+        if M::PACKAGE != crate::transcode::routes::PACKAGE {
+            return None;
+        }
+        self.by_message.get(M::NAME)
     }
 }
 

@@ -1,7 +1,10 @@
 //! REST ⇄ gRPC: turns `/v1/...` JSON requests into request messages, calls
-//! the tonic services in process through the same tower stack, and turns
-//! replies and statuses back into JSON.
+//! the services in process (through [`direct`]'s generated table, with the
+//! same checks as a gRPC call), and turns replies and statuses back into
+//! JSON.
 
+pub(crate) mod direct;
+pub(crate) use direct::direct_calls;
 mod json;
 pub use json::reply_json;
 pub mod openapi;
@@ -16,15 +19,16 @@ use axum::body::Body;
 use axum::extract::{RawPathParams, Request};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use http_body_util::BodyExt;
-use prost::Message;
 use prost_reflect::DynamicMessage;
+use tonic::metadata::MetadataMap;
 use tonic_types::StatusExt;
-use tower::ServiceExt;
 
+use crate::api::Api;
 use crate::domain::ErrorCode;
+use crate::telemetry::{RpcMetrics, Transport};
 use routes::HttpRoute;
 
 /// The largest REST request body accepted.
@@ -145,22 +149,39 @@ pub fn request_id(headers: &HeaderMap) -> Option<&str> {
     headers.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok())
 }
 
+/// One REST binding and what serving it needs.
+struct Binding {
+    route: HttpRoute,
+    api: Api,
+    metrics: Arc<RpcMetrics>,
+    body_timeout: std::time::Duration,
+}
+
 /// Builds the REST router: one route per `google.api.http` binding, each
-/// calling `grpc` in process. A known path with another method is 405 with
-/// an `Allow` header listing the path's methods.
-pub fn router(routes: Vec<HttpRoute>, grpc: Router, body_timeout: std::time::Duration) -> Router {
+/// calling its method on `api` in process and recording the call in the
+/// method's `metrics`. A known path with another method is 405 with an
+/// `Allow` header listing the path's methods.
+pub fn router(
+    routes: Vec<HttpRoute>,
+    api: Api,
+    metrics: impl Fn(&str) -> Arc<RpcMetrics>,
+    body_timeout: std::time::Duration,
+) -> Router {
     let mut by_path: BTreeMap<String, (MethodRouter, Vec<String>)> = BTreeMap::new();
     for route in routes {
         let filter = MethodFilter::try_from(route.method.clone())
             .expect("the route table holds only standard methods");
         let path = route.template.clone();
         let method = route.method.as_str().to_owned();
-        let route = Arc::new(route);
-        let grpc = grpc.clone();
+        let binding = Arc::new(Binding {
+            metrics: metrics(route.grpc_path()),
+            route,
+            api: api.clone(),
+            body_timeout,
+        });
         let handler = on(filter, move |req: Request| {
-            let route = route.clone();
-            let grpc = grpc.clone();
-            async move { handle(&route, grpc, req, body_timeout).await }
+            let binding = binding.clone();
+            async move { handle(&binding, req).await }
         });
         let entry = match by_path.remove(&path) {
             Some((existing, mut methods)) => {
@@ -203,25 +224,20 @@ pub async fn not_found(req: Request) -> Response {
     .into_response_with(request_id(req.headers()))
 }
 
-async fn handle(
-    route: &HttpRoute,
-    grpc: Router,
-    req: Request,
-    body_timeout: std::time::Duration,
-) -> Response {
+async fn handle(binding: &Binding, req: Request) -> Response {
     let rid = request_id(req.headers()).map(str::to_owned);
-    match transcode(route, grpc, req, body_timeout).await {
+    match transcode(binding, req, rid.as_deref()).await {
         Ok(resp) => resp,
         Err(err) => err.into_response_with(rid.as_deref()),
     }
 }
 
 async fn transcode(
-    route: &HttpRoute,
-    grpc: Router,
+    binding: &Binding,
     req: Request,
-    body_timeout: std::time::Duration,
+    rid: Option<&str>,
 ) -> Result<Response, RestError> {
+    let route = &binding.route;
     let (mut parts, body) = req.into_parts();
     let raw_params =
         <RawPathParams as axum::extract::FromRequestParts<()>>::from_request_parts(&mut parts, &())
@@ -232,12 +248,12 @@ async fn transcode(
     let body = if axum::body::HttpBody::is_end_stream(&body) {
         Bytes::new()
     } else {
-        tokio::time::timeout(body_timeout, read_body(&parts.headers, body))
+        tokio::time::timeout(binding.body_timeout, read_body(&parts.headers, body))
             .await
             .map_err(|_| {
                 RestError::invalid(format!(
                     "the request body did not arrive within {} s",
-                    body_timeout.as_secs()
+                    binding.body_timeout.as_secs()
                 ))
             })??
     };
@@ -249,69 +265,53 @@ async fn transcode(
         &parts.headers,
     )?;
 
-    let mut inner = http::Request::builder()
-        .method(http::Method::POST)
-        .uri(route.grpc_uri.clone())
-        .body(Body::from(grpc_frame(&message)))
-        .map_err(|e| RestError::new(ErrorCode::Internal, e.to_string()))?;
-    let headers = inner.headers_mut();
-    for (name, value) in &parts.headers {
-        if !HOP_HEADERS.contains(name) {
-            headers.append(name.clone(), value.clone());
-        }
+    // The headers go on as the call's metadata, and what the outer layers
+    // learnt (the caller's project, its address) as its extensions, so
+    // nothing is worked out twice.
+    let mut headers = std::mem::take(&mut parts.headers);
+    for name in &HOP_HEADERS {
+        headers.remove(name);
     }
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/grpc"),
+    let request = tonic::Request::from_parts(
+        MetadataMap::from_headers(headers),
+        std::mem::take(&mut parts.extensions),
+        message,
     );
-    headers.insert(header::TE, HeaderValue::from_static("trailers"));
-    // What the outer layers learnt (the caller's project, its address)
-    // travels with the call, so nothing is worked out twice.
-    inner
-        .extensions_mut()
-        .extend(std::mem::take(&mut parts.extensions));
-    inner
-        .extensions_mut()
-        .insert(crate::telemetry::Transport::Rest);
-
-    let resp = grpc.oneshot(inner).await.unwrap_or_else(|e| match e {});
-    let (head, body) = resp.into_parts();
-    let collected = body
-        .collect()
-        .await
-        .map_err(|e| RestError::new(ErrorCode::Internal, format!("reading the reply: {e}")))?;
-    let trailers = collected.trailers().cloned().unwrap_or_default();
-    let data = collected.to_bytes();
-    let status = tonic::Status::from_header_map(&head.headers)
-        .or_else(|| tonic::Status::from_header_map(&trailers));
-    let retry_after = head
-        .headers
-        .get(header::RETRY_AFTER)
-        .or_else(|| trailers.get(header::RETRY_AFTER))
-        .cloned();
-    let mut response = match status {
-        Some(s) if s.code() != tonic::Code::Ok => {
-            RestError::from_status(&s).into_response_with(request_id(&parts.headers))
-        }
-        _ => {
-            let reply =
-                DynamicMessage::decode(route.output(), grpc_payload(&data)?).map_err(|e| {
-                    RestError::new(ErrorCode::Internal, format!("decoding the reply: {e}"))
-                })?;
-            (
+    let started = std::time::Instant::now();
+    let result = crate::pb::v1::call_direct(&binding.api, route.grpc_path(), request).await;
+    binding.metrics.record(
+        Transport::Rest,
+        result
+            .as_ref()
+            .map_or_else(tonic::Status::code, |_| tonic::Code::Ok),
+        started.elapsed().as_secs_f64(),
+    );
+    match result {
+        Ok(encoded) => {
+            let reply = DynamicMessage::decode(route.output(), &encoded[..]).map_err(|e| {
+                RestError::new(ErrorCode::Internal, format!("decoding the reply: {e}"))
+            })?;
+            Ok((
                 [(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),
                 )],
                 json::reply_bytes(&reply)?,
             )
-                .into_response()
+                .into_response())
         }
-    };
-    if let Some(v) = retry_after {
-        response.headers_mut().insert(header::RETRY_AFTER, v);
+        Err(status) => {
+            let mut response = RestError::from_status(&status).into_response_with(rid);
+            if let Some(v) = status
+                .metadata()
+                .get(header::RETRY_AFTER.as_str())
+                .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok())
+            {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            Ok(response)
+        }
     }
-    Ok(response)
 }
 
 async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, RestError> {
@@ -339,28 +339,4 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, RestError> 
                 RestError::invalid(format!("reading the request body: {e}"))
             }
         })
-}
-
-/// A message in the gRPC length-prefixed frame, uncompressed.
-fn grpc_frame(message: &DynamicMessage) -> Bytes {
-    let len = message.encoded_len();
-    let mut buf = BytesMut::with_capacity(5 + len);
-    buf.put_u8(0);
-    buf.put_u32(len as u32);
-    message
-        .encode(&mut buf)
-        .expect("the buffer was sized for the message");
-    buf.freeze()
-}
-
-/// The payload of the single frame of a unary reply.
-fn grpc_payload(data: &Bytes) -> Result<Bytes, RestError> {
-    let bad = || RestError::new(ErrorCode::Internal, "malformed gRPC reply frame");
-    if data.len() < 5 || data[0] != 0 {
-        return Err(bad());
-    }
-    let len = u32::from_be_bytes([data[1], data[2], data[3], data[4]]) as usize;
-    data.get(5..5 + len)
-        .map(|_| data.slice(5..5 + len))
-        .ok_or_else(bad)
 }

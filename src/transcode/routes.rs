@@ -18,9 +18,8 @@ pub struct HttpRoute {
     pub path_params: Vec<String>,
     /// Whether the whole request message comes from the body (`body: "*"`).
     pub body: bool,
-    /// The gRPC path, e.g. `/authmux.v1.UserService/GetUser`, as the URI
-    /// of the in-process call (parsed once, here).
-    pub grpc_uri: http::Uri,
+    /// The gRPC path, e.g. `/authmux.v1.UserService/GetUser`.
+    pub grpc_path: String,
     /// Whether this is the RPC's first binding (others come from
     /// `additional_bindings`).
     pub primary: bool,
@@ -31,7 +30,7 @@ pub struct HttpRoute {
 impl HttpRoute {
     /// The gRPC path, e.g. `/authmux.v1.UserService/GetUser`.
     pub fn grpc_path(&self) -> &str {
-        self.grpc_uri.path()
+        &self.grpc_path
     }
 
     /// The request message.
@@ -143,12 +142,9 @@ fn binding(
     };
     let path_params =
         parse_template(&template, &rpc.input()).map_err(|e| format!("{}: {e}", rpc.full_name()))?;
-    let grpc_uri = grpc_path
-        .parse()
-        .map_err(|e| format!("{}: gRPC path {grpc_path:?}: {e}", rpc.full_name()))?;
     Ok(HttpRoute {
         method,
-        grpc_uri,
+        grpc_path: grpc_path.to_owned(),
         template,
         path_params,
         body,
