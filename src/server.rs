@@ -409,7 +409,7 @@ async fn authenticate_rest(
     let refused = match domain.authenticate(authorization).await {
         Ok(project) => match domain.rate_limits().admit_project(&project) {
             Ok(()) => {
-                // The transcoder hands it on to the gRPC call.
+                // The transcoder hands it on to the service.
                 req.extensions_mut().insert(Project {
                     request_id: rid.clone(),
                     ..project

@@ -34,8 +34,7 @@ pub fn render() -> Option<String> {
     Some(h.render())
 }
 
-/// Which transport a call came in on; the transcoder marks its in-process
-/// gRPC calls with `Rest`.
+/// Which transport a call came in on, for the `transport` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
     /// HTTP/2 gRPC from a client.

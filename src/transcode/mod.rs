@@ -37,7 +37,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// Headers that describe the REST exchange itself and are not passed on
-/// to the gRPC call.
+/// to the service as metadata.
 const HOP_HEADERS: [header::HeaderName; 7] = [
     header::CONTENT_TYPE,
     header::CONTENT_LENGTH,
