@@ -215,4 +215,16 @@ impl Server {
     pub async fn key_for(&self, project: &str) -> String {
         self.domain.create_api_key(project).await.unwrap().key
     }
+
+    /// The server's OpenAPI document (`/v1/openapi.json`).
+    pub async fn openapi(&self) -> serde_json::Value {
+        self.http
+            .get(format!("{}/v1/openapi.json", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
 }

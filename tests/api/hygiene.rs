@@ -426,15 +426,7 @@ async fn rest_rules(backend: Backend) {
     assert_eq!(v["valid"], true, "{v}");
     assert_eq!(v["user_id"], user.as_str());
     // The OpenAPI document lists both bindings under distinct ids.
-    let doc: Value = s
-        .http
-        .get(format!("{}/v1/openapi.json", s.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = s.openapi().await;
     assert!(doc["paths"]["/v1/auth/session/verify"]["post"].is_object());
 }
 
@@ -493,15 +485,7 @@ async fn metric_labels_are_bounded() {
 #[tokio::test]
 async fn every_rest_route_reaches_its_service() {
     let s = Server::start(Backend::Sqlite).await.unwrap();
-    let doc: Value = s
-        .http
-        .get(format!("{}/v1/openapi.json", s.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = s.openapi().await;
     let paths = doc["paths"].as_object().expect("paths");
     let mut calls = 0;
     for (template, operations) in paths {

@@ -211,15 +211,7 @@ async fn probes_and_openapi() {
             .unwrap();
         assert_eq!(r.status(), 200, "{path}");
     }
-    let doc: Value = s
-        .http
-        .get(format!("{}/v1/openapi.json", s.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = s.openapi().await;
     assert_eq!(doc["openapi"], "3.1.0");
     for (path, method) in [
         ("/v1/auth/user/create", "post"),
