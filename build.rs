@@ -85,11 +85,10 @@ impl prost_build::ServiceGenerator for WithDirectCalls {
 
     fn finalize_package(&mut self, package: &str, buf: &mut String) {
         self.tonic.finalize_package(package, buf);
-        let (here, others) = std::mem::take(&mut self.methods)
+        let (here, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.methods)
             .into_iter()
             .partition(|(p, _)| p == package);
         self.methods = others;
-        let here: Vec<(String, String)> = here;
         if !here.is_empty() {
             buf.push_str("crate::transcode::direct_calls! {\n");
             for (_, line) in here {

@@ -19,7 +19,7 @@ pub struct HttpRoute {
     /// Whether the whole request message comes from the body (`body: "*"`).
     pub body: bool,
     /// The gRPC path, e.g. `/authmux.v1.UserService/GetUser`.
-    pub grpc_path: String,
+    grpc_path: String,
     /// Whether this is the RPC's first binding (others come from
     /// `additional_bindings`).
     pub primary: bool,
