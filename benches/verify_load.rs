@@ -68,6 +68,8 @@ where
     F: FnMut() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = bool> + Send,
 {
+    // On stderr, so that a profiler can attach for one scenario only.
+    eprintln!("scenario {name}: {secs} s");
     let deadline = Instant::now() + Duration::from_secs(secs);
     let start = Instant::now();
     let cpu_before = cpu_now();
