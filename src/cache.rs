@@ -1,50 +1,27 @@
 //! A bounded concurrent map whose entries expire: recently authenticated
 //! API keys, verified tokens, live sessions, projects' own vendor
-//! credentials. It is `moka`'s cache (sharded, lock-free reads, TinyLFU
-//! admission so a scan of one-off keys can't flush the hot ones, eviction
-//! by recency and frequency when full, and per-entry expiry), with each
-//! entry's expiry also checked against the domain's clock on every read so
-//! that an entry is never served past its own deadline, whatever that
-//! clock says.
+//! credentials. It is `quick_cache`'s cache: sharded, bounded, with a
+//! Clock-PRO eviction policy (close to S3-FIFO) that is scan-resistant, so
+//! a run of one-off keys can't flush the hot ones. A read takes a shard's
+//! read lock and marks the entry; nothing is queued for later, so a miss
+//! costs one probe of the table.
+//!
+//! Each entry carries its own deadline on the domain's clock (per-entry
+//! expiry). A read past it misses and drops the entry. An expired entry
+//! that is never read again stays until the eviction policy reaches it;
+//! expired or not, the cache never holds more than its capacity, so memory
+//! is bounded by that, not by time.
 
 use std::borrow::Borrow;
 use std::hash::Hash;
-use std::time::Duration;
 
-use moka::Expiry;
-use moka::sync::Cache;
+use quick_cache::sync::Cache;
 
-/// An entry: the value, its deadline on the domain's clock (Unix ms), and
-/// how long the cache keeps it (the same deadline, as a duration from the
-/// insert).
+/// An entry: the value and its deadline on the domain's clock (Unix ms).
 #[derive(Clone)]
 struct Entry<V> {
     value: V,
     expires_ms: i64,
-    keep: Duration,
-}
-
-struct UntilDeadline;
-
-impl<K, V> Expiry<K, Entry<V>> for UntilDeadline {
-    fn expire_after_create(
-        &self,
-        _key: &K,
-        entry: &Entry<V>,
-        _created_at: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(entry.keep)
-    }
-
-    fn expire_after_update(
-        &self,
-        _key: &K,
-        entry: &Entry<V>,
-        _updated_at: std::time::Instant,
-        _duration_until_expiry: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(entry.keep)
-    }
 }
 
 /// Entries keyed by `K` (a string unless said otherwise), each valid
@@ -64,10 +41,7 @@ where
     /// An empty cache holding at most `capacity` entries.
     pub fn new(capacity: usize) -> Self {
         ExpiringCache {
-            entries: Cache::builder()
-                .max_capacity(capacity as u64)
-                .expire_after(UntilDeadline)
-                .build(),
+            entries: Cache::new(capacity),
         }
     }
 
@@ -78,24 +52,28 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let entry = self.entries.get(key)?;
-        (entry.expires_ms >= now_ms).then_some(entry.value)
+        if entry.expires_ms >= now_ms {
+            return Some(entry.value);
+        }
+        // Only an entry that is still expired goes: one stored since the
+        // read above stays.
+        self.entries
+            .remove_if(key, |entry| entry.expires_ms < now_ms);
+        None
     }
 
-    /// Stores `value` under `key` until `expires_ms`.
+    /// Stores `value` under `key` until `expires_ms`. An entry already
+    /// past its deadline is not stored.
     pub fn put<Q>(&self, key: &Q, value: V, expires_ms: i64, now_ms: i64)
     where
         K: Borrow<Q>,
         Q: ToOwned<Owned = K> + ?Sized,
     {
-        let keep = Duration::from_millis(u64::try_from(expires_ms - now_ms).unwrap_or(0));
-        self.entries.insert(
-            key.to_owned(),
-            Entry {
-                value,
-                expires_ms,
-                keep,
-            },
-        );
+        if expires_ms < now_ms {
+            return;
+        }
+        self.entries
+            .insert(key.to_owned(), Entry { value, expires_ms });
     }
 
     /// Forgets `key`.
@@ -104,23 +82,22 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.entries.invalidate(key);
+        self.entries.remove(key);
     }
 
     /// Forgets everything.
     pub fn clear(&self) {
-        self.entries.invalidate_all();
+        self.entries.clear();
     }
 
-    /// How many entries are held (after pending evictions are applied).
+    /// How many entries are held, expired or not.
     pub fn len(&self) -> usize {
-        self.entries.run_pending_tasks();
-        self.entries.entry_count() as usize
+        self.entries.len()
     }
 
     /// Whether nothing is held.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.entries.is_empty()
     }
 }
 
@@ -152,6 +129,10 @@ mod tests {
     #[test]
     fn a_scan_does_not_evict_the_hot_keys() {
         let c = ExpiringCache::new(1_000);
+        // Full already, so the hot key comes in as any new key does.
+        for i in 0..2_000 {
+            c.put(&format!("before{i}"), i, i64::MAX / 2, 0);
+        }
         c.put("hot", 0, i64::MAX / 2, 0);
         for i in 0..100_000 {
             assert_eq!(c.get("hot", 0), Some(0), "after {i} cold keys");
@@ -159,14 +140,33 @@ mod tests {
         }
     }
 
-    /// The cache itself lets an entry go once its time is up, so memory
-    /// is not held by expired entries.
+    /// An expired entry that is read is dropped at once.
     #[test]
-    fn expired_entries_are_evicted() {
+    fn an_expired_entry_goes_when_read() {
         let c = ExpiringCache::new(100);
         c.put("a", 1, 30, 0);
-        // (moka's timer wheel works in steps of about a second.)
-        std::thread::sleep(Duration::from_millis(2_500));
-        assert_eq!(c.len(), 0);
+        c.put("b", 2, 60, 0);
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.get("a", 31), None);
+        assert_eq!(c.len(), 1, "read after its deadline, the entry is dropped");
+        assert_eq!(c.get("b", 31), Some(2));
+    }
+
+    /// Storing an entry already past its deadline stores nothing.
+    #[test]
+    fn an_expired_entry_is_not_stored() {
+        let c = ExpiringCache::new(10);
+        c.put("a", 1, 30, 31);
+        assert!(c.is_empty());
+    }
+
+    /// A new entry under a key replaces its expired one.
+    #[test]
+    fn a_new_entry_replaces_an_expired_one() {
+        let c = ExpiringCache::new(10);
+        c.put("a", 1, 30, 0);
+        c.put("a", 2, 100, 31);
+        assert_eq!(c.get("a", 31), Some(2));
+        assert_eq!(c.get("a", 101), None);
     }
 }
