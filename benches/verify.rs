@@ -61,7 +61,7 @@ fn cache(c: &mut Criterion) {
         .map(|i| TokenDigest::of(&format!("token-{i}")))
         .collect();
     let cache = VerifiedTokens::default();
-    cache.put(&digests[0], Some("prj_1"), &claims(0), now_ms);
+    cache.put(&digests[0], Some("prj_1"), &claims(0));
     g.bench_function("hit", |b| {
         b.iter(|| cache.get(&digests[0], Some("prj_1"), now_ms).unwrap())
     });
@@ -72,7 +72,7 @@ fn cache(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) % digests.len();
             if cache.get(&digests[i], Some("prj_1"), now_ms).is_none() {
-                cache.put(&digests[i], Some("prj_1"), &made[i], now_ms);
+                cache.put(&digests[i], Some("prj_1"), &made[i]);
             }
         })
     });

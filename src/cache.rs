@@ -62,16 +62,13 @@ where
         None
     }
 
-    /// Stores `value` under `key` until `expires_ms`. An entry already
-    /// past its deadline is not stored.
-    pub fn put<Q>(&self, key: &Q, value: V, expires_ms: i64, now_ms: i64)
+    /// Stores `value` under `key` until `expires_ms`, in place of what
+    /// the key held.
+    pub fn put<Q>(&self, key: &Q, value: V, expires_ms: i64)
     where
         K: Borrow<Q>,
         Q: ToOwned<Owned = K> + ?Sized,
     {
-        if expires_ms < now_ms {
-            return;
-        }
         self.entries
             .insert(key.to_owned(), Entry { value, expires_ms });
     }
@@ -108,7 +105,7 @@ mod tests {
     #[test]
     fn entries_expire() {
         let c = ExpiringCache::new(10);
-        c.put("a", 1, 100, 0);
+        c.put("a", 1, 100);
         assert_eq!(c.get("a", 100), Some(1));
         assert_eq!(c.get("a", 101), None);
         assert_eq!(c.get("b", 0), None);
@@ -120,7 +117,7 @@ mod tests {
     fn capacity_is_a_bound() {
         let c = ExpiringCache::new(100);
         for i in 0..10_000 {
-            c.put(&i.to_string(), i, 10_000_000, 0);
+            c.put(&i.to_string(), i, 10_000_000);
         }
         assert!(c.len() <= 100, "{}", c.len());
     }
@@ -131,12 +128,12 @@ mod tests {
         let c = ExpiringCache::new(1_000);
         // Full already, so the hot key comes in as any new key does.
         for i in 0..2_000 {
-            c.put(&format!("before{i}"), i, i64::MAX / 2, 0);
+            c.put(&format!("before{i}"), i, i64::MAX / 2);
         }
-        c.put("hot", 0, i64::MAX / 2, 0);
+        c.put("hot", 0, i64::MAX / 2);
         for i in 0..100_000 {
             assert_eq!(c.get("hot", 0), Some(0), "after {i} cold keys");
-            c.put(&format!("cold{i}"), i, i64::MAX / 2, 0);
+            c.put(&format!("cold{i}"), i, i64::MAX / 2);
         }
     }
 
@@ -144,28 +141,31 @@ mod tests {
     #[test]
     fn an_expired_entry_goes_when_read() {
         let c = ExpiringCache::new(100);
-        c.put("a", 1, 30, 0);
-        c.put("b", 2, 60, 0);
+        c.put("a", 1, 30);
+        c.put("b", 2, 60);
         assert_eq!(c.len(), 2);
         assert_eq!(c.get("a", 31), None);
         assert_eq!(c.len(), 1, "read after its deadline, the entry is dropped");
         assert_eq!(c.get("b", 31), Some(2));
     }
 
-    /// Storing an entry already past its deadline stores nothing.
+    /// A value stored already past its deadline replaces the key's
+    /// earlier one and is never served.
     #[test]
-    fn an_expired_entry_is_not_stored() {
+    fn a_value_stored_past_its_deadline_is_never_served() {
         let c = ExpiringCache::new(10);
-        c.put("a", 1, 30, 31);
-        assert!(c.is_empty());
+        c.put("a", 1, 100);
+        c.put("a", 2, 30);
+        assert_eq!(c.get("a", 31), None);
+        assert_eq!(c.get("a", 0), None, "dropped at the read above");
     }
 
     /// A new entry under a key replaces its expired one.
     #[test]
     fn a_new_entry_replaces_an_expired_one() {
         let c = ExpiringCache::new(10);
-        c.put("a", 1, 30, 0);
-        c.put("a", 2, 100, 31);
+        c.put("a", 1, 30);
+        c.put("a", 2, 100);
         assert_eq!(c.get("a", 31), Some(2));
         assert_eq!(c.get("a", 101), None);
     }

@@ -148,7 +148,7 @@ impl Domain {
             }
         }
         self.byok_configs
-            .put(&project.id, configs.clone(), now + CONFIG_TTL_MS, now);
+            .put(&project.id, configs.clone(), now + CONFIG_TTL_MS);
         Ok(configs)
     }
 

@@ -111,7 +111,7 @@ impl Domain {
             ..Project::from(row)
         };
         self.api_keys
-            .put(&digest, project.clone(), now + KEY_CACHE_TTL_MS, now);
+            .put(&digest, project.clone(), now + KEY_CACHE_TTL_MS);
         Ok(project)
     }
 

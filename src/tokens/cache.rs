@@ -56,12 +56,11 @@ impl VerifiedTokens {
     }
 
     /// Remembers a token that passed full verification for `audience`.
-    pub fn put(&self, token: &TokenDigest, audience: Option<&str>, claims: &Claims, now_ms: i64) {
+    pub fn put(&self, token: &TokenDigest, audience: Option<&str>, claims: &Claims) {
         self.entries.put(
             &token.0,
             (audience.map(str::to_owned), claims.clone()),
             until_ms(claims),
-            now_ms,
         );
     }
 }
@@ -84,12 +83,7 @@ mod tests {
     fn entries_hold_for_their_audience_until_expiry() {
         let cache = VerifiedTokens::default();
         let leeway = LEEWAY_SECS as i64;
-        cache.put(
-            &TokenDigest::of("t"),
-            Some("prj_a"),
-            &claims(1_000),
-            900_000,
-        );
+        cache.put(&TokenDigest::of("t"), Some("prj_a"), &claims(1_000));
         assert!(
             cache
                 .get(&TokenDigest::of("t"), Some("prj_a"), 950_000)

@@ -39,7 +39,7 @@ impl Domain {
                     user_id: s.user_id,
                     expires_at: s.expires_at,
                 };
-                self.live_sessions.put(id, live.clone(), s.expires_at, now);
+                self.live_sessions.put(id, live.clone(), s.expires_at);
                 live
             }
         };
@@ -88,7 +88,7 @@ impl Domain {
                 };
                 match checked {
                     Ok(c) => {
-                        self.verified.put(&digest, audience, &c, now);
+                        self.verified.put(&digest, audience, &c);
                         c
                     }
                     Err(r) => return Ok(Verification::invalid(r)),
