@@ -313,6 +313,59 @@ async fn delete_racing_sign_in(s: &Server, t: Transport) {
 }
 contract!(delete_racing_sign_in);
 
+/// Verifies of one session, by access token and by session id, sent at
+/// once while its user is deleted: the verified-token and live-session
+/// caches they fill never outlast the delete. Every verify answers (no
+/// error), and once the delete has returned, both forms are refused.
+async fn verifies_racing_a_delete(s: &Server, t: Transport) {
+    for i in 0..4 {
+        let user = user_with_password(s, t, &format!("verifyrace{i}@example.com")).await;
+        let session = s
+            .call(
+                t,
+                "auth.session.create",
+                json!({"user_id": user, "method": "sso"}),
+            )
+            .await
+            .unwrap();
+        let forms = [
+            session["access_token"].as_str().unwrap().to_owned(),
+            session["session_id"].as_str().unwrap().to_owned(),
+        ];
+        // The same verify twice at once, before the delete: both valid.
+        for form in &forms {
+            let (a, b) = tokio::join!(
+                s.call(t, "auth.session.verify", json!({"session_id": form})),
+                s.call(t, "auth.session.verify", json!({"session_id": form}))
+            );
+            assert_eq!(a.unwrap()["valid"], true, "trial {i}");
+            assert_eq!(b.unwrap()["valid"], true, "trial {i}");
+        }
+        let verifies = join_all((0..20).map(|n| {
+            s.call(
+                t,
+                "auth.session.verify",
+                json!({"session_id": forms[n % 2]}),
+            )
+        }));
+        let delete = s.call(t, "auth.user.delete", json!({"user_id": user}));
+        let (verifies, delete) = tokio::join!(verifies, delete);
+        delete.unwrap_or_else(|e| panic!("trial {i}: delete failed: {e:?}"));
+        for v in verifies {
+            let v = v.unwrap_or_else(|e| panic!("trial {i}: {e:?}"));
+            assert!(v["valid"].is_boolean(), "trial {i}: {v}");
+        }
+        for form in &forms {
+            let v = s
+                .call(t, "auth.session.verify", json!({"session_id": form}))
+                .await
+                .unwrap();
+            assert_eq!(v["valid"], false, "trial {i}, after the delete: {v}");
+        }
+    }
+}
+contract!(verifies_racing_a_delete);
+
 /// Thirty parallel revoke-alls and a delete: no 500, every session revoked
 /// exactly once.
 async fn parallel_revokes(s: &Server, t: Transport) {
