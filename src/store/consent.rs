@@ -6,7 +6,7 @@ use sea_orm::{
 };
 
 use super::entity::{consent_events, consent_states, events};
-use super::{Store, StoreResult};
+use super::{ByKey, Store, StoreResult};
 
 impl Store {
     /// Appends an event to the ledger and sets the current state to match,
@@ -63,7 +63,7 @@ impl Store {
             user_id.to_owned(),
             category.to_owned(),
         ))
-        .one(self.db())
+        .by_key(self.db())
         .await?)
     }
 

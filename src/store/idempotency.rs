@@ -4,7 +4,7 @@
 use sea_orm::{ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, sea_query::Expr};
 
 use super::entity::idempotency_keys;
-use super::{Store, StoreError, StoreResult};
+use super::{ByKey, Store, StoreError, StoreResult};
 
 impl Store {
     /// Claims a key; false when a row for it already exists.
@@ -28,7 +28,7 @@ impl Store {
     ) -> StoreResult<Option<idempotency_keys::Model>> {
         Ok(
             idempotency_keys::Entity::find_by_id((project_id.to_owned(), key.to_owned()))
-                .one(self.db())
+                .by_key(self.db())
                 .await?,
         )
     }

@@ -26,7 +26,7 @@ use authmux_migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr,
-    SqlErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    EntityTrait, Select, SqlErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
 /// A failed store operation.
@@ -51,6 +51,27 @@ impl From<DbErr> for StoreError {
 
 /// Result of a store call.
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A select whose filter names a primary or unique key, so that it finds
+/// at most one row.
+pub(crate) trait ByKey<E: EntityTrait> {
+    /// The row, if any: sea-orm's `one` without its `LIMIT ?`.
+    ///
+    /// SQLite (3.47 and later) reads a LIMIT that is a bound parameter
+    /// while planning, and so marks the statement to be parsed and planned
+    /// again whenever that parameter is bound: every `one` query was
+    /// prepared anew on each run. Here the key bounds the result instead,
+    /// and the statement cached by the connection is reused as it is.
+    async fn by_key<C: ConnectionTrait>(self, db: &C) -> Result<Option<E::Model>, DbErr>;
+}
+
+impl<E: EntityTrait> ByKey<E> for Select<E> {
+    async fn by_key<C: ConnectionTrait>(self, db: &C) -> Result<Option<E::Model>, DbErr> {
+        let mut rows = self.all(db).await?;
+        debug_assert!(rows.len() <= 1, "a select by key found {} rows", rows.len());
+        Ok(rows.pop())
+    }
+}
 
 /// The database behind authmux: SQLite (embedded default) or PostgreSQL.
 #[derive(Clone, Debug)]

@@ -4,7 +4,7 @@
 use sea_orm::{ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, sea_query::OnConflict};
 
 use super::entity::native_credentials;
-use super::{Store, StoreResult};
+use super::{ByKey, Store, StoreResult};
 
 impl Store {
     /// Inserts or replaces a user's native credentials.
@@ -35,7 +35,7 @@ impl Store {
     ) -> StoreResult<Option<native_credentials::Model>> {
         Ok(
             native_credentials::Entity::find_by_id((project_id.to_owned(), user_id.to_owned()))
-                .one(self.db())
+                .by_key(self.db())
                 .await?,
         )
     }

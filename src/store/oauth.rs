@@ -6,7 +6,7 @@ use sea_orm::{
 };
 
 use super::entity::{events, identities, oauth_providers, oauth_states, users};
-use super::{Store, StoreError, StoreResult};
+use super::{ByKey, Store, StoreError, StoreResult};
 
 /// What linking an identity found.
 #[derive(Debug, PartialEq, Eq)]
@@ -112,7 +112,7 @@ impl Store {
     ) -> StoreResult<Option<oauth_states::Model>> {
         Ok(oauth_states::Entity::find_by_id(id.to_owned())
             .filter(oauth_states::Column::ProjectId.eq(project_id))
-            .one(self.db())
+            .by_key(self.db())
             .await?)
     }
 
@@ -172,7 +172,7 @@ impl Store {
             provider.to_owned(),
             subject.to_owned(),
         ))
-        .one(self.db())
+        .by_key(self.db())
         .await?)
     }
 
@@ -203,7 +203,7 @@ impl Store {
         let user = users::Entity::find_by_id(row.user_id.clone())
             .filter(users::Column::ProjectId.eq(row.project_id.clone()))
             .lock_shared()
-            .one(&txn)
+            .by_key(&txn)
             .await?;
         if user.is_none() {
             txn.rollback().await?;
@@ -214,7 +214,7 @@ impl Store {
             row.provider.clone(),
             row.subject.clone(),
         ))
-        .one(&txn)
+        .by_key(&txn)
         .await?;
         let outcome = match existing {
             Some(e) if e.user_id == row.user_id => Linked::Linked,
@@ -253,7 +253,7 @@ impl Store {
         let user = users::Entity::find_by_id(user_id.to_owned())
             .filter(users::Column::ProjectId.eq(project_id))
             .lock_exclusive()
-            .one(&txn)
+            .by_key(&txn)
             .await?;
         let Some(user) = user else {
             txn.rollback().await?;

@@ -5,7 +5,7 @@ use sea_orm::{
 };
 
 use super::entity::{api_keys, projects};
-use super::{Store, StoreError, StoreResult};
+use super::{ByKey, Store, StoreError, StoreResult};
 
 impl Store {
     /// The project called `name`, created with `new_id` when missing.
@@ -61,14 +61,14 @@ impl Store {
     pub async fn project_by_name(&self, name: &str) -> StoreResult<Option<projects::Model>> {
         Ok(projects::Entity::find()
             .filter(projects::Column::Name.eq(name))
-            .one(self.db())
+            .by_key(self.db())
             .await?)
     }
 
     /// The project with this id, if any.
     pub async fn project_by_id(&self, id: &str) -> StoreResult<Option<projects::Model>> {
         Ok(projects::Entity::find_by_id(id.to_owned())
-            .one(self.db())
+            .by_key(self.db())
             .await?)
     }
 
@@ -104,13 +104,13 @@ impl Store {
         let Some(key) = api_keys::Entity::find()
             .filter(api_keys::Column::KeyHash.eq(key_hash))
             .filter(api_keys::Column::RevokedAt.is_null())
-            .one(self.db())
+            .by_key(self.db())
             .await?
         else {
             return Ok(None);
         };
         Ok(projects::Entity::find_by_id(key.project_id)
-            .one(self.db())
+            .by_key(self.db())
             .await?
             .map(|p| (p, key.id)))
     }

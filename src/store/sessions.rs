@@ -7,7 +7,7 @@ use sea_orm::{
 };
 
 use super::entity::{auth_failures, events, pins, refresh_tokens, sessions, users};
-use super::{Store, StoreResult};
+use super::{ByKey, Store, StoreResult};
 
 /// The outcome of [`Store::reserve_attempt`].
 #[derive(Debug, PartialEq, Eq)]
@@ -51,7 +51,7 @@ impl Store {
         let user = users::Entity::find_by_id(session.user_id.clone())
             .filter(users::Column::ProjectId.eq(session.project_id.clone()))
             .lock_shared()
-            .one(&txn)
+            .by_key(&txn)
             .await?;
         if user.is_none() {
             txn.rollback().await?;
@@ -81,7 +81,7 @@ impl Store {
     ) -> StoreResult<Option<sessions::Model>> {
         Ok(sessions::Entity::find_by_id(session_id.to_owned())
             .filter(sessions::Column::ProjectId.eq(project_id))
-            .one(self.db())
+            .by_key(self.db())
             .await?)
     }
 
@@ -91,7 +91,7 @@ impl Store {
         token_hash: &str,
     ) -> StoreResult<Option<refresh_tokens::Model>> {
         Ok(refresh_tokens::Entity::find_by_id(token_hash.to_owned())
-            .one(self.db())
+            .by_key(self.db())
             .await?)
     }
 
@@ -171,7 +171,7 @@ impl Store {
             .await?;
         let row = sessions::Entity::find_by_id(session_id.to_owned())
             .filter(sessions::Column::ProjectId.eq(project_id))
-            .one(&txn)
+            .by_key(&txn)
             .await?;
         let revoked = match row {
             Some(row) if res.rows_affected == 1 => {
@@ -291,7 +291,7 @@ impl Store {
         let user = users::Entity::find_by_id(row.user_id.clone())
             .filter(users::Column::ProjectId.eq(row.project_id.clone()))
             .lock_exclusive()
-            .one(&txn)
+            .by_key(&txn)
             .await?;
         if user.is_none() {
             txn.rollback().await?;

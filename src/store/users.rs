@@ -8,7 +8,7 @@ use sea_orm::{
 use super::entity::{
     consent_events, consent_states, events, identities, native_credentials, pins, users,
 };
-use super::{Store, StoreError, StoreResult};
+use super::{ByKey, Store, StoreError, StoreResult};
 
 /// Who deletes a user's rows.
 #[derive(Clone, Copy, Debug)]
@@ -55,7 +55,7 @@ impl Store {
     pub async fn user(&self, project_id: &str, user_id: &str) -> StoreResult<Option<users::Model>> {
         Ok(users::Entity::find_by_id(user_id.to_owned())
             .filter(users::Column::ProjectId.eq(project_id))
-            .one(self.db())
+            .by_key(self.db())
             .await?)
     }
 
@@ -68,7 +68,7 @@ impl Store {
         Ok(users::Entity::find()
             .filter(users::Column::ProjectId.eq(project_id))
             .filter(users::Column::EmailLower.eq(email_lower))
-            .one(self.db())
+            .by_key(self.db())
             .await?)
     }
 
@@ -110,7 +110,7 @@ impl Store {
         let Some(mut row) = users::Entity::find_by_id(user_id.to_owned())
             .filter(users::Column::ProjectId.eq(project_id))
             .lock_exclusive()
-            .one(&txn)
+            .by_key(&txn)
             .await
             .map_err(StoreError::from)?
         else {
@@ -248,7 +248,7 @@ impl Store {
     ) -> StoreResult<Option<pins::Model>> {
         Ok(
             pins::Entity::find_by_id((project_id.to_owned(), resource_id.to_owned()))
-                .one(self.db())
+                .by_key(self.db())
                 .await?,
         )
     }

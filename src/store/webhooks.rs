@@ -10,7 +10,7 @@ use sea_orm::{
 };
 
 use super::entity::{events, projects, webhook_deliveries, webhook_endpoints};
-use super::{Store, StoreResult};
+use super::{ByKey, Store, StoreResult};
 
 /// A delivery waiting for its first attempt or a retry.
 pub const PENDING: &str = "pending";
@@ -127,7 +127,7 @@ impl Store {
         let txn = self.write_txn().await?;
         projects::Entity::find_by_id(row.project_id.clone())
             .lock_exclusive()
-            .one(&txn)
+            .by_key(&txn)
             .await?;
         let held = webhook_endpoints::Entity::find()
             .filter(webhook_endpoints::Column::ProjectId.eq(row.project_id.clone()))
@@ -224,7 +224,7 @@ impl Store {
             return Ok(None);
         }
         let row = webhook_deliveries::Entity::find_by_id(id.to_owned())
-            .one(&txn)
+            .by_key(&txn)
             .await?;
         if let Some(d) = &row {
             webhook_endpoints::Entity::update_many()
@@ -315,7 +315,7 @@ impl Store {
         let mut out = Vec::with_capacity(deliveries.len());
         for d in deliveries {
             if let Some(e) = webhook_endpoints::Entity::find_by_id(d.endpoint_id.clone())
-                .one(self.db())
+                .by_key(self.db())
                 .await?
             {
                 out.push((d, e));
