@@ -255,6 +255,10 @@ impl Store {
 
     /// The pin of a vendor's resource in a project (a vendor session id
     /// back to authmux's).
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "no unique key covers a vendor's resource id: the LIMIT keeps this to one row"
+    )]
     pub async fn pin_by_vendor_resource(
         &self,
         project_id: &str,
