@@ -101,6 +101,7 @@ pub struct Domain {
     api_keys: projects::KeyCache,
     verified: VerifiedTokens,
     live_sessions: ExpiringCache<sessions::LiveSession>,
+    session_reads: sessions::SessionReads,
     byok_configs: ExpiringCache<Vec<(crate::vendors::VendorKind, crate::vendors::ByokConfig)>>,
     clock: Arc<crate::clock::Clock>,
     limiters: Limiters,
@@ -122,6 +123,7 @@ impl Domain {
     ) -> Self {
         let clock = store.clock().clone();
         let oauth = crate::oauth::OAuthClient::new(vendors.jwks(), clock.clone());
+        let session_reads = sessions::SessionReads::new(store.clone());
         Domain {
             store,
             master,
@@ -131,6 +133,7 @@ impl Domain {
             sessions,
             api_keys: projects::KeyCache::new(projects::KEY_CACHE_MAX),
             live_sessions: ExpiringCache::new(sessions::LIVE_SESSION_CACHE),
+            session_reads,
             byok_configs: ExpiringCache::new(10_000),
             verified: VerifiedTokens::default(),
             clock,

@@ -85,6 +85,15 @@ impl Store {
             .await?)
     }
 
+    /// The sessions with these ids, whatever their project (the caller
+    /// checks it).
+    pub async fn sessions_by_ids(&self, ids: &[&str]) -> StoreResult<Vec<sessions::Model>> {
+        Ok(sessions::Entity::find()
+            .filter(sessions::Column::Id.is_in(ids.iter().copied()))
+            .all(self.db())
+            .await?)
+    }
+
     /// The refresh token with this hash, whatever its project.
     pub async fn refresh_token(
         &self,

@@ -366,6 +366,96 @@ async fn verifies_racing_a_delete(s: &Server, t: Transport) {
 }
 contract!(verifies_racing_a_delete);
 
+/// Session ids verified for the first time all at once, so that their
+/// reads reach the database together: each answer is that session's own,
+/// a revoked one is revoked, an unknown id and another project's session
+/// are unknown, and the other project still sees its own session.
+async fn first_verifies_in_a_crowd(s: &Server, t: Transport) {
+    let other = s.key_for("crowd").await;
+    // (the key to verify with, the session id, the user it is valid for,
+    // else the reason it is not)
+    let mut cases: Vec<(Option<String>, String, Result<String, &str>)> = Vec::new();
+    for u in 0..3 {
+        let user = user_with_password(s, t, &format!("crowd{u}@example.com")).await;
+        for _ in 0..4 {
+            let session = s
+                .call(
+                    t,
+                    "auth.session.create",
+                    json!({"user_id": user, "method": "sso"}),
+                )
+                .await
+                .unwrap();
+            let id = session["session_id"].as_str().unwrap().to_owned();
+            cases.push((None, id, Ok(user.clone())));
+        }
+    }
+    for case in cases.iter_mut().step_by(5) {
+        s.call(t, "auth.session.revoke", json!({"session_id": case.1}))
+            .await
+            .unwrap();
+        case.2 = Err("revoked");
+    }
+    cases.push((
+        None,
+        "ses_0000000000000000000000000000".to_owned(),
+        Err("unknown_session"),
+    ));
+    let theirs = s
+        .call_as(
+            t,
+            &other,
+            "auth.user.create",
+            json!({"email": "crowd@example.com"}),
+            &[],
+        )
+        .await
+        .unwrap();
+    let their_user = theirs["user_id"].as_str().unwrap().to_owned();
+    let their_session = s
+        .call_as(
+            t,
+            &other,
+            "auth.session.create",
+            json!({"user_id": their_user, "method": "sso"}),
+            &[],
+        )
+        .await
+        .unwrap()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    cases.push((None, their_session.clone(), Err("unknown_session")));
+    cases.push((Some(other.clone()), their_session, Ok(their_user)));
+
+    // Each case four times over, all at once and none verified before.
+    let rounds = cases.len() * 4;
+    let answers = join_all(cases.iter().cycle().take(rounds).map(|(key, id, _)| {
+        let request = json!({"session_id": id});
+        async move {
+            match key {
+                Some(key) => s.call_as(t, key, "auth.session.verify", request, &[]).await,
+                None => s.call(t, "auth.session.verify", request).await,
+            }
+        }
+    }))
+    .await;
+    for ((_, id, expected), answer) in cases.iter().cycle().zip(answers) {
+        let answer = answer.unwrap_or_else(|e| panic!("{id}: {e:?}"));
+        match expected {
+            Ok(user) => {
+                assert_eq!(answer["valid"], true, "{id}: {answer}");
+                assert_eq!(answer["user_id"], user.as_str(), "{id}: {answer}");
+            }
+            Err(reason) => {
+                assert_eq!(answer["valid"], false, "{id}: {answer}");
+                assert_eq!(answer["reason"], *reason, "{id}: {answer}");
+            }
+        }
+    }
+}
+contract!(first_verifies_in_a_crowd);
+
 /// Thirty parallel revoke-alls and a delete: no 500, every session revoked
 /// exactly once.
 async fn parallel_revokes(s: &Server, t: Transport) {

@@ -2,6 +2,7 @@
 //! (session id or JWT), refresh (rotation, reuse detection, cooldown) and
 //! revocation, one module each.
 
+mod reads;
 mod refresh;
 mod revoke;
 mod sign_in;
@@ -17,6 +18,7 @@ use crate::store::entity::sessions;
 use crate::tokens::mint::{self, AccessClaims};
 use crate::tokens::verify::Invalid;
 
+pub(super) use reads::SessionReads;
 pub use sign_in::{MAX_MFA_FAILURES, MAX_PASSWORD_FAILURES, THROTTLE_WINDOW_MS};
 
 /// The prefix of refresh tokens, so that leaked ones are recognisable.
