@@ -77,16 +77,20 @@ fn lock(queue: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
     queue.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Counts a batch task out of the queue when it ends, however it ends. One
-/// that panics drops the reads it took (their callers get an error) and
-/// those still waiting, so that no caller waits for a task that is gone.
-struct Running(Arc<Mutex<Queue>>);
+/// Counts a batch task out of the queue if it ends before finding the
+/// queue empty, i.e. if it panics or is dropped: it drops the reads it took
+/// (their callers get an error) and those still waiting, so that no caller
+/// waits for a task that is gone.
+struct Running {
+    queue: Arc<Mutex<Queue>>,
+    done: bool,
+}
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let mut q = lock(&self.0);
-        q.running -= 1;
-        if std::thread::panicking() {
+        if !self.done {
+            let mut q = lock(&self.queue);
+            q.running -= 1;
             q.waiting.clear();
         }
     }
@@ -94,12 +98,19 @@ impl Drop for Running {
 
 /// Reads batches until none is waiting.
 async fn drain(store: Store, queue: Arc<Mutex<Queue>>) {
-    let running = Running(queue);
+    let mut running = Running {
+        queue: queue.clone(),
+        done: false,
+    };
     loop {
         let batch: Vec<Waiting> = {
-            let mut q = lock(&running.0);
+            let mut q = lock(&queue);
             let n = q.waiting.len().min(MAX_BATCH);
             if n == 0 {
+                // Counted out under the same lock that found the queue
+                // empty: a read queued after this starts its own task.
+                q.running -= 1;
+                running.done = true;
                 return;
             }
             q.waiting.drain(..n).collect()
