@@ -123,7 +123,6 @@ impl Domain {
     ) -> Self {
         let clock = store.clock().clone();
         let oauth = crate::oauth::OAuthClient::new(vendors.jwks(), clock.clone());
-        let session_reads = sessions::SessionReads::new(store.clone());
         Domain {
             store,
             master,
@@ -133,7 +132,7 @@ impl Domain {
             sessions,
             api_keys: projects::KeyCache::new(projects::KEY_CACHE_MAX),
             live_sessions: ExpiringCache::new(sessions::LIVE_SESSION_CACHE),
-            session_reads,
+            session_reads: sessions::SessionReads::default(),
             byok_configs: ExpiringCache::new(10_000),
             verified: VerifiedTokens::default(),
             clock,

@@ -28,6 +28,17 @@ pub async fn user_with_password(s: &Server, t: Transport, email: &str) -> String
     id
 }
 
+/// A session of `user` created without a credential check (`sso`).
+pub async fn sso_session(s: &Server, t: Transport, user: &str) -> Value {
+    s.call(
+        t,
+        "auth.session.create",
+        json!({"user_id": user, "method": "sso"}),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("session for {user}: {e:?}"))
+}
+
 fn codes(results: &[Result<Value, ApiError>]) -> Vec<&str> {
     results
         .iter()
@@ -320,14 +331,7 @@ contract!(delete_racing_sign_in);
 async fn verifies_racing_a_delete(s: &Server, t: Transport) {
     for i in 0..4 {
         let user = user_with_password(s, t, &format!("verifyrace{i}@example.com")).await;
-        let session = s
-            .call(
-                t,
-                "auth.session.create",
-                json!({"user_id": user, "method": "sso"}),
-            )
-            .await
-            .unwrap();
+        let session = sso_session(s, t, &user).await;
         let forms = [
             session["access_token"].as_str().unwrap().to_owned(),
             session["session_id"].as_str().unwrap().to_owned(),
@@ -378,14 +382,7 @@ async fn first_verifies_in_a_crowd(s: &Server, t: Transport) {
     for u in 0..3 {
         let user = user_with_password(s, t, &format!("crowd{u}@example.com")).await;
         for _ in 0..4 {
-            let session = s
-                .call(
-                    t,
-                    "auth.session.create",
-                    json!({"user_id": user, "method": "sso"}),
-                )
-                .await
-                .unwrap();
+            let session = sso_session(s, t, &user).await;
             let id = session["session_id"].as_str().unwrap().to_owned();
             cases.push((None, id, Ok(user.clone())));
         }
@@ -461,13 +458,7 @@ contract!(first_verifies_in_a_crowd);
 async fn parallel_revokes(s: &Server, t: Transport) {
     let user = user_with_password(s, t, "revokes@example.com").await;
     for _ in 0..5 {
-        s.call(
-            t,
-            "auth.session.create",
-            json!({"user_id": user, "method": "sso"}),
-        )
-        .await
-        .unwrap();
+        sso_session(s, t, &user).await;
     }
     let results = join_all((0..30).map(|_| {
         s.call(

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::attacks::user_with_password;
+use crate::attacks::{sso_session, user_with_password};
 use crate::harness::{Backend, Server, Transport, expect_err, rest_result};
 use crate::sessions::{claims, sign_with_server_key};
 use authmux_testkit::contract;
@@ -237,13 +237,7 @@ contract!(emails_fold_ascii_only);
 async fn deletes_and_revoke_alls_are_idempotent(s: &Server, t: Transport) {
     let user = user_with_password(s, t, "idem-del@example.com").await;
     for _ in 0..2 {
-        s.call(
-            t,
-            "auth.session.create",
-            json!({"user_id": user, "method": "sso"}),
-        )
-        .await
-        .unwrap();
+        sso_session(s, t, &user).await;
     }
     let body = json!({"user_id": user, "idempotency_key": "ra-1"});
     let first = s
@@ -294,14 +288,7 @@ contract!(deletes_and_revoke_alls_are_idempotent);
 /// the configured one.
 async fn token_hygiene(s: &Server, t: Transport) {
     let user = user_with_password(s, t, "tok@example.com").await;
-    let session = s
-        .call(
-            t,
-            "auth.session.create",
-            json!({"user_id": user, "method": "sso"}),
-        )
-        .await
-        .unwrap();
+    let session = sso_session(s, t, &user).await;
     let access = session["access_token"].as_str().unwrap();
     let header: Value = {
         use base64::Engine;
@@ -404,14 +391,7 @@ async fn rest_rules(backend: Backend) {
 
     // Verify by POST keeps the token out of the URL.
     let user = user_with_password(&s, Transport::Rest, "post@example.com").await;
-    let session = s
-        .call(
-            Transport::Rest,
-            "auth.session.create",
-            json!({"user_id": user, "method": "sso"}),
-        )
-        .await
-        .unwrap();
+    let session = sso_session(&s, Transport::Rest, &user).await;
     let v = rest_result(
         s.http
             .post(format!("{}/v1/auth/session/verify", s.base))

@@ -5,6 +5,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
+use crate::attacks::sso_session;
 use crate::harness::{Server, Transport, expect_err};
 use authmux_testkit::contract;
 
@@ -115,14 +116,7 @@ async fn mint_and_verify(s: &Server, t: Transport) {
     );
 
     // A trusted server-side mint records the method as given.
-    let other = s
-        .call(
-            t,
-            "auth.session.create",
-            json!({"user_id": user, "method": "sso"}),
-        )
-        .await
-        .unwrap();
+    let other = sso_session(s, t, &user).await;
     assert_eq!(
         claims(other["access_token"].as_str().unwrap())["amr"],
         json!(["sso"])

@@ -31,23 +31,17 @@ struct Queue {
 }
 
 /// Batched reads of sessions by id.
+#[derive(Default)]
 pub(in crate::domain) struct SessionReads {
-    store: Store,
     queue: Arc<Mutex<Queue>>,
 }
 
 impl SessionReads {
-    pub(in crate::domain) fn new(store: Store) -> Self {
-        SessionReads {
-            store,
-            queue: Arc::default(),
-        }
-    }
-
     /// The session `id` of `project_id`, if any, read with whatever other
     /// reads are waiting.
     pub(in crate::domain) async fn session(
         &self,
+        store: &Store,
         project_id: &str,
         id: &str,
     ) -> StoreResult<Option<sessions::Model>> {
@@ -62,7 +56,7 @@ impl SessionReads {
             start
         };
         if start {
-            tokio::spawn(drain(self.store.clone(), self.queue.clone()));
+            tokio::spawn(drain(store.clone(), self.queue.clone()));
         }
         let failed = |message: String| StoreError::Db(DbErr::Custom(message));
         match rx.await {
@@ -120,7 +114,7 @@ async fn drain(store: Store, queue: Arc<Mutex<Queue>>) {
         ids.dedup();
         match store.sessions_by_ids(&ids).await {
             Ok(rows) => {
-                let mut by_id: HashMap<String, sessions::Model> =
+                let by_id: HashMap<String, sessions::Model> =
                     rows.into_iter().map(|r| (r.id.clone(), r)).collect();
                 for (project_id, id, reply) in batch {
                     let row = by_id
@@ -129,7 +123,6 @@ async fn drain(store: Store, queue: Arc<Mutex<Queue>>) {
                         .cloned();
                     let _ = reply.send(Ok(row));
                 }
-                by_id.clear();
             }
             Err(e) => {
                 let message = e.to_string();

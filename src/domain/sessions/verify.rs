@@ -25,7 +25,11 @@ impl Domain {
         let live = match self.live_sessions.get(id, now) {
             Some(live) => live,
             None => {
-                let Some(s) = self.session_reads.session(&project.id, id).await? else {
+                let Some(s) = self
+                    .session_reads
+                    .session(&self.store, &project.id, id)
+                    .await?
+                else {
                     return Ok(Verification::invalid(Invalid::UnknownSession));
                 };
                 if s.revoked_at.is_some() {
