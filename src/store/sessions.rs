@@ -87,9 +87,9 @@ impl Store {
 
     /// The sessions with these ids, whatever their project (the caller
     /// checks it).
-    pub async fn sessions_by_ids(&self, ids: &[&str]) -> StoreResult<Vec<sessions::Model>> {
+    pub async fn sessions_by_ids(&self, ids: Vec<String>) -> StoreResult<Vec<sessions::Model>> {
         Ok(sessions::Entity::find()
-            .filter(sessions::Column::Id.is_in(ids.iter().copied()))
+            .filter(sessions::Column::Id.is_in(ids))
             .all(self.db())
             .await?)
     }

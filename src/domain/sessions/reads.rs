@@ -6,6 +6,7 @@
 //! once per request; alone, a read goes at once.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use sea_orm::DbErr;
@@ -45,6 +46,26 @@ impl SessionReads {
         project_id: &str,
         id: &str,
     ) -> StoreResult<Option<sessions::Model>> {
+        let store = store.clone();
+        self.read(project_id, id, move |ids| {
+            let store = store.clone();
+            async move { store.sessions_by_ids(ids).await }
+        })
+        .await
+    }
+
+    /// As `session`, with `fetch` reading the rows of a batch's ids should
+    /// this read start a batch task.
+    async fn read<F, Fut>(
+        &self,
+        project_id: &str,
+        id: &str,
+        fetch: F,
+    ) -> StoreResult<Option<sessions::Model>>
+    where
+        F: Fn(Vec<String>) -> Fut + Send + 'static,
+        Fut: Future<Output = StoreResult<Vec<sessions::Model>>> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
         let start = {
             let mut q = lock(&self.queue);
@@ -56,7 +77,7 @@ impl SessionReads {
             start
         };
         if start {
-            tokio::spawn(drain(store.clone(), self.queue.clone()));
+            tokio::spawn(drain(fetch, self.queue.clone()));
         }
         let failed = |message: String| StoreError::Db(DbErr::Custom(message));
         match rx.await {
@@ -91,7 +112,11 @@ impl Drop for Running {
 }
 
 /// Reads batches until none is waiting.
-async fn drain(store: Store, queue: Arc<Mutex<Queue>>) {
+async fn drain<F, Fut>(fetch: F, queue: Arc<Mutex<Queue>>)
+where
+    F: Fn(Vec<String>) -> Fut,
+    Fut: Future<Output = StoreResult<Vec<sessions::Model>>>,
+{
     let mut running = Running {
         queue: queue.clone(),
         done: false,
@@ -109,10 +134,10 @@ async fn drain(store: Store, queue: Arc<Mutex<Queue>>) {
             }
             q.waiting.drain(..n).collect()
         };
-        let mut ids: Vec<&str> = batch.iter().map(|(_, id, _)| id.as_str()).collect();
+        let mut ids: Vec<String> = batch.iter().map(|(_, id, _)| id.clone()).collect();
         ids.sort_unstable();
         ids.dedup();
-        match store.sessions_by_ids(&ids).await {
+        match fetch(ids).await {
             Ok(rows) => {
                 let by_id: HashMap<String, sessions::Model> =
                     rows.into_iter().map(|r| (r.id.clone(), r)).collect();
@@ -131,5 +156,186 @@ async fn drain(store: Store, queue: Arc<Mutex<Queue>>) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use tokio::sync::Semaphore;
+    use tokio::task::JoinHandle;
+    use tokio::time::timeout;
+
+    use super::*;
+
+    const PATIENCE: Duration = Duration::from_secs(5);
+
+    fn row(project_id: &str, id: &str) -> sessions::Model {
+        sessions::Model {
+            id: id.to_owned(),
+            project_id: project_id.to_owned(),
+            user_id: "u".to_owned(),
+            method: "password".to_owned(),
+            amr: "[]".to_owned(),
+            created_at: 0,
+            last_issued_at: 0,
+            expires_at: 1,
+            revoked_at: None,
+            vendor_credential: None,
+            vendor_pending: false,
+        }
+    }
+
+    /// Fetches held at a gate until the test opens it, counting how many
+    /// are in, how many at once at most, and the ids of each batch.
+    struct Fetches {
+        gate: Semaphore,
+        entered: AtomicUsize,
+        inside: AtomicUsize,
+        most_inside: AtomicUsize,
+        batches: Mutex<Vec<Vec<String>>>,
+    }
+
+    impl Fetches {
+        fn new() -> Arc<Self> {
+            Arc::new(Fetches {
+                gate: Semaphore::new(0),
+                entered: AtomicUsize::new(0),
+                inside: AtomicUsize::new(0),
+                most_inside: AtomicUsize::new(0),
+                batches: Mutex::new(Vec::new()),
+            })
+        }
+
+        /// A fetch that waits at the gate, then panics if `panic`, or
+        /// answers with a row of project `p` for each id.
+        fn fetch(
+            self: &Arc<Self>,
+            panic: bool,
+        ) -> impl Fn(
+            Vec<String>,
+        )
+            -> futures::future::BoxFuture<'static, StoreResult<Vec<sessions::Model>>>
+        + Send
+        + 'static {
+            let this = self.clone();
+            move |ids| {
+                let this = this.clone();
+                Box::pin(async move {
+                    this.entered.fetch_add(1, Ordering::SeqCst);
+                    let now = this.inside.fetch_add(1, Ordering::SeqCst) + 1;
+                    this.most_inside.fetch_max(now, Ordering::SeqCst);
+                    this.batches.lock().unwrap().push(ids.clone());
+                    this.gate.acquire().await.expect("gate open").forget();
+                    this.inside.fetch_sub(1, Ordering::SeqCst);
+                    assert!(!panic, "a batch read panics");
+                    Ok(ids.iter().map(|id| row("p", id)).collect())
+                })
+            }
+        }
+
+        async fn until(&self, what: impl Fn(&Self) -> bool) {
+            timeout(PATIENCE, async {
+                while !what(self) {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            })
+            .await
+            .expect("the condition came true in time");
+        }
+    }
+
+    type Read = JoinHandle<StoreResult<Option<sessions::Model>>>;
+
+    fn read(
+        reads: &Arc<SessionReads>,
+        fetches: &Arc<Fetches>,
+        panic: bool,
+        p: &str,
+        id: &str,
+    ) -> Read {
+        let (reads, fetch) = (reads.clone(), fetches.fetch(panic));
+        let (p, id) = (p.to_owned(), id.to_owned());
+        tokio::spawn(async move { reads.read(&p, &id, fetch).await })
+    }
+
+    /// Two batches held in their fetches (the most that run at once) and
+    /// `waiting` reads queued behind them, in order.
+    async fn two_held_and(
+        reads: &Arc<SessionReads>,
+        fetches: &Arc<Fetches>,
+        panic: bool,
+        waiting: &[(&str, &str)],
+    ) -> Vec<Read> {
+        let mut handles = vec![read(reads, fetches, panic, "p", "a")];
+        fetches
+            .until(|f| f.entered.load(Ordering::SeqCst) == 1)
+            .await;
+        handles.push(read(reads, fetches, panic, "p", "b"));
+        fetches
+            .until(|f| f.entered.load(Ordering::SeqCst) == 2)
+            .await;
+        for (p, id) in waiting {
+            handles.push(read(reads, fetches, panic, p, id));
+        }
+        let queued = || lock(&reads.queue).waiting.len();
+        fetches.until(|_| queued() == waiting.len()).await;
+        assert_eq!(lock(&reads.queue).running, MAX_RUNNING);
+        handles
+    }
+
+    async fn answer(handle: Read) -> StoreResult<Option<sessions::Model>> {
+        timeout(PATIENCE, handle)
+            .await
+            .expect("the read was answered")
+            .expect("the read did not panic")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn waiting_reads_go_together_and_each_gets_its_own_row() {
+        let (reads, fetches) = (Arc::new(SessionReads::default()), Fetches::new());
+        let waiting = [("p", "c"), ("p", "d"), ("p", "c"), ("other", "e")];
+        let handles = two_held_and(&reads, &fetches, false, &waiting).await;
+        fetches.gate.add_permits(100);
+        let mut answers = Vec::new();
+        for handle in handles {
+            answers.push(answer(handle).await.expect("read").map(|r| r.id));
+        }
+        let some = |id: &str| Some(id.to_owned());
+        // Another project's session reads as none.
+        assert_eq!(
+            answers,
+            [some("a"), some("b"), some("c"), some("d"), some("c"), None]
+        );
+        let batches = fetches.batches.lock().unwrap().clone();
+        assert_eq!(batches.len(), 3, "{batches:?}");
+        assert_eq!(
+            batches[2],
+            ["c", "d", "e"],
+            "the waiting reads in one batch, ids once"
+        );
+        assert_eq!(fetches.most_inside.load(Ordering::SeqCst), MAX_RUNNING);
+        let q = lock(&reads.queue);
+        assert_eq!((q.running, q.waiting.len()), (0, 0));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_that_panics_fails_its_reads_and_those_waiting_and_the_next_read_goes() {
+        let (reads, fetches) = (Arc::new(SessionReads::default()), Fetches::new());
+        let waiting = [("p", "c"), ("p", "d"), ("p", "e")];
+        let handles = two_held_and(&reads, &fetches, true, &waiting).await;
+        fetches.gate.add_permits(100);
+        for handle in handles {
+            let err = answer(handle).await.expect_err("a failed read");
+            assert!(err.to_string().contains("abandoned"), "{err}");
+        }
+        {
+            let q = lock(&reads.queue);
+            assert_eq!((q.running, q.waiting.len()), (0, 0));
+        }
+        let after = answer(read(&reads, &fetches, false, "p", "f")).await;
+        assert_eq!(after.expect("read").map(|r| r.id), Some("f".to_owned()));
     }
 }
