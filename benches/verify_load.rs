@@ -14,7 +14,8 @@
 //! tokens already verified or its sessions already cached.
 //!
 //! It prints requests/s, p50/p99 latency, each as a share of the floor,
-//! and the server's RSS idle and at its peak.
+//! the server's RSS as each scenario ends, and its RSS idle and at its
+//! peak.
 //!
 //! Besides rates and latencies, each row prints the CPU time the server
 //! and the load generator spent per request (from `/proc/PID/stat`): on two
@@ -53,6 +54,8 @@ struct Report {
     /// CPU seconds the server and this load generator used in the run.
     server_cpu: f64,
     client_cpu: f64,
+    /// The server's resident memory as the run ended.
+    rss_kib: u64,
 }
 
 /// The server's pid, for reading its CPU time around each run.
@@ -109,6 +112,9 @@ where
         p99_us: pct(0.99),
         server_cpu: cpu_after.0 - cpu_before.0,
         client_cpu: cpu_after.1 - cpu_before.1,
+        rss_kib: SERVER_PID
+            .get()
+            .map_or(0, |pid| common::status_kib(pid, "VmRSS:")),
     }
 }
 
@@ -386,7 +392,7 @@ fn main() {
         "session.verify ({alg}), {CONNECTIONS} connections, {secs} s per scenario, server and load generator on this machine"
     );
     println!(
-        "{:<22} {:>10} {:>10} {:>8} {:>9} {:>9} {:>8} {:>12} {:>12}",
+        "{:<22} {:>10} {:>10} {:>8} {:>9} {:>9} {:>8} {:>12} {:>12} {:>8}",
         "scenario",
         "requests",
         "req/s",
@@ -395,7 +401,8 @@ fn main() {
         "p99 ms",
         "errors",
         "server µs/req",
-        "client µs/req"
+        "client µs/req",
+        "RSS MiB"
     );
     let rate = |r: &Report| r.requests as f64 / r.secs;
     let floor_rest = rate(&reports[0]);
@@ -407,7 +414,7 @@ fn main() {
             floor_grpc
         };
         println!(
-            "{:<22} {:>10} {:>10.0} {:>7.0}% {:>9.2} {:>9.2} {:>8} {:>13.1} {:>13.1}",
+            "{:<22} {:>10} {:>10.0} {:>7.0}% {:>9.2} {:>9.2} {:>8} {:>13.1} {:>13.1} {:>8.1}",
             r.name,
             r.requests,
             rate(r),
@@ -416,7 +423,8 @@ fn main() {
             r.p99_us as f64 / 1000.0,
             r.errors,
             1e6 * r.server_cpu / r.requests as f64,
-            1e6 * r.client_cpu / r.requests as f64
+            1e6 * r.client_cpu / r.requests as f64,
+            r.rss_kib as f64 / 1024.0
         );
     }
     println!(

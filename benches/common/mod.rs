@@ -81,16 +81,22 @@ impl Served {
             .unwrap()
     }
 
-    /// A field of `/proc/PID/status` in KiB (`VmRSS:`, `VmHWM:`).
+    /// A field of the server's `/proc/PID/status` in KiB (`VmRSS:`,
+    /// `VmHWM:`).
     pub fn kib(&self, field: &str) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| l.strip_prefix(field))
-            .and_then(|v| v.split_whitespace().next().map(str::to_owned))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
+        status_kib(&self.child.id().to_string(), field)
     }
+}
+
+/// A field of `/proc/PID/status` in KiB (`VmRSS:`, `VmHWM:`).
+pub fn status_kib(pid: &str, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next().map(str::to_owned))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 // Not every bench reads CPU time.
