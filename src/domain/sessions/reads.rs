@@ -150,7 +150,12 @@ where
                 }
             }
             Err(e) => {
-                let message = e.to_string();
+                // The store's own message: `read` names it a database
+                // error again.
+                let message = match e {
+                    StoreError::Db(db) => db.to_string(),
+                    StoreError::Duplicate(m) => m,
+                };
                 for (_, _, reply) in batch {
                     let _ = reply.send(Err(message.clone()));
                 }
@@ -317,6 +322,22 @@ mod tests {
             "the waiting reads in one batch, ids once"
         );
         assert_eq!(fetches.most_inside.load(Ordering::SeqCst), MAX_RUNNING);
+        let q = lock(&reads.queue);
+        assert_eq!((q.running, q.waiting.len()), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_gives_each_read_the_store_error_once() {
+        let reads = SessionReads::default();
+        let fetch = |_ids: Vec<String>| async {
+            Err(StoreError::Db(DbErr::Custom("connection reset".to_owned())))
+        };
+        let (a, b) = tokio::join!(reads.read("p", "a", fetch), reads.read("p", "b", fetch));
+        for answer in [a, b] {
+            let err = answer.expect_err("a failed read").to_string();
+            assert!(err.contains("connection reset"), "{err}");
+            assert_eq!(err.matches("database error").count(), 1, "{err}");
+        }
         let q = lock(&reads.queue);
         assert_eq!((q.running, q.waiting.len()), (0, 0));
     }
