@@ -9,6 +9,34 @@ use super::routes::HttpRoute;
 use crate::api::number_to_json;
 use crate::domain::ErrorCode;
 
+/// The query's name–value pairs, decoded as a form
+/// (`application/x-www-form-urlencoded`: `+` is a space, then the
+/// percent-escapes). Escapes that don't make UTF-8 are refused, naming
+/// the parameter, rather than turned into U+FFFD as a lossy decoder
+/// would, so a value is never silently other than what was sent (a path
+/// parameter with bad UTF-8 is refused the same way).
+fn query_pairs(query: &str) -> Result<Vec<(String, String)>, RestError> {
+    let decode = |part: &str| {
+        let spaced = part.replace('+', " ");
+        percent_encoding::percent_decode_str(&spaced)
+            .decode_utf8()
+            .map(std::borrow::Cow::into_owned)
+    };
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let name = decode(name).map_err(|_| {
+                RestError::invalid(format!("a query parameter's name is not UTF-8: {name:?}"))
+            })?;
+            let value = decode(value)
+                .map_err(|_| RestError::invalid(format!("query parameter {name} is not UTF-8")))?;
+            Ok((name, value))
+        })
+        .collect()
+}
+
 /// Builds the request message from the body (when the route takes one),
 /// the query string, the path variables and the header-bound fields (e.g.
 /// `Idempotency-Key`).
@@ -31,14 +59,14 @@ pub fn request_message(
         _ => Map::new(),
     };
 
-    for (name, raw) in form_urlencoded::parse(query.as_bytes()) {
+    for (name, raw) in query_pairs(query)? {
         let field = input
             .get_field_by_name(&name)
             .filter(|f| !f.is_list() && !f.is_map())
             .ok_or_else(|| RestError::invalid(format!("unknown query parameter {name:?}")))?;
         let value = match field.kind() {
-            Kind::String => Value::String(raw.into_owned()),
-            Kind::Bool => match raw.as_ref() {
+            Kind::String => Value::String(raw),
+            Kind::Bool => match raw.as_str() {
                 "true" => Value::Bool(true),
                 "false" => Value::Bool(false),
                 _ => {
@@ -68,7 +96,7 @@ pub fn request_message(
                 )));
             }
         };
-        if fields.insert(name.to_string(), value).is_some() {
+        if fields.insert(name.clone(), value).is_some() {
             return Err(RestError::invalid(format!("{name} is given twice")));
         }
     }
@@ -198,6 +226,35 @@ mod tests {
         assert_eq!(
             reply_json(&status(Some(12.0))).unwrap()["p50_latency_ms"],
             serde_json::json!(12)
+        );
+    }
+
+    #[test]
+    fn a_query_decodes_as_a_form_and_refuses_escapes_that_are_not_utf8() {
+        let pairs = |q: &str| query_pairs(q).map_err(|e| e.message);
+        let owned = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert_eq!(
+            pairs("email=a%2Bb%40x.io&page_token=&&limit=5&q=two+words%20%C3%A9"),
+            Ok(owned(&[
+                ("email", "a+b@x.io"),
+                ("page_token", ""),
+                ("limit", "5"),
+                ("q", "two words é"),
+            ]))
+        );
+        assert_eq!(pairs("flag"), Ok(owned(&[("flag", "")])));
+        // A U+FFFD that was sent is kept; one a lossy decoder would make is refused.
+        assert_eq!(pairs("q=%EF%BF%BD"), Ok(owned(&[("q", "\u{fffd}")])));
+        let err = pairs("email=%C0%80@x.io").unwrap_err();
+        assert_eq!(err, "query parameter email is not UTF-8");
+        let err = pairs("%FF=1").unwrap_err();
+        assert!(
+            err.contains("name is not UTF-8") && err.contains("%FF"),
+            "{err}"
         );
     }
 }

@@ -101,6 +101,19 @@ async fn rest_rejects_bad_json_naming_the_field() {
         "INVALID_ARGUMENT",
     );
     assert!(e.message.contains("colour"), "{e:?}");
+    // Escapes that are not UTF-8 (here an overlong NUL) are refused, not
+    // replaced with U+FFFD and looked up.
+    let e = expect_err(
+        rest(
+            &s,
+            reqwest::Method::GET,
+            "/v1/auth/user/get_by_email?email=%C0%80@x.io",
+            None,
+        )
+        .await,
+        "INVALID_ARGUMENT",
+    );
+    assert_eq!(e.message, "query parameter email is not UTF-8", "{e:?}");
     let list = rest(&s, reqwest::Method::GET, "/v1/auth/user/list", None)
         .await
         .unwrap();
