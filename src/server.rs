@@ -393,6 +393,27 @@ fn peer(req: &Request) -> Option<std::net::IpAddr> {
         .map(|p| p.0.ip())
 }
 
+/// The project whose API key is in the request's `Authorization` header.
+/// More than one such header is refused: the field is not a list (RFC
+/// 9110 §5.3), and a proxy in front might read another of them than this
+/// service does.
+async fn authenticate_headers(
+    domain: &Domain,
+    headers: &http::HeaderMap,
+) -> crate::domain::Result<Project> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(crate::domain::Error::new(
+            crate::domain::ErrorCode::AuthInvalidApiKey,
+            "more than one Authorization header: send one, \"Authorization: Bearer amx_...\"",
+        ));
+    }
+    domain
+        .authenticate(first.and_then(|v| v.to_str().ok()))
+        .await
+}
+
 /// Refuses a REST request without a valid API key before its body or
 /// parameters are looked at, and one over its project's rate (or, failing
 /// authentication, over its address's rate).
@@ -401,12 +422,8 @@ async fn authenticate_rest(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let authorization = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
     let rid = request_id(req.headers()).map(str::to_owned);
-    let refused = match domain.authenticate(authorization).await {
+    let refused = match authenticate_headers(&domain, req.headers()).await {
         Ok(project) => match domain.rate_limits().admit_project(&project) {
             Ok(()) => {
                 // The transcoder hands it on to the service.
@@ -474,11 +491,7 @@ async fn authenticate(State(domain): State<Arc<Domain>>, mut req: Request, next:
     if OPEN_GRPC_PREFIXES.iter().any(|p| path.starts_with(p)) {
         return next.run(req).await;
     }
-    let authorization = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    match domain.authenticate(authorization).await {
+    match authenticate_headers(&domain, req.headers()).await {
         Ok(project) => {
             if let Err(throttled) = domain.rate_limits().admit_project(&project) {
                 return to_status(throttled.error()).into_http::<axum::body::Body>();

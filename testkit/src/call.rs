@@ -208,8 +208,10 @@ fn with_meta<T>(
         r.metadata_mut()
             .insert("authorization", format!("Bearer {key}").parse().unwrap());
     }
+    // Added, as over REST: a name already there (the key's
+    // `authorization`) is then sent twice.
     for (k, v) in headers {
-        r.metadata_mut().insert(
+        r.metadata_mut().append(
             tonic::metadata::MetadataKey::from_bytes(k.to_lowercase().as_bytes()).unwrap(),
             v.parse().unwrap(),
         );

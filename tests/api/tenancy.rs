@@ -69,6 +69,26 @@ async fn api_keys_are_required(s: &Server, t: Transport) {
         );
         assert!(!e.message.is_empty());
     }
+    // Two Authorization headers are refused, even when both hold the
+    // good key: a proxy in front may read another one than this service.
+    let good = format!("Bearer {}", s.key);
+    for other in ["Bearer amx_not-a-real-key", good.as_str()] {
+        let e = expect_err(
+            s.call_as(
+                t,
+                &s.key,
+                "auth.user.list",
+                json!({}),
+                &[("authorization", other)],
+            )
+            .await,
+            "AUTH_INVALID_API_KEY",
+        );
+        assert!(
+            e.message.contains("more than one Authorization header"),
+            "{e:?}"
+        );
+    }
     // A revoked key stops working at once.
     let created = s.domain.create_api_key("revoking").await.unwrap();
     s.call_as(t, &created.key, "auth.user.list", json!({}), &[])
