@@ -102,9 +102,18 @@ fn project<T>(req: &Request<T>) -> Result<Project, Status> {
     })
 }
 
-/// The idempotency key from the body field or the metadata; both must agree.
+/// The idempotency key from the body field or the metadata; both must
+/// agree. More than one key in the metadata is refused, as it would be
+/// unclear which one a replay is checked against.
 fn idempotency_key<T>(req: &Request<T>, field: Option<&str>) -> Result<Option<String>, Status> {
-    let header = match req.metadata().get(IDEMPOTENCY_HEADER) {
+    let mut values = req.metadata().get_all(IDEMPOTENCY_HEADER).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(to_status(Error::invalid(
+            "more than one Idempotency-Key header: send one",
+        )));
+    }
+    let header = match first {
         Some(v) => Some(v.to_str().map_err(|_| {
             to_status(Error::invalid(
                 "the Idempotency-Key header must be visible ASCII",

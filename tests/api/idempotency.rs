@@ -58,6 +58,31 @@ async fn replay_returns_the_first_reply(s: &Server, t: Transport) {
         "INVALID_ARGUMENT",
     );
     assert!(e.message.contains("idempotency"), "{e:?}");
+    // Two keys in two headers, alike or not, are refused: which one would
+    // the replay be checked against? Nothing is created.
+    for second in ["create-2", "create-3"] {
+        let e = expect_err(
+            s.call_as(
+                t,
+                &s.key,
+                "auth.user.create",
+                json!({"email": "twice@example.com"}),
+                &[("Idempotency-Key", "create-2"), ("Idempotency-Key", second)],
+            )
+            .await,
+            "INVALID_ARGUMENT",
+        );
+        assert!(
+            e.message.contains("more than one Idempotency-Key header"),
+            "{e:?}"
+        );
+    }
+    let list = s.call(t, "auth.user.list", json!({})).await.unwrap();
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        1,
+        "nothing created"
+    );
 }
 
 async fn failures_release_the_key(s: &Server, t: Transport) {
