@@ -49,6 +49,8 @@ fn bench(c: &mut Criterion) {
                     for (i, byte) in scratch.iter_mut().enumerate().step_by(64) {
                         *byte = byte.wrapping_add(i as u8);
                     }
+                    // Kept, so that the writes are not optimised away.
+                    std::hint::black_box(&mut scratch);
                 },
                 |()| {
                     let head = verify::head(&token).unwrap();
