@@ -1,6 +1,9 @@
 //! What the load benches share: an `authmux serve` process of its own
 //! (SQLite, defaults) and readings of its memory.
 
+// Each bench uses a part of this module.
+#![allow(dead_code)]
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
@@ -18,13 +21,27 @@ pub struct Served {
 impl Served {
     /// Starts the server with `env` added; returns once it printed its key.
     pub fn start(env: &[(&str, &str)]) -> Served {
+        Served::start_under(&[], env)
+    }
+
+    /// As [`Served::start`], with the server run by `wrapper` (a program and
+    /// its arguments, e.g. a profiler) when that is not empty.
+    pub fn start_under(wrapper: &[&str], env: &[(&str, &str)]) -> Served {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_authmux"));
+        let server = env!("CARGO_BIN_EXE_authmux");
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(server);
+                c
+            }
+            None => Command::new(server),
+        };
         cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .env("AUTHMUX_DATA_DIR", dir.path())
             .env("AUTHMUX_LOG", "warn")
@@ -50,7 +67,12 @@ impl Served {
 
     /// Waits (up to 5 s) until the server answers `/readyz`.
     pub async fn ready(&self, http: &reqwest::Client) {
-        for _ in 0..100 {
+        self.ready_within(http, 100).await;
+    }
+
+    /// Waits up to `tries` × 50 ms until the server answers `/readyz`.
+    pub async fn ready_within(&self, http: &reqwest::Client, tries: u32) {
+        for _ in 0..tries {
             if http
                 .get(format!("{}/readyz", self.base))
                 .send()
@@ -99,8 +121,6 @@ pub fn status_kib(pid: &str, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-// Not every bench reads CPU time.
-#[allow(dead_code)]
 /// CPU time (user + system, every thread) a process has used, in seconds,
 /// from `/proc/PID/stat`, whose clock ticks are `USER_HZ` (100 on Linux).
 pub fn cpu_secs(pid: &str) -> f64 {

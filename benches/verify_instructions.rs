@@ -1,0 +1,354 @@
+//! Instructions per request of `session.verify`, counted by callgrind: a
+//! figure that, unlike req/s on two shared cores, does not move with what
+//! else the machine is doing, so one change can be judged by one run.
+//!
+//! Starts `authmux serve` (release, SQLite) under `valgrind
+//! --tool=callgrind`, mints sessions with the instrumentation off, then
+//! for each scenario sends requests one after another over one connection
+//! and prints the instructions the server executed per request, its own
+//! and its libraries' (user space: the kernel's TCP work is not counted),
+//! and the difference from the transport's floor:
+//!
+//! - the floor: `/healthz` and the gRPC health check;
+//! - one JWT verified again and again (a verified-token cache hit);
+//! - JWTs never seen before (a signature check each);
+//! - session ids, each once (a read from SQLite each).
+//!
+//! The server's background tasks (revocation polling, the outbox worker)
+//! run during the counts too, and under valgrind a request takes long
+//! enough for them to weigh: their rate, counted while the server is
+//! idle, times each scenario's duration is taken out of its count and
+//! printed beside it. Under valgrind, SHA-256 runs
+//! without the CPU's SHA extensions, so hashing the token and the API key
+//! counts for more than it costs natively.
+//!
+//! Run: `cargo bench --bench verify_instructions` (AUTHMUX_INSTR_REQUESTS
+//! sets the requests per scenario, default 1,000; `AUTHMUX_SIGNING_ALG`
+//! reaches the server; AUTHMUX_INSTR_DUMPS names a directory to keep the
+//! dumps in, one per scenario, for `callgrind_annotate`). Without valgrind
+//! it says so and stops.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use authmux::pb::v1 as pb;
+use authmux::pb::v1::session_service_client::SessionServiceClient;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+/// Requests sent before a scenario is counted, so that first-use costs
+/// (lazily built tables, connection set-up) are left out.
+const WARM_UP: usize = 50;
+
+type Grpc = Client<HttpConnector, tonic::body::Body>;
+
+/// A connector that sends each write at once: a gRPC call is written in
+/// more than one piece, and Nagle's algorithm would hold the second back
+/// until the first is acknowledged.
+fn connector() -> HttpConnector {
+    let mut c = HttpConnector::new();
+    c.set_nodelay(true);
+    c
+}
+
+/// Runs `callgrind_control <args> <pid>`; it returns once the tool has
+/// done what was asked.
+fn control(pid: u32, args: &[&str]) {
+    let status = Command::new("callgrind_control")
+        .args(args)
+        .arg(pid.to_string())
+        .output()
+        .expect("run callgrind_control");
+    assert!(
+        status.status.success(),
+        "callgrind_control {args:?}: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+}
+
+/// The instructions counted in the newest dump beside `out` (`out.1`,
+/// `out.2`, …: callgrind numbers them in order).
+fn newest_dump_total(out: &Path) -> u64 {
+    let dir = out.parent().expect("the dump file is in a directory");
+    let stem = out.file_name().unwrap().to_string_lossy().into_owned();
+    let newest = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().to_string_lossy().into_owned();
+            let n: u32 = name.strip_prefix(&format!("{stem}."))?.parse().ok()?;
+            Some((n, dir.join(name)))
+        })
+        .max_by_key(|(n, _)| *n)
+        .expect("callgrind wrote a dump")
+        .1;
+    std::fs::read_to_string(newest)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("summary: "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("a dump's summary line")
+}
+
+/// Where the counts are taken: the server's pid, its dump file, and the
+/// instructions per second its background tasks run when idle.
+struct Counter<'a> {
+    pid: u32,
+    out: &'a Path,
+    idle_per_sec: f64,
+}
+
+/// A scenario's count.
+struct Row {
+    name: &'static str,
+    /// Instructions per request, the background's share taken out.
+    per_request: f64,
+    /// The background's share that was taken out, per request.
+    background: f64,
+}
+
+impl Counter<'_> {
+    /// Counts the instructions of `secs` seconds of idleness: the
+    /// background tasks' (revocation polling, the outbox worker) rate.
+    async fn idle_rate(pid: u32, out: &Path, secs: u64) -> f64 {
+        control(pid, &["--zero"]);
+        let started = Instant::now();
+        tokio::time::sleep(std::time::Duration::from_secs(secs)).await;
+        control(pid, &["--dump", "idle"]);
+        newest_dump_total(out) as f64 / started.elapsed().as_secs_f64()
+    }
+
+    /// Sends `calls` requests one after another, the first [`WARM_UP`]
+    /// uncounted, and counts the rest. Valgrind runs the server many times
+    /// slower, so its background tasks run more often per request than
+    /// natively: their idle rate times the run's duration is taken out.
+    async fn count<F, Fut>(&self, name: &'static str, calls: usize, mut call: F) -> Row
+    where
+        F: FnMut(usize) -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        for i in 0..WARM_UP {
+            assert!(call(i).await, "{name}: warm-up request {i} failed");
+        }
+        control(self.pid, &["--zero"]);
+        let started = Instant::now();
+        for i in WARM_UP..calls {
+            assert!(call(i).await, "{name}: request {i} failed");
+        }
+        control(self.pid, &["--dump", name]);
+        let counted = (calls - WARM_UP) as f64;
+        let background = self.idle_per_sec * started.elapsed().as_secs_f64() / counted;
+        Row {
+            name,
+            per_request: newest_dump_total(self.out) as f64 / counted - background,
+            background,
+        }
+    }
+}
+
+fn main() {
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        println!("verify_instructions: skipped, valgrind is not installed (Debian: valgrind)");
+        return;
+    }
+    let requests: usize = std::env::var("AUTHMUX_INSTR_REQUESTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000);
+    let calls = requests + WARM_UP;
+    // The dumps are kept in AUTHMUX_INSTR_DUMPS when it is set, for
+    // `callgrind_annotate`; else in a directory removed at the end.
+    let dumps = tempfile::tempdir().unwrap();
+    let dir = std::env::var_os("AUTHMUX_INSTR_DUMPS")
+        .map_or_else(|| dumps.path().to_owned(), std::path::PathBuf::from);
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = common::Served::start_under(
+        &[
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            &format!(
+                "--callgrind-out-file={}",
+                dir.join("callgrind.out.%p").display()
+            ),
+        ],
+        &[
+            ("AUTHMUX_RATE_LIMIT_PER_SECOND", "1000000"),
+            ("AUTHMUX_RATE_LIMIT_BURST", "1000000"),
+        ],
+    );
+    let pid = server.child.id();
+    let out = dir.join(format!("callgrind.out.{pid}"));
+    let (base, key) = (server.base.clone(), server.key.clone());
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (idle_per_sec, rows) = rt.block_on(async {
+        let http = reqwest::Client::new();
+        // Valgrind starts slowly: up to a minute.
+        server.ready_within(&http, 1_200).await;
+        let user: Value = server
+            .post(
+                &http,
+                "/v1/auth/user/create",
+                &json!({"email": "instr@example.com"}),
+            )
+            .await;
+        // A set of sessions for each transport, so that neither finds the
+        // other's tokens verified or its sessions cached.
+        let started = Instant::now();
+        let mut sessions = Vec::with_capacity(2 * calls);
+        for _ in 0..2 * calls {
+            let s: Value = server
+                .post(
+                    &http,
+                    "/v1/auth/session/create",
+                    &json!({"user_id": user["user_id"]}),
+                )
+                .await;
+            sessions.push((
+                s["access_token"].as_str().unwrap().to_owned(),
+                s["session_id"].as_str().unwrap().to_owned(),
+            ));
+        }
+        eprintln!(
+            "minted {} sessions in {:.0} s",
+            sessions.len(),
+            started.elapsed().as_secs_f64()
+        );
+        let (rest_set, grpc_set) = sessions.split_at(calls);
+        control(pid, &["--instr=on"]);
+
+        let auth = http::HeaderValue::from_str(&format!("Bearer {key}")).unwrap();
+        let rest = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(1)
+            .build::<_, Empty<Bytes>>(connector());
+        let get = |path: String| {
+            let req = http::Request::get(format!("{base}{path}"))
+                .header(http::header::AUTHORIZATION, auth.clone())
+                .body(Empty::new())
+                .unwrap();
+            let reply = rest.request(req);
+            async move {
+                match reply.await {
+                    Ok(r) if r.status().is_success() => r
+                        .into_body()
+                        .collect()
+                        .await
+                        .is_ok_and(|b| !b.to_bytes().is_empty()),
+                    _ => false,
+                }
+            }
+        };
+        let verify_path = |t: &str| format!("/v1/auth/session/verify/{t}");
+
+        let origin: http::Uri = base.parse().unwrap();
+        let grpc: Grpc = Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .build(connector());
+        let health = HealthClient::with_origin(grpc.clone(), origin.clone());
+        let sessions_client = SessionServiceClient::with_origin(grpc, origin);
+        let bearer: tonic::metadata::MetadataValue<_> = format!("Bearer {key}").parse().unwrap();
+        let verify = |token: &str| {
+            let mut client = sessions_client.clone();
+            let mut req = tonic::Request::new(pb::VerifySessionRequest {
+                session_id: token.to_owned(),
+            });
+            req.metadata_mut().insert("authorization", bearer.clone());
+            async move {
+                client
+                    .verify_session(req)
+                    .await
+                    .is_ok_and(|r| r.get_ref().valid)
+            }
+        };
+
+        let counter = Counter {
+            pid,
+            out: &out,
+            idle_per_sec: Counter::idle_rate(pid, &out, 5).await,
+        };
+        let rest_one = rest_set[0].0.clone();
+        let grpc_one = grpc_set[0].0.clone();
+        let rows = vec![
+            counter
+                .count("REST  floor /healthz", calls, |_| get("/healthz".into()))
+                .await,
+            counter
+                .count("REST  JWT, one token", calls, |_| {
+                    get(verify_path(&rest_one))
+                })
+                .await,
+            counter
+                .count("REST  JWT, each new", calls, |i| {
+                    get(verify_path(&rest_set[i].0))
+                })
+                .await,
+            counter
+                .count("REST  session id", calls, |i| {
+                    get(verify_path(&rest_set[i].1))
+                })
+                .await,
+            counter
+                .count("gRPC  floor health", calls, |_| {
+                    let mut client = health.clone();
+                    async move {
+                        client
+                            .check(HealthCheckRequest {
+                                service: String::new(),
+                            })
+                            .await
+                            .is_ok()
+                    }
+                })
+                .await,
+            counter
+                .count("gRPC  JWT, one token", calls, |_| verify(&grpc_one))
+                .await,
+            counter
+                .count("gRPC  JWT, each new", calls, |i| verify(&grpc_set[i].0))
+                .await,
+            counter
+                .count("gRPC  session id", calls, |i| verify(&grpc_set[i].1))
+                .await,
+        ];
+        (counter.idle_per_sec, rows)
+    });
+    drop(server);
+
+    let alg = std::env::var("AUTHMUX_SIGNING_ALG").unwrap_or_else(|_| "ES256".into());
+    println!(
+        "session.verify ({alg}): server instructions per request (callgrind), {requests} sequential requests per scenario"
+    );
+    println!(
+        "{:<22} {:>14} {:>14} {:>14}",
+        "scenario", "instructions", "over floor", "background"
+    );
+    for row in &rows {
+        let floor = if row.name.starts_with("REST") {
+            rows[0].per_request
+        } else {
+            rows[4].per_request
+        };
+        println!(
+            "{:<22} {:>14.0} {:>14.0} {:>14.0}",
+            row.name,
+            row.per_request,
+            row.per_request - floor,
+            row.background
+        );
+    }
+    println!(
+        "background: the server's idle tasks ran {idle_per_sec:.0} instructions/s under valgrind; each row's share of that (last column) is taken out of its count"
+    );
+}
