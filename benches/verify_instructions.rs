@@ -10,7 +10,8 @@
 //! and the difference from the transport's floor:
 //!
 //! - the floor: `/healthz` and the gRPC health check;
-//! - one JWT verified again and again (a verified-token cache hit);
+//! - one JWT verified again and again (a verified-token cache hit), over
+//!   REST both in the path (GET) and in a JSON body (POST);
 //! - JWTs never seen before (a signature check each);
 //! - session ids, each once (a read from SQLite each).
 //!
@@ -36,7 +37,7 @@ use std::time::Instant;
 
 use authmux::pb::v1 as pb;
 use authmux::pb::v1::session_service_client::SessionServiceClient;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -232,25 +233,39 @@ fn main() {
         let auth = http::HeaderValue::from_str(&format!("Bearer {key}")).unwrap();
         let rest = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(1)
-            .build::<_, Empty<Bytes>>(connector());
-        let get = |path: String| {
-            let req = http::Request::get(format!("{base}{path}"))
-                .header(http::header::AUTHORIZATION, auth.clone())
-                .body(Empty::new())
-                .unwrap();
+            .build::<_, Full<Bytes>>(connector());
+        // A GET of `path`, or a POST of `json` to it; passes when the
+        // reply is a success holding `expect`.
+        let send = |path: String, json: Option<String>, expect: &'static [u8]| {
+            let req = match json {
+                None => http::Request::get(format!("{base}{path}")),
+                Some(_) => http::Request::post(format!("{base}{path}"))
+                    .header(http::header::CONTENT_TYPE, "application/json"),
+            }
+            .header(http::header::AUTHORIZATION, auth.clone())
+            .body(Full::new(json.map(Bytes::from).unwrap_or_default()))
+            .unwrap();
             let reply = rest.request(req);
             async move {
                 match reply.await {
-                    Ok(r) if r.status().is_success() => r
-                        .into_body()
-                        .collect()
-                        .await
-                        .is_ok_and(|b| !b.to_bytes().is_empty()),
+                    Ok(r) if r.status().is_success() => {
+                        r.into_body().collect().await.is_ok_and(|b| {
+                            b.to_bytes().windows(expect.len()).any(|w| w == expect)
+                        })
+                    }
                     _ => false,
                 }
             }
         };
-        let verify_path = |t: &str| format!("/v1/auth/session/verify/{t}");
+        const VALID: &[u8] = b"\"valid\":true";
+        let get = |t: &str| send(format!("/v1/auth/session/verify/{t}"), None, VALID);
+        let post = |t: &str| {
+            send(
+                "/v1/auth/session/verify".into(),
+                Some(json!({ "session_id": t }).to_string()),
+                VALID,
+            )
+        };
 
         let origin: http::Uri = base.parse().unwrap();
         let grpc: Grpc = Client::builder(TokioExecutor::new())
@@ -282,21 +297,26 @@ fn main() {
         let grpc_one = grpc_set[0].0.clone();
         let rows = vec![
             counter
-                .count("REST  floor /healthz", calls, |_| get("/healthz".into()))
-                .await,
-            counter
-                .count("REST  JWT, one token", calls, |_| {
-                    get(verify_path(&rest_one))
+                .count("REST  floor /healthz", calls, |_| {
+                    send("/healthz".into(), None, b"ok")
                 })
                 .await,
             counter
+                .count("REST  JWT, one token", calls, |_| {
+                    get(&rest_one)
+                })
+                .await,
+            counter
+                .count("REST  JWT, one token, POST", calls, |_| post(&rest_one))
+                .await,
+            counter
                 .count("REST  JWT, each new", calls, |i| {
-                    get(verify_path(&rest_set[i].0))
+                    get(&rest_set[i].0)
                 })
                 .await,
             counter
                 .count("REST  session id", calls, |i| {
-                    get(verify_path(&rest_set[i].1))
+                    get(&rest_set[i].1)
                 })
                 .await,
             counter
@@ -331,17 +351,17 @@ fn main() {
         "session.verify ({alg}): server instructions per request (callgrind), {requests} sequential requests per scenario"
     );
     println!(
-        "{:<22} {:>14} {:>14} {:>14}",
+        "{:<26} {:>14} {:>14} {:>14}",
         "scenario", "instructions", "over floor", "background"
     );
     for row in &rows {
-        let floor = if row.name.starts_with("REST") {
-            rows[0].per_request
-        } else {
-            rows[4].per_request
-        };
+        // The floor of the row's transport ("REST " or "gRPC ").
+        let floor = rows
+            .iter()
+            .find(|f| f.name[..5] == row.name[..5] && f.name.contains("floor"))
+            .map_or(0.0, |f| f.per_request);
         println!(
-            "{:<22} {:>14.0} {:>14.0} {:>14.0}",
+            "{:<26} {:>14.0} {:>14.0} {:>14.0}",
             row.name,
             row.per_request,
             row.per_request - floor,
