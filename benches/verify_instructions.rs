@@ -248,11 +248,11 @@ fn main() {
             let reply = rest.request(req);
             async move {
                 match reply.await {
-                    Ok(r) if r.status().is_success() => {
-                        r.into_body().collect().await.is_ok_and(|b| {
-                            b.to_bytes().windows(expect.len()).any(|w| w == expect)
-                        })
-                    }
+                    Ok(r) if r.status().is_success() => r
+                        .into_body()
+                        .collect()
+                        .await
+                        .is_ok_and(|b| b.to_bytes().windows(expect.len()).any(|w| w == expect)),
                     _ => false,
                 }
             }
@@ -302,22 +302,16 @@ fn main() {
                 })
                 .await,
             counter
-                .count("REST  JWT, one token", calls, |_| {
-                    get(&rest_one)
-                })
+                .count("REST  JWT, one token", calls, |_| get(&rest_one))
                 .await,
             counter
                 .count("REST  JWT, one token, POST", calls, |_| post(&rest_one))
                 .await,
             counter
-                .count("REST  JWT, each new", calls, |i| {
-                    get(&rest_set[i].0)
-                })
+                .count("REST  JWT, each new", calls, |i| get(&rest_set[i].0))
                 .await,
             counter
-                .count("REST  session id", calls, |i| {
-                    get(&rest_set[i].1)
-                })
+                .count("REST  session id", calls, |i| get(&rest_set[i].1))
                 .await,
             counter
                 .count("gRPC  floor health", calls, |_| {
