@@ -35,31 +35,17 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use authmux::pb::v1 as pb;
 use authmux::pb::v1::session_service_client::SessionServiceClient;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
-use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
 /// Requests sent before a scenario is counted, so that first-use costs
 /// (lazily built tables, connection set-up) are left out.
 const WARM_UP: usize = 50;
-
-type Grpc = Client<HttpConnector, tonic::body::Body>;
-
-/// A connector that sends each write at once: a gRPC call is written in
-/// more than one piece, and Nagle's algorithm would hold the second back
-/// until the first is acknowledged.
-fn connector() -> HttpConnector {
-    let mut c = HttpConnector::new();
-    c.set_nodelay(true);
-    c
-}
 
 /// Runs `callgrind_control <args> <pid>`; it returns once the tool has
 /// done what was asked.
@@ -233,7 +219,7 @@ fn main() {
         let auth = http::HeaderValue::from_str(&format!("Bearer {key}")).unwrap();
         let rest = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(1)
-            .build::<_, Full<Bytes>>(connector());
+            .build::<_, Full<Bytes>>(common::connector());
         // A GET of `path`, or a POST of `json` to it; passes when the
         // reply is a success holding `expect`.
         let send = |path: String, json: Option<String>, expect: &'static [u8]| {
@@ -246,16 +232,7 @@ fn main() {
             .body(Full::new(json.map(Bytes::from).unwrap_or_default()))
             .unwrap();
             let reply = rest.request(req);
-            async move {
-                match reply.await {
-                    Ok(r) if r.status().is_success() => r
-                        .into_body()
-                        .collect()
-                        .await
-                        .is_ok_and(|b| b.to_bytes().windows(expect.len()).any(|w| w == expect)),
-                    _ => false,
-                }
-            }
+            common::reply_holds(reply, expect)
         };
         const VALID: &[u8] = b"\"valid\":true";
         let get = |t: &str| send(format!("/v1/auth/session/verify/{t}"), None, VALID);
@@ -268,25 +245,11 @@ fn main() {
         };
 
         let origin: http::Uri = base.parse().unwrap();
-        let grpc: Grpc = Client::builder(TokioExecutor::new())
-            .http2_only(true)
-            .build(connector());
+        let grpc = common::grpc_client();
         let health = HealthClient::with_origin(grpc.clone(), origin.clone());
         let sessions_client = SessionServiceClient::with_origin(grpc, origin);
         let bearer: tonic::metadata::MetadataValue<_> = format!("Bearer {key}").parse().unwrap();
-        let verify = |token: &str| {
-            let mut client = sessions_client.clone();
-            let mut req = tonic::Request::new(pb::VerifySessionRequest {
-                session_id: token.to_owned(),
-            });
-            req.metadata_mut().insert("authorization", bearer.clone());
-            async move {
-                client
-                    .verify_session(req)
-                    .await
-                    .is_ok_and(|r| r.get_ref().valid)
-            }
-        };
+        let verify = |token: &str| common::grpc_verify(&sessions_client, &bearer, token.to_owned());
 
         let counter = Counter {
             pid,
@@ -315,15 +278,7 @@ fn main() {
                 .await,
             counter
                 .count("gRPC  floor health", calls, |_| {
-                    let mut client = health.clone();
-                    async move {
-                        client
-                            .check(HealthCheckRequest {
-                                service: String::new(),
-                            })
-                            .await
-                            .is_ok()
-                    }
+                    common::health_check(&health)
                 })
                 .await,
             counter

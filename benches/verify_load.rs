@@ -30,16 +30,14 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use authmux::pb::v1 as pb;
 use authmux::pb::v1::session_service_client::SessionServiceClient;
 use futures::StreamExt;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::Empty;
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
-use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
 const CONNECTIONS: usize = 64;
@@ -118,31 +116,13 @@ where
     }
 }
 
-/// A worker's HTTP/2 client for gRPC: hyper's, as tonic's generated
-/// clients accept any HTTP service. Each worker has its own, so each holds
-/// one connection; unlike tonic's `Channel`, no buffer task stands between
-/// a call and the connection.
-type Grpc = Client<HttpConnector, tonic::body::Body>;
-
-fn grpc_client() -> Grpc {
-    Client::builder(TokioExecutor::new())
-        .http2_only(true)
-        .build(connector())
-}
-
 /// A worker's HTTP/1.1 client for REST: hyper's, which takes an
 /// already-parsed `http::Uri` (reqwest parses and checks a URL again on
 /// every call, which a 700-byte path makes costly).
 fn rest_client() -> Client<HttpConnector, Empty<Bytes>> {
     Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(1)
-        .build(connector())
-}
-
-fn connector() -> HttpConnector {
-    let mut c = HttpConnector::new();
-    c.set_nodelay(true);
-    c
+        .build(common::connector())
 }
 
 /// A REST scenario: GETs of `paths` in turn, each worker from its own
@@ -174,17 +154,7 @@ async fn rest(
                 .header(http::header::AUTHORIZATION, auth.clone())
                 .body(Empty::new())
                 .unwrap();
-            let reply = client.request(req);
-            async move {
-                match reply.await {
-                    Ok(r) if r.status().is_success() => r
-                        .into_body()
-                        .collect()
-                        .await
-                        .is_ok_and(|b| b.to_bytes().windows(expect.len()).any(|w| w == expect)),
-                    _ => false,
-                }
-            }
+            common::reply_holds(client.request(req), expect)
         }
     })
     .await
@@ -201,22 +171,12 @@ async fn grpc(
     let origin: http::Uri = base.parse().unwrap();
     let auth: tonic::metadata::MetadataValue<_> = format!("Bearer {key}").parse().unwrap();
     run(name, secs, |i| {
-        let client = SessionServiceClient::with_origin(grpc_client(), origin.clone());
+        let client = SessionServiceClient::with_origin(common::grpc_client(), origin.clone());
         let (tokens, auth) = (tokens.clone(), auth.clone());
         let mut next = i * tokens.len() / CONNECTIONS;
         move || {
             next = (next + 1) % tokens.len();
-            let mut client = client.clone();
-            let mut req = tonic::Request::new(pb::VerifySessionRequest {
-                session_id: tokens[next].clone(),
-            });
-            req.metadata_mut().insert("authorization", auth.clone());
-            async move {
-                client
-                    .verify_session(req)
-                    .await
-                    .is_ok_and(|r| r.get_ref().valid)
-            }
+            common::grpc_verify(&client, &auth, tokens[next].clone())
         }
     })
     .await
@@ -321,18 +281,8 @@ fn main() {
         let origin: http::Uri = base.parse().unwrap();
         reports.push(
             run("gRPC  floor health", secs, |_| {
-                let client = HealthClient::with_origin(grpc_client(), origin.clone());
-                move || {
-                    let mut client = client.clone();
-                    async move {
-                        client
-                            .check(HealthCheckRequest {
-                                service: String::new(),
-                            })
-                            .await
-                            .is_ok()
-                    }
-                }
+                let client = HealthClient::with_origin(common::grpc_client(), origin.clone());
+                move || common::health_check(&client)
             })
             .await,
         );

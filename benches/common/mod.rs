@@ -4,8 +4,18 @@
 // Each bench uses a part of this module.
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+
+use authmux::pb::v1 as pb;
+use authmux::pb::v1::session_service_client::SessionServiceClient;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
 
 /// A running `authmux serve`, killed when dropped.
 pub struct Served {
@@ -144,5 +154,73 @@ impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// hyper's HTTP/2 client, for tonic's generated clients (they accept any
+/// HTTP service). Each holds one connection; unlike tonic's `Channel`, no
+/// buffer task stands between a call and the connection.
+pub type Grpc = Client<HttpConnector, tonic::body::Body>;
+
+/// A connector that sends each write at once: a gRPC call is written in
+/// more than one piece, and Nagle's algorithm would hold the second back
+/// until the first is acknowledged.
+pub fn connector() -> HttpConnector {
+    let mut c = HttpConnector::new();
+    c.set_nodelay(true);
+    c
+}
+
+/// A new HTTP/2 client over [`connector`].
+pub fn grpc_client() -> Grpc {
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build(connector())
+}
+
+/// One gRPC health check; whether it was answered.
+pub fn health_check(client: &HealthClient<Grpc>) -> impl Future<Output = bool> + Send + use<> {
+    let mut client = client.clone();
+    async move {
+        client
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .is_ok()
+    }
+}
+
+/// One `session.verify` of `token` over gRPC, with `auth` (`Bearer
+/// amx_...`) as its API key; whether the token or session is valid.
+pub fn grpc_verify(
+    client: &SessionServiceClient<Grpc>,
+    auth: &MetadataValue<Ascii>,
+    token: String,
+) -> impl Future<Output = bool> + Send + use<> {
+    let mut client = client.clone();
+    let mut req = tonic::Request::new(pb::VerifySessionRequest { session_id: token });
+    req.metadata_mut().insert("authorization", auth.clone());
+    async move {
+        client
+            .verify_session(req)
+            .await
+            .is_ok_and(|r| r.get_ref().valid)
+    }
+}
+
+/// Whether a REST reply is a success whose body holds `expect`.
+pub async fn reply_holds(
+    reply: hyper_util::client::legacy::ResponseFuture,
+    expect: &'static [u8],
+) -> bool {
+    use http_body_util::BodyExt;
+    match reply.await {
+        Ok(r) if r.status().is_success() => r
+            .into_body()
+            .collect()
+            .await
+            .is_ok_and(|b| b.to_bytes().windows(expect.len()).any(|w| w == expect)),
+        _ => false,
     }
 }
