@@ -19,9 +19,9 @@
 //! run during the counts too, and under valgrind a request takes long
 //! enough for them to weigh: their rate, counted while the server is
 //! idle, times each scenario's duration is taken out of its count and
-//! printed beside it. Under valgrind, SHA-256 runs
-//! without the CPU's SHA extensions, so hashing the token and the API key
-//! counts for more than it costs natively.
+//! printed beside it. Under valgrind, SHA-256 runs without the CPU's SHA
+//! extensions, so hashing the token and the API key counts for more than
+//! it costs natively.
 //!
 //! Run: `cargo bench --bench verify_instructions` (AUTHMUX_INSTR_REQUESTS
 //! sets the requests per scenario, default 1,000; `AUTHMUX_SIGNING_ALG`

@@ -1,5 +1,6 @@
 //! What the load benches share: an `authmux serve` process of its own
-//! (SQLite, defaults) and readings of its memory.
+//! (SQLite, defaults), readings of its memory and CPU time, and the
+//! clients that call it over REST and gRPC.
 
 // Each bench uses a part of this module.
 #![allow(dead_code)]
