@@ -174,8 +174,9 @@ pub async fn app_with(domain: Arc<Domain>, limits: Limits) -> Result<App, Server
     let openapi = Arc::new(transcode::openapi::document(&routes));
     let draining = Arc::new(AtomicBool::new(false));
 
-    // REST callers are authenticated before their request is read: without
-    // a valid key, the only answer is 401.
+    // REST callers are authenticated before their request is read, and
+    // before the transcoder matches its path: without a valid key, the only
+    // answer is 401, even to a path that doesn't exist.
     let rest_metrics = |path: &str| {
         known
             .by_path
@@ -212,7 +213,6 @@ pub async fn app_with(domain: Arc<Domain>, limits: Limits) -> Result<App, Server
                 async move { axum::Json((*doc).clone()) }
             }),
         )
-        .fallback(transcode::not_found)
         .layer(from_fn_with_state(grpc, dispatch_grpc))
         .layer(from_fn(request_ids));
     Ok(App {

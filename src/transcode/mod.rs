@@ -11,14 +11,14 @@ pub mod openapi;
 pub mod routes;
 mod strict;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{RawPathParams, Request};
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodFilter, MethodRouter, on};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use http_body_util::BodyExt;
@@ -157,66 +157,145 @@ struct Binding {
     body_timeout: std::time::Duration,
 }
 
+/// A path template's bindings, by method, and its `Allow` header.
+struct Template {
+    bindings: Vec<(http::Method, Binding)>,
+    allow: String,
+}
+
+/// The REST routes. Paths are matched with matchit (the matcher axum's
+/// router is built on) against the raw path, so a path parameter is read
+/// in place and percent-decoded only when it holds an escape: the GET
+/// form of `session.verify` carries a token of several hundred bytes in
+/// its path, which axum's router would decode and copy on every call.
+struct Table {
+    paths: matchit::Router<usize>,
+    templates: Vec<Template>,
+}
+
 /// Builds the REST router: one route per `google.api.http` binding, each
 /// calling its method on `api` in process and recording the call in the
 /// method's `metrics`. A known path with another method is 405 with an
-/// `Allow` header listing the path's methods.
+/// `Allow` header listing the path's methods (a GET binding also answers
+/// HEAD); a path no binding has is 404.
 pub fn router(
     routes: Vec<HttpRoute>,
     api: Api,
     metrics: impl Fn(&str) -> Arc<RpcMetrics>,
     body_timeout: std::time::Duration,
 ) -> Router {
-    let mut by_path: BTreeMap<String, (MethodRouter, Vec<String>)> = BTreeMap::new();
+    let mut table = Table {
+        paths: matchit::Router::new(),
+        templates: Vec::new(),
+    };
+    let mut by_template: BTreeMap<String, usize> = BTreeMap::new();
     for route in routes {
-        let filter = MethodFilter::try_from(route.method.clone())
-            .expect("the route table holds only standard methods");
-        let path = route.template.clone();
-        let method = route.method.as_str().to_owned();
-        let binding = Arc::new(Binding {
-            metrics: metrics(route.grpc_path()),
-            route,
-            api: api.clone(),
-            body_timeout,
-        });
-        let handler = on(filter, move |req: Request| {
-            let binding = binding.clone();
-            async move { handle(&binding, req).await }
-        });
-        let entry = match by_path.remove(&path) {
-            Some((existing, mut methods)) => {
-                methods.push(method);
-                (existing.merge(handler), methods)
-            }
-            None => (handler, vec![method]),
-        };
-        by_path.insert(path, entry);
+        let at = *by_template
+            .entry(route.template.clone())
+            .or_insert_with(|| {
+                let at = table.templates.len();
+                table
+                    .paths
+                    .insert(route.template.clone(), at)
+                    .expect("the route table's templates are distinct and well formed");
+                table.templates.push(Template {
+                    bindings: Vec::new(),
+                    allow: String::new(),
+                });
+                at
+            });
+        let template = &mut table.templates[at];
+        if !template.allow.is_empty() {
+            template.allow.push_str(", ");
+        }
+        template.allow.push_str(route.method.as_str());
+        template.bindings.push((
+            route.method.clone(),
+            Binding {
+                metrics: metrics(route.grpc_path()),
+                route,
+                api: api.clone(),
+                body_timeout,
+            },
+        ));
     }
-    by_path
-        .into_iter()
-        .fold(Router::new(), |r, (path, (m, methods))| {
-            let allow = methods.join(", ");
-            r.route(
-                &path,
-                m.fallback(move |req: Request| method_not_allowed(req, allow.clone())),
-            )
-        })
+    let table = Arc::new(table);
+    Router::new().fallback_service(tower::service_fn(move |req: Request| {
+        let table = table.clone();
+        async move { Ok::<_, std::convert::Infallible>(table.serve(req).await) }
+    }))
 }
 
-async fn method_not_allowed(req: Request, allow: String) -> Response {
+impl Table {
+    async fn serve(&self, req: Request) -> Response {
+        // A clone shares the URI's bytes; the parameters borrow from it
+        // while the request itself moves on.
+        let uri = req.uri().clone();
+        let Ok(found) = self.paths.at(uri.path()) else {
+            return not_found(req).await;
+        };
+        let template = &self.templates[*found.value];
+        let method = req.method();
+        let binding = template
+            .bindings
+            .iter()
+            .find(|(m, _)| m == method)
+            .or_else(|| {
+                (method == http::Method::HEAD)
+                    .then(|| {
+                        template
+                            .bindings
+                            .iter()
+                            .find(|(m, _)| m == http::Method::GET)
+                    })
+                    .flatten()
+            });
+        let Some((_, binding)) = binding else {
+            return method_not_allowed(req, &template.allow);
+        };
+        let rid = request_id(req.headers()).map(str::to_owned);
+        let decoded: Result<Vec<_>, RestError> = found
+            .params
+            .iter()
+            .map(|(name, raw)| Ok((name, percent_decoded(name, raw)?)))
+            .collect();
+        let result = match decoded {
+            Ok(decoded) => {
+                let params: Vec<(&str, &str)> = decoded.iter().map(|(n, v)| (*n, &**v)).collect();
+                transcode(binding, req, &params, rid.as_deref()).await
+            }
+            Err(e) => Err(e),
+        };
+        result.unwrap_or_else(|err| err.into_response_with(rid.as_deref()))
+    }
+}
+
+/// A path parameter as sent, or percent-decoded when it holds an escape;
+/// escapes that don't make UTF-8 are refused, naming the parameter (as a
+/// query parameter's are).
+fn percent_decoded<'a>(name: &str, raw: &'a str) -> Result<Cow<'a, str>, RestError> {
+    if !raw.contains('%') {
+        return Ok(Cow::Borrowed(raw));
+    }
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| RestError::invalid(format!("path parameter {name} is not UTF-8")))
+}
+
+fn method_not_allowed(req: Request, allow: &str) -> Response {
     let mut response = RestError::new(
         ErrorCode::MethodNotAllowed,
         format!("{} is not allowed on {}", req.method(), req.uri().path()),
     )
     .into_response_with(request_id(req.headers()));
-    if let Ok(v) = HeaderValue::from_str(&allow) {
+    if let Ok(v) = HeaderValue::from_str(allow) {
         response.headers_mut().insert(header::ALLOW, v);
     }
     response
 }
 
 /// Answers a path no route matches.
-pub async fn not_found(req: Request) -> Response {
+async fn not_found(req: Request) -> Response {
     RestError::new(
         ErrorCode::NotFound,
         format!("no route for {} {}", req.method(), req.uri().path()),
@@ -224,26 +303,14 @@ pub async fn not_found(req: Request) -> Response {
     .into_response_with(request_id(req.headers()))
 }
 
-async fn handle(binding: &Binding, req: Request) -> Response {
-    let rid = request_id(req.headers()).map(str::to_owned);
-    match transcode(binding, req, rid.as_deref()).await {
-        Ok(resp) => resp,
-        Err(err) => err.into_response_with(rid.as_deref()),
-    }
-}
-
 async fn transcode(
     binding: &Binding,
     req: Request,
+    path_params: &[(&str, &str)],
     rid: Option<&str>,
 ) -> Result<Response, RestError> {
     let route = &binding.route;
     let (mut parts, body) = req.into_parts();
-    let raw_params =
-        <RawPathParams as axum::extract::FromRequestParts<()>>::from_request_parts(&mut parts, &())
-            .await
-            .map_err(|e| RestError::invalid(format!("bad path parameter: {e}")))?;
-    let path_params: Vec<(&str, &str)> = raw_params.iter().collect();
     // A request that has no body (every GET) needs no timer to read it.
     let body = if axum::body::HttpBody::is_end_stream(&body) {
         Bytes::new()
@@ -259,7 +326,7 @@ async fn transcode(
     };
     let message = json::request_message(
         route,
-        &path_params,
+        path_params,
         parts.uri.query().unwrap_or(""),
         route.body.then_some(&body[..]),
         &parts.headers,

@@ -212,6 +212,74 @@ async fn rest_limits_and_unknown_routes() {
     assert_eq!(e.request_id.as_deref(), Some("trace-123"));
 }
 
+/// How a REST path is matched and read: a parameter's percent-escapes are
+/// decoded (and refused when they don't make UTF-8), a GET binding also
+/// answers HEAD, another method is 405 with the path's methods in `Allow`,
+/// and a path no binding has is 404 to a caller with a key and 401 to one
+/// without (which paths exist is not told to strangers).
+#[tokio::test]
+async fn rest_paths_are_matched_and_decoded() {
+    let s = Server::start(Backend::Sqlite).await.unwrap();
+    let u = create_user(&s, Transport::Rest, "path@example.com").await;
+    let id = u["user_id"].as_str().unwrap();
+    let escaped = id.replace('_', "%5F");
+    assert_ne!(escaped, id);
+    let got = rest(
+        &s,
+        reqwest::Method::GET,
+        &format!("/v1/auth/user/get/{escaped}"),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(got["user_id"], id, "{got}");
+    let e = expect_err(
+        rest(
+            &s,
+            reqwest::Method::GET,
+            "/v1/auth/user/get/usr%C0%80",
+            None,
+        )
+        .await,
+        "INVALID_ARGUMENT",
+    );
+    assert_eq!(e.message, "path parameter user_id is not UTF-8", "{e:?}");
+
+    let head = s
+        .http
+        .head(format!("{}/v1/auth/user/get/{id}", s.base))
+        .bearer_auth(&s.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert!(head.bytes().await.unwrap().is_empty());
+
+    let resp = s
+        .http
+        .delete(format!("{}/v1/auth/user/create", s.base))
+        .bearer_auth(&s.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["allow"], "POST");
+    expect_err(rest_result(resp).await, "METHOD_NOT_ALLOWED");
+
+    let e = expect_err(
+        rest(&s, reqwest::Method::GET, "/v1/auth/nothing/here", None).await,
+        "NOT_FOUND",
+    );
+    assert_eq!(e.status, 404);
+    let resp = s
+        .http
+        .get(format!("{}/v1/auth/nothing/here", s.base))
+        .send()
+        .await
+        .unwrap();
+    let e = expect_err(rest_result(resp).await, "AUTH_INVALID_API_KEY");
+    assert_eq!(e.status, 401);
+}
+
 #[tokio::test]
 async fn probes_and_openapi() {
     let s = Server::start(Backend::Sqlite).await.unwrap();
