@@ -157,10 +157,25 @@ struct Binding {
     body_timeout: std::time::Duration,
 }
 
-/// A path template's bindings, by method, and its `Allow` header.
+/// A path template's bindings, by method.
 struct Template {
     bindings: Vec<(http::Method, Binding)>,
-    allow: String,
+}
+
+impl Template {
+    /// The binding for `method`; a GET binding also answers HEAD.
+    fn binding(&self, method: &http::Method) -> Option<&Binding> {
+        let find = |m: &http::Method| self.bindings.iter().find(|(b, _)| b == m);
+        find(method)
+            .or_else(|| (method == http::Method::HEAD).then(|| find(&http::Method::GET))?)
+            .map(|(_, binding)| binding)
+    }
+
+    /// The `Allow` header's value: the template's methods.
+    fn allow(&self) -> String {
+        let methods: Vec<&str> = self.bindings.iter().map(|(m, _)| m.as_str()).collect();
+        methods.join(", ")
+    }
 }
 
 /// The REST routes. Paths are matched with matchit (the matcher axum's
@@ -200,16 +215,10 @@ pub fn router(
                     .expect("the route table's templates are distinct and well formed");
                 table.templates.push(Template {
                     bindings: Vec::new(),
-                    allow: String::new(),
                 });
                 at
             });
-        let template = &mut table.templates[at];
-        if !template.allow.is_empty() {
-            template.allow.push_str(", ");
-        }
-        template.allow.push_str(route.method.as_str());
-        template.bindings.push((
+        table.templates[at].bindings.push((
             route.method.clone(),
             Binding {
                 metrics: metrics(route.grpc_path()),
@@ -235,37 +244,20 @@ impl Table {
             return not_found(req).await;
         };
         let template = &self.templates[*found.value];
-        let method = req.method();
-        let binding = template
-            .bindings
-            .iter()
-            .find(|(m, _)| m == method)
-            .or_else(|| {
-                (method == http::Method::HEAD)
-                    .then(|| {
-                        template
-                            .bindings
-                            .iter()
-                            .find(|(m, _)| m == http::Method::GET)
-                    })
-                    .flatten()
-            });
-        let Some((_, binding)) = binding else {
-            return method_not_allowed(req, &template.allow);
+        let Some(binding) = template.binding(req.method()) else {
+            return method_not_allowed(req, &template.allow());
         };
         let rid = request_id(req.headers()).map(str::to_owned);
-        let decoded: Result<Vec<_>, RestError> = found
-            .params
-            .iter()
-            .map(|(name, raw)| Ok((name, percent_decoded(name, raw)?)))
-            .collect();
-        let result = match decoded {
-            Ok(decoded) => {
-                let params: Vec<(&str, &str)> = decoded.iter().map(|(n, v)| (*n, &**v)).collect();
-                transcode(binding, req, &params, rid.as_deref()).await
-            }
-            Err(e) => Err(e),
-        };
+        let result = async {
+            let decoded = found
+                .params
+                .iter()
+                .map(|(name, raw)| Ok((name, percent_decoded(name, raw)?)))
+                .collect::<Result<Vec<_>, RestError>>()?;
+            let params: Vec<(&str, &str)> = decoded.iter().map(|(n, v)| (*n, &**v)).collect();
+            transcode(binding, req, &params, rid.as_deref()).await
+        }
+        .await;
         result.unwrap_or_else(|err| err.into_response_with(rid.as_deref()))
     }
 }
