@@ -24,14 +24,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut compiler = protox::Compiler::new(["proto"])?;
     compiler.include_imports(true).include_source_info(true);
     compiler.open_files(PROTOS)?;
-    fs::write(
-        out.join("authmux_descriptor.bin"),
-        compiler.encode_file_descriptor_set(),
-    )?;
+    let descriptor_set = compiler.encode_file_descriptor_set();
+    fs::write(out.join("authmux_descriptor.bin"), &descriptor_set)?;
 
     // Type names let the codec find a request's rules by its message name.
     let mut config = prost_build::Config::new();
     config.enable_type_names();
+    for (proto, rust) in JSON_WKT {
+        config.extern_path(*proto, *rust);
+    }
     let tonic = tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
@@ -44,8 +45,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             methods: Vec::new(),
         }))
         .compile_fds(compiler.file_descriptor_set())?;
+
+    // serde for the same messages, in proto3's JSON form as REST writes
+    // it: proto field names, every field without presence printed.
+    let mut json = pbjson_build::Builder::new();
+    json.register_descriptors(&descriptor_set)?
+        .out_dir(&out)
+        .preserve_proto_field_names()
+        .emit_fields();
+    for (proto, rust) in JSON_WKT {
+        json.extern_path(*proto, *rust);
+    }
+    json.build(&[".authmux.v1"])?;
     Ok(())
 }
+
+/// The well-known types the contract uses, as types with serde: the
+/// `Struct` family from pbjson-types, and a `Timestamp` of our own,
+/// because pbjson-types writes a timestamp with `+00:00` where proto3's
+/// JSON form has `Z`.
+const JSON_WKT: &[(&str, &str)] = &[
+    (".google.protobuf.Timestamp", "crate::pb::Timestamp"),
+    (".google.protobuf.Struct", "::pbjson_types::Struct"),
+    (".google.protobuf.Value", "::pbjson_types::Value"),
+    (".google.protobuf.ListValue", "::pbjson_types::ListValue"),
+    (".google.protobuf.NullValue", "::pbjson_types::NullValue"),
+];
 
 /// tonic's clients and servers, and after them, once per package, a
 /// `transcode::direct_calls!` table of every unary method: its gRPC path,
@@ -54,7 +79,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// gRPC's HTTP framing.
 struct WithDirectCalls {
     tonic: Box<dyn prost_build::ServiceGenerator>,
-    /// By package: `"/package.Service/Method" => module::Trait::method(Request);`
+    /// By package: `"/package.Service/Method" => module::Trait::method(Request) -> Reply;`
     methods: Vec<(String, String)>,
 }
 
@@ -65,7 +90,7 @@ impl prost_build::ServiceGenerator for WithDirectCalls {
                 continue;
             }
             let line = format!(
-                "    \"/{}.{}/{}\" => {}_server::{}::{}({});\n",
+                "    \"/{}.{}/{}\" => {}_server::{}::{}({}) -> {};\n",
                 service.package,
                 service.proto_name,
                 m.proto_name,
@@ -73,6 +98,7 @@ impl prost_build::ServiceGenerator for WithDirectCalls {
                 service.name,
                 m.name,
                 m.input_type,
+                m.output_type,
             );
             self.methods.push((service.package.clone(), line));
         }

@@ -1,9 +1,10 @@
 //! Conversions between proto messages and domain values.
 
-use prost_types::{ListValue, Struct, Timestamp, Value, value::Kind};
+use pbjson_types::{ListValue, Struct, Value, value::Kind};
 use serde_json::{Map, Number};
 
 use crate::domain::{AuditEvent, ConsentEvent, ConsentState, User};
+use crate::pb::Timestamp;
 use crate::pb::v1 as pb;
 use crate::store::entity::identities;
 

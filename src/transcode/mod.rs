@@ -6,7 +6,6 @@
 pub(crate) mod direct;
 pub(crate) use direct::direct_calls;
 mod json;
-pub use json::reply_json;
 pub mod openapi;
 pub mod routes;
 mod strict;
@@ -22,7 +21,6 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use http_body_util::BodyExt;
-use prost_reflect::DynamicMessage;
 use tonic::metadata::MetadataMap;
 use tonic_types::StatusExt;
 
@@ -346,19 +344,14 @@ async fn transcode(
         started.elapsed().as_secs_f64(),
     );
     match result {
-        Ok(encoded) => {
-            let reply = DynamicMessage::decode(route.output(), &encoded[..]).map_err(|e| {
-                RestError::new(ErrorCode::Internal, format!("decoding the reply: {e}"))
-            })?;
-            Ok((
-                [(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                )],
-                json::reply_bytes(&reply)?,
-            )
-                .into_response())
-        }
+        Ok(json) => Ok((
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            json,
+        )
+            .into_response()),
         Err(status) => {
             let mut response = RestError::from_status(&status).into_response_with(rid);
             if let Some(v) = status

@@ -194,8 +194,10 @@ impl Server {
 
     /// The JSON a REST caller would see for this reply.
     fn to_json(&self, route: &HttpRoute, bytes: &[u8]) -> Value {
-        let msg = DynamicMessage::decode(route.output(), bytes).unwrap();
-        authmux::transcode::reply_json(&msg).unwrap()
+        let json = authmux::pb::v1::encoded_reply_json(route.grpc_path(), bytes)
+            .expect("a unary method")
+            .expect("the reply's JSON");
+        serde_json::from_slice(&json).unwrap()
     }
 }
 
