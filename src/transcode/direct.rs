@@ -2,7 +2,9 @@
 //! by `build.rs` from the same services tonic serves, that calls the
 //! service trait in process with the typed request. A REST call is checked
 //! against the same rules and answered by the same code as a gRPC call, but
-//! pays no HTTP request, gRPC framing, body or trailers in between.
+//! pays no HTTP request, gRPC framing, body or trailers in between. The
+//! typed reply is written as JSON directly, with no encoding and decoding
+//! of it between the service and the caller.
 
 use prost_reflect::DynamicMessage;
 use tonic::{Request, Status};

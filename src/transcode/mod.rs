@@ -31,8 +31,9 @@ use routes::HttpRoute;
 
 /// The largest REST request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-/// The header carrying the request id.
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// The header carrying the request id (a `HeaderName`, so that looking it
+/// up or setting it does not parse the name again on every request).
+pub const REQUEST_ID_HEADER: header::HeaderName = header::HeaderName::from_static("x-request-id");
 
 /// Headers that describe the REST exchange itself and are not passed on
 /// to the service as metadata.
@@ -144,7 +145,9 @@ fn grpc_code_name(code: tonic::Code) -> &'static str {
 
 /// The request id the request-id layer put on a request.
 pub fn request_id(headers: &HeaderMap) -> Option<&str> {
-    headers.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok())
+    headers
+        .get(&REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
 }
 
 /// One REST binding and what serving it needs.
