@@ -166,8 +166,13 @@ pub async fn app_with(domain: Arc<Domain>, limits: Limits) -> Result<App, Server
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .into_axum_router()
-            .layer(from_fn_with_state(domain.clone(), authenticate))
-            .layer(from_fn_with_state(known.clone(), record_rpc));
+            .layer(from_fn_with_state(
+                GrpcCalls {
+                    domain: domain.clone(),
+                    known: known.clone(),
+                },
+                grpc_calls,
+            ));
     // Install the recorder before anything is recorded.
     telemetry::handle();
 
@@ -305,15 +310,24 @@ async fn metrics() -> Response {
     }
 }
 
-/// Counts and times every gRPC call (the transcoder records REST calls);
-/// a path that names no known method counts as `unknown`.
-async fn record_rpc(State(known): State<Arc<KnownMethods>>, req: Request, next: Next) -> Response {
-    let known = known
+/// What the layer around every gRPC call needs.
+#[derive(Clone)]
+struct GrpcCalls {
+    domain: Arc<Domain>,
+    known: Arc<KnownMethods>,
+}
+
+/// Counts and times every gRPC call (the transcoder records REST calls),
+/// refused ones included; a path that names no known method counts as
+/// `unknown`. One layer for both, so that a call pays for one middleware.
+async fn grpc_calls(State(calls): State<GrpcCalls>, req: Request, next: Next) -> Response {
+    let known = calls
+        .known
         .by_path
         .get(req.uri().path())
-        .map_or(&known.unknown, |m| &**m);
+        .map_or(&calls.known.unknown, |m| &**m);
     let started = std::time::Instant::now();
-    let resp = next.run(req).await;
+    let resp = authenticate(&calls.domain, req, next).await;
     // Unary errors come trailers-only, with the status in the headers.
     let code = resp
         .headers()
@@ -486,12 +500,12 @@ fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
 
 /// Resolves the API key of a gRPC call to its project and admits it
 /// within its project's rate, or a failed one within its address's rate.
-async fn authenticate(State(domain): State<Arc<Domain>>, mut req: Request, next: Next) -> Response {
+async fn authenticate(domain: &Domain, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if OPEN_GRPC_PREFIXES.iter().any(|p| path.starts_with(p)) {
         return next.run(req).await;
     }
-    match authenticate_headers(&domain, req.headers()).await {
+    match authenticate_headers(domain, req.headers()).await {
         Ok(project) => {
             if let Err(throttled) = domain.rate_limits().admit_project(&project) {
                 return to_status(throttled.error()).into_http::<axum::body::Body>();
