@@ -19,7 +19,7 @@ use tower::ServiceExt;
 use tracing::Instrument;
 
 use crate::api::{Api, to_status};
-use crate::domain::{Domain, Project, new_id};
+use crate::domain::{Domain, Project, Throttled, new_id};
 pub use crate::listener::Limits;
 use crate::pb::DESCRIPTOR_SET;
 use crate::pb::v1::audit_service_server::AuditServiceServer;
@@ -436,32 +436,19 @@ async fn authenticate_rest(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let rid = request_id(req.headers()).map(str::to_owned);
-    let refused = match authenticate_headers(&domain, req.headers()).await {
-        Ok(project) => match domain.rate_limits().admit_project(&project) {
-            Ok(()) => {
-                // The transcoder hands it on to the service.
-                req.extensions_mut().insert(Project {
-                    request_id: rid.clone(),
-                    ..project
-                });
-                return next.run(req).await;
-            }
-            Err(throttled) => Err(throttled),
-        },
-        Err(err) => match peer(&req).map(|ip| domain.rate_limits().admit_anonymous(ip)) {
-            Some(Err(throttled)) => Err(throttled),
-            _ => Ok(err),
-        },
+    let refused = match admit(&domain, &mut req).await {
+        // The transcoder hands the project on to the service.
+        Ok(()) => return next.run(req).await,
+        Err(refused) => refused,
     };
+    let rid = request_id(req.headers());
     match refused {
-        Ok(err) => {
-            transcode::RestError::new(err.code, err.message).into_response_with(rid.as_deref())
+        Refused::Key(err) => {
+            transcode::RestError::new(err.code, err.message).into_response_with(rid)
         }
-        Err(throttled) => {
+        Refused::Throttled(throttled) => {
             let err = throttled.error();
-            let mut resp =
-                transcode::RestError::new(err.code, err.message).into_response_with(rid.as_deref());
+            let mut resp = transcode::RestError::new(err.code, err.message).into_response_with(rid);
             let h = resp.headers_mut();
             h.insert(
                 header::RETRY_AFTER,
@@ -498,32 +485,50 @@ fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Resolves the API key of a gRPC call to its project and admits it
-/// within its project's rate, or a failed one within its address's rate.
-async fn authenticate(domain: &Domain, mut req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    if OPEN_GRPC_PREFIXES.iter().any(|p| path.starts_with(p)) {
-        return next.run(req).await;
-    }
+/// Why a call was not admitted.
+enum Refused {
+    /// No valid API key.
+    Key(crate::domain::Error),
+    /// Over its project's rate or, without a valid key, its address's.
+    Throttled(Throttled),
+}
+
+/// Resolves the API key of a call (either transport) to its project and
+/// admits it within its project's rate, or a failed one within its
+/// address's rate. An admitted call carries its `Project`, with the
+/// request id, to the service.
+async fn admit(domain: &Domain, req: &mut Request) -> Result<(), Refused> {
     match authenticate_headers(domain, req.headers()).await {
         Ok(project) => {
-            if let Err(throttled) = domain.rate_limits().admit_project(&project) {
-                return to_status(throttled.error()).into_http::<axum::body::Body>();
-            }
+            domain
+                .rate_limits()
+                .admit_project(&project)
+                .map_err(Refused::Throttled)?;
             let request_id = request_id(req.headers()).map(str::to_owned);
             req.extensions_mut().insert(Project {
                 request_id,
                 ..project
             });
-            next.run(req).await
+            Ok(())
         }
-        Err(err) => {
-            if let Some(Err(throttled)) =
-                peer(&req).map(|ip| domain.rate_limits().admit_anonymous(ip))
-            {
-                return to_status(throttled.error()).into_http::<axum::body::Body>();
-            }
-            to_status(err).into_http::<axum::body::Body>()
+        Err(err) => match peer(req).map(|ip| domain.rate_limits().admit_anonymous(ip)) {
+            Some(Err(throttled)) => Err(Refused::Throttled(throttled)),
+            _ => Err(Refused::Key(err)),
+        },
+    }
+}
+
+/// Admits a gRPC call; the open services (health, reflection) need no key.
+async fn authenticate(domain: &Domain, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if OPEN_GRPC_PREFIXES.iter().any(|p| path.starts_with(p)) {
+        return next.run(req).await;
+    }
+    match admit(domain, &mut req).await {
+        Ok(()) => next.run(req).await,
+        Err(Refused::Key(err)) => to_status(err).into_http::<axum::body::Body>(),
+        Err(Refused::Throttled(throttled)) => {
+            to_status(throttled.error()).into_http::<axum::body::Body>()
         }
     }
 }
