@@ -14,6 +14,7 @@
 
 use std::borrow::Borrow;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use quick_cache::sync::Cache;
 
@@ -31,6 +32,9 @@ where
     K: Hash + Eq + Send + Sync + 'static,
 {
     entries: Cache<K, Entry<V>>,
+    /// Counts the invalidations (`remove`, `clear`), so that a value read
+    /// from the store before one of them is not stored after it.
+    invalidations: AtomicU64,
 }
 
 impl<V, K> ExpiringCache<V, K>
@@ -42,6 +46,7 @@ where
     pub fn new(capacity: usize) -> Self {
         ExpiringCache {
             entries: Cache::new(capacity),
+            invalidations: AtomicU64::new(0),
         }
     }
 
@@ -73,17 +78,42 @@ where
             .insert(key.to_owned(), Entry { value, expires_ms });
     }
 
+    /// Where the invalidations stand: read it before reading the value
+    /// from the store, and give it to [`Self::put_if_still_valid`].
+    pub fn invalidations(&self) -> u64 {
+        self.invalidations.load(Ordering::SeqCst)
+    }
+
+    /// Like [`Self::put`], unless the cache was invalidated (`remove` or
+    /// `clear`) since `seen` was read: a value read from the store before
+    /// it was changed is then left out, even if the invalidation ran
+    /// between the read and this call. The entry is stored first and taken
+    /// out again if an invalidation came, so that one racing this call
+    /// either clears it or is seen by it.
+    pub fn put_if_still_valid<Q>(&self, key: &Q, value: V, expires_ms: i64, seen: u64)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        self.put(key, value, expires_ms);
+        if self.invalidations() != seen {
+            self.entries.remove(key);
+        }
+    }
+
     /// Forgets `key`.
     pub fn remove<Q>(&self, key: &Q)
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        self.invalidations.fetch_add(1, Ordering::SeqCst);
         self.entries.remove(key);
     }
 
     /// Forgets everything.
     pub fn clear(&self) {
+        self.invalidations.fetch_add(1, Ordering::SeqCst);
         self.entries.clear();
     }
 
@@ -101,6 +131,23 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A value read before an invalidation is not stored after it.
+    #[test]
+    fn a_value_read_before_an_invalidation_is_not_kept() {
+        let c = ExpiringCache::new(10);
+        let seen = c.invalidations();
+        c.clear();
+        c.put_if_still_valid("a", 1, 100, seen);
+        assert_eq!(c.get("a", 0), None, "stored after a clear");
+        let seen = c.invalidations();
+        c.remove("b");
+        c.put_if_still_valid("a", 1, 100, seen);
+        assert_eq!(c.get("a", 0), None, "stored after a remove");
+        let seen = c.invalidations();
+        c.put_if_still_valid("a", 2, 100, seen);
+        assert_eq!(c.get("a", 0), Some(2), "nothing came between");
+    }
 
     #[test]
     fn entries_expire() {

@@ -141,14 +141,21 @@ impl Domain {
         if let Some(cached) = self.byok_configs.get(&project.id, now) {
             return Ok(cached);
         }
+        // Credentials changed while they are read must not be cached as
+        // they were after the change cleared the entry.
+        let seen = self.byok_configs.invalidations();
         let mut configs = Vec::new();
         for row in self.store.project_vendor_credentials(&project.id).await? {
             if let Some(vendor) = VendorKind::parse(&row.vendor) {
                 configs.push((vendor, self.open_config(&row, vendor)?));
             }
         }
-        self.byok_configs
-            .put(&project.id, configs.clone(), now + CONFIG_TTL_MS);
+        self.byok_configs.put_if_still_valid(
+            &project.id,
+            configs.clone(),
+            now + CONFIG_TTL_MS,
+            seen,
+        );
         Ok(configs)
     }
 

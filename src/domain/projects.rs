@@ -101,6 +101,9 @@ impl Domain {
         if let Some(project) = self.api_keys.get(&digest, now) {
             return Ok(project);
         }
+        // A key revoked while it is read from the store must not be
+        // cached as valid after the revocation cleared the cache.
+        let seen = self.api_keys.invalidations();
         let (row, key_id) = self
             .store
             .project_for_key_hash(&hex::encode(digest))
@@ -111,7 +114,7 @@ impl Domain {
             ..Project::from(row)
         };
         self.api_keys
-            .put(&digest, project.clone(), now + KEY_CACHE_TTL_MS);
+            .put_if_still_valid(&digest, project.clone(), now + KEY_CACHE_TTL_MS, seen);
         Ok(project)
     }
 

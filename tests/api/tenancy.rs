@@ -1,5 +1,6 @@
 //! Projects are walls: another project's ids read as not found.
 
+use futures::future::join_all;
 use serde_json::json;
 
 use crate::harness::{Server, Transport, create_user, expect_err};
@@ -102,5 +103,38 @@ async fn api_keys_are_required(s: &Server, t: Transport) {
     );
 }
 
+/// Calls with a key race its revocation: once the revocation has
+/// returned, no call with the key is served, including those whose lookup
+/// read the key from the store before it was revoked (a lookup must not
+/// put the key back in the cache after the revocation cleared it).
+async fn key_revoked_while_in_use(s: &Server, t: Transport) {
+    for round in 0..5 {
+        let created = s
+            .domain
+            .create_api_key(&format!("racing{round}"))
+            .await
+            .unwrap();
+        let key = created.key.as_str();
+        let in_flight =
+            join_all((0..24).map(|_| s.call_as(t, key, "auth.user.list", json!({}), &[])));
+        let (_, revoked) = tokio::join!(in_flight, async {
+            tokio::task::yield_now().await;
+            s.domain.revoke_api_key(&created.key_id).await
+        });
+        revoked.unwrap();
+        for r in join_all((0..8).map(|_| s.call_as(t, key, "auth.user.list", json!({}), &[]))).await
+        {
+            expect_err(r, "AUTH_INVALID_API_KEY");
+        }
+    }
+}
+
 contract!(projects_are_isolated);
 contract!(api_keys_are_required);
+/// Refused calls would otherwise soon meet the address's rate limit.
+fn many_refusals(c: &mut authmux::config::Settings) {
+    c.rate_limit.anonymous_rate_limit_per_second = 10_000;
+    c.rate_limit.anonymous_rate_limit_burst = 10_000;
+}
+
+contract!(key_revoked_while_in_use, many_refusals);
