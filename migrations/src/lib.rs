@@ -16,6 +16,7 @@ mod m20261126_000010_oauth;
 mod m20261127_000011_events;
 mod m20261127_000012_webhooks;
 mod m20261127_000013_user_deletion;
+mod m20261129_000014_byok_issuers;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000011_events::Migration),
             Box::new(m20261127_000012_webhooks::Migration),
             Box::new(m20261127_000013_user_deletion::Migration),
+            Box::new(m20261129_000014_byok_issuers::Migration),
         ]
     }
 }

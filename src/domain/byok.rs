@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::{Domain, Error, ErrorCode, Project, Result};
+use crate::store::StoreError;
 use crate::store::entity::{pins, vendor_credentials};
 use crate::vendors::{ByokConfig, IdentityVendor, Mode, VendorKind, VendorRouter};
 
@@ -50,30 +51,43 @@ impl Domain {
         // Refuse what could not build an adapter, and an issuer another
         // adapter's tokens already carry: a token is routed by its `iss`.
         let adapter = config.adapter(vendor, Default::default())?;
-        if let Some(source) = adapter.token_source().await {
+        let issuer = adapter.token_source().await.map(|source| source.issuer);
+        let taken = |by: &str| {
+            Error::invalid(format!(
+                "tokens of these credentials carry iss {:?}, which {by} tokens configured by the operator or this project already carry; set a distinct issuer",
+                issuer.as_deref().unwrap_or_default(),
+            ))
+        };
+        if let Some(issuer) = &issuer {
+            // The stored credentials, not the cached ones: another process
+            // may have changed them within the cache's lifetime.
             let mut others = self.vendors.managed_adapters();
-            for (kind, cfg) in self.byok_configs(&project).await? {
+            for (kind, cfg) in self.stored_byok_configs(&project).await? {
                 if kind != vendor {
                     others.push(self.vendors.byok(&project.id, kind, &cfg)?);
                 }
             }
-            if let Some((taken, _)) = VendorRouter::by_issuer(others, &source.issuer).await {
-                return Err(Error::invalid(format!(
-                    "tokens of these credentials carry iss {:?}, which {} tokens configured by the operator or this project already carry; set a distinct issuer",
-                    source.issuer,
-                    taken.kind()
-                )));
+            if let Some((owner, _)) = VendorRouter::by_issuer(others, issuer).await {
+                return Err(taken(owner.kind().as_str()));
             }
         }
         let plain = serde_json::to_vec(&config).map_err(Error::internal)?;
-        self.store
+        // Credentials set at once may all have passed the check above; the
+        // store's unique (project, issuer) index lets only one keep it.
+        match self
+            .store
             .put_vendor_credentials(vendor_credentials::Model {
                 project_id: project.id.clone(),
                 vendor: vendor.as_str().to_owned(),
                 config: self.master.seal(&plain, &context(&project.id, vendor)),
                 updated_at: self.now(),
+                issuer: issuer.clone(),
             })
-            .await?;
+            .await
+        {
+            Err(StoreError::Duplicate(_)) => return Err(taken("another vendor's")),
+            other => other?,
+        }
         self.byok_configs.remove(&project.id);
         Ok(())
     }
@@ -144,18 +158,27 @@ impl Domain {
         // Credentials changed while they are read must not be cached as
         // they were after the change cleared the entry.
         let seen = self.byok_configs.invalidations();
-        let mut configs = Vec::new();
-        for row in self.store.project_vendor_credentials(&project.id).await? {
-            if let Some(vendor) = VendorKind::parse(&row.vendor) {
-                configs.push((vendor, self.open_config(&row, vendor)?));
-            }
-        }
+        let configs = self.stored_byok_configs(project).await?;
         self.byok_configs.put_if_still_valid(
             &project.id,
             configs.clone(),
             now + CONFIG_TTL_MS,
             seen,
         );
+        Ok(configs)
+    }
+
+    /// A project's own credentials, by vendor, as the store holds them now.
+    async fn stored_byok_configs(
+        &self,
+        project: &Project,
+    ) -> Result<Vec<(VendorKind, ByokConfig)>> {
+        let mut configs = Vec::new();
+        for row in self.store.project_vendor_credentials(&project.id).await? {
+            if let Some(vendor) = VendorKind::parse(&row.vendor) {
+                configs.push((vendor, self.open_config(&row, vendor)?));
+            }
+        }
         Ok(configs)
     }
 

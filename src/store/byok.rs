@@ -8,7 +8,9 @@ use super::entity::vendor_credentials;
 use super::{Store, StoreResult};
 
 impl Store {
-    /// Inserts or replaces a project's credentials for a vendor.
+    /// Inserts or replaces a project's credentials for a vendor;
+    /// [`StoreError::Duplicate`](super::StoreError::Duplicate) when another
+    /// of the project's credentials carries the same issuer.
     pub async fn put_vendor_credentials(&self, row: vendor_credentials::Model) -> StoreResult<()> {
         vendor_credentials::Entity::insert(row.into_active_model())
             .on_conflict(
@@ -19,6 +21,7 @@ impl Store {
                 .update_columns([
                     vendor_credentials::Column::Config,
                     vendor_credentials::Column::UpdatedAt,
+                    vendor_credentials::Column::Issuer,
                 ])
                 .to_owned(),
             )

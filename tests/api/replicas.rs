@@ -157,6 +157,57 @@ async fn postgres_keys_cooldowns_and_rotation_hold_across_replicas() {
     keys_cooldowns_and_rotation_hold_across_replicas(Backend::Postgres).await;
 }
 
+/// A project's own credentials may not share a token issuer (tokens are
+/// routed by `iss`): two replicas setting two vendors' credentials with the
+/// same issuer at once leave exactly one of them stored.
+async fn byok_issuers_stay_distinct_under_races(backend: Backend) {
+    use authmux::vendors::{ByokConfig, VendorKind};
+    let Some((a, b)) = pair(backend).await else {
+        return;
+    };
+    a.key_for("alpha").await;
+    // Nothing listens there: setting credentials reads no vendor when the
+    // issuer is given.
+    let config = |issuer: &str, client_id: Option<&str>| ByokConfig {
+        secret: "sk_test_race".into(),
+        url: Some("http://127.0.0.1:9".into()),
+        client_id: client_id.map(Into::into),
+        issuer: Some(issuer.into()),
+    };
+    for round in 0..8 {
+        let issuer = format!("https://auth{round}.alpha.example");
+        let (clerk, workos) = tokio::join!(
+            a.domain
+                .set_vendor_credentials("alpha", VendorKind::Clerk, config(&issuer, None)),
+            b.domain.set_vendor_credentials(
+                "alpha",
+                VendorKind::Workos,
+                config(&issuer, Some("client_race"))
+            )
+        );
+        match (&clerk, &workos) {
+            (Ok(()), Err(e)) | (Err(e), Ok(())) => {
+                assert!(
+                    e.code == authmux::domain::ErrorCode::InvalidArgument
+                        && e.message.contains(&issuer),
+                    "round {round}: {e:?}"
+                );
+            }
+            _ => panic!("round {round}: exactly one may carry {issuer}: {clerk:?} {workos:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_byok_issuers_stay_distinct_under_races() {
+    byok_issuers_stay_distinct_under_races(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_byok_issuers_stay_distinct_under_races() {
+    byok_issuers_stay_distinct_under_races(Backend::Postgres).await;
+}
+
 async fn rest(
     http: &reqwest::Client,
     p: &Process,

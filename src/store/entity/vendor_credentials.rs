@@ -11,6 +11,9 @@ pub struct Model {
     pub vendor: String,
     pub config: Vec<u8>,
     pub updated_at: i64,
+    /// The `iss` of the tokens these credentials open, when known; unique
+    /// within the project.
+    pub issuer: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
