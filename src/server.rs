@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::{HeaderValue, StatusCode, header};
@@ -165,14 +165,12 @@ pub async fn app_with(domain: Arc<Domain>, limits: Limits) -> Result<App, Server
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .into_axum_router()
-            .layer(from_fn_with_state(
-                GrpcCalls {
-                    domain: domain.clone(),
-                    known: known.clone(),
-                },
-                grpc_calls,
-            ));
+            .into_axum_router();
+    let front_state = Front {
+        grpc,
+        domain: domain.clone(),
+        known: known.clone(),
+    };
     // Install the recorder before anything is recorded.
     telemetry::handle();
 
@@ -218,8 +216,7 @@ pub async fn app_with(domain: Arc<Domain>, limits: Limits) -> Result<App, Server
                 async move { axum::Json((*doc).clone()) }
             }),
         )
-        .layer(from_fn_with_state(grpc, dispatch_grpc))
-        .layer(from_fn(request_ids));
+        .layer(from_fn_with_state(front_state, front));
     Ok(App {
         router,
         health,
@@ -310,24 +307,34 @@ async fn metrics() -> Response {
     }
 }
 
-/// What the layer around every gRPC call needs.
+/// What the layer in front of every request needs: the gRPC services, and
+/// what counting and admitting a gRPC call takes.
 #[derive(Clone)]
-struct GrpcCalls {
+struct Front {
+    grpc: Router,
     domain: Arc<Domain>,
     known: Arc<KnownMethods>,
 }
 
 /// Counts and times every gRPC call (the transcoder records REST calls),
 /// refused ones included; a path that names no known method counts as
-/// `unknown`. One layer for both, so that a call pays for one middleware.
-async fn grpc_calls(State(calls): State<GrpcCalls>, req: Request, next: Next) -> Response {
-    let known = calls
+/// `unknown`.
+async fn grpc_call(front: &Front, mut req: Request) -> Response {
+    let known = front
         .known
         .by_path
         .get(req.uri().path())
-        .map_or(&calls.known.unknown, |m| &**m);
+        .map_or(&front.known.unknown, |m| &**m);
     let started = std::time::Instant::now();
-    let resp = authenticate(&calls.domain, req, next).await;
+    let resp = match admit_grpc(&front.domain, &mut req).await {
+        Ok(()) => front
+            .grpc
+            .clone()
+            .oneshot(req)
+            .await
+            .unwrap_or_else(|e| match e {}),
+        Err(status) => status.into_http::<axum::body::Body>(),
+    };
     // Unary errors come trailers-only, with the status in the headers.
     let code = resp
         .headers()
@@ -368,17 +375,27 @@ fn is_grpc(req: &Request) -> bool {
         .is_some_and(|ct| ct.starts_with("application/grpc"))
 }
 
-/// Sends gRPC content types to tonic; everything else goes on to REST.
-async fn dispatch_grpc(State(grpc): State<Router>, req: Request, next: Next) -> Response {
-    if is_grpc(&req) {
-        grpc.oneshot(req).await.unwrap_or_else(|e| match e {})
-    } else {
-        next.run(req).await
-    }
+/// In front of every request, as one layer, so that a request pays for one
+/// middleware: its request id, then gRPC content types to the gRPC services
+/// (counted, timed and admitted here) and everything else on to REST.
+async fn front(State(front): State<Front>, req: Request, next: Next) -> Response {
+    with_request_id(req, |req| async move {
+        if is_grpc(&req) {
+            grpc_call(&front, req).await
+        } else {
+            next.run(req).await
+        }
+    })
+    .await
 }
 
-/// Accepts a sane `x-request-id` or makes one, and echoes it back.
-async fn request_ids(mut req: Request, next: Next) -> Response {
+/// Accepts a sane `x-request-id` or makes one, runs `inner` in a span that
+/// names it, and echoes it back.
+async fn with_request_id<F, Fut>(mut req: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let given = request_id(req.headers())
         .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned);
@@ -392,7 +409,7 @@ async fn request_ids(mut req: Request, next: Next) -> Response {
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %loggable_path(req.uri().path()));
     let mut resp = async {
         tracing::debug!("request received");
-        next.run(req).await
+        inner(req).await
     }
     .instrument(span)
     .await;
@@ -519,25 +536,23 @@ async fn admit(domain: &Domain, req: &mut Request) -> Result<(), Refused> {
 }
 
 /// Admits a gRPC call; the open services (health, reflection) need no key.
-async fn authenticate(domain: &Domain, mut req: Request, next: Next) -> Response {
+async fn admit_grpc(domain: &Domain, req: &mut Request) -> Result<(), tonic::Status> {
     let path = req.uri().path();
     if OPEN_GRPC_PREFIXES.iter().any(|p| path.starts_with(p)) {
-        return next.run(req).await;
+        return Ok(());
     }
-    match admit(domain, &mut req).await {
-        Ok(()) => next.run(req).await,
-        Err(Refused::Key(err)) => to_status(err).into_http::<axum::body::Body>(),
-        Err(Refused::Throttled(throttled)) => {
-            to_status(throttled.error()).into_http::<axum::body::Body>()
-        }
-    }
+    admit(domain, req).await.map_err(|refused| match refused {
+        Refused::Key(err) => to_status(err),
+        Refused::Throttled(throttled) => to_status(throttled.error()),
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{REQUEST_ID_HEADER, loggable_path, request_ids};
+    use super::{REQUEST_ID_HEADER, loggable_path, with_request_id};
     use axum::Router;
-    use axum::middleware::from_fn;
+    use axum::extract::Request;
+    use axum::middleware::{Next, from_fn};
     use axum::routing::get;
     use tower::ServiceExt;
 
@@ -547,7 +562,9 @@ mod tests {
     async fn request_ids_are_never_indexed() {
         let app = Router::new()
             .route("/", get(|| async { "ok" }))
-            .layer(from_fn(request_ids));
+            .layer(from_fn(|req: Request, next: Next| {
+                with_request_id(req, |req| next.run(req))
+            }));
         for given in [None, Some("trace-123")] {
             let mut req = http::Request::builder().uri("/");
             if let Some(id) = given {
