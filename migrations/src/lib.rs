@@ -17,6 +17,7 @@ mod m20261127_000011_events;
 mod m20261127_000012_webhooks;
 mod m20261127_000013_user_deletion;
 mod m20261129_000014_byok_issuers;
+mod m20261129_000015_unique_phone_numbers;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000012_webhooks::Migration),
             Box::new(m20261127_000013_user_deletion::Migration),
             Box::new(m20261129_000014_byok_issuers::Migration),
+            Box::new(m20261129_000015_unique_phone_numbers::Migration),
         ]
     }
 }

@@ -60,7 +60,7 @@ pub fn grpc_code(code: ErrorCode) -> tonic::Code {
         ErrorCode::AuthMfaNotEnrolled => Code::FailedPrecondition,
         ErrorCode::AuthSessionNotFound => Code::NotFound,
         ErrorCode::AuthUserNotFound | ErrorCode::NotFound => Code::NotFound,
-        ErrorCode::AuthUserExists => Code::AlreadyExists,
+        ErrorCode::AuthUserExists | ErrorCode::AuthPhoneNumberTaken => Code::AlreadyExists,
         ErrorCode::VendorNotConfigured | ErrorCode::IdempotencyKeyReused => {
             Code::FailedPrecondition
         }

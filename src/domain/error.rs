@@ -14,6 +14,9 @@ pub enum ErrorCode {
     AuthUserNotFound,
     /// A user with that email already exists in the project.
     AuthUserExists,
+    /// Another user holds that phone number (in the project, or at the
+    /// vendor holding the user).
+    AuthPhoneNumberTaken,
     /// `mode: "byok"` was asked for without naming a vendor.
     AuthVendorRequired,
     /// The vendor named has no credentials configured.
@@ -80,11 +83,12 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and round-trip tests.
-    pub const ALL: [ErrorCode; 33] = [
+    pub const ALL: [ErrorCode; 34] = [
         ErrorCode::InvalidArgument,
         ErrorCode::AuthInvalidApiKey,
         ErrorCode::AuthUserNotFound,
         ErrorCode::AuthUserExists,
+        ErrorCode::AuthPhoneNumberTaken,
         ErrorCode::AuthVendorRequired,
         ErrorCode::VendorNotConfigured,
         ErrorCode::IdempotencyKeyReused,
@@ -137,6 +141,7 @@ impl ErrorCode {
             ErrorCode::AuthInvalidApiKey => ("AUTH_INVALID_API_KEY", 401),
             ErrorCode::AuthUserNotFound => ("AUTH_USER_NOT_FOUND", 404),
             ErrorCode::AuthUserExists => ("AUTH_USER_EXISTS", 409),
+            ErrorCode::AuthPhoneNumberTaken => ("AUTH_PHONE_NUMBER_TAKEN", 409),
             ErrorCode::AuthVendorRequired => ("AUTH_VENDOR_REQUIRED", 400),
             ErrorCode::VendorNotConfigured => ("VENDOR_NOT_CONFIGURED", 409),
             ErrorCode::IdempotencyKeyReused => ("IDEMPOTENCY_KEY_REUSED", 422),
@@ -265,6 +270,7 @@ impl From<VendorError> for Error {
             }
             VendorError::Internal(detail) => return Error::internal(detail),
             VendorError::Exists(_) => ErrorCode::AuthUserExists,
+            VendorError::PhoneTaken(_) => ErrorCode::AuthPhoneNumberTaken,
             VendorError::NotFound(_) => ErrorCode::AuthUserNotFound,
             VendorError::Rejected(_) | VendorError::Protocol(_) => ErrorCode::VendorError,
             VendorError::Invalid(_) => ErrorCode::InvalidArgument,
@@ -299,6 +305,10 @@ mod tests {
         use crate::vendors::VendorKind::Clerk;
         let cases = [
             (VendorError::Exists(Clerk), ErrorCode::AuthUserExists),
+            (
+                VendorError::PhoneTaken(Clerk),
+                ErrorCode::AuthPhoneNumberTaken,
+            ),
             (VendorError::NotFound(Clerk), ErrorCode::AuthUserNotFound),
             (VendorError::Rejected(Clerk), ErrorCode::VendorError),
             (VendorError::Protocol("p".into()), ErrorCode::VendorError),

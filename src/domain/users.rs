@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{Domain, Error, ErrorCode, EventKind, Project, Result, new_id};
+use crate::store::StoreError;
 use crate::store::entity::{pins, users};
 use crate::store::users::Deletion;
 use crate::vendors::{IdentityVendor, MfaEnrollment, Mode, NewIdentity, VendorError, VendorKind};
@@ -18,6 +19,32 @@ const MFA_ENROLLMENT_CLAIM_MS: i64 = 60_000;
 /// backoff and a `Retry-After` of at most 5 s between them). A deleter
 /// that died is taken over after it.
 const DELETION_LEASE_MS: i64 = 60_000;
+
+/// A change to a stored row refused by the domain's rules or by the store.
+enum StoreOr {
+    Domain(Error),
+    Store(StoreError),
+}
+
+impl From<Error> for StoreOr {
+    fn from(e: Error) -> Self {
+        StoreOr::Domain(e)
+    }
+}
+
+impl From<StoreError> for StoreOr {
+    fn from(e: StoreError) -> Self {
+        StoreOr::Store(e)
+    }
+}
+
+/// `phone_number` is another user's.
+fn phone_taken(phone: &str) -> Error {
+    Error::new(
+        ErrorCode::AuthPhoneNumberTaken,
+        format!("phone_number {phone} belongs to another user in this project"),
+    )
+}
 
 /// Largest metadata object, serialized.
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
@@ -524,6 +551,25 @@ impl Domain {
             idempotency_key,
             &request,
             move || async move {
+                let phone = input
+                    .phone_number
+                    .as_deref()
+                    .map(|p| (!p.is_empty()).then_some(p));
+                let new_phone = phone
+                    .flatten()
+                    .filter(|p| Some(*p) != before.phone_number.as_deref());
+                // A number another user holds is refused before any vendor
+                // is asked; two users taking one at once are kept apart by
+                // the index's unique (project, phone) key below.
+                if let Some(phone) = new_phone
+                    && self
+                        .store
+                        .user_by_phone(&project.id, phone)
+                        .await?
+                        .is_some()
+                {
+                    return Err(phone_taken(phone));
+                }
                 let pin = self.user_pin(project, user_id).await?;
                 let vendor = self.pinned_vendor(project, &pin).await?;
                 // Vendor-side changes that are the same whenever repeated go
@@ -540,10 +586,6 @@ impl Domain {
                         .disable_mfa(&project.id, &pin.vendor_resource_id)
                         .await?;
                 }
-                let phone = input
-                    .phone_number
-                    .as_deref()
-                    .map(|p| (!p.is_empty()).then_some(p));
                 if let Some(phone) = phone
                     && phone != before.phone_number.as_deref()
                 {
@@ -557,12 +599,12 @@ impl Domain {
                         .await?;
                 }
                 let now = self.now();
-                let (saved, ()) = self
+                let saved = self
                     .store
                     .modify_user(
                         &project.id,
                         user_id,
-                        |row| {
+                        |row| -> Result<(), StoreOr> {
                             if let Some(patch) = &input.metadata {
                                 let mut merged = to_user(row.clone())?.metadata;
                                 for (k, v) in patch {
@@ -572,7 +614,7 @@ impl Domain {
                                         merged.insert(k.clone(), v.clone());
                                     }
                                 }
-                                vendor.check_metadata(&merged)?;
+                                vendor.check_metadata(&merged).map_err(Error::from)?;
                                 row.metadata = check_metadata_size(&merged)?;
                             }
                             if let Some(verified) = input.email_verified {
@@ -589,7 +631,7 @@ impl Domain {
                                 row.mfa_enabled = false;
                             }
                             row.updated_at = now;
-                            Ok::<_, Error>(())
+                            Ok(())
                         },
                         |before, after| {
                             let also: &[&str] = if input.password.is_some() {
@@ -600,8 +642,35 @@ impl Domain {
                             self.user_changes(project, before, after, also)
                         },
                     )
-                    .await?
-                    .ok_or_else(|| Error::user_not_found(user_id))?;
+                    .await;
+                let (saved, ()) = match saved {
+                    Ok(saved) => saved.ok_or_else(|| Error::user_not_found(user_id))?,
+                    Err(StoreOr::Domain(e)) => return Err(e),
+                    // The one unique key an update can break: another user
+                    // took the number since the check above. The vendor
+                    // gets the user's number back.
+                    Err(StoreOr::Store(StoreError::Duplicate(detail))) => {
+                        let Some(phone) = new_phone else {
+                            return Err(StoreError::Duplicate(detail).into());
+                        };
+                        if let Err(e) = vendor
+                            .set_phone(
+                                &project.id,
+                                &pin.vendor_resource_id,
+                                before.phone_number.as_deref(),
+                            )
+                            .await
+                        {
+                            tracing::warn!(
+                                user_id,
+                                error = %e,
+                                "could not give the vendor back the user's phone number"
+                            );
+                        }
+                        return Err(phone_taken(phone));
+                    }
+                    Err(StoreOr::Store(e)) => return Err(e.into()),
+                };
                 let mut user = to_user(saved)?;
                 if input.metadata.is_some() {
                     // The vendor gets the merged result; concurrent merges

@@ -72,6 +72,19 @@ impl Store {
             .await?)
     }
 
+    /// The user of a project who holds a phone number, if any.
+    pub async fn user_by_phone(
+        &self,
+        project_id: &str,
+        phone_number: &str,
+    ) -> StoreResult<Option<users::Model>> {
+        Ok(users::Entity::find()
+            .filter(users::Column::ProjectId.eq(project_id))
+            .filter(users::Column::PhoneNumber.eq(phone_number))
+            .by_key(self.db())
+            .await?)
+    }
+
     /// Up to `limit` users, newest first, older than the id `before` when
     /// given (keyset pagination over the time-sortable ids).
     pub async fn list_users(

@@ -12,8 +12,8 @@ use super::http::{Policy, Retry, VendorHttp};
 use super::native::new_totp;
 use super::{
     FoundUser, IdentityVendor, MfaEnrollment, NewIdentity, PasswordCheck, Result, SignInContext,
-    TokenSource, VendorError, VendorFailure, VendorKind, VendorSession, VendorSpec, VendorUser,
-    decode, gone_is_done, unavailable, unsupported, vendor_error,
+    Taken, TokenSource, VendorError, VendorFailure, VendorKind, VendorSession, VendorSpec,
+    VendorUser, decode, gone_is_done, unavailable, unsupported, vendor_error,
 };
 
 /// The API version every request pins.
@@ -163,6 +163,13 @@ struct ClerkError {
     code: Option<String>,
     message: Option<String>,
     long_message: Option<String>,
+    meta: Option<ClerkErrorMeta>,
+}
+
+/// An error's `meta`: which parameter it is about.
+#[derive(Debug, Deserialize)]
+struct ClerkErrorMeta {
+    param_name: Option<String>,
 }
 
 impl User {
@@ -189,7 +196,15 @@ fn clerk_error(status: StatusCode, body: &Value) -> VendorError {
         VendorKind::Clerk,
         VendorFailure {
             status: status.as_u16(),
-            exists: code == "form_identifier_exists",
+            // `form_identifier_exists` names the identifier taken in
+            // `meta.param_name` (clerk/javascript's localizations key it
+            // as `form_identifier_exists__phone_number`, ...).
+            taken: (code == "form_identifier_exists").then(|| {
+                match first.meta.as_ref().and_then(|m| m.param_name.as_deref()) {
+                    Some("phone_number") => Taken::Phone,
+                    _ => Taken::Email,
+                }
+            }),
             not_found: code == "resource_not_found",
             user_credentials: false,
             code,

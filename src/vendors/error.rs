@@ -23,6 +23,9 @@ pub enum VendorError {
     /// The email is taken at the vendor.
     #[error("a user with this email already exists at {0}")]
     Exists(VendorKind),
+    /// The phone number belongs to another user at the vendor.
+    #[error("phone_number belongs to another user at {0}")]
+    PhoneTaken(VendorKind),
     /// No such user (or resource) at the vendor.
     #[error("no such user at {0}")]
     NotFound(VendorKind),
@@ -108,12 +111,21 @@ pub fn unavailable(vendor: VendorKind, e: http::CallError) -> VendorError {
     }
 }
 
+/// What a vendor said is held by another user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Taken {
+    /// The email address.
+    Email,
+    /// The phone number.
+    Phone,
+}
+
 /// What an adapter read from a vendor's error reply.
 pub struct VendorFailure<'a> {
     /// The HTTP status.
     pub status: u16,
-    /// The vendor said the email is taken.
-    pub exists: bool,
+    /// The vendor said the email or phone number belongs to another user.
+    pub taken: Option<Taken>,
     /// The vendor said there is no such user (besides a plain 404).
     pub not_found: bool,
     /// A 401/403 about the end user's credentials, not authmux's.
@@ -127,8 +139,10 @@ pub struct VendorFailure<'a> {
 /// Maps a vendor's error reply the same way for every vendor; never echoes
 /// a credential.
 pub fn vendor_error(kind: VendorKind, f: VendorFailure<'_>) -> VendorError {
-    if f.exists {
-        return VendorError::Exists(kind);
+    match f.taken {
+        Some(Taken::Email) => return VendorError::Exists(kind),
+        Some(Taken::Phone) => return VendorError::PhoneTaken(kind),
+        None => {}
     }
     match f.status {
         404 => VendorError::NotFound(kind),

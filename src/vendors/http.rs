@@ -266,7 +266,7 @@ impl VendorHttp {
     ) -> Result<(StatusCode, Value), CallError> {
         let attempts = match retry {
             Retry::Safe => self.policy.attempts.max(1),
-            Retry::Never => 1,
+            Retry::Never | Retry::NeverRefusesWith500 => 1,
         };
         let mut last = CallError::Unavailable {
             reason: "no attempt made".into(),
@@ -324,7 +324,11 @@ impl VendorHttp {
                         None => self.backoff(attempt),
                     }
                 }
-                Ok(resp) if resp.status().is_server_error() => {
+                Ok(resp)
+                    if resp.status().is_server_error()
+                        && !(retry == Retry::NeverRefusesWith500
+                            && resp.status() == StatusCode::INTERNAL_SERVER_ERROR) =>
+                {
                     self.failed();
                     sent = true;
                     last = CallError::Unavailable {
@@ -417,6 +421,11 @@ pub enum Retry {
     Safe,
     /// Repeating it could act twice (creates, grants, one-time codes).
     Never,
+    /// Sent once, and a 500 is the vendor's refusal of this input rather
+    /// than an outage (GoTrue's admin update answers a UNIQUE column's
+    /// violation with 500): it comes back as a reply, like a 4xx, and does
+    /// not count against the breaker. Any other 5xx is an outage as usual.
+    NeverRefusesWith500,
 }
 
 /// Where a refused reply's request id (from the vendor's headers) is kept

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::tokens::jwks::JwksClient;
 pub use error::{
-    Result, VendorError, VendorFailure, decode, gone_is_done, unavailable, unsupported,
+    Result, Taken, VendorError, VendorFailure, decode, gone_is_done, unavailable, unsupported,
     vendor_error,
 };
 

@@ -11,8 +11,8 @@ use serde_json::{Map, Value, json};
 use super::http::{Policy, Retry, VendorHttp};
 use super::{
     FoundUser, IdentityVendor, MfaEnrollment, NewIdentity, PasswordCheck, Result, SignInContext,
-    TokenSource, VendorError, VendorFailure, VendorKind, VendorSession, VendorSpec, VendorUser,
-    decode, gone_is_done, unavailable, unsupported, vendor_error,
+    Taken, TokenSource, VendorError, VendorFailure, VendorKind, VendorSession, VendorSpec,
+    VendorUser, decode, gone_is_done, unavailable, unsupported, vendor_error,
 };
 
 use crate::tokens::verify::peek_claim;
@@ -89,6 +89,9 @@ struct User {
     id: String,
     #[serde(default)]
     email: String,
+    /// E.164 without the `+`; `""` (or absent) when there is none.
+    #[serde(default)]
+    phone: Option<String>,
     #[serde(default)]
     email_confirmed_at: Option<String>,
     #[serde(default)]
@@ -164,7 +167,13 @@ fn supabase_error(status: StatusCode, body: &Value) -> VendorError {
         VendorKind::Supabase,
         VendorFailure {
             status: status.as_u16(),
-            exists: matches!(code, "email_exists" | "user_already_exists"),
+            // internal/api/apierrors/errorcode.go: email_exists,
+            // user_already_exists, phone_exists.
+            taken: match code {
+                "email_exists" | "user_already_exists" => Some(Taken::Email),
+                "phone_exists" => Some(Taken::Phone),
+                _ => None,
+            },
             not_found: code == "user_not_found",
             user_credentials: false,
             code,
@@ -480,8 +489,34 @@ impl IdentityVendor for Supabase {
                 "auth.user.update phone_number removal",
             ));
         };
-        self.update_user(vendor_user_id, json!({"phone": phone}))
-            .await
+        let (status, reply) = self
+            .send(
+                "set_phone",
+                Retry::NeverRefusesWith500,
+                Method::PUT,
+                &format!("/admin/users/{vendor_user_id}"),
+                &self.admin(),
+                Some(&json!({"phone": phone})),
+            )
+            .await?;
+        if status.is_success() {
+            return Ok(());
+        }
+        if status != StatusCode::INTERNAL_SERVER_ERROR {
+            return Err(supabase_error(status, &reply));
+        }
+        // GoTrue's admin update does not look for a duplicate phone
+        // (internal/api/admin.go, adminUserUpdate); auth.users.phone is
+        // UNIQUE (migrations/20210710035447_alter_users), so another user's
+        // number fails the update with 500 "Error updating user". If GoTrue
+        // still serves the user, that is what the 500 was; if it does not,
+        // it is down.
+        let user = self.user(vendor_user_id).await?;
+        if user.phone.as_deref() == Some(phone.trim_start_matches('+')) {
+            Ok(())
+        } else {
+            Err(VendorError::PhoneTaken(VendorKind::Supabase))
+        }
     }
 
     async fn set_password(

@@ -12,8 +12,8 @@ use serde_json::{Map, Value, json};
 use super::http::{Policy, Retry, VendorHttp};
 use super::{
     FoundUser, IdentityVendor, MfaEnrollment, NewIdentity, PasswordCheck, PendingMfa, Result,
-    SignInContext, TokenSource, VendorError, VendorFailure, VendorKind, VendorSession, VendorSpec,
-    VendorUser, decode, gone_is_done, unavailable, unsupported, vendor_error,
+    SignInContext, Taken, TokenSource, VendorError, VendorFailure, VendorKind, VendorSession,
+    VendorSpec, VendorUser, decode, gone_is_done, unavailable, unsupported, vendor_error,
 };
 
 use crate::tokens::verify::peek_claim;
@@ -97,7 +97,8 @@ fn workos_error(status: StatusCode, body: &Value) -> VendorError {
         VendorKind::Workos,
         VendorFailure {
             status: status.as_u16(),
-            exists: has("email_not_available") || has("user_already_exists"),
+            taken: (has("email_not_available") || has("user_already_exists"))
+                .then_some(Taken::Email),
             not_found: false,
             user_credentials: has("invalid_credentials"),
             code: codes.first().copied().unwrap_or(""),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use serde_json::{Value, json};
 
-use crate::harness::{ApiError, Backend, Server, Transport, expect_err};
+use crate::harness::{ApiError, Backend, Server, Transport, create_user, expect_err};
 use crate::sessions::totp_at;
 use authmux_testkit::contract;
 
@@ -663,6 +663,53 @@ mod abandoned_key {
         abandoned_key_is_released(Backend::Postgres, Transport::Grpc).await
     }
 }
+
+/// Users taking one phone number at once: exactly one gets it, the others
+/// are told it is taken, and the index holds it once.
+async fn users_racing_for_one_phone(s: &Server, t: Transport) {
+    const NUMBER: &str = "+14155550199";
+    let mut users = Vec::new();
+    for i in 0..8 {
+        let user = create_user(s, t, &format!("racer{i}@example.com")).await;
+        users.push(user["user_id"].as_str().unwrap().to_owned());
+    }
+    for round in 0..3 {
+        let results = join_all(users.iter().map(|u| {
+            s.call(
+                t,
+                "auth.user.update",
+                json!({"user_id": u, "phone_number": NUMBER}),
+            )
+        }))
+        .await;
+        let outcomes = codes(&results);
+        assert_eq!(count(&outcomes, "OK"), 1, "round {round}: {outcomes:?}");
+        assert_eq!(
+            count(&outcomes, "AUTH_PHONE_NUMBER_TAKEN"),
+            users.len() - 1,
+            "round {round}: {outcomes:?}"
+        );
+        let mut holders = Vec::new();
+        for u in &users {
+            let got = s
+                .call(t, "auth.user.get", json!({"user_id": u}))
+                .await
+                .unwrap();
+            if got["phone_number"] == NUMBER {
+                holders.push(u.clone());
+            }
+        }
+        assert_eq!(holders.len(), 1, "round {round}: {holders:?}");
+        s.call(
+            t,
+            "auth.user.update",
+            json!({"user_id": holders[0], "phone_number": ""}),
+        )
+        .await
+        .unwrap();
+    }
+}
+contract!(users_racing_for_one_phone);
 
 /// An update, a refresh and a revoke-all racing the user's delete: none is
 /// a 500, and nothing outlives the delete (no user, no refreshable or

@@ -455,3 +455,141 @@ async fn phone_and_password(s: &Server, t: Transport) {
     login("another new password").await.unwrap();
 }
 contract!(phone_and_password, vendors);
+
+/// A phone number belongs to one user of a project, whichever vendor holds
+/// them: another user's number is `AUTH_PHONE_NUMBER_TAKEN`, before any
+/// vendor is asked, and changes nothing. At Clerk and Supabase a number is
+/// also unique across the vendor's whole instance, which the operator's
+/// projects share: there the vendor's refusal is the same error (Clerk's
+/// `form_identifier_exists` on `phone_number`; GoTrue's 500 on its UNIQUE
+/// column, which does not count against the vendor's circuit breaker).
+async fn phone_numbers_belong_to_one_user(s: &Server, t: Transport) {
+    const NUMBER: &str = "+14155550123";
+    let a = create_user(s, t, "phone-a@example.com").await["user_id"].clone();
+    let b = create_user(s, t, "phone-b@example.com").await["user_id"].clone();
+    let update = |user: &serde_json::Value, phone: &str| {
+        s.call(
+            t,
+            "auth.user.update",
+            json!({"user_id": user, "phone_number": phone, "metadata": {"tried": phone}}),
+        )
+    };
+    let get = |user: serde_json::Value| async move {
+        s.call(t, "auth.user.get", json!({"user_id": user}))
+            .await
+            .unwrap()
+    };
+
+    update(&a, NUMBER).await.unwrap();
+    // Setting one's own number again is no change.
+    update(&a, NUMBER).await.unwrap();
+    let e = expect_err(update(&b, NUMBER).await, "AUTH_PHONE_NUMBER_TAKEN");
+    assert!(e.message.contains("phone_number"), "{e:?}");
+    let untouched = get(b.clone()).await;
+    assert!(untouched.get("phone_number").is_none(), "{untouched}");
+    assert!(untouched["metadata"].get("tried").is_none(), "{untouched}");
+    update(&b, "+14155550124").await.unwrap();
+
+    // Another project of the same server.
+    let other = s.key_for("phones-elsewhere").await;
+    let elsewhere = s
+        .call_as(
+            t,
+            &other,
+            "auth.user.create",
+            json!({"email": "phone-c@example.com"}),
+            &[],
+        )
+        .await
+        .unwrap()["user_id"]
+        .clone();
+    let in_other = |phone: &'static str| {
+        let (other, elsewhere) = (other.clone(), elsewhere.clone());
+        async move {
+            s.call_as(
+                t,
+                &other,
+                "auth.user.update",
+                json!({"user_id": elsewhere, "phone_number": phone}),
+                &[],
+            )
+            .await
+        }
+    };
+    match s.vendor() {
+        // authmux's own index is per project.
+        VendorKind::Native => {
+            assert_eq!(in_other(NUMBER).await.unwrap()["phone_number"], NUMBER);
+        }
+        // One vendor instance behind both projects: the vendor refuses it.
+        VendorKind::Clerk | VendorKind::Supabase => {
+            // More refusals than the breaker's threshold (5) in a row.
+            for _ in 0..6 {
+                let e = expect_err(in_other(NUMBER).await, "AUTH_PHONE_NUMBER_TAKEN");
+                assert!(e.message.contains(s.vendor().as_str()), "{e:?}");
+            }
+            // The vendor still serves: its breaker did not open.
+            assert_eq!(
+                in_other("+14155550125").await.unwrap()["phone_number"],
+                "+14155550125"
+            );
+        }
+        VendorKind::Workos => unreachable!("WorkOS users have no phone number"),
+    }
+
+    // A number given up can be taken (Supabase can't remove a phone).
+    if s.vendor() != VendorKind::Supabase {
+        update(&a, "").await.unwrap();
+        assert_eq!(update(&b, NUMBER).await.unwrap()["phone_number"], NUMBER);
+        expect_err(update(&a, NUMBER).await, "AUTH_PHONE_NUMBER_TAKEN");
+    }
+}
+contract!(phone_numbers_belong_to_one_user, vendors[clerk, supabase]);
+
+/// A database whose users already share a phone number is left as it is
+/// by the migration that makes numbers unique: it stops and names the
+/// query that finds them. Once they are apart it goes through, and the
+/// index then refuses a second holder.
+#[tokio::test]
+async fn shared_phone_numbers_stop_the_unique_index_migration() {
+    use authmux_migrations::{Migrator, MigratorTrait};
+    use sea_orm::{ConnectionTrait, Database, Statement};
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+    let db = Database::connect(&url).await.unwrap();
+    Migrator::up(&db, Some(14)).await.unwrap();
+    for (id, email) in [("usr_1", "a@example.com"), ("usr_2", "b@example.com")] {
+        db.execute_unprepared(&format!(
+            "INSERT INTO users (id, project_id, email, email_lower, email_verified, metadata, \
+             mfa_enabled, vendor, created_at, updated_at, phone_number, password_set) VALUES \
+             ('{id}', 'prj_1', '{email}', '{email}', false, '{{}}', false, 'native', 1, 1, \
+             '+14155550100', false)"
+        ))
+        .await
+        .unwrap();
+    }
+    let e = Migrator::up(&db, None).await.unwrap_err().to_string();
+    assert!(
+        e.contains("1 phone number(s) are held by more than one user"),
+        "{e}"
+    );
+    assert!(e.contains("GROUP BY project_id, phone_number"), "{e}");
+    let holders = || {
+        db.query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT id FROM users WHERE phone_number = '+14155550100'",
+        ))
+    };
+    assert_eq!(holders().await.unwrap().len(), 2, "nothing was changed");
+
+    db.execute_unprepared("UPDATE users SET phone_number = NULL WHERE id = 'usr_2'")
+        .await
+        .unwrap();
+    Migrator::up(&db, None).await.unwrap();
+    let again = db
+        .execute_unprepared("UPDATE users SET phone_number = '+14155550100' WHERE id = 'usr_2'")
+        .await;
+    assert!(again.is_err(), "the unique index refuses a second holder");
+    assert_eq!(holders().await.unwrap().len(), 1);
+}

@@ -215,6 +215,16 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
     (status, errors(status.as_u16(), code, message)).into_response()
 }
 
+/// `form_identifier_exists`, naming the identifier taken in
+/// `meta.param_name` (clerk/javascript keys its messages for it as
+/// `form_identifier_exists__email_address` and `..__phone_number`:
+/// "That phone number is taken. Please try another.").
+fn identifier_taken(param: &str, message: &str) -> Response {
+    let Json(mut body) = errors(422, "form_identifier_exists", message);
+    body["errors"][0]["meta"] = json!({"param_name": param});
+    (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
+}
+
 fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
@@ -328,9 +338,8 @@ async fn create_user(State(db): State<Shared>, Json(body): Json<Value>) -> Respo
         .values()
         .any(|u| u.email.eq_ignore_ascii_case(&email))
     {
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "form_identifier_exists",
+        return identifier_taken(
+            "email_address",
             "That email address is taken. Please try another.",
         );
     }
@@ -416,7 +425,9 @@ async fn update_user(
 }
 
 /// `POST /phone_numbers` (bapi-2026-05-12.yml, CreatePhoneNumber): user_id
-/// and phone_number required; `primary` makes it the primary one.
+/// and phone_number required; `primary` makes it the primary one. A phone
+/// number is an identifier, held by one user of the instance: another
+/// user's (or the same user's) number is `form_identifier_exists`.
 async fn create_phone(State(db): State<Shared>, Json(body): Json<Value>) -> Response {
     let mut db = db.lock().unwrap();
     let (Some(uid), Some(number)) = (body["user_id"].as_str(), body["phone_number"].as_str())
@@ -427,6 +438,16 @@ async fn create_phone(State(db): State<Shared>, Json(body): Json<Value>) -> Resp
             "user_id and phone_number are required",
         );
     };
+    if db
+        .users
+        .values()
+        .any(|u| u.phones.iter().any(|(_, n)| n == number))
+    {
+        return identifier_taken(
+            "phone_number",
+            "That phone number is taken. Please try another.",
+        );
+    }
     let Some(u) = db.users.get_mut(uid) else {
         return not_found();
     };

@@ -419,9 +419,38 @@ async fn update_user(
     Json(b): Json<Value>,
 ) -> Response {
     let mut db = db.lock().unwrap();
-    let Some(u) = db.users.get_mut(&id) else {
+    if !db.users.contains_key(&id) {
         return error(StatusCode::NOT_FOUND, "user_not_found", "User not found");
+    }
+    // internal/api/admin.go (adminUserUpdate): a phone must pass
+    // validatePhone (E.164, the `+` optional, 8 to 15 digits; an empty one
+    // fails it) before anything changes. Unlike adminUserCreate, the update
+    // does not look for a duplicate first: auth.users.phone is UNIQUE
+    // (migrations, 20210710035447_alter_users), so another user's number
+    // fails the transaction, which rolls every change back and answers 500
+    // unexpected_failure "Error updating user".
+    let phone = match b["phone"].as_str() {
+        None => None,
+        Some(phone) => {
+            let digits = phone.trim_start_matches('+');
+            if !(8..=15).contains(&digits.len()) || !digits.bytes().all(|c| c.is_ascii_digit()) {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "validation_failed",
+                    "Invalid phone number format (E.164 required)",
+                );
+            }
+            if db.users.values().any(|o| o.id != id && o.phone == digits) {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "unexpected_failure",
+                    "Error updating user",
+                );
+            }
+            Some(digits.to_owned())
+        }
     };
+    let u = db.users.get_mut(&id).expect("checked above");
     if b["email_confirm"] == true && u.email_confirmed_at.is_none() {
         u.email_confirmed_at = Some(now());
     }
@@ -430,19 +459,8 @@ async fn update_user(
     if let Some(p) = b["password"].as_str() {
         u.password = Some(p.to_owned());
     }
-    // internal/api/admin.go (adminUserUpdate): a phone must pass
-    // validatePhone (E.164, the `+` optional, 8 to 15 digits); an empty one
-    // fails it.
-    if let Some(phone) = b["phone"].as_str() {
-        let digits = phone.trim_start_matches('+');
-        if !(8..=15).contains(&digits.len()) || !digits.bytes().all(|c| c.is_ascii_digit()) {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "validation_failed",
-                "Invalid phone number format (E.164 required)",
-            );
-        }
-        u.phone = digits.to_owned();
+    if let Some(phone) = phone {
+        u.phone = phone;
     }
     Json(user_json(u)).into_response()
 }
