@@ -301,6 +301,15 @@ mod tests {
     }
 
     #[test]
+    fn every_code_is_in_the_readmes_table_with_its_status() {
+        let readme = include_str!("../../README.md");
+        for code in ErrorCode::ALL {
+            let row = format!("| `{}` | {} |", code.as_str(), code.http_status());
+            assert!(readme.contains(&row), "README's error table lacks {row}");
+        }
+    }
+
+    #[test]
     fn vendor_failures_map_to_their_public_codes() {
         use crate::vendors::VendorKind::Clerk;
         let cases = [
