@@ -89,9 +89,6 @@ struct User {
     id: String,
     #[serde(default)]
     email: String,
-    /// E.164 without the `+`; `""` (or absent) when there is none.
-    #[serde(default)]
-    phone: Option<String>,
     #[serde(default)]
     email_confirmed_at: Option<String>,
     #[serde(default)]
@@ -151,6 +148,20 @@ impl Refusal {
             .or(self.error.as_deref())
             .unwrap_or("")
     }
+}
+
+/// GoTrue hashes passwords with bcrypt, which takes at most 72 bytes; a
+/// longer one makes it panic and answer 500 (internal/crypto/password.go,
+/// `must(bcrypt.GenerateFromPassword(...))`), so it is refused here.
+fn check_password_bytes(password: &str) -> Result<()> {
+    const BCRYPT_MAX_BYTES: usize = 72;
+    if password.len() > BCRYPT_MAX_BYTES {
+        return Err(VendorError::Invalid(format!(
+            "password is {} bytes long; users held by supabase can have at most {BCRYPT_MAX_BYTES} (bcrypt)",
+            password.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Maps a GoTrue error reply (either error format, or the OAuth one).
@@ -388,6 +399,7 @@ impl IdentityVendor for Supabase {
             "app_metadata": {"authmux_user_id": new.user_id, METADATA_KEY: new.metadata},
         });
         if let Some(p) = new.password {
+            check_password_bytes(p)?;
             body["password"] = json!(p);
         }
         let user: User = self
@@ -507,16 +519,23 @@ impl IdentityVendor for Supabase {
         }
         // GoTrue's admin update does not look for a duplicate phone
         // (internal/api/admin.go, adminUserUpdate); auth.users.phone is
-        // UNIQUE (migrations/20210710035447_alter_users), so another user's
-        // number fails the update with 500 "Error updating user". If GoTrue
-        // still serves the user, that is what the 500 was; if it does not,
-        // it is down.
-        let user = self.user(vendor_user_id).await?;
-        if user.phone.as_deref() == Some(phone.trim_start_matches('+')) {
-            Ok(())
-        } else {
-            Err(VendorError::PhoneTaken(VendorKind::Supabase))
+        // UNIQUE (migrations/20210710035447_alter_users), and the violation
+        // comes back as a 500 whose body is the Postgres error
+        // (internal/api/errors.go, HandleResponseError;
+        // internal/utilities/postgres.go).
+        if reply["code"] == "23505"
+            && reply["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("users_phone_key"))
+        {
+            return Err(VendorError::PhoneTaken(VendorKind::Supabase));
         }
+        Err(VendorError::Unavailable {
+            vendor: VendorKind::Supabase,
+            reason: format!("vendor answered {status}"),
+            sent: true,
+            retry_after: None,
+        })
     }
 
     async fn set_password(
@@ -525,6 +544,7 @@ impl IdentityVendor for Supabase {
         vendor_user_id: &str,
         password: &str,
     ) -> Result<()> {
+        check_password_bytes(password)?;
         self.update_user(vendor_user_id, json!({"password": password}))
             .await
     }

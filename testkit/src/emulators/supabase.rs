@@ -209,6 +209,21 @@ fn error(status: StatusCode, code: &str, msg: &str) -> Response {
     r
 }
 
+/// The most bytes of a password bcrypt hashes.
+const BCRYPT_MAX_BYTES: usize = 72;
+
+/// A longer password: GoTrue hashes with
+/// `must(bcrypt.GenerateFromPassword(...))` (internal/crypto/password.go),
+/// and bcrypt refuses more than 72 bytes, so the handler panics and the
+/// recoverer (internal/api/errors.go) answers a bare 500.
+fn password_too_long() -> Response {
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "unexpected_failure",
+        "Internal Server Error",
+    )
+}
+
 fn oauth_error(description: &str) -> Response {
     (
         StatusCode::BAD_REQUEST,
@@ -303,6 +318,12 @@ async fn create_user(State(db): State<Shared>, Json(b): Json<Value>) -> Response
             "email_exists",
             "A user with this email address has already been registered",
         );
+    }
+    if b["password"]
+        .as_str()
+        .is_some_and(|p| p.len() > BCRYPT_MAX_BYTES)
+    {
+        return password_too_long();
     }
     if b["password"].as_str().is_some_and(|p| p.len() < 6) {
         return error(
@@ -426,9 +447,19 @@ async fn update_user(
     // validatePhone (E.164, the `+` optional, 8 to 15 digits; an empty one
     // fails it) before anything changes. Unlike adminUserCreate, the update
     // does not look for a duplicate first: auth.users.phone is UNIQUE
-    // (migrations, 20210710035447_alter_users), so another user's number
-    // fails the transaction, which rolls every change back and answers 500
-    // unexpected_failure "Error updating user".
+    // (migrations/20210710035447_alter_users: `phone VARCHAR(15) NULL
+    // UNIQUE`, so Postgres names the constraint users_phone_key), and
+    // another user's number fails the transaction, which rolls every change
+    // back. The handler wraps the error in a 500 "Error updating user",
+    // which HandleResponseError (internal/api/errors.go) replaces by the
+    // Postgres error itself for an integrity violation
+    // (internal/utilities/postgres.go: 23505 maps to HTTP 500): a 500 whose
+    // body carries the Postgres code, message and detail.
+    if let Some(p) = b["password"].as_str()
+        && p.len() > BCRYPT_MAX_BYTES
+    {
+        return password_too_long();
+    }
     let phone = match b["phone"].as_str() {
         None => None,
         Some(phone) => {
@@ -441,11 +472,15 @@ async fn update_user(
                 );
             }
             if db.users.values().any(|o| o.id != id && o.phone == digits) {
-                return error(
+                return (
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "unexpected_failure",
-                    "Error updating user",
-                );
+                    Json(json!({
+                        "code": "23505",
+                        "message": "duplicate key value violates unique constraint \"users_phone_key\"",
+                        "detail": format!("Key (phone)=({digits}) already exists."),
+                    })),
+                )
+                    .into_response();
             }
             Some(digits.to_owned())
         }

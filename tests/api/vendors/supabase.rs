@@ -109,3 +109,58 @@ async fn supabase_lookup_by_email_is_exact_across_pages() {
         "a substring is not a match"
     );
 }
+
+/// GoTrue hashes with bcrypt, which takes at most 72 bytes: a longer
+/// password makes it answer 500, which would count against the vendor's
+/// circuit breaker. authmux refuses such a password for a Supabase user
+/// itself, naming the limit, and the vendor keeps serving.
+#[tokio::test]
+async fn supabase_passwords_are_at_most_72_bytes() {
+    let s = Server::start_vendors(Backend::Sqlite, &[VendorKind::Supabase], |_| {})
+        .await
+        .unwrap();
+    let t = Transport::Rest;
+    let long = "é".repeat(37); // 37 characters, 74 bytes
+    let e = crate::harness::expect_err(
+        s.call(
+            t,
+            "auth.user.create",
+            json!({"email": "long@example.com", "password": long}),
+        )
+        .await,
+        "INVALID_ARGUMENT",
+    );
+    assert!(e.message.contains("72"), "{e:?}");
+
+    let longest = "p".repeat(72);
+    let u = s
+        .call(
+            t,
+            "auth.user.create",
+            json!({"email": "bcrypt@example.com", "password": longest}),
+        )
+        .await
+        .unwrap();
+    let user = u["user_id"].as_str().unwrap();
+    crate::harness::confirm_email(&s, t, user).await;
+    // More refusals than the breaker's threshold (5) in a row.
+    for _ in 0..6 {
+        let e = crate::harness::expect_err(
+            s.call(
+                t,
+                "auth.user.update",
+                json!({"user_id": user, "password": "q".repeat(73)}),
+            )
+            .await,
+            "INVALID_ARGUMENT",
+        );
+        assert!(e.message.contains("72"), "{e:?}");
+    }
+    s.call(
+        t,
+        "auth.session.create",
+        json!({"user_id": user, "method": "password", "password": longest}),
+    )
+    .await
+    .unwrap();
+}
