@@ -266,7 +266,7 @@ impl VendorHttp {
     ) -> Result<(StatusCode, Value), CallError> {
         let attempts = match retry {
             Retry::Safe => self.policy.attempts.max(1),
-            Retry::Never | Retry::NeverRefusesWith500 => 1,
+            Retry::Never | Retry::NeverRefusesWith500(_) => 1,
         };
         let mut last = CallError::Unavailable {
             reason: "no attempt made".into(),
@@ -324,15 +324,24 @@ impl VendorHttp {
                         None => self.backoff(attempt),
                     }
                 }
-                Ok(resp)
-                    if resp.status().is_server_error()
-                        && !(retry == Retry::NeverRefusesWith500
-                            && resp.status() == StatusCode::INTERNAL_SERVER_ERROR) =>
-                {
+                Ok(resp) if resp.status().is_server_error() => {
+                    let status = resp.status();
+                    if let Retry::NeverRefusesWith500(is_refusal) = retry
+                        && status == StatusCode::INTERNAL_SERVER_ERROR
+                    {
+                        let body = resp.bytes().await.ok();
+                        let body = body
+                            .and_then(|b| serde_json::from_slice(&b).ok())
+                            .unwrap_or(Value::Null);
+                        if is_refusal(&body) {
+                            self.succeeded(started.elapsed());
+                            return Ok((status, body));
+                        }
+                    }
                     self.failed();
                     sent = true;
                     last = CallError::Unavailable {
-                        reason: format!("vendor answered {}", resp.status()),
+                        reason: format!("vendor answered {status}"),
                         retry_after: None,
                         sent,
                     };
@@ -415,17 +424,18 @@ impl VendorHttp {
 
 /// Whether a call may be sent again after a failure that may have had
 /// its effect.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub enum Retry {
     /// Repeating it changes nothing (reads, puts, deletes, revokes).
     Safe,
     /// Repeating it could act twice (creates, grants, one-time codes).
     Never,
-    /// Sent once, and a 500 is the vendor's refusal of this input rather
-    /// than an outage (GoTrue's admin update answers a UNIQUE column's
-    /// violation with 500): it comes back as a reply, like a 4xx, and does
-    /// not count against the breaker. Any other 5xx is an outage as usual.
-    NeverRefusesWith500,
+    /// Sent once, and a 500 whose body the function recognizes is the
+    /// vendor's refusal of this input, not an outage (GoTrue answers a
+    /// UNIQUE column's violation with 500): it comes back as a reply, like
+    /// a 4xx, and does not count against the breaker. Any other 5xx is an
+    /// outage as usual.
+    NeverRefusesWith500(fn(&Value) -> bool),
 }
 
 /// Where a refused reply's request id (from the vendor's headers) is kept

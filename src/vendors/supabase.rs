@@ -164,6 +164,19 @@ fn check_password_bytes(password: &str) -> Result<()> {
     Ok(())
 }
 
+/// Whether a reply is GoTrue's refusal of a phone number another user
+/// holds. Its admin update does not look for a duplicate phone
+/// (internal/api/admin.go, adminUserUpdate); auth.users.phone is UNIQUE
+/// (migrations/20210710035447_alter_users), and the violation comes back
+/// as a 500 whose body is the Postgres error (internal/api/errors.go,
+/// HandleResponseError; internal/utilities/postgres.go).
+fn phone_taken(reply: &Value) -> bool {
+    reply["code"] == "23505"
+        && reply["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("users_phone_key"))
+}
+
 /// Maps a GoTrue error reply (either error format, or the OAuth one).
 fn supabase_error(status: StatusCode, body: &Value) -> VendorError {
     let r = Refusal::of(body);
@@ -504,7 +517,7 @@ impl IdentityVendor for Supabase {
         let (status, reply) = self
             .send(
                 "set_phone",
-                Retry::NeverRefusesWith500,
+                Retry::NeverRefusesWith500(phone_taken),
                 Method::PUT,
                 &format!("/admin/users/{vendor_user_id}"),
                 &self.admin(),
@@ -512,30 +525,12 @@ impl IdentityVendor for Supabase {
             )
             .await?;
         if status.is_success() {
-            return Ok(());
+            Ok(())
+        } else if phone_taken(&reply) {
+            Err(VendorError::PhoneTaken(VendorKind::Supabase))
+        } else {
+            Err(supabase_error(status, &reply))
         }
-        if status != StatusCode::INTERNAL_SERVER_ERROR {
-            return Err(supabase_error(status, &reply));
-        }
-        // GoTrue's admin update does not look for a duplicate phone
-        // (internal/api/admin.go, adminUserUpdate); auth.users.phone is
-        // UNIQUE (migrations/20210710035447_alter_users), and the violation
-        // comes back as a 500 whose body is the Postgres error
-        // (internal/api/errors.go, HandleResponseError;
-        // internal/utilities/postgres.go).
-        if reply["code"] == "23505"
-            && reply["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("users_phone_key"))
-        {
-            return Err(VendorError::PhoneTaken(VendorKind::Supabase));
-        }
-        Err(VendorError::Unavailable {
-            vendor: VendorKind::Supabase,
-            reason: format!("vendor answered {status}"),
-            sent: true,
-            retry_after: None,
-        })
     }
 
     async fn set_password(

@@ -241,6 +241,38 @@ async fn the_breaker_opens_half_opens_and_closes() {
     assert_eq!(http.breaker_state(), BreakerState::Closed);
 }
 
+/// A call that reads some 500s as refusals (GoTrue's unique violations)
+/// still counts any other 500 against the breaker, and gets it as an
+/// outage, not a reply.
+#[tokio::test]
+async fn a_500_a_call_does_not_recognize_is_still_an_outage() {
+    let emu = crate::emulators::clerk::start().await;
+    let policy = Policy {
+        breaker_threshold: 3,
+        ..Policy::default()
+    };
+    let http = VendorHttp::new("clerk", policy);
+    let url = format!("{}/users/user_x", emu.base_url);
+    let call = || {
+        http.call(
+            "get_user",
+            authmux::vendors::http::Retry::NeverRefusesWith500(|body| body["code"] == "23505"),
+            |c| {
+                c.get(&url)
+                    .bearer_auth(crate::emulators::clerk::SECRET_KEY)
+                    .header("Clerk-API-Version", "2026-05-12")
+            },
+        )
+    };
+    emu.faults.lock().unwrap().fail_next = 100;
+    for _ in 0..3 {
+        let seen = emu.requests();
+        assert!(call().await.is_err());
+        assert_eq!(emu.requests(), seen + 1, "sent once, not retried");
+    }
+    assert_eq!(http.breaker_state(), BreakerState::Open);
+}
+
 #[tokio::test]
 async fn health_probes_mark_a_silent_vendor_down() {
     let mut s = Server::start_vendors(
