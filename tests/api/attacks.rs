@@ -711,6 +711,71 @@ async fn users_racing_for_one_phone(s: &Server, t: Transport) {
 }
 contract!(users_racing_for_one_phone);
 
+/// Two users of one project held by different vendors (Clerk and native)
+/// taking one number at once. The Clerk user's number is set at Clerk
+/// before the index is written; when the index then refuses it, Clerk gets
+/// the user's old number back, so Clerk's record and the index agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_racing_loser_gets_its_number_back_at_its_vendor() {
+    let s = Server::start_vendors(Backend::Sqlite, &[VendorKind::Clerk], |_| {})
+        .await
+        .unwrap();
+    let t = Transport::Rest;
+    let s = &s;
+    let create = |email: &'static str, vendor: &'static str| async move {
+        s.call(
+            t,
+            "auth.user.create",
+            json!({"email": email, "vendor": vendor}),
+        )
+        .await
+        .unwrap()["user_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let at_clerk = create("racer-clerk@example.com", "clerk").await;
+    let native = create("racer-native@example.com", "native").await;
+    let update = |user: &str, phone: &str| {
+        s.call(
+            t,
+            "auth.user.update",
+            json!({"user_id": user, "phone_number": phone}),
+        )
+    };
+    let mut clerk_lost = 0;
+    for round in 0..10 {
+        let number = format!("+1415555{:04}", 200 + round);
+        let (c, n) = tokio::join!(update(&at_clerk, &number), update(&native, &number));
+        let clerk_won = c.is_ok();
+        let both = [c, n];
+        let outcomes = codes(&both);
+        assert_eq!(count(&outcomes, "OK"), 1, "round {round}: {outcomes:?}");
+        let x = s
+            .call(t, "auth.user.export", json!({"user_id": at_clerk}))
+            .await
+            .unwrap();
+        let at_vendor: Vec<&str> = x["vendor_record"]["user"]["phone_numbers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["phone_number"].as_str())
+            .collect();
+        let indexed = x["user"]["phone_number"].as_str();
+        if clerk_won {
+            assert_eq!(at_vendor, vec![number.as_str()], "round {round}: {x}");
+            assert_eq!(indexed, Some(number.as_str()));
+            update(&at_clerk, "").await.unwrap();
+        } else {
+            clerk_lost += 1;
+            assert!(at_vendor.is_empty(), "round {round}: {x}");
+            assert_eq!(indexed, None, "round {round}: {x}");
+            update(&native, "").await.unwrap();
+        }
+    }
+    assert!(clerk_lost > 0, "the Clerk user never lost a round");
+}
+
 /// An update, a refresh and a revoke-all racing the user's delete: none is
 /// a 500, and nothing outlives the delete (no user, no refreshable or
 /// valid session).
