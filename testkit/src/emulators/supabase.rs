@@ -443,23 +443,9 @@ async fn update_user(
     if !db.users.contains_key(&id) {
         return error(StatusCode::NOT_FOUND, "user_not_found", "User not found");
     }
-    // internal/api/admin.go (adminUserUpdate): a phone must pass
-    // validatePhone (E.164, the `+` optional, 8 to 15 digits; an empty one
-    // fails it) before anything changes. Unlike adminUserCreate, the update
-    // does not look for a duplicate first: auth.users.phone is UNIQUE
-    // (migrations/20210710035447_alter_users: `phone VARCHAR(15) NULL
-    // UNIQUE`, so Postgres names the constraint users_phone_key), and
-    // another user's number fails the transaction, which rolls every change
-    // back. The handler wraps the error in a 500 "Error updating user",
-    // which HandleResponseError (internal/api/errors.go) replaces by the
-    // Postgres error itself for an integrity violation
-    // (internal/utilities/postgres.go: 23505 maps to HTTP 500): a 500 whose
-    // body carries the Postgres code, message and detail.
-    if let Some(p) = b["password"].as_str()
-        && p.len() > BCRYPT_MAX_BYTES
-    {
-        return password_too_long();
-    }
+    // internal/api/admin.go (adminUserUpdate), in its order. A phone must
+    // pass validatePhone (E.164, the `+` optional, 8 to 15 digits; an empty
+    // one fails it) before anything changes.
     let phone = match b["phone"].as_str() {
         None => None,
         Some(phone) => {
@@ -471,20 +457,38 @@ async fn update_user(
                     "Invalid phone number format (E.164 required)",
                 );
             }
-            if db.users.values().any(|o| o.id != id && o.phone == digits) {
-                return (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    Json(json!({
-                        "code": "23505",
-                        "message": "duplicate key value violates unique constraint \"users_phone_key\"",
-                        "detail": format!("Key (phone)=({digits}) already exists."),
-                    })),
-                )
-                    .into_response();
-            }
             Some(digits.to_owned())
         }
     };
+    // Then a new password is hashed, before the transaction.
+    if let Some(p) = b["password"].as_str()
+        && p.len() > BCRYPT_MAX_BYTES
+    {
+        return password_too_long();
+    }
+    // Unlike adminUserCreate, the update does not look for a duplicate
+    // phone: auth.users.phone is UNIQUE (migrations/20210710035447_alter_users:
+    // `phone VARCHAR(15) NULL UNIQUE`, so Postgres names the constraint
+    // users_phone_key), and another user's number fails the transaction,
+    // which rolls every change back. The handler wraps the error in a 500
+    // "Error updating user", which HandleResponseError
+    // (internal/api/errors.go) replaces by the Postgres error itself for an
+    // integrity violation (internal/utilities/postgres.go: 23505 maps to
+    // HTTP 500): a 500 whose body carries the Postgres code, message and
+    // detail.
+    if let Some(digits) = &phone
+        && db.users.values().any(|o| o.id != id && o.phone == *digits)
+    {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({
+                "code": "23505",
+                "message": "duplicate key value violates unique constraint \"users_phone_key\"",
+                "detail": format!("Key (phone)=({digits}) already exists."),
+            })),
+        )
+            .into_response();
+    }
     let u = db.users.get_mut(&id).expect("checked above");
     if b["email_confirm"] == true && u.email_confirmed_at.is_none() {
         u.email_confirmed_at = Some(now());
