@@ -559,14 +559,15 @@ impl Domain {
                     .flatten()
                     .filter(|p| Some(*p) != before.phone_number.as_deref());
                 // A number another user holds is refused before any vendor
-                // is asked; two users taking one at once are kept apart by
-                // the index's unique (project, phone) key below.
+                // is asked (the user itself may hold it already: the same
+                // request sent twice); two users taking one at once are
+                // kept apart by the index's unique (project, phone) key below.
                 if let Some(phone) = new_phone
                     && self
                         .store
                         .user_by_phone(&project.id, phone)
                         .await?
-                        .is_some()
+                        .is_some_and(|holder| holder.id != user_id)
                 {
                     return Err(phone_taken(phone));
                 }

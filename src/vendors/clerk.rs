@@ -99,7 +99,7 @@ struct User {
     #[serde(default)]
     email_addresses: Vec<EmailAddress>,
     #[serde(default)]
-    phone_numbers: Vec<Object>,
+    phone_numbers: Vec<PhoneNumber>,
     #[serde(default)]
     totp_enabled: bool,
     #[serde(default)]
@@ -117,6 +117,13 @@ struct EmailAddress {
 #[derive(Deserialize)]
 struct Verification {
     status: String,
+}
+
+/// A phone number resource.
+#[derive(Deserialize)]
+struct PhoneNumber {
+    id: String,
+    phone_number: Option<String>,
 }
 
 /// Any object, by its id.
@@ -506,18 +513,37 @@ impl IdentityVendor for Clerk {
         phone: Option<&str>,
     ) -> Result<()> {
         let user = self.user(vendor_user_id).await?;
-        let existing: Vec<String> = user.phone_numbers.into_iter().map(|p| p.id).collect();
-        if let Some(phone) = phone {
-            self.send(
-                "create_phone_number",
-                Retry::Never,
-                reqwest::Method::POST,
-                "/phone_numbers",
-                Some(&json!({"user_id": vendor_user_id, "phone_number": phone,
-                             "verified": false, "primary": true})),
-            )
-            .await?;
+        let has = |user: &User, number: &str| {
+            user.phone_numbers
+                .iter()
+                .any(|p| p.phone_number.as_deref() == Some(number))
+        };
+        if let Some(phone) = phone
+            && !has(&user, phone)
+        {
+            let created = self
+                .send(
+                    "create_phone_number",
+                    Retry::Never,
+                    reqwest::Method::POST,
+                    "/phone_numbers",
+                    Some(&json!({"user_id": vendor_user_id, "phone_number": phone,
+                                 "verified": false, "primary": true})),
+                )
+                .await;
+            match created {
+                // The same change sent twice at once: the other one added
+                // it to this very user (a number is one identification).
+                Err(VendorError::PhoneTaken(_))
+                    if has(&self.user(vendor_user_id).await?, phone) => {}
+                other => drop(other?),
+            }
         }
+        let existing = user
+            .phone_numbers
+            .into_iter()
+            .filter(|p| p.phone_number.as_deref() != phone)
+            .map(|p| p.id);
         for id in existing {
             gone_is_done(
                 self.send(

@@ -711,6 +711,40 @@ async fn users_racing_for_one_phone(s: &Server, t: Transport) {
 }
 contract!(users_racing_for_one_phone);
 
+/// One user's number sent several times at once (a client retrying): every
+/// copy succeeds, and the user holds the number once, in the index and at
+/// the vendor.
+async fn one_number_sent_twice_at_once(s: &Server, t: Transport) {
+    for round in 0..3 {
+        let user = create_user(s, t, &format!("twice{round}@example.com")).await["user_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let number = format!("+1415555{:04}", 300 + round);
+        let results = join_all((0..3).map(|_| {
+            s.call(
+                t,
+                "auth.user.update",
+                json!({"user_id": user, "phone_number": number}),
+            )
+        }))
+        .await;
+        let outcomes = codes(&results);
+        assert_eq!(count(&outcomes, "OK"), 3, "round {round}: {outcomes:?}");
+        let x = s
+            .call(t, "auth.user.export", json!({"user_id": user}))
+            .await
+            .unwrap();
+        assert_eq!(x["user"]["phone_number"], number.as_str(), "{x}");
+        if s.vendor() == VendorKind::Clerk {
+            let numbers = &x["vendor_record"]["user"]["phone_numbers"];
+            assert_eq!(numbers.as_array().map(Vec::len), Some(1), "{x}");
+            assert_eq!(numbers[0]["phone_number"], number.as_str(), "{x}");
+        }
+    }
+}
+contract!(one_number_sent_twice_at_once, vendors[clerk, supabase]);
+
 /// Two users of one project held by different vendors (Clerk and native)
 /// taking one number at once. The Clerk user's number is set at Clerk
 /// before the index is written; when the index then refuses it, Clerk gets
