@@ -170,7 +170,7 @@ fn check_password_bytes(password: &str) -> Result<()> {
 /// (migrations/20210710035447_alter_users), and the violation comes back
 /// as a 500 whose body is the Postgres error (internal/api/errors.go,
 /// HandleResponseError; internal/utilities/postgres.go).
-fn phone_taken(reply: &Value) -> bool {
+fn refuses_a_taken_phone(reply: &Value) -> bool {
     reply["code"] == "23505"
         && reply["message"]
             .as_str()
@@ -517,7 +517,7 @@ impl IdentityVendor for Supabase {
         let (status, reply) = self
             .send(
                 "set_phone",
-                Retry::NeverRefusesWith500(phone_taken),
+                Retry::NeverRefusesWith500(refuses_a_taken_phone),
                 Method::PUT,
                 &format!("/admin/users/{vendor_user_id}"),
                 &self.admin(),
@@ -526,7 +526,7 @@ impl IdentityVendor for Supabase {
             .await?;
         if status.is_success() {
             Ok(())
-        } else if phone_taken(&reply) {
+        } else if refuses_a_taken_phone(&reply) {
             Err(VendorError::PhoneTaken(VendorKind::Supabase))
         } else {
             Err(supabase_error(status, &reply))
