@@ -27,6 +27,62 @@ impl Store {
         Ok(())
     }
 
+    /// Sets the password hash of a user's credentials, and nothing else;
+    /// false when the user has none (it was deleted): a write never
+    /// brings back credentials a delete erased.
+    pub async fn set_native_password(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        hash: String,
+    ) -> StoreResult<bool> {
+        self.update_native_credentials(
+            project_id,
+            user_id,
+            [(native_credentials::Column::PasswordHash, Some(hash).into())],
+        )
+        .await
+    }
+
+    /// Sets (or clears) the sealed TOTP secret of a user's credentials,
+    /// forgetting the last step used, and nothing else; false when the
+    /// user has none (it was deleted).
+    pub async fn set_native_totp(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        sealed: Option<Vec<u8>>,
+    ) -> StoreResult<bool> {
+        self.update_native_credentials(
+            project_id,
+            user_id,
+            [
+                (native_credentials::Column::TotpSecret, sealed.into()),
+                (
+                    native_credentials::Column::TotpLastStep,
+                    Option::<i64>::None.into(),
+                ),
+            ],
+        )
+        .await
+    }
+
+    /// One update of the given columns of an existing credentials row.
+    async fn update_native_credentials<const N: usize>(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        columns: [(native_credentials::Column, sea_orm::Value); N],
+    ) -> StoreResult<bool> {
+        let mut update = native_credentials::Entity::update_many()
+            .filter(native_credentials::Column::ProjectId.eq(project_id))
+            .filter(native_credentials::Column::UserId.eq(user_id));
+        for (column, value) in columns {
+            update = update.col_expr(column, sea_orm::sea_query::Expr::value(value));
+        }
+        Ok(update.exec(self.db()).await?.rows_affected == 1)
+    }
+
     /// A user's native credentials, if any.
     pub async fn native_credentials(
         &self,

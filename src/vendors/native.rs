@@ -53,6 +53,16 @@ impl Native {
         format!("totp:{project_id}:{user_id}").into_bytes()
     }
 
+    /// A credentials write that found no row: the user was deleted (a
+    /// built-in user has credentials from its creation on).
+    fn stored(&self, written: bool) -> Result<()> {
+        if written {
+            Ok(())
+        } else {
+            Err(VendorError::NotFound(VendorKind::Native))
+        }
+    }
+
     async fn credentials(
         &self,
         project_id: &str,
@@ -141,22 +151,23 @@ impl IdentityVendor for Native {
         email: &str,
     ) -> Result<MfaEnrollment> {
         let (bytes, enrollment) = new_totp(email)?;
-        let mut creds = self.credentials(project_id, vendor_user_id).await?;
-        creds.totp_secret = Some(
-            self.master
-                .seal(&bytes, &Self::totp_context(project_id, vendor_user_id)),
-        );
-        creds.totp_last_step = None;
-        self.store.put_native_credentials(creds).await?;
+        let sealed = self
+            .master
+            .seal(&bytes, &Self::totp_context(project_id, vendor_user_id));
+        self.stored(
+            self.store
+                .set_native_totp(project_id, vendor_user_id, Some(sealed))
+                .await?,
+        )?;
         Ok(enrollment)
     }
 
     async fn disable_mfa(&self, project_id: &str, vendor_user_id: &str) -> Result<()> {
-        let mut creds = self.credentials(project_id, vendor_user_id).await?;
-        creds.totp_secret = None;
-        creds.totp_last_step = None;
-        self.store.put_native_credentials(creds).await?;
-        Ok(())
+        self.stored(
+            self.store
+                .set_native_totp(project_id, vendor_user_id, None)
+                .await?,
+        )
     }
 
     async fn set_phone(&self, _: &str, _: &str, _: Option<&str>) -> Result<()> {
@@ -171,10 +182,11 @@ impl IdentityVendor for Native {
         password: &str,
     ) -> Result<()> {
         let hash = crate::passwords::hash(password.to_owned()).await?;
-        let mut creds = self.credentials(project_id, vendor_user_id).await?;
-        creds.password_hash = Some(hash);
-        self.store.put_native_credentials(creds).await?;
-        Ok(())
+        self.stored(
+            self.store
+                .set_native_password(project_id, vendor_user_id, hash)
+                .await?,
+        )
     }
 
     async fn delete_user(&self, project_id: &str, vendor_user_id: &str) -> Result<()> {

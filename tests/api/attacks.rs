@@ -890,3 +890,74 @@ async fn mutations_racing_delete(s: &Server, t: Transport) {
 contract!(mutations_racing_delete, |c| c
     .tokens
     .refresh_cooldown_secs = 0);
+
+/// The built-in provider's credentials under concurrent writes. A new
+/// password and an MFA enrolment sent at once each keep their own field
+/// (neither writes back a stale copy of the other's), and either of them
+/// racing the user's delete leaves no credentials behind: erasure holds.
+async fn credential_writes_race(s: &Server, t: Transport) {
+    let project = s
+        .domain
+        .authenticate(Some(&format!("Bearer {}", s.key)))
+        .await
+        .unwrap();
+    let store = s.domain.store();
+    for i in 0..6 {
+        let user = user_with_password(s, t, &format!("cred{i}@example.com")).await;
+        let password = format!("new password {i}");
+        let (changed, enrolled) = tokio::join!(
+            s.call(
+                t,
+                "auth.user.update",
+                json!({"user_id": user, "password": password, "keep_sessions": true}),
+            ),
+            s.call(
+                t,
+                "auth.user.update",
+                json!({"user_id": user, "mfa_enabled": true}),
+            ),
+        );
+        changed.unwrap_or_else(|e| panic!("trial {i}: password: {e:?}"));
+        let enrolled = enrolled.unwrap_or_else(|e| panic!("trial {i}: mfa: {e:?}"));
+        let secret = enrolled["mfa_enrollment"]["secret"].as_str().unwrap();
+        let (code, _) = crate::sessions::totp_now(secret);
+        s.call(
+            t,
+            "auth.session.create",
+            json!({"user_id": user, "method": "password", "password": password,
+                   "mfa_factor": code}),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("trial {i}: the new password and the new factor: {e:?}"));
+
+        let doomed = user_with_password(s, t, &format!("cred-del{i}@example.com")).await;
+        let (changed, enrolled, deleted) = tokio::join!(
+            s.call(
+                t,
+                "auth.user.update",
+                json!({"user_id": doomed, "password": password}),
+            ),
+            s.call(
+                t,
+                "auth.user.update",
+                json!({"user_id": doomed, "mfa_enabled": true}),
+            ),
+            s.call(t, "auth.user.delete", json!({"user_id": doomed})),
+        );
+        deleted.unwrap_or_else(|e| panic!("trial {i}: delete: {e:?}"));
+        for (what, r) in [("password", changed), ("mfa", enrolled)] {
+            if let Err(e) = r {
+                assert_eq!(e.code, "AUTH_USER_NOT_FOUND", "trial {i}: {what}: {e:?}");
+            }
+        }
+        assert!(
+            store
+                .native_credentials(&project.id, &doomed)
+                .await
+                .unwrap()
+                .is_none(),
+            "trial {i}: a deleted user's credentials are erased"
+        );
+    }
+}
+contract!(credential_writes_race);
