@@ -574,7 +574,15 @@ impl Domain {
                 let pin = self.user_pin(project, user_id).await?;
                 let vendor = self.pinned_vendor(project, &pin).await?;
                 // Vendor-side changes that are the same whenever repeated go
-                // first, so a vendor refusal leaves the index untouched.
+                // first, so a vendor refusal leaves the index untouched. The
+                // password leads them: it is the one a vendor's own policy
+                // most often refuses (a breached or weak password), and a
+                // refusal then leaves the vendor's record untouched too.
+                if let Some(password) = &input.password {
+                    vendor
+                        .set_password(&project.id, &pin.vendor_resource_id, password)
+                        .await?;
+                }
                 if let Some(verified) = input.email_verified
                     && verified != before.email_verified
                 {
@@ -592,11 +600,6 @@ impl Domain {
                 {
                     vendor
                         .set_phone(&project.id, &pin.vendor_resource_id, phone)
-                        .await?;
-                }
-                if let Some(password) = &input.password {
-                    vendor
-                        .set_password(&project.id, &pin.vendor_resource_id, password)
                         .await?;
                 }
                 let now = self.now();

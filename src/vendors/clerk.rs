@@ -565,13 +565,14 @@ impl IdentityVendor for Clerk {
         vendor_user_id: &str,
         password: &str,
     ) -> Result<()> {
-        // authmux has applied its own strength rules already.
+        // The instance's password policy applies as it does on create
+        // (its breached-password check included): no `skip_password_checks`.
         self.send(
             "set_password",
             Retry::Safe,
             reqwest::Method::PATCH,
             &format!("/users/{vendor_user_id}"),
-            Some(&json!({"password": password, "skip_password_checks": true})),
+            Some(&json!({"password": password})),
         )
         .await
         .map(drop)

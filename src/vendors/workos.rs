@@ -87,11 +87,23 @@ fn workos_error(status: StatusCode, body: &Value) -> VendorError {
         .chain(r.errors.iter().map(|e| e.code.as_deref()))
         .flatten()
         .collect();
-    let message = r
+    let headline = r
         .message
         .as_deref()
         .or(r.error_description.as_deref())
         .unwrap_or("no message");
+    // The reasons, when there are any ("Validation failed." alone names
+    // nothing: a weak password's reasons are in `errors`).
+    let reasons: Vec<&str> = r
+        .errors
+        .iter()
+        .filter_map(|e| e.message.as_deref())
+        .collect();
+    let message = if reasons.is_empty() {
+        headline.to_owned()
+    } else {
+        format!("{headline} {}", reasons.join(" "))
+    };
     let has = |c: &str| codes.contains(&c);
     vendor_error(
         VendorKind::Workos,
@@ -102,7 +114,7 @@ fn workos_error(status: StatusCode, body: &Value) -> VendorError {
             not_found: false,
             user_credentials: has("invalid_credentials"),
             code: codes.first().copied().unwrap_or(""),
-            message,
+            message: &message,
         },
     )
 }
@@ -180,9 +192,11 @@ struct Refusal {
     authentication_factors: Vec<Object>,
 }
 
+/// One of the reasons in an error's `errors`.
 #[derive(Deserialize)]
 struct Code {
     code: Option<String>,
+    message: Option<String>,
 }
 
 impl Refusal {

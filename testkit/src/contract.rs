@@ -2,11 +2,19 @@
 //! and against the vendor emulators.
 
 /// Declares a scenario for SQLite and PostgreSQL over REST and gRPC; with
-/// `vendors`, also against each vendor emulator (SQLite, both transports).
+/// `vendors`, also against each vendor emulator (SQLite, both transports);
+/// with `only vendors`, against those emulators alone (a rule of theirs the
+/// built-in provider does not have).
 #[macro_export]
 macro_rules! contract {
     ($name:ident) => {
         $crate::contract!($name, |_| {});
+    };
+    ($name:ident, only vendors[$($vendor:ident),*]) => {
+        mod $name {
+            use super::*;
+            $($crate::contract!(@vendor $name, $vendor);)*
+        }
     };
     ($name:ident, vendors) => {
         $crate::contract!($name, vendors[clerk, workos, supabase]);

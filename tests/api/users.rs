@@ -546,6 +546,127 @@ async fn phone_numbers_belong_to_one_user(s: &Server, t: Transport) {
 }
 contract!(phone_numbers_belong_to_one_user, vendors[clerk, supabase]);
 
+/// A vendor's own password policy (Clerk's and WorkOS's refuse breached
+/// passwords by default) holds on create and on update alike. Its refusal
+/// is `INVALID_ARGUMENT` with the vendor's reason, and it changes nothing:
+/// no user is made; an update that also marks the email verified and
+/// changes metadata leaves the index, the vendor's record, the user's
+/// sessions and the old password as they were.
+async fn vendor_password_policies_change_nothing_when_they_refuse(s: &Server, t: Transport) {
+    use authmux_testkit::emulators::BREACHED_PASSWORDS;
+    const EMAIL: &str = "policy@example.com";
+    const GOOD: &str = "a long enough password";
+    let vendor = s.vendor().as_str();
+    let breached = BREACHED_PASSWORDS[0];
+    let refused = |e: authmux_testkit::ApiError| {
+        assert!(e.message.contains(vendor), "{e:?}");
+        assert!(e.message.contains("breach"), "the reason is named: {e:?}");
+    };
+
+    refused(expect_err(
+        s.call(
+            t,
+            "auth.user.create",
+            json!({"email": EMAIL, "password": breached}),
+        )
+        .await,
+        "INVALID_ARGUMENT",
+    ));
+    expect_err(
+        s.call(t, "auth.user.get_by_email", json!({"email": EMAIL}))
+            .await,
+        "AUTH_USER_NOT_FOUND",
+    );
+    let user = s
+        .call(
+            t,
+            "auth.user.create",
+            json!({"email": EMAIL, "password": GOOD}),
+        )
+        .await
+        .unwrap()["user_id"]
+        .clone();
+    let login = |password: &'static str| {
+        s.call(
+            t,
+            "auth.session.create",
+            json!({"user_id": user, "method": "password", "password": password}),
+        )
+    };
+    let session = login(GOOD).await.unwrap();
+
+    for password in BREACHED_PASSWORDS {
+        refused(expect_err(
+            s.call(
+                t,
+                "auth.user.update",
+                json!({"user_id": user, "password": password, "email_verified": true,
+                       "metadata": {"tried": password}}),
+            )
+            .await,
+            "INVALID_ARGUMENT",
+        ));
+    }
+    let got = s
+        .call(t, "auth.user.get", json!({"user_id": user}))
+        .await
+        .unwrap();
+    assert_eq!(got["email_verified"], false, "{got}");
+    assert!(got["metadata"].get("tried").is_none(), "{got}");
+    let record = s
+        .call(t, "auth.user.export", json!({"user_id": user}))
+        .await
+        .unwrap()["vendor_record"]["user"]
+        .clone();
+    let verified_at_vendor = match s.vendor() {
+        VendorKind::Clerk => record["email_addresses"][0]["verification"]["status"] == "verified",
+        VendorKind::Workos => record["email_verified"] == true,
+        other => unreachable!("{other}"),
+    };
+    assert!(
+        !verified_at_vendor,
+        "the vendor's record is untouched: {record}"
+    );
+    let still = s
+        .call(
+            t,
+            "auth.session.verify",
+            json!({"session_id": session["access_token"]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(still["valid"], true, "no session was ended: {still}");
+    expect_err(login(breached).await, "AUTH_INVALID_CREDENTIALS");
+    login(GOOD).await.unwrap();
+
+    if s.vendor() == VendorKind::Clerk {
+        // bcrypt's 72 bytes: Clerk refuses more, under any policy.
+        let e = expect_err(
+            s.call(
+                t,
+                "auth.user.update",
+                json!({"user_id": user, "password": "é".repeat(37)}),
+            )
+            .await,
+            "INVALID_ARGUMENT",
+        );
+        assert!(e.message.contains("bytes"), "{e:?}");
+    }
+    // A password the policy takes still goes through.
+    s.call(
+        t,
+        "auth.user.update",
+        json!({"user_id": user, "password": "another fine password"}),
+    )
+    .await
+    .unwrap();
+    login("another fine password").await.unwrap();
+}
+contract!(
+    vendor_password_policies_change_nothing_when_they_refuse,
+    only vendors[clerk, workos]
+);
+
 /// A database whose users already share a phone number is left as it is
 /// by the migration that makes numbers unique: it stops and names the
 /// query that finds them. Once they are apart it goes through, and the

@@ -19,6 +19,10 @@
 //! - Public, private and unsafe metadata together may hold 8 KB (docs,
 //!   user metadata); `PUT /users/{id}/metadata` replaces the fields it is
 //!   given (spec, UpdateUser note for 2026-05-12).
+//! - A new password is refused over 72 bytes (bcrypt), and unless
+//!   `skip_password_checks` is set, under 8 characters or when it is in a
+//!   list of breached passwords (spec, CreateUser and UpdateUser
+//!   `password`; see `password_refusal`).
 //! - Revoking a session that is not active is 400 (NOTES.md §5).
 //! - `GET /sessions?user_id=` answers a bare array, newest first, paged by
 //!   `limit` (1–500, default 10) and `offset` (spec, GetSessionList).
@@ -225,6 +229,41 @@ fn identifier_taken(param: &str, message: &str) -> Response {
     (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
 }
 
+/// Clerk's refusal of a new password (CreateUser, UpdateUser), if any;
+/// the messages are clerk/javascript's en-US localizations of the codes.
+/// - More than 72 bytes: `form_password_size_in_bytes_exceeded`. bcrypt
+///   hashes at most 72 bytes, and no flag skips what the hash can't take.
+/// - With the password policy checked (no `skip_password_checks`, which
+///   "skips any password policy settings check"): under 8 characters is
+///   `form_password_length_too_short`, and a password "in any list of
+///   hacked passwords" is `form_password_pwned` (spec, CreateUser
+///   `password`).
+fn password_refusal(password: &str, skip_checks: bool) -> Option<Response> {
+    let (code, message) = if password.len() > 72 {
+        (
+            "form_password_size_in_bytes_exceeded",
+            "Your password has exceeded the maximum number of bytes allowed, please shorten it or remove some special characters.",
+        )
+    } else if skip_checks {
+        return None;
+    } else if password.chars().count() < 8 {
+        (
+            "form_password_length_too_short",
+            "Your password is too short. It must be at least 8 characters long.",
+        )
+    } else if super::breached(password) {
+        (
+            "form_password_pwned",
+            "This password has been found as part of a breach and can not be used, please try another password instead.",
+        )
+    } else {
+        return None;
+    };
+    let Json(mut body) = errors(422, code, message);
+    body["errors"][0]["meta"] = json!({"param_name": "password"});
+    Some((StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response())
+}
+
 fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
@@ -325,12 +364,11 @@ async fn create_user(State(db): State<Shared>, Json(body): Json<Value>) -> Respo
             "password is required",
         );
     }
-    if password.as_ref().is_some_and(|p| p.len() < 8) {
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "form_password_length_too_short",
-            "Passwords must be 8 characters or more.",
-        );
+    if let Some(refused) = password
+        .as_deref()
+        .and_then(|p| password_refusal(p, body["skip_password_checks"] == true))
+    {
+        return refused;
     }
     let mut db = db.lock().unwrap();
     if db
@@ -418,6 +456,9 @@ async fn update_user(
         u.totp_secret = Some(secret.to_owned());
     }
     if let Some(p) = body["password"].as_str() {
+        if let Some(refused) = password_refusal(p, body["skip_password_checks"] == true) {
+            return refused;
+        }
         u.password = Some(p.to_owned());
     }
     u.updated_at = now_ms();

@@ -14,6 +14,27 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+/// Passwords every breach corpus holds: Have I Been Pwned's Pwned
+/// Passwords counts each of them millions of times. Clerk refuses a
+/// password "in any list of hacked passwords" (bapi-2026-05-12.yml,
+/// CreateUser `password`) and WorkOS one "flagged by haveibeenpwned"
+/// (docs, AuthKit Email + Password, on by default). An emulator can't ask
+/// the breach service, so it knows these few; tests that want a refusal
+/// use one of them.
+pub const BREACHED_PASSWORDS: [&str; 6] = [
+    "password123",
+    "12345678",
+    "qwertyuiop",
+    "iloveyou123",
+    "password1234",
+    "1q2w3e4r5t",
+];
+
+/// Whether a password is one the breach corpus holds.
+pub fn breached(password: &str) -> bool {
+    BREACHED_PASSWORDS.contains(&password)
+}
+
 /// Faults the next requests will meet.
 #[derive(Default, Debug)]
 pub struct Faults {
