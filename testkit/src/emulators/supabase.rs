@@ -24,6 +24,8 @@
 //! - The password grant refuses an unconfirmed email only after the
 //!   password, unless "allow unverified email sign-ins" is on
 //!   (`internal/api/token.go`; `GOTRUE_MAILER_ALLOW_UNVERIFIED_EMAIL_SIGN_INS`).
+//!   It compares the first 72 bytes of the password given, as bcrypt does
+//!   (see `bcrypt_input`).
 
 // A vendor keeps its own (real) clock.
 #![allow(clippy::disallowed_methods)]
@@ -222,6 +224,18 @@ fn password_too_long() -> Response {
         "unexpected_failure",
         "Internal Server Error",
     )
+}
+
+/// What bcrypt reads of a password: its first 72 bytes. GoTrue's password
+/// grant compares with `bcrypt.CompareHashAndPassword`
+/// (internal/crypto/password.go), which, unlike hashing, still takes a
+/// longer password and ignores the rest (golang.org/x/crypto commit
+/// bc7d1d1, "bcrypt: reject passwords longer than 72 bytes": "In
+/// GenerateFromPassword, reject passwords longer than 72 bytes.
+/// CompareHashAndPassword will still accept these passwords").
+fn bcrypt_input(password: &str) -> &[u8] {
+    let bytes = password.as_bytes();
+    &bytes[..bytes.len().min(BCRYPT_MAX_BYTES)]
 }
 
 fn oauth_error(description: &str) -> Response {
@@ -633,10 +647,13 @@ async fn token(
         // (internal/api/apierrors/errorcode.go), with no session opened.
         Some("password") => {
             let email = b["email"].as_str().unwrap_or("").to_lowercase();
+            let given = bcrypt_input(b["password"].as_str().unwrap_or(""));
             let found = db
                 .users
                 .values()
-                .find(|u| u.email == email && u.password.as_deref() == b["password"].as_str())
+                .find(|u| {
+                    u.email == email && u.password.as_deref().map(bcrypt_input) == Some(given)
+                })
                 .map(|u| {
                     (
                         u.id.clone(),

@@ -113,7 +113,8 @@ async fn supabase_lookup_by_email_is_exact_across_pages() {
 /// GoTrue hashes with bcrypt, which takes at most 72 bytes: a longer
 /// password makes it answer 500, which would count against the vendor's
 /// circuit breaker. authmux refuses such a password for a Supabase user
-/// itself, naming the limit, and the vendor keeps serving.
+/// itself, naming the limit, and the vendor keeps serving. Signing in
+/// compares the first 72 bytes, as GoTrue does.
 #[tokio::test]
 async fn supabase_passwords_are_at_most_72_bytes() {
     let s = Server::start_vendors(Backend::Sqlite, &[VendorKind::Supabase], |_| {})
@@ -160,6 +161,26 @@ async fn supabase_passwords_are_at_most_72_bytes() {
         t,
         "auth.session.create",
         json!({"user_id": user, "method": "password", "password": longest}),
+    )
+    .await
+    .unwrap();
+    // Signing in is not hashing: GoTrue compares what bcrypt reads, the
+    // first 72 bytes, so a longer password is a mismatch (not a 500) unless
+    // it starts with the stored one, which authmux passes on as the
+    // vendor's answer.
+    crate::harness::expect_err(
+        s.call(
+            t,
+            "auth.session.create",
+            json!({"user_id": user, "method": "password", "password": "q".repeat(73)}),
+        )
+        .await,
+        "AUTH_INVALID_CREDENTIALS",
+    );
+    s.call(
+        t,
+        "auth.session.create",
+        json!({"user_id": user, "method": "password", "password": format!("{longest}!")}),
     )
     .await
     .unwrap();
