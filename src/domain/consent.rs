@@ -124,7 +124,8 @@ impl Domain {
                     user_id,
                     serde_json::json!({"category": category, "source": source}),
                 );
-                self.store
+                let recorded = self
+                    .store
                     .record_consent(
                         consent_events::Model {
                             id: new_id("cev"),
@@ -138,6 +139,10 @@ impl Domain {
                         vec![announce],
                     )
                     .await?;
+                if !recorded {
+                    // Deleted since the check above.
+                    return Err(Error::user_not_found(user_id));
+                }
                 Ok(())
             },
         )

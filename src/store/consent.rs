@@ -2,20 +2,25 @@
 //! user and category.
 
 use sea_orm::{
-    ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, sea_query::OnConflict,
+    ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::OnConflict,
 };
 
-use super::entity::{consent_events, consent_states, events};
+use super::entity::{consent_events, consent_states, events, users};
 use super::{ByKey, Store, StoreResult};
 
 impl Store {
     /// Appends an event to the ledger and sets the current state to match,
-    /// with the events announcing it, in one transaction.
+    /// with the events announcing it, in one transaction, only while the
+    /// user exists: false (and nothing stored) when it was deleted. The
+    /// user's row is share-locked on PostgreSQL (SQLite serialises
+    /// writers), so a delete racing it either runs first or erases this
+    /// record too.
     pub async fn record_consent(
         &self,
         event: consent_events::Model,
         announce: Vec<events::Model>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let state = consent_states::Model {
             project_id: event.project_id.clone(),
             user_id: event.user_id.clone(),
@@ -26,6 +31,15 @@ impl Store {
             updated_at: event.created_at,
         };
         let txn = self.write_txn().await?;
+        let user = users::Entity::find_by_id(event.user_id.clone())
+            .filter(users::Column::ProjectId.eq(event.project_id.clone()))
+            .lock_shared()
+            .by_key(&txn)
+            .await?;
+        if user.is_none() {
+            txn.rollback().await?;
+            return Ok(false);
+        }
         consent_events::Entity::insert(event.into_active_model())
             .exec(&txn)
             .await?;
@@ -48,7 +62,7 @@ impl Store {
             .await?;
         super::events::append(&txn, announce).await?;
         txn.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     /// The current state of one category for a user.

@@ -961,3 +961,55 @@ async fn credential_writes_race(s: &Server, t: Transport) {
     }
 }
 contract!(credential_writes_race);
+
+/// Consent recorded while the user is being deleted: once the delete is
+/// done, none of it is left (the erasure takes the whole ledger), and each
+/// consent call either went first or answers `AUTH_USER_NOT_FOUND`.
+async fn consent_racing_delete(s: &Server, t: Transport) {
+    let project = s
+        .domain
+        .authenticate(Some(&format!("Bearer {}", s.key)))
+        .await
+        .unwrap();
+    let store = s.domain.store();
+    for i in 0..8 {
+        let user = create_user(s, t, &format!("consent-race{i}@example.com")).await["user_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let record = |call: &'static str, category: &'static str| {
+            s.call(t, call, json!({"user_id": user, "category": category}))
+        };
+        let (a, b, c, deleted) = tokio::join!(
+            record("auth.consent.grant", "marketing"),
+            record("auth.consent.revoke", "analytics"),
+            record("auth.consent.grant", "analytics"),
+            s.call(t, "auth.user.delete", json!({"user_id": user})),
+        );
+        deleted.unwrap_or_else(|e| panic!("trial {i}: delete: {e:?}"));
+        for r in [a, b, c] {
+            if let Err(e) = r {
+                assert_eq!(e.code, "AUTH_USER_NOT_FOUND", "trial {i}: {e:?}");
+            }
+        }
+        assert_eq!(
+            store
+                .consent_events(&project.id, &user)
+                .await
+                .unwrap()
+                .len(),
+            0,
+            "trial {i}: the ledger is erased"
+        );
+        assert_eq!(
+            store
+                .consent_states(&project.id, &user)
+                .await
+                .unwrap()
+                .len(),
+            0,
+            "trial {i}: the states are erased"
+        );
+    }
+}
+contract!(consent_racing_delete);
