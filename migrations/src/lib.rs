@@ -18,6 +18,7 @@ mod m20261127_000012_webhooks;
 mod m20261127_000013_user_deletion;
 mod m20261129_000014_byok_issuers;
 mod m20261129_000015_unique_phone_numbers;
+mod m20261129_000016_password_versions;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000013_user_deletion::Migration),
             Box::new(m20261129_000014_byok_issuers::Migration),
             Box::new(m20261129_000015_unique_phone_numbers::Migration),
+            Box::new(m20261129_000016_password_versions::Migration),
         ]
     }
 }

@@ -340,6 +340,7 @@ impl Domain {
                     phone_number: None,
                     password_set: input.password.is_some(),
                     deleting_since: None,
+                    password_version: 0,
                 };
                 let pin = pins::Model {
                     project_id: project.id.clone(),
@@ -626,6 +627,9 @@ impl Domain {
                             }
                             if input.password.is_some() {
                                 row.password_set = true;
+                                // Sign-ins checked against the old one
+                                // and not yet stored are refused.
+                                row.password_version += 1;
                             }
                             if let Some(phone) = phone {
                                 row.phone_number = phone.map(str::to_owned);

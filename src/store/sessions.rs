@@ -34,28 +34,46 @@ pub enum Rotation {
     SessionEnded,
 }
 
+/// What became of a new session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionStored {
+    /// Stored.
+    Stored,
+    /// Not stored: the user was deleted.
+    NoUser,
+    /// Not stored: the user's password changed since it was checked.
+    PasswordChanged,
+}
+
 impl Store {
     /// Inserts a new session with its first refresh token and, for a
-    /// vendor session, its pin — only while the user exists: false (and
-    /// nothing stored) when it was deleted. The user's row is share-locked
-    /// on PostgreSQL (SQLite serialises writers), so a concurrent delete
-    /// either runs first or sees, and revokes, this session.
+    /// vendor session, its pin — only while the user exists and, for a
+    /// sign-in that checked a password, while the password is the version
+    /// it checked (`password_version`). The user's row is share-locked on
+    /// PostgreSQL (SQLite serialises writers), so a concurrent delete or
+    /// password change either runs first (and nothing is stored) or sees,
+    /// and revokes, this session.
     pub async fn insert_session(
         &self,
         session: sessions::Model,
         refresh: refresh_tokens::Model,
         pin: Option<pins::Model>,
+        password_version: Option<i64>,
         announce: Vec<events::Model>,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<SessionStored> {
         let txn = self.write_txn().await?;
         let user = users::Entity::find_by_id(session.user_id.clone())
             .filter(users::Column::ProjectId.eq(session.project_id.clone()))
             .lock_shared()
             .by_key(&txn)
             .await?;
-        if user.is_none() {
+        let Some(user) = user else {
             txn.rollback().await?;
-            return Ok(false);
+            return Ok(SessionStored::NoUser);
+        };
+        if password_version.is_some_and(|v| v != user.password_version) {
+            txn.rollback().await?;
+            return Ok(SessionStored::PasswordChanged);
         }
         if let Some(pin) = pin {
             pins::Entity::insert(pin.into_active_model())
@@ -70,7 +88,7 @@ impl Store {
             .await?;
         super::events::append(&txn, announce).await?;
         txn.commit().await?;
-        Ok(true)
+        Ok(SessionStored::Stored)
     }
 
     /// One session of a project.

@@ -66,6 +66,7 @@ pub fn native_user(
             phone_number: None,
             password_set: false,
             deleting_since: None,
+            password_version: 0,
         },
         authmux::store::entity::pins::Model {
             project_id: project_id.to_owned(),

@@ -1013,3 +1013,49 @@ async fn consent_racing_delete(s: &Server, t: Transport) {
     }
 }
 contract!(consent_racing_delete);
+
+/// A sign-in with the old password racing a password change: whichever
+/// way they interleave, no session opened with the old password outlives
+/// the change (the change ends every session unless `keep_sessions`). A
+/// sign-in checked before the change and stored after it is the case to
+/// catch: an attacker holding the old password must not keep a session.
+async fn old_password_sign_in_racing_a_change(s: &Server, t: Transport) {
+    let mut outlived = Vec::new();
+    for i in 0..16 {
+        let user = user_with_password(s, t, &format!("pwrace{i}@example.com")).await;
+        let (login, changed) = tokio::join!(
+            s.call(
+                t,
+                "auth.session.create",
+                json!({"user_id": user, "method": "password", "password": PASSWORD}),
+            ),
+            s.call(
+                t,
+                "auth.user.update",
+                json!({"user_id": user, "password": "the owner's new password"}),
+            ),
+        );
+        changed.unwrap_or_else(|e| panic!("trial {i}: change: {e:?}"));
+        match login {
+            Ok(session) => {
+                let v = s
+                    .call(
+                        t,
+                        "auth.session.verify",
+                        json!({"session_id": session["session_id"]}),
+                    )
+                    .await
+                    .unwrap();
+                if v["valid"] != false {
+                    outlived.push(i);
+                }
+            }
+            Err(e) => assert_eq!(e.code, "AUTH_INVALID_CREDENTIALS", "trial {i}: {e:?}"),
+        }
+    }
+    assert!(
+        outlived.is_empty(),
+        "sessions opened with the old password outlived its change in trials {outlived:?}"
+    );
+}
+contract!(old_password_sign_in_racing_a_change, vendors);

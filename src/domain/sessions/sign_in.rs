@@ -10,7 +10,7 @@ use super::{CreateSession, SessionTokens, amr, credential_context, new_refresh_t
 use crate::crypto::sha256_hex;
 use crate::domain::{Domain, Error, ErrorCode, Project, Result, new_id};
 use crate::store::entity::{auth_failures, pins, refresh_tokens, sessions, users};
-use crate::store::sessions::Reservation;
+use crate::store::sessions::{Reservation, SessionStored};
 use crate::vendors::{IdentityVendor, PasswordCheck, SignInContext, VendorKind, VendorSession};
 
 /// Failed password attempts allowed per user within [`THROTTLE_WINDOW_MS`].
@@ -415,17 +415,23 @@ impl Domain {
                     rotated_at: None,
                 },
                 session_pin,
+                // The password checked must still be the user's.
+                (method == "password").then_some(user.password_version),
                 vec![announce],
             )
             .await;
-        if !matches!(stored, Ok(true)) {
-            // Not stored (the user was deleted while signing in, or the
-            // store failed): end what was opened.
+        if !matches!(stored, Ok(SessionStored::Stored)) {
+            // Not stored (the user was deleted or its password changed
+            // while signing in, or the store failed): end what was opened.
             if let Some(vs) = &opened {
                 self.end_vendor_session(project, vendor, vs).await;
             }
-            stored?;
-            return Err(Error::user_not_found(&user.id));
+            return Err(match stored? {
+                SessionStored::PasswordChanged => {
+                    Error::new(ErrorCode::AuthInvalidCredentials, "wrong email or password")
+                }
+                _ => Error::user_not_found(&user.id),
+            });
         }
         match opened {
             None => self.tokens_for(&session, refresh, now),

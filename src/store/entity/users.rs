@@ -23,6 +23,9 @@ pub struct Model {
     pub password_set: bool,
     /// Unix ms when a deletion reserved the user, until it finishes.
     pub deleting_since: Option<i64>,
+    /// Raised by every password change: a sign-in stores its session only
+    /// while the version it saw before checking the password holds.
+    pub password_version: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
