@@ -891,17 +891,32 @@ contract!(mutations_racing_delete, |c| c
     .tokens
     .refresh_cooldown_secs = 0);
 
+/// The project the server's API key opens.
+async fn project_of(s: &Server) -> authmux::domain::Project {
+    s.domain
+        .authenticate(Some(&format!("Bearer {}", s.key)))
+        .await
+        .unwrap()
+}
+
+/// Calls that raced a user's delete: each went first or found no user.
+fn went_first_or_found_no_user<const N: usize>(
+    trial: usize,
+    results: [Result<Value, ApiError>; N],
+) {
+    for r in results {
+        if let Err(e) = r {
+            assert_eq!(e.code, "AUTH_USER_NOT_FOUND", "trial {trial}: {e:?}");
+        }
+    }
+}
+
 /// The built-in provider's credentials under concurrent writes. A new
 /// password and an MFA enrolment sent at once each keep their own field
 /// (neither writes back a stale copy of the other's), and either of them
 /// racing the user's delete leaves no credentials behind: erasure holds.
 async fn credential_writes_race(s: &Server, t: Transport) {
-    let project = s
-        .domain
-        .authenticate(Some(&format!("Bearer {}", s.key)))
-        .await
-        .unwrap();
-    let store = s.domain.store();
+    let (project, store) = (project_of(s).await, s.domain.store());
     for i in 0..6 {
         let user = user_with_password(s, t, &format!("cred{i}@example.com")).await;
         let password = format!("new password {i}");
@@ -945,11 +960,7 @@ async fn credential_writes_race(s: &Server, t: Transport) {
             s.call(t, "auth.user.delete", json!({"user_id": doomed})),
         );
         deleted.unwrap_or_else(|e| panic!("trial {i}: delete: {e:?}"));
-        for (what, r) in [("password", changed), ("mfa", enrolled)] {
-            if let Err(e) = r {
-                assert_eq!(e.code, "AUTH_USER_NOT_FOUND", "trial {i}: {what}: {e:?}");
-            }
-        }
+        went_first_or_found_no_user(i, [changed, enrolled]);
         assert!(
             store
                 .native_credentials(&project.id, &doomed)
@@ -966,12 +977,7 @@ contract!(credential_writes_race);
 /// done, none of it is left (the erasure takes the whole ledger), and each
 /// consent call either went first or answers `AUTH_USER_NOT_FOUND`.
 async fn consent_racing_delete(s: &Server, t: Transport) {
-    let project = s
-        .domain
-        .authenticate(Some(&format!("Bearer {}", s.key)))
-        .await
-        .unwrap();
-    let store = s.domain.store();
+    let (project, store) = (project_of(s).await, s.domain.store());
     for i in 0..8 {
         let user = create_user(s, t, &format!("consent-race{i}@example.com")).await["user_id"]
             .as_str()
@@ -987,11 +993,7 @@ async fn consent_racing_delete(s: &Server, t: Transport) {
             s.call(t, "auth.user.delete", json!({"user_id": user})),
         );
         deleted.unwrap_or_else(|e| panic!("trial {i}: delete: {e:?}"));
-        for r in [a, b, c] {
-            if let Err(e) = r {
-                assert_eq!(e.code, "AUTH_USER_NOT_FOUND", "trial {i}: {e:?}");
-            }
-        }
+        went_first_or_found_no_user(i, [a, b, c]);
         assert_eq!(
             store
                 .consent_events(&project.id, &user)
