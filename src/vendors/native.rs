@@ -53,16 +53,6 @@ impl Native {
         format!("totp:{project_id}:{user_id}").into_bytes()
     }
 
-    /// A credentials write that found no row: the user was deleted (a
-    /// built-in user has credentials from its creation on).
-    fn stored(&self, written: bool) -> Result<()> {
-        if written {
-            Ok(())
-        } else {
-            Err(VendorError::NotFound(VendorKind::Native))
-        }
-    }
-
     async fn credentials(
         &self,
         project_id: &str,
@@ -79,6 +69,16 @@ impl Native {
                 totp_secret: None,
                 totp_last_step: None,
             }))
+    }
+}
+
+/// A credentials write that found no row: the user was deleted (a
+/// built-in user has credentials from its creation on).
+fn written(found: bool) -> Result<()> {
+    if found {
+        Ok(())
+    } else {
+        Err(VendorError::NotFound(VendorKind::Native))
     }
 }
 
@@ -154,7 +154,7 @@ impl IdentityVendor for Native {
         let sealed = self
             .master
             .seal(&bytes, &Self::totp_context(project_id, vendor_user_id));
-        self.stored(
+        written(
             self.store
                 .set_native_totp(project_id, vendor_user_id, Some(sealed))
                 .await?,
@@ -163,7 +163,7 @@ impl IdentityVendor for Native {
     }
 
     async fn disable_mfa(&self, project_id: &str, vendor_user_id: &str) -> Result<()> {
-        self.stored(
+        written(
             self.store
                 .set_native_totp(project_id, vendor_user_id, None)
                 .await?,
@@ -182,7 +182,7 @@ impl IdentityVendor for Native {
         password: &str,
     ) -> Result<()> {
         let hash = crate::passwords::hash(password.to_owned()).await?;
-        self.stored(
+        written(
             self.store
                 .set_native_password(project_id, vendor_user_id, hash)
                 .await?,
