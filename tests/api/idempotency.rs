@@ -225,3 +225,30 @@ async fn keys_expire_after_a_day(s: &Server, t: Transport) {
 }
 
 contract!(keys_expire_after_a_day, vendors);
+
+/// A stored reply outlives the user it names for the key's 24 hours: a
+/// repeat of the user's creation gets the first reply (no second user),
+/// while a keyed call on the deleted user finds no user first.
+async fn replies_after_the_user_is_deleted(s: &Server, t: Transport) {
+    let create = json!({"email": "gone@example.com", "idempotency_key": "create-gone"});
+    let first = s.call(t, "auth.user.create", create.clone()).await.unwrap();
+    let id = first["user_id"].clone();
+    let update = json!({"user_id": id, "metadata": {"a": 1}, "idempotency_key": "update-gone"});
+    s.call(t, "auth.user.update", update.clone()).await.unwrap();
+    s.call(t, "auth.user.delete", json!({"user_id": id}))
+        .await
+        .unwrap();
+
+    assert_eq!(s.call(t, "auth.user.create", create).await.unwrap(), first);
+    expect_err(
+        s.call(t, "auth.user.get", json!({"user_id": id})).await,
+        "AUTH_USER_NOT_FOUND",
+    );
+    let list = s.call(t, "auth.user.list", json!({})).await.unwrap();
+    assert_eq!(list["items"], json!([]), "no second user");
+    expect_err(
+        s.call(t, "auth.user.update", update).await,
+        "AUTH_USER_NOT_FOUND",
+    );
+}
+contract!(replies_after_the_user_is_deleted);
