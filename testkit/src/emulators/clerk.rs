@@ -219,14 +219,19 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
     (status, errors(status.as_u16(), code, message)).into_response()
 }
 
+/// A 422 about one form parameter, named in `meta.param_name`.
+fn form_error(code: &str, param: &str, message: &str) -> Response {
+    let Json(mut body) = errors(422, code, message);
+    body["errors"][0]["meta"] = json!({"param_name": param});
+    (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
+}
+
 /// `form_identifier_exists`, naming the identifier taken in
 /// `meta.param_name` (clerk/javascript keys its messages for it as
 /// `form_identifier_exists__email_address` and `..__phone_number`:
 /// "That phone number is taken. Please try another.").
 fn identifier_taken(param: &str, message: &str) -> Response {
-    let Json(mut body) = errors(422, "form_identifier_exists", message);
-    body["errors"][0]["meta"] = json!({"param_name": param});
-    (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
+    form_error("form_identifier_exists", param, message)
 }
 
 /// Clerk's refusal of a new password (CreateUser, UpdateUser), if any;
@@ -239,7 +244,7 @@ fn identifier_taken(param: &str, message: &str) -> Response {
 ///   hacked passwords" is `form_password_pwned` (spec, CreateUser
 ///   `password`).
 fn password_refusal(password: &str, skip_checks: bool) -> Option<Response> {
-    let (code, message) = if password.len() > 72 {
+    let (code, message) = if password.len() > super::BCRYPT_MAX_BYTES {
         (
             "form_password_size_in_bytes_exceeded",
             "Your password has exceeded the maximum number of bytes allowed, please shorten it or remove some special characters.",
@@ -259,9 +264,7 @@ fn password_refusal(password: &str, skip_checks: bool) -> Option<Response> {
     } else {
         return None;
     };
-    let Json(mut body) = errors(422, code, message);
-    body["errors"][0]["meta"] = json!({"param_name": "password"});
-    Some((StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response())
+    Some(form_error(code, "password", message))
 }
 
 fn not_found() -> Response {

@@ -14,6 +14,10 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+/// The most bytes of a password bcrypt hashes (Clerk and GoTrue hash with
+/// it).
+pub const BCRYPT_MAX_BYTES: usize = 72;
+
 /// Passwords every breach corpus holds: Have I Been Pwned's Pwned
 /// Passwords counts each of them millions of times. Clerk refuses a
 /// password "in any list of hacked passwords" (bapi-2026-05-12.yml,

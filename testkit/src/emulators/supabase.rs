@@ -42,7 +42,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde_json::{Map, Value, json};
 
-use super::{Faults, Running, SharedFaults, inject, serve};
+use super::{BCRYPT_MAX_BYTES, Faults, Running, SharedFaults, inject, serve};
 
 /// The project's secret key in the new format. It is not a JWT: it goes in
 /// `apikey` only, and the platform refuses it as a bearer token (Supabase's
@@ -210,9 +210,6 @@ fn error(status: StatusCode, code: &str, msg: &str) -> Response {
         .insert("x-sb-error-code", code.parse().unwrap());
     r
 }
-
-/// The most bytes of a password bcrypt hashes.
-const BCRYPT_MAX_BYTES: usize = 72;
 
 /// A longer password: GoTrue hashes with
 /// `must(bcrypt.GenerateFromPassword(...))` (internal/crypto/password.go),
