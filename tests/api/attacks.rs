@@ -945,6 +945,26 @@ async fn credential_writes_race(s: &Server, t: Transport) {
         .await
         .unwrap_or_else(|e| panic!("trial {i}: the new password and the new factor: {e:?}"));
 
+        // The same change sent twice at once: both succeed, and it holds.
+        let twice = user_with_password(s, t, &format!("cred-twice{i}@example.com")).await;
+        let update = || {
+            s.call(
+                t,
+                "auth.user.update",
+                json!({"user_id": twice, "password": password}),
+            )
+        };
+        for r in join_all([update(), update()]).await {
+            r.unwrap_or_else(|e| panic!("trial {i}: the same change twice: {e:?}"));
+        }
+        s.call(
+            t,
+            "auth.session.create",
+            json!({"user_id": twice, "method": "password", "password": password}),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("trial {i}: after the same change twice: {e:?}"));
+
         let doomed = user_with_password(s, t, &format!("cred-del{i}@example.com")).await;
         let (changed, enrolled, deleted) = tokio::join!(
             s.call(
@@ -986,6 +1006,24 @@ async fn consent_racing_delete(s: &Server, t: Transport) {
         let record = |call: &'static str, category: &'static str| {
             s.call(t, call, json!({"user_id": user, "category": category}))
         };
+        // The same grant twice at once: both recorded, the state granted.
+        for r in join_all([
+            record("auth.consent.grant", "terms"),
+            record("auth.consent.grant", "terms"),
+        ])
+        .await
+        {
+            r.unwrap_or_else(|e| panic!("trial {i}: the same grant twice: {e:?}"));
+        }
+        let terms = s
+            .call(
+                t,
+                "auth.consent.check",
+                json!({"user_id": user, "category": "terms"}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(terms["granted"], true, "trial {i}: {terms}");
         let (a, b, c, deleted) = tokio::join!(
             record("auth.consent.grant", "marketing"),
             record("auth.consent.revoke", "analytics"),
@@ -1025,35 +1063,52 @@ async fn old_password_sign_in_racing_a_change(s: &Server, t: Transport) {
     let mut outlived = Vec::new();
     for i in 0..16 {
         let user = user_with_password(s, t, &format!("pwrace{i}@example.com")).await;
-        let (login, changed) = tokio::join!(
+        let login = || {
             s.call(
                 t,
                 "auth.session.create",
                 json!({"user_id": user, "method": "password", "password": PASSWORD}),
-            ),
+            )
+        };
+        // The change, like the sign-in, sent twice at once (a retrying
+        // client): both copies succeed and neither lets a session through.
+        let change = || {
             s.call(
                 t,
                 "auth.user.update",
                 json!({"user_id": user, "password": "the owner's new password"}),
-            ),
-        );
-        changed.unwrap_or_else(|e| panic!("trial {i}: change: {e:?}"));
-        match login {
-            Ok(session) => {
-                let v = s
-                    .call(
-                        t,
-                        "auth.session.verify",
-                        json!({"session_id": session["session_id"]}),
-                    )
-                    .await
-                    .unwrap();
-                if v["valid"] != false {
-                    outlived.push(i);
-                }
-            }
-            Err(e) => assert_eq!(e.code, "AUTH_INVALID_CREDENTIALS", "trial {i}: {e:?}"),
+            )
+        };
+        let (logins, changes) =
+            tokio::join!(join_all([login(), login()]), join_all([change(), change()]),);
+        for changed in changes {
+            changed.unwrap_or_else(|e| panic!("trial {i}: change: {e:?}"));
         }
+        for login in logins {
+            match login {
+                Ok(session) => {
+                    let v = s
+                        .call(
+                            t,
+                            "auth.session.verify",
+                            json!({"session_id": session["session_id"]}),
+                        )
+                        .await
+                        .unwrap();
+                    if v["valid"] != false {
+                        outlived.push(i);
+                    }
+                }
+                Err(e) => assert_eq!(e.code, "AUTH_INVALID_CREDENTIALS", "trial {i}: {e:?}"),
+            }
+        }
+        s.call(
+            t,
+            "auth.session.create",
+            json!({"user_id": user, "method": "password", "password": "the owner's new password"}),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("trial {i}: the new password: {e:?}"));
     }
     assert!(
         outlived.is_empty(),

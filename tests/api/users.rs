@@ -661,6 +661,35 @@ async fn vendor_password_policies_change_nothing_when_they_refuse(s: &Server, t:
     .await
     .unwrap();
     login("another fine password").await.unwrap();
+
+    // A refused change sent twice at once, racing the user's delete: the
+    // delete goes through, each copy is refused (or finds no user), and
+    // the user is gone at the vendor too.
+    let refuse = || {
+        s.call(
+            t,
+            "auth.user.update",
+            json!({"user_id": user, "password": breached, "email_verified": true}),
+        )
+    };
+    let (a, b, deleted) = tokio::join!(
+        refuse(),
+        refuse(),
+        s.call(t, "auth.user.delete", json!({"user_id": user})),
+    );
+    deleted.unwrap();
+    for r in [a, b] {
+        let e = r.unwrap_err();
+        assert!(
+            ["INVALID_ARGUMENT", "AUTH_USER_NOT_FOUND"].contains(&e.code.as_str()),
+            "{e:?}"
+        );
+    }
+    expect_err(
+        s.call(t, "auth.user.get_by_email", json!({"email": EMAIL}))
+            .await,
+        "AUTH_USER_NOT_FOUND",
+    );
 }
 contract!(
     vendor_password_policies_change_nothing_when_they_refuse,
