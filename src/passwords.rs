@@ -21,6 +21,10 @@ pub enum HashError {
     /// Hashing itself failed (a bug or a corrupt stored hash).
     #[error("password hashing failed: {0}")]
     Failed(String),
+    /// A new password is among the first 10^8 guesses a cracker would try
+    /// (zxcvbn's estimate); the reason says why.
+    #[error("password is too easy to guess: {0}")]
+    Guessable(String),
 }
 
 type Result<T> = std::result::Result<T, HashError>;
@@ -165,11 +169,57 @@ async fn run<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Re
     rx.await.map_err(|e| HashError::Failed(e.to_string()))
 }
 
-/// Hashes a password with argon2id.
-pub async fn hash(password: String) -> Result<String> {
-    run(move || hash_here(&password))
-        .await?
-        .map_err(|e| HashError::Failed(e.to_string()))
+/// zxcvbn's score below which a new password is refused. Scores 0 to 2 are
+/// passwords a cracker finds within 10^8 guesses: common passwords and
+/// their variants, words and names, keyboard walks, repeats, sequences,
+/// dates and the user's own email. 3 is "safely unguessable" (zxcvbn's
+/// words: moderate protection even against an offline slow-hash attack),
+/// the least the crate advises accepting.
+const MIN_SCORE: zxcvbn::Score = zxcvbn::Score::Three;
+
+/// Why zxcvbn would refuse `password` as new, if it would. `context` holds
+/// words an attacker would try for this user (the email and its parts).
+fn guessable(password: &str, context: &[&str]) -> Option<String> {
+    let estimate = zxcvbn::zxcvbn(password, context);
+    if estimate.score() >= MIN_SCORE {
+        return None;
+    }
+    // zxcvbn's warning (what is wrong) and suggestions (what helps).
+    Some(estimate.feedback().map_or_else(
+        || "Add another word or two. Uncommon words are better.".to_owned(),
+        |f| f.to_string().trim().to_owned(),
+    ))
+}
+
+/// Hashes a new password with argon2id, first refusing one that is too easy
+/// to guess (`HashError::Guessable`); both run on a hashing thread.
+pub async fn hash_new(password: String, context: Vec<String>) -> Result<String> {
+    run(move || {
+        let context: Vec<&str> = context.iter().map(String::as_str).collect();
+        match guessable(&password, &context) {
+            Some(reason) => Err(HashError::Guessable(reason)),
+            None => hash_here(&password).map_err(HashError::Failed),
+        }
+    })
+    .await?
+}
+
+/// Words an attacker would try first for a user with this email: the
+/// address, its local part, the words in it (`ann.lee+x` gives `ann`, `lee`
+/// and `x`) and its domain's labels.
+pub fn email_words(email: &str) -> Vec<String> {
+    let mut words = vec![email.to_owned()];
+    if let Some((local, domain)) = email.rsplit_once('@') {
+        words.push(local.to_owned());
+        words.extend(
+            local
+                .split(|c: char| !c.is_alphanumeric())
+                .chain(domain.split('.'))
+                .filter(|w| !w.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    words
 }
 
 /// Checks a password against a stored hash; with no hash, checks it
@@ -192,7 +242,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_verify_and_use_owasp_parameters() {
-        let h = hash("correct horse".into()).await.unwrap();
+        let h = hash_new("correct horse".into(), vec![]).await.unwrap();
         assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
         assert!(
             verify("correct horse".into(), Some(h.clone()))
@@ -221,5 +271,56 @@ mod tests {
             .to_string();
         assert!(verify_here("battery staple", &theirs).unwrap());
         assert!(!verify_here("battery stapler", &theirs).unwrap());
+    }
+
+    #[test]
+    fn easy_guesses_are_refused_with_a_reason() {
+        let words = email_words("zorblax.quintrell@example.com");
+        let context: Vec<&str> = words.iter().map(String::as_str).collect();
+        for (password, reason) in [
+            ("password", "top-10 common password"),
+            ("12345678", "top-10 common password"),
+            ("Password123!", "similar to a commonly used password"),
+            ("qwertyuiop", "top-100 common password"),
+            ("abcdefghijk", "Sequences like abc"),
+            ("aaaaaaaaaaaa", "Repeats like \"aaa\""),
+            ("zorblax.quintrell", "Add another word or two"),
+            ("quintrell1985", "Add another word or two"),
+        ] {
+            let refused = guessable(password, &context);
+            assert!(
+                refused.as_deref().is_some_and(|r| r.contains(reason)),
+                "{password}: {refused:?}"
+            );
+        }
+        // The same words are fine for another user, and good passwords for
+        // anyone, in any script.
+        assert_eq!(guessable("zorblax.quintrell", &[]), None);
+        for password in [
+            "correct horse battery",
+            "another fine password",
+            "a long enough password",
+            "çok güzel bir parola",
+        ] {
+            assert_eq!(guessable(password, &context), None, "{password}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_guessable_password_is_not_hashed() {
+        let err = hash_new("iloveyou".into(), vec![]).await.unwrap_err();
+        assert!(matches!(err, HashError::Guessable(_)), "{err:?}");
+        assert!(
+            err.to_string()
+                .starts_with("password is too easy to guess: ")
+        );
+        let h = hash_new("another fine password".into(), email_words("a@b.c"))
+            .await
+            .unwrap();
+        assert!(
+            verify("another fine password".into(), Some(h))
+                .await
+                .unwrap()
+        );
     }
 }

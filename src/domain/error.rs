@@ -249,6 +249,9 @@ impl From<crate::passwords::HashError> for Error {
                 Error::new(ErrorCode::ServiceBusy, err.to_string()).retry_after(1)
             }
             crate::passwords::HashError::Failed(detail) => Error::internal(detail),
+            crate::passwords::HashError::Guessable(_) => {
+                Error::new(ErrorCode::InvalidArgument, err.to_string())
+            }
         }
     }
 }

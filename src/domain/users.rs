@@ -581,7 +581,12 @@ impl Domain {
                 // refusal then leaves the vendor's record untouched too.
                 if let Some(password) = &input.password {
                     vendor
-                        .set_password(&project.id, &pin.vendor_resource_id, password)
+                        .set_password(
+                            &project.id,
+                            &pin.vendor_resource_id,
+                            &before.email,
+                            password,
+                        )
                         .await?;
                 }
                 if let Some(verified) = input.email_verified

@@ -563,6 +563,7 @@ impl IdentityVendor for Clerk {
         &self,
         _project_id: &str,
         vendor_user_id: &str,
+        _email: &str,
         password: &str,
     ) -> Result<()> {
         // The instance's password policy applies as it does on create

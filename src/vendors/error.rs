@@ -80,6 +80,7 @@ impl From<crate::passwords::HashError> for VendorError {
         match e {
             crate::passwords::HashError::Busy => VendorError::Busy,
             crate::passwords::HashError::Failed(detail) => VendorError::Internal(detail),
+            crate::passwords::HashError::Guessable(_) => VendorError::Invalid(e.to_string()),
         }
     }
 }

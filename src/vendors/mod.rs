@@ -394,11 +394,14 @@ pub trait IdentityVendor: Send + Sync {
         Err(unsupported(self.kind(), "auth.user.update phone_number"))
     }
 
-    /// Sets the user's password (already checked against the rules).
+    /// Sets the user's password (already checked against the rules);
+    /// `email` is the user's, for a policy that refuses a password made
+    /// from it.
     async fn set_password(
         &self,
         _project_id: &str,
         _vendor_user_id: &str,
+        _email: &str,
         _password: &str,
     ) -> Result<()> {
         Err(unsupported(self.kind(), "auth.user.update password"))

@@ -105,7 +105,10 @@ impl IdentityVendor for Native {
 
     async fn create_user(&self, project_id: &str, new: NewIdentity<'_>) -> Result<String> {
         let password_hash = match new.password {
-            Some(p) => Some(crate::passwords::hash(p.to_owned()).await?),
+            Some(p) => Some(
+                crate::passwords::hash_new(p.to_owned(), crate::passwords::email_words(new.email))
+                    .await?,
+            ),
             None => None,
         };
         self.store
@@ -179,9 +182,12 @@ impl IdentityVendor for Native {
         &self,
         project_id: &str,
         vendor_user_id: &str,
+        email: &str,
         password: &str,
     ) -> Result<()> {
-        let hash = crate::passwords::hash(password.to_owned()).await?;
+        let hash =
+            crate::passwords::hash_new(password.to_owned(), crate::passwords::email_words(email))
+                .await?;
         written(
             self.store
                 .set_native_password(project_id, vendor_user_id, hash)

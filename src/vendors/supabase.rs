@@ -537,6 +537,7 @@ impl IdentityVendor for Supabase {
         &self,
         _project_id: &str,
         vendor_user_id: &str,
+        _email: &str,
         password: &str,
     ) -> Result<()> {
         check_password_bytes(password)?;

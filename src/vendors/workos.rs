@@ -607,6 +607,7 @@ impl IdentityVendor for Workos {
         &self,
         _project_id: &str,
         vendor_user_id: &str,
+        _email: &str,
         password: &str,
     ) -> Result<()> {
         self.update_user(vendor_user_id, json!({"password": password}))

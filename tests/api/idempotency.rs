@@ -137,7 +137,7 @@ async fn concurrent_duplicates_have_one_effect(s: &Server, t: Transport) {
         let fut = s.call(
             t,
             "auth.user.create",
-            json!({"email": "race@example.com", "password": "race-password", "idempotency_key": "race"}),
+            json!({"email": "race@example.com", "password": "a race to the finish", "idempotency_key": "race"}),
         );
         tasks.push(fut);
     }
@@ -164,7 +164,7 @@ async fn concurrent_duplicates_have_one_effect(s: &Server, t: Transport) {
         .call(
             t,
             "auth.user.create",
-            json!({"email": "race@example.com", "password": "race-password", "idempotency_key": "race"}),
+            json!({"email": "race@example.com", "password": "a race to the finish", "idempotency_key": "race"}),
         )
         .await
         .unwrap();

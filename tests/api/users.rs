@@ -546,21 +546,31 @@ async fn phone_numbers_belong_to_one_user(s: &Server, t: Transport) {
 }
 contract!(phone_numbers_belong_to_one_user, vendors[clerk, supabase]);
 
-/// A vendor's own password policy (Clerk's and WorkOS's refuse breached
-/// passwords by default) holds on create and on update alike. Its refusal
-/// is `INVALID_ARGUMENT` with the vendor's reason, and it changes nothing:
-/// no user is made; an update that also marks the email verified and
-/// changes metadata leaves the index, the vendor's record, the user's
-/// sessions and the old password as they were.
-async fn vendor_password_policies_change_nothing_when_they_refuse(s: &Server, t: Transport) {
+/// A password policy holds on create and on update alike: the built-in
+/// provider's (zxcvbn: a password found within 10^8 guesses is refused)
+/// and a vendor's own (Clerk's and WorkOS's refuse breached passwords by
+/// default). Its refusal is `INVALID_ARGUMENT` with the reason, and it
+/// changes nothing: no user is made; an update that also marks the email
+/// verified and changes metadata leaves the index, the vendor's record,
+/// the user's sessions and the old password as they were.
+async fn password_policies_change_nothing_when_they_refuse(s: &Server, t: Transport) {
     use authmux_testkit::emulators::BREACHED_PASSWORDS;
-    const EMAIL: &str = "policy@example.com";
+    const EMAIL: &str = "zorblax.quintrell@example.com";
     const GOOD: &str = "a long enough password";
-    let vendor = s.vendor().as_str();
+    let vendor = s.vendor();
     let breached = BREACHED_PASSWORDS[0];
-    let refused = |e: authmux_testkit::ApiError| {
-        assert!(e.message.contains(vendor), "{e:?}");
-        assert!(e.message.contains("breach"), "the reason is named: {e:?}");
+    let refused = |e: authmux_testkit::ApiError| match vendor {
+        VendorKind::Native => {
+            let reason = e.message.split_once("password is too easy to guess: ");
+            assert!(
+                reason.is_some_and(|(_, why)| why.len() > 10),
+                "the reason is named: {e:?}"
+            );
+        }
+        _ => {
+            assert!(e.message.contains(vendor.as_str()), "{e:?}");
+            assert!(e.message.contains("breach"), "the reason is named: {e:?}");
+        }
     };
 
     refused(expect_err(
@@ -618,7 +628,9 @@ async fn vendor_password_policies_change_nothing_when_they_refuse(s: &Server, t:
         .await
         .unwrap()["vendor_record"]["user"]
         .clone();
-    let verified_at_vendor = match s.vendor() {
+    let verified_at_vendor = match vendor {
+        // The index is the built-in provider's record.
+        VendorKind::Native => false,
         VendorKind::Clerk => record["email_addresses"][0]["verification"]["status"] == "verified",
         VendorKind::Workos => record["email_verified"] == true,
         other => unreachable!("{other}"),
@@ -639,7 +651,35 @@ async fn vendor_password_policies_change_nothing_when_they_refuse(s: &Server, t:
     expect_err(login(breached).await, "AUTH_INVALID_CREDENTIALS");
     login(GOOD).await.unwrap();
 
-    if s.vendor() == VendorKind::Clerk {
+    if vendor == VendorKind::Native {
+        // Words an attacker takes from the user's own email, and patterns
+        // no breach list holds, are refused as well.
+        for (password, reason) in [
+            ("zorblax.quintrell", "Add another word"),
+            ("quintrell2026", "Add another word"),
+            ("zxcvbnmasdfgh", "commonly used"),
+            ("abcdefghijkl", "Sequences"),
+        ] {
+            let e = expect_err(
+                s.call(
+                    t,
+                    "auth.user.update",
+                    json!({"user_id": user, "password": password, "email_verified": true}),
+                )
+                .await,
+                "INVALID_ARGUMENT",
+            );
+            assert!(e.message.contains(reason), "{password}: {e:?}");
+            expect_err(login(password).await, "AUTH_INVALID_CREDENTIALS");
+        }
+        let got = s
+            .call(t, "auth.user.get", json!({"user_id": user}))
+            .await
+            .unwrap();
+        assert_eq!(got["email_verified"], false, "{got}");
+        login(GOOD).await.unwrap();
+    }
+    if vendor == VendorKind::Clerk {
         // bcrypt's 72 bytes: Clerk refuses more, under any policy.
         let e = expect_err(
             s.call(
@@ -692,8 +732,8 @@ async fn vendor_password_policies_change_nothing_when_they_refuse(s: &Server, t:
     );
 }
 contract!(
-    vendor_password_policies_change_nothing_when_they_refuse,
-    only vendors[clerk, workos]
+    password_policies_change_nothing_when_they_refuse,
+    vendors[clerk, workos]
 );
 
 /// A database whose users already share a phone number is left as it is
