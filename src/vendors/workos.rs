@@ -128,6 +128,8 @@ struct User {
     email_verified: bool,
     #[serde(default)]
     external_id: Option<String>,
+    #[serde(default)]
+    created_at: Option<String>,
 }
 
 /// A list reply.
@@ -176,6 +178,22 @@ struct ChallengeVerdict {
 #[derive(Deserialize)]
 struct MagicAuth {
     code: String,
+    user_id: String,
+    #[serde(default)]
+    created_at: Option<String>,
+}
+
+/// Whether `user`, found holding a Magic Auth code made at `code_made`, is
+/// a user that code's request signed up: no external id (authmux gives its
+/// users theirs) and made within seconds of the code.
+fn signed_up_by_code(user: &User, code_made: Option<&str>) -> bool {
+    let at = |t: Option<&str>| t.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+    match (at(user.created_at.as_deref()), at(code_made)) {
+        (Some(made), Some(code)) => {
+            user.external_id.is_none() && (made - code).num_seconds().abs() <= 5
+        }
+        _ => false,
+    }
 }
 
 /// A refusal, in any of WorkOS's shapes (`{code, message, errors}`,
@@ -743,7 +761,7 @@ impl IdentityVendor for Workos {
     /// an unverified user is set back to unverified afterwards.
     async fn create_session(
         &self,
-        _project_id: &str,
+        project_id: &str,
         vendor_user_id: &str,
         cx: SignInContext<'_>,
     ) -> Result<VendorSession> {
@@ -758,14 +776,39 @@ impl IdentityVendor for Workos {
                 Some(&json!({"email": email})),
             )
             .await?;
+        if magic.user_id != vendor_user_id {
+            // The email no longer names this user (deleted, or its email
+            // changed, since it was read): WorkOS made the code for another
+            // user, one it signs up when no user has the email (spec:
+            // `sign_up_not_allowed`). That code signs no one in here, and a
+            // user it signed up is removed again, so no account is left
+            // holding the email of a user being erased.
+            if let Ok(other) = self.user(&magic.user_id).await
+                && signed_up_by_code(&other, magic.created_at.as_deref())
+                && let Err(e) = self.delete_user(project_id, &other.id).await
+            {
+                tracing::warn!(error = %e, "could not remove a user a Magic Auth code signed up");
+            }
+            self.user(vendor_user_id).await?;
+            return Err(VendorError::Invalid(
+                "workos: the user's email changed during the sign-in; try again".into(),
+            ));
+        }
         let code = magic.code;
         let grant = json!({
             "grant_type": "urn:workos:oauth:grant-type:magic-auth:code",
             "code": code,
             "email": email,
         });
-        let opened = self.open(grant, cx).await;
-        if !user.email_verified {
+        let mut opened = self.open(grant, cx).await;
+        if let Err(VendorError::Invalid(_)) = opened {
+            // A code refused once it was made: most likely its user was
+            // deleted meanwhile, and its codes with it.
+            if let Err(gone @ VendorError::NotFound(_)) = self.user(vendor_user_id).await {
+                opened = Err(gone);
+            }
+        }
+        if !user.email_verified && !matches!(opened, Err(VendorError::NotFound(_))) {
             self.update_user(vendor_user_id, json!({"email_verified": false}))
                 .await?;
         }
@@ -845,5 +888,46 @@ impl IdentityVendor for Workos {
             ),
             jwks_headers: Vec::new(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(external_id: Option<&str>, created_at: &str) -> User {
+        User {
+            id: "user_1".into(),
+            email: "a@example.com".into(),
+            email_verified: false,
+            external_id: external_id.map(str::to_owned),
+            created_at: Some(created_at.to_owned()),
+        }
+    }
+
+    #[test]
+    fn only_an_account_the_code_made_counts_as_signed_up_by_it() {
+        let code = Some("2026-11-29T12:00:00.000Z");
+        // No external id, made with the code: the code's sign-up.
+        assert!(signed_up_by_code(
+            &user(None, "2026-11-29T12:00:01.250Z"),
+            code
+        ));
+        // authmux's own users carry their external id.
+        assert!(!signed_up_by_code(
+            &user(Some("usr_1"), "2026-11-29T12:00:00.000Z"),
+            code
+        ));
+        // An account that held the email before the code was made.
+        assert!(!signed_up_by_code(
+            &user(None, "2026-11-29T11:00:00.000Z"),
+            code
+        ));
+        // Times that can't be read decide nothing.
+        assert!(!signed_up_by_code(&user(None, "yesterday"), code));
+        assert!(!signed_up_by_code(
+            &user(None, "2026-11-29T12:00:00.000Z"),
+            None
+        ));
     }
 }

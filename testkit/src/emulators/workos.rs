@@ -375,7 +375,12 @@ async fn delete_user(State(db): State<Shared>, Path(uid): Path<String>) -> Respo
     let mut db = db.lock().unwrap();
     match db.users.remove(&uid) {
         Some(_) => {
+            // What belongs to the user goes with it: its factors, and its
+            // Magic Auth codes and pending sign-ins (each names its
+            // `user_id` in the spec), which can no longer sign anyone in.
             db.factors.retain(|_, (u, _)| *u != uid);
+            db.codes.retain(|_, u| *u != uid);
+            db.pending.retain(|_, u| *u != uid);
             StatusCode::OK.into_response()
         }
         None => not_found("User", &uid),
@@ -562,12 +567,35 @@ async fn delete_factor(State(db): State<Shared>, Path(fid): Path<String>) -> Res
     }
 }
 
+/// `POST /user_management/magic_auth`. An email no user has signs a new
+/// user up: the code is created for a user made then, with no external id
+/// (spec: the 400 `sign_up_not_allowed` for environments that turn sign-up
+/// off, and `MagicAuth.user_id` on every reply; workos/emulate
+/// `routes/magic-auth.ts`: "production creates the user at code-creation
+/// time").
 async fn magic_auth(State(db): State<Shared>, Json(b): Json<Value>) -> Response {
     let mut db = db.lock().unwrap();
     let email = b["email"].as_str().unwrap_or("").to_lowercase();
-    let Some(u) = db.users.values().find(|u| u.email == email).cloned() else {
-        return error(StatusCode::BAD_REQUEST, "user_not_found", "User not found.");
-    };
+    if !email.contains('@') {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "email is required",
+        );
+    }
+    let found = db.users.values().find(|u| u.email == email).cloned();
+    let u = found.unwrap_or_else(|| {
+        let u = User {
+            id: id("user"),
+            email: email.clone(),
+            email_verified: false,
+            password: None,
+            external_id: None,
+            created_at: now(),
+        };
+        db.users.insert(u.id.clone(), u.clone());
+        u
+    });
     let code = format!("{:06}", rand::random::<u32>() % 1_000_000);
     db.codes.insert(code.clone(), u.id.clone());
     // WorkOS emails the code unless the operator turned that off.

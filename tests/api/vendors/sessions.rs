@@ -335,3 +335,103 @@ async fn clerk_tokens_live_as_long_as_access_tokens() {
         );
     }
 }
+
+/// WorkOS's Magic Auth signs up an email no user has (spec: its 400
+/// `sign_up_not_allowed`; workos/emulate `routes/magic-auth.ts`). A server
+/// mint for a user deleted at WorkOS after authmux read it must neither
+/// sign in the account that makes nor leave it behind holding the erased
+/// user's email; and a code whose user is deleted before it is used signs
+/// no one in. Both answer `AUTH_USER_NOT_FOUND`.
+#[tokio::test]
+async fn workos_magic_auth_for_a_deleted_user_signs_up_no_one() {
+    let s = Server::start_vendor(Backend::Sqlite, VendorKind::Workos)
+        .await
+        .unwrap();
+    // A password sign-in of a user whose email is unverified sends, in
+    // order: the user read (for the email), the password grant (403
+    // email_verification_required: the password is right), the server
+    // mint's user read, the Magic Auth code, the code's grant. A server
+    // mint (any other method) for a verified user sends the last three.
+    // The user is deleted at WorkOS before the code is made, and after it
+    // was made but before it is used.
+    for (i, (verified, handled)) in [(false, 3), (true, 1), (true, 2)].into_iter().enumerate() {
+        let email = format!("magic-gone{i}@example.com");
+        deleted_at_workos_during_a_mint(&s, &email, verified, handled).await;
+    }
+}
+
+async fn deleted_at_workos_during_a_mint(s: &Server, email: &str, verified: bool, handled: u32) {
+    use authmux_testkit::emulators::workos::API_KEY;
+    let t = Transport::Rest;
+    let emulator = s.emulator.as_ref().unwrap();
+    let base = &emulator.base_url;
+    let http = reqwest::Client::new();
+    let holders = || async {
+        let list: serde_json::Value = http
+            .get(format!("{base}/user_management/users?email={email}"))
+            .bearer_auth(API_KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        list["data"].as_array().unwrap().len()
+    };
+    let user = s
+        .call(
+            t,
+            "auth.user.create",
+            json!({"email": email, "password": "correct horse battery"}),
+        )
+        .await
+        .unwrap()["user_id"]
+        .clone();
+    if verified {
+        s.call(
+            t,
+            "auth.user.update",
+            json!({"user_id": user, "email_verified": true}),
+        )
+        .await
+        .unwrap();
+    }
+    let at_workos = s
+        .call(t, "auth.user.export", json!({"user_id": user}))
+        .await
+        .unwrap()["vendor_record"]["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(holders().await, 1);
+
+    // The replies of the requests before the delete are held back; the
+    // delete goes through once the last of them was handled.
+    let before = emulator.requests();
+    {
+        let mut f = emulator.faults.lock().unwrap();
+        f.slow_replies = handled;
+        f.latency_after = std::time::Duration::from_millis(500);
+    }
+    let delete_at_workos = async {
+        while emulator.requests() < before + handled {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let r = http
+            .delete(format!("{base}/user_management/users/{at_workos}"))
+            .bearer_auth(API_KEY)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+    };
+    let sign_in = if verified {
+        json!({"user_id": user, "method": "server"})
+    } else {
+        json!({"user_id": user, "method": "password", "password": "correct horse battery"})
+    };
+    let (signed_in, ()) = tokio::join!(s.call(t, "auth.session.create", sign_in), delete_at_workos);
+    expect_err(signed_in, "AUTH_USER_NOT_FOUND");
+    assert_eq!(holders().await, 0, "no account holds the email");
+}
