@@ -19,6 +19,7 @@ mod m20261127_000013_user_deletion;
 mod m20261129_000014_byok_issuers;
 mod m20261129_000015_unique_phone_numbers;
 mod m20261129_000016_password_versions;
+mod m20261130_000017_idempotent_replies_erased;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000014_byok_issuers::Migration),
             Box::new(m20261129_000015_unique_phone_numbers::Migration),
             Box::new(m20261129_000016_password_versions::Migration),
+            Box::new(m20261130_000017_idempotent_replies_erased::Migration),
         ]
     }
 }

@@ -2,7 +2,8 @@
 //! same key replays the first reply without a second effect. A request is
 //! recognised by a keyed fingerprint (HMAC under a subkey of the master
 //! key), so what is stored can't be reversed with a dictionary; calls that
-//! check a credential check it before they get here, on every attempt.
+//! check a credential check it before they get here, on every attempt. A
+//! reply about a user is erased with the user.
 
 use std::future::Future;
 
@@ -40,6 +41,28 @@ impl Domain {
         operation: &str,
         key: Option<&str>,
         request: &impl Serialize,
+        op: F,
+    ) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        self.idempotent_about(project, operation, key, request, |_| None, op)
+            .await
+    }
+
+    /// [`Domain::idempotent`] for an operation whose reply is about a user
+    /// (`about` names it): the stored reply is erased with the user, and a
+    /// repeat after that is `AUTH_USER_NOT_FOUND`, still with no second
+    /// effect.
+    pub(crate) async fn idempotent_about<T, F, Fut>(
+        &self,
+        project: &Project,
+        operation: &str,
+        key: Option<&str>,
+        request: &impl Serialize,
+        about: impl FnOnce(&T) -> Option<String>,
         op: F,
     ) -> Result<T>
     where
@@ -89,9 +112,20 @@ impl Domain {
             Ok(reply) => {
                 let bytes = serde_json::to_vec(&reply).map_err(Error::internal)?;
                 let sealed = self.master.seal(&bytes, &context);
-                self.store
-                    .complete_idempotency_key(&project.id, key, sealed)
-                    .await?;
+                match about(&reply) {
+                    // Not stored when the user was deleted meanwhile: the
+                    // reply goes to this caller only.
+                    Some(user_id) => {
+                        self.store
+                            .complete_idempotency_key_about(&project.id, key, sealed, &user_id)
+                            .await?;
+                    }
+                    None => {
+                        self.store
+                            .complete_idempotency_key(&project.id, key, sealed)
+                            .await?
+                    }
+                }
                 Ok(reply)
             }
             Err(err) => {
@@ -122,6 +156,8 @@ impl Domain {
                 request_hash: request_hash.to_owned(),
                 response: None,
                 created_at: now,
+                user_id: None,
+                erased: false,
             };
             if self.store.claim_idempotency_key(row).await? {
                 return Ok(Claim::Claimed(now));
@@ -141,6 +177,15 @@ impl Domain {
                     ErrorCode::IdempotencyKeyReused,
                     format!(
                         "idempotency key {key:?} was used with a different request in the last 24 hours"
+                    ),
+                ));
+            }
+            if existing.erased {
+                return Err(Error::new(
+                    ErrorCode::AuthUserNotFound,
+                    format!(
+                        "user {} was deleted, and the reply stored under idempotency key {key:?} was erased with it",
+                        existing.user_id.as_deref().unwrap_or("?")
                     ),
                 ));
             }

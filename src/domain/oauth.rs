@@ -477,11 +477,12 @@ impl Domain {
             return Err(state_invalid());
         }
         let input = &input;
-        self.idempotent(
+        self.idempotent_about(
             project,
             "oauth.complete",
             idempotency_key,
             input,
+            |done: &Completed| Some(done.user.id.clone()),
             move || async move {
                 let id = sha256_hex(input.state.as_bytes());
                 match (&input.code, &input.error) {

@@ -294,11 +294,12 @@ impl Domain {
 
         let (input, email, metadata, metadata_text, candidates) =
             (&input, &email, &metadata, &metadata_text, &candidates);
-        self.idempotent(
+        self.idempotent_about(
             project,
             "user.create",
             idempotency_key,
             input,
+            |user: &User| Some(user.id.clone()),
             move || async move {
                 let email_lower = super::text::email_key(email)?;
                 let exists = || {
@@ -546,11 +547,12 @@ impl Domain {
         }
         let input = &input;
         let request = (user_id, input);
-        self.idempotent(
+        self.idempotent_about(
             project,
             "user.update",
             idempotency_key,
             &request,
+            |user: &User| Some(user.id.clone()),
             move || async move {
                 let phone = input
                     .phone_number

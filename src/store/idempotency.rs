@@ -1,9 +1,12 @@
 //! Idempotency records: one row per (project, key), claimed before the
 //! operation runs and completed with its (encrypted) reply.
 
-use sea_orm::{ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, sea_query::Expr};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect,
+    sea_query::Expr,
+};
 
-use super::entity::idempotency_keys;
+use super::entity::{idempotency_keys, users};
 use super::{ByKey, Store, StoreError, StoreResult};
 
 impl Store {
@@ -49,6 +52,41 @@ impl Store {
         Ok(())
     }
 
+    /// Stores the reply of a claimed key that is about `user_id`, noting
+    /// the user, so that the user's deletion erases the reply (see
+    /// [`erase_idempotent_replies`]). The user's row is share-locked
+    /// meanwhile, as a sign-in does: a deletion either erases after this
+    /// commits, or has erased already, and then the reply is not stored
+    /// (the record is marked erased). Answers whether it was stored.
+    pub async fn complete_idempotency_key_about(
+        &self,
+        project_id: &str,
+        key: &str,
+        response: Vec<u8>,
+        user_id: &str,
+    ) -> StoreResult<bool> {
+        let txn = self.write_txn().await?;
+        let live = users::Entity::find_by_id(user_id.to_owned())
+            .filter(users::Column::ProjectId.eq(project_id))
+            .lock_shared()
+            .by_key(&txn)
+            .await?
+            .is_some();
+        idempotency_keys::Entity::update_many()
+            .col_expr(
+                idempotency_keys::Column::Response,
+                Expr::value(live.then_some(response)),
+            )
+            .col_expr(idempotency_keys::Column::UserId, Expr::value(user_id))
+            .col_expr(idempotency_keys::Column::Erased, Expr::value(!live))
+            .filter(idempotency_keys::Column::ProjectId.eq(project_id))
+            .filter(idempotency_keys::Column::Key.eq(key))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(live)
+    }
+
     /// Releases a key whose record was created at `created_at` (a failed
     /// operation, or an expired record); a newer record is left alone.
     pub async fn release_idempotency_key(
@@ -74,4 +112,25 @@ impl Store {
             .await?;
         Ok(res.rows_affected)
     }
+}
+
+/// Erases, within a user's deletion, the stored replies about the user:
+/// each keeps its key and fingerprint (a repeat is still recognised) but
+/// no longer its reply.
+pub(super) async fn erase_idempotent_replies(
+    db: &impl ConnectionTrait,
+    project_id: &str,
+    user_id: &str,
+) -> StoreResult<()> {
+    idempotency_keys::Entity::update_many()
+        .col_expr(
+            idempotency_keys::Column::Response,
+            Expr::value(Option::<Vec<u8>>::None),
+        )
+        .col_expr(idempotency_keys::Column::Erased, Expr::value(true))
+        .filter(idempotency_keys::Column::ProjectId.eq(project_id))
+        .filter(idempotency_keys::Column::UserId.eq(user_id))
+        .exec(db)
+        .await?;
+    Ok(())
 }

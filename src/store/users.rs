@@ -204,6 +204,7 @@ impl Store {
             .filter(identities::Column::UserId.eq(user_id))
             .exec(&txn)
             .await?;
+        super::idempotency::erase_idempotent_replies(&txn, project_id, user_id).await?;
         super::events::append(&txn, announce(&revoked)).await?;
         txn.commit().await?;
         Ok(Some(revoked))

@@ -205,6 +205,8 @@ async fn keys_expire_after_a_day(s: &Server, t: Transport) {
             request_hash: "0".repeat(64),
             response: None,
             created_at: s.domain.clock().now_millis() - 25 * 60 * 60 * 1000,
+            user_id: None,
+            erased: false,
         })
         .await
         .unwrap();
@@ -226,29 +228,154 @@ async fn keys_expire_after_a_day(s: &Server, t: Transport) {
 
 contract!(keys_expire_after_a_day, vendors);
 
-/// A stored reply outlives the user it names for the key's 24 hours: a
-/// repeat of the user's creation gets the first reply (no second user),
-/// while a keyed call on the deleted user finds no user first.
-async fn replies_after_the_user_is_deleted(s: &Server, t: Transport) {
-    let create = json!({"email": "gone@example.com", "idempotency_key": "create-gone"});
-    let first = s.call(t, "auth.user.create", create.clone()).await.unwrap();
-    let id = first["user_id"].clone();
-    let update = json!({"user_id": id, "metadata": {"a": 1}, "idempotency_key": "update-gone"});
-    s.call(t, "auth.user.update", update.clone()).await.unwrap();
-    s.call(t, "auth.user.delete", json!({"user_id": id}))
+/// The stored replies about a user (its creation, its updates, its
+/// sign-ins) are erased with the user: each record keeps its key and
+/// fingerprint, so a repeat makes no second user and a different request
+/// under the key is still refused, but the reply, with the email, metadata
+/// and tokens it carried, is gone. The delete's own reply (which names no
+/// one) stays.
+async fn replies_are_erased_with_their_user(s: &Server, t: Transport) {
+    let project = s
+        .domain
+        .authenticate(Some(&format!("Bearer {}", s.key)))
         .await
         .unwrap();
+    let record = |key: &'static str| {
+        let project = project.id.clone();
+        async move {
+            s.domain
+                .store()
+                .idempotency_record(&project, key)
+                .await
+                .unwrap()
+                .expect("the record")
+        }
+    };
+    let create = json!({"email": "gone@example.com", "password": "correct horse battery",
+                        "metadata": {"plan": "pro"}, "idempotency_key": "create-gone"});
+    let first = s.call(t, "auth.user.create", create.clone()).await.unwrap();
+    let id = first["user_id"].clone();
+    // Supabase opens sessions for confirmed emails only.
+    let update = json!({"user_id": id, "metadata": {"a": 1}, "email_verified": true,
+                        "idempotency_key": "update-gone"});
+    s.call(t, "auth.user.update", update.clone()).await.unwrap();
+    let sign_in = json!({"user_id": id, "method": "password", "password": "correct horse battery",
+                         "idempotency_key": "sign-in-gone"});
+    s.call(t, "auth.session.create", sign_in.clone())
+        .await
+        .unwrap();
+    for key in ["create-gone", "update-gone", "sign-in-gone"] {
+        let r = record(key).await;
+        assert!(r.response.is_some() && !r.erased, "{key}: {r:?}");
+        assert_eq!(r.user_id.as_deref(), id.as_str(), "{key}");
+    }
 
-    assert_eq!(s.call(t, "auth.user.create", create).await.unwrap(), first);
-    expect_err(
-        s.call(t, "auth.user.get", json!({"user_id": id})).await,
+    let delete = json!({"user_id": id, "idempotency_key": "delete-gone"});
+    let deleted = s.call(t, "auth.user.delete", delete.clone()).await.unwrap();
+    for key in ["create-gone", "update-gone", "sign-in-gone"] {
+        let r = record(key).await;
+        assert!(r.response.is_none() && r.erased, "{key}: {r:?}");
+    }
+    assert!(record("delete-gone").await.response.is_some());
+
+    let e = expect_err(
+        s.call(t, "auth.user.create", create).await,
         "AUTH_USER_NOT_FOUND",
     );
+    assert!(e.message.contains("erased"), "{e:?}");
     let list = s.call(t, "auth.user.list", json!({})).await.unwrap();
     assert_eq!(list["items"], json!([]), "no second user");
+    expect_err(
+        s.call(
+            t,
+            "auth.user.create",
+            json!({"email": "other@example.com", "idempotency_key": "create-gone"}),
+        )
+        .await,
+        "IDEMPOTENCY_KEY_REUSED",
+    );
     expect_err(
         s.call(t, "auth.user.update", update).await,
         "AUTH_USER_NOT_FOUND",
     );
+    expect_err(
+        s.call(t, "auth.session.create", sign_in).await,
+        "AUTH_USER_NOT_FOUND",
+    );
+    assert_eq!(
+        s.call(t, "auth.user.delete", delete).await.unwrap(),
+        deleted
+    );
 }
-contract!(replies_after_the_user_is_deleted);
+contract!(replies_are_erased_with_their_user, vendors);
+
+/// A keyed sign-in racing its user's delete: the sign-in either fails
+/// (its key released) or its reply, stored before or after the erasure,
+/// ends up erased. No trial leaves the reply behind the erasure.
+async fn a_reply_stored_racing_the_delete_is_erased(s: &Server, t: Transport) {
+    let project = s
+        .domain
+        .authenticate(Some(&format!("Bearer {}", s.key)))
+        .await
+        .unwrap();
+    for i in 0..16 {
+        let user = s
+            .call(
+                t,
+                "auth.user.create",
+                json!({"email": format!("race-gone{i}@example.com"),
+                       "password": "correct horse battery"}),
+            )
+            .await
+            .unwrap()["user_id"]
+            .clone();
+        if s.vendor() == authmux::vendors::VendorKind::Supabase {
+            // Supabase opens sessions for confirmed emails only.
+            s.call(
+                t,
+                "auth.user.update",
+                json!({"user_id": user, "email_verified": true}),
+            )
+            .await
+            .unwrap();
+        }
+        let key = format!("race-gone-{i}");
+        let sign_in = json!({"user_id": user, "method": "password",
+                             "password": "correct horse battery", "idempotency_key": key});
+        let sign_ins = || s.call(t, "auth.session.create", sign_in.clone());
+        let (a, b, deleted) = tokio::join!(
+            sign_ins(),
+            sign_ins(),
+            s.call(t, "auth.user.delete", json!({"user_id": user})),
+        );
+        deleted.unwrap();
+        let record = s
+            .domain
+            .store()
+            .idempotency_record(&project.id, &key)
+            .await
+            .unwrap();
+        if let Some(r) = &record {
+            assert!(
+                r.response.is_none() && r.erased,
+                "trial {i}: a reply outlived the erasure ({}, erased: {})",
+                r.operation,
+                r.erased
+            );
+        }
+        for r in [a, b] {
+            if let Err(e) = r {
+                assert!(
+                    [
+                        "AUTH_USER_NOT_FOUND",
+                        "AUTH_INVALID_CREDENTIALS",
+                        "IDEMPOTENCY_KEY_IN_USE"
+                    ]
+                    .contains(&e.code.as_str()),
+                    "trial {i}: {e:?}"
+                );
+            }
+        }
+    }
+}
+contract!(a_reply_stored_racing_the_delete_is_erased, vendors);

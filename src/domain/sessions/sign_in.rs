@@ -222,11 +222,13 @@ impl Domain {
             }
         }
 
-        self.idempotent(
+        let about = user.id.clone();
+        self.idempotent_about(
             project,
             "session.create",
             idempotency_key,
             input,
+            |_| Some(about),
             move || async move {
                 let vs = opened.lock().unwrap_or_else(|p| p.into_inner()).take();
                 self.mint(project, user, method, with_mfa, vendor, pin, vs, cx)

@@ -13,6 +13,10 @@ pub struct Model {
     pub request_hash: String,
     pub response: Option<Vec<u8>>,
     pub created_at: i64,
+    /// The user the stored reply is about, if any.
+    pub user_id: Option<String>,
+    /// The reply was erased with its user.
+    pub erased: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
