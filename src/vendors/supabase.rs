@@ -116,10 +116,17 @@ struct Users {
     users: Vec<User>,
 }
 
-/// `POST /admin/generate_link`.
+/// `POST /admin/generate_link`: the link and, flattened beside it, the
+/// user it is for (internal/api/mail.go, `GenerateLinkResponse`).
 #[derive(Deserialize)]
 struct Link {
     hashed_token: String,
+    /// The user's id.
+    id: String,
+    /// `magiclink`, or `signup` when no user had the email and GoTrue made
+    /// one.
+    #[serde(default)]
+    verification_type: String,
 }
 
 /// A refusal: GoTrue's `{code, error_code, msg}` or the OAuth form.
@@ -634,7 +641,7 @@ impl IdentityVendor for Supabase {
     /// rather than changed.
     async fn create_session(
         &self,
-        _project_id: &str,
+        project_id: &str,
         vendor_user_id: &str,
         cx: SignInContext<'_>,
     ) -> Result<VendorSession> {
@@ -652,6 +659,22 @@ impl IdentityVendor for Supabase {
                 Some(&json!({"type": "magiclink", "email": email})),
             )
             .await?;
+        if link.id != vendor_user_id || link.verification_type != "magiclink" {
+            // The email no longer names this user (deleted, or its email
+            // changed, since it was read). For an email no user has,
+            // GoTrue signs one up (mail.go, adminGenerateLink); that user
+            // is removed again, so none is left holding the email of a
+            // user being erased, and no link is used.
+            if link.verification_type == "signup"
+                && let Err(e) = self.delete_user(project_id, &link.id).await
+            {
+                tracing::warn!(error = %e, "could not remove a user a magic link signed up");
+            }
+            self.user(vendor_user_id).await?;
+            return Err(VendorError::Invalid(
+                "supabase: the user's email changed during the sign-in; try again".into(),
+            ));
+        }
         let hashed = link.hashed_token;
         let (status, reply) = self
             .send(
@@ -664,6 +687,11 @@ impl IdentityVendor for Supabase {
             )
             .await?;
         if !status.is_success() {
+            // A link refused once it was made: most likely its user was
+            // deleted meanwhile, and its tokens with it.
+            if let Err(gone @ VendorError::NotFound(_)) = self.user(vendor_user_id).await {
+                return Err(gone);
+            }
             return Err(supabase_error(status, &reply));
         }
         self.session_from(reply)

@@ -516,8 +516,14 @@ async fn update_user(
 }
 
 async fn delete_user(State(db): State<Shared>, Path(id): Path<String>) -> Response {
-    match db.lock().unwrap().users.remove(&id) {
-        Some(_) => Json(json!({})).into_response(),
+    let mut db = db.lock().unwrap();
+    match db.users.remove(&id) {
+        Some(_) => {
+            // Its one-time tokens are columns of its row (mail.go) and go
+            // with it.
+            db.links.retain(|_, u| *u != id);
+            Json(json!({})).into_response()
+        }
         None => error(StatusCode::NOT_FOUND, "user_not_found", "User not found"),
     }
 }
@@ -529,26 +535,45 @@ async fn factors(State(db): State<Shared>, Path(id): Path<String>) -> Response {
     }
 }
 
+/// `POST /admin/generate_link`, `type: magiclink`. For an email no user
+/// has, GoTrue signs one up instead (internal/api/mail.go,
+/// adminGenerateLink: the type becomes `signup`, a user is made with a
+/// random password, unconfirmed, and the link's token is a confirmation
+/// token); verify.go accepts a `magiclink` verify only with a recovery
+/// token, so that link signs no one in as a magic link.
 async fn generate_link(State(db): State<Shared>, Json(b): Json<Value>) -> Response {
     let mut db = db.lock().unwrap();
     let email = b["email"].as_str().unwrap_or("").to_lowercase();
-    let Some(u) = db.users.values().find(|u| u.email == email).cloned() else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "user_not_found",
-            "User with this email not found",
-        );
+    let (u, kind) = match db.users.values().find(|u| u.email == email).cloned() {
+        Some(u) => (u, "magiclink"),
+        None => {
+            let u = User {
+                id: uuid::Uuid::now_v7().to_string(),
+                email,
+                password: Some(authmux::crypto::random_token(32)),
+                email_confirmed_at: None,
+                user_metadata: Map::new(),
+                app_metadata: Map::from_iter([
+                    ("provider".to_owned(), json!("email")),
+                    ("providers".to_owned(), json!(["email"])),
+                ]),
+                phone: String::new(),
+                identity_id: uuid::Uuid::now_v7().to_string(),
+                created_at: now(),
+            };
+            db.users.insert(u.id.clone(), u.clone());
+            (u, "signup")
+        }
     };
     let hashed = authmux::crypto::random_token(24);
-    db.links.insert(hashed.clone(), u.id.clone());
+    if kind == "magiclink" {
+        db.links.insert(hashed.clone(), u.id.clone());
+    }
     let mut out = user_json(&u);
-    out["action_link"] = json!(format!(
-        "{}/verify?token={hashed}&type=magiclink",
-        db.issuer
-    ));
+    out["action_link"] = json!(format!("{}/verify?token={hashed}&type={kind}", db.issuer));
     out["email_otp"] = json!("123456");
     out["hashed_token"] = json!(hashed);
-    out["verification_type"] = json!("magiclink");
+    out["verification_type"] = json!(kind);
     out["redirect_to"] = json!("http://localhost:3000");
     Json(out).into_response()
 }

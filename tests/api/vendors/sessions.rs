@@ -336,12 +336,14 @@ async fn clerk_tokens_live_as_long_as_access_tokens() {
     }
 }
 
-/// WorkOS's Magic Auth signs up an email no user has (spec: its 400
-/// `sign_up_not_allowed`; workos/emulate `routes/magic-auth.ts`). A server
-/// mint for a user deleted at WorkOS after authmux read it must neither
-/// sign in the account that makes nor leave it behind holding the erased
-/// user's email; and a code whose user is deleted before it is used signs
-/// no one in. Both answer `AUTH_USER_NOT_FOUND`.
+/// WorkOS's Magic Auth and GoTrue's magic link sign up an email no user
+/// has (WorkOS: spec, the 400 `sign_up_not_allowed`, and workos/emulate
+/// `routes/magic-auth.ts`; GoTrue: internal/api/mail.go,
+/// adminGenerateLink). A server mint for a user deleted at the vendor
+/// after authmux read it must neither sign in the account that makes nor
+/// leave it behind holding the erased user's email; and a code or link
+/// whose user is deleted before it is used signs no one in. Both answer
+/// `AUTH_USER_NOT_FOUND`.
 #[tokio::test]
 async fn workos_magic_auth_for_a_deleted_user_signs_up_no_one() {
     let s = Server::start_vendor(Backend::Sqlite, VendorKind::Workos)
@@ -356,29 +358,61 @@ async fn workos_magic_auth_for_a_deleted_user_signs_up_no_one() {
     // was made but before it is used.
     for (i, (verified, handled)) in [(false, 3), (true, 1), (true, 2)].into_iter().enumerate() {
         let email = format!("magic-gone{i}@example.com");
-        deleted_at_workos_during_a_mint(&s, &email, verified, handled).await;
+        deleted_at_the_vendor_during_a_mint(&s, &email, verified, handled).await;
     }
 }
 
-async fn deleted_at_workos_during_a_mint(s: &Server, email: &str, verified: bool, handled: u32) {
-    use authmux_testkit::emulators::workos::API_KEY;
+/// The same for Supabase, whose server mint (confirmed users only) reads
+/// the user, generates a magic link and verifies it.
+#[tokio::test]
+async fn supabase_magic_link_for_a_deleted_user_signs_up_no_one() {
+    let s = Server::start_vendor(Backend::Sqlite, VendorKind::Supabase)
+        .await
+        .unwrap();
+    for (i, handled) in [1, 2].into_iter().enumerate() {
+        let email = format!("link-gone{i}@example.com");
+        deleted_at_the_vendor_during_a_mint(&s, &email, true, handled).await;
+    }
+}
+
+/// A user deleted at the vendor (not through authmux) once `handled` of
+/// the sign-in's vendor requests were handled; the sign-in is a password
+/// one for an unverified user, a server mint for a verified one.
+async fn deleted_at_the_vendor_during_a_mint(
+    s: &Server,
+    email: &str,
+    verified: bool,
+    handled: u32,
+) {
+    use authmux_testkit::emulators::{supabase, workos};
     let t = Transport::Rest;
     let emulator = s.emulator.as_ref().unwrap();
     let base = &emulator.base_url;
     let http = reqwest::Client::new();
+    let admin = |req: reqwest::RequestBuilder| match s.vendor() {
+        VendorKind::Workos => req.bearer_auth(workos::API_KEY),
+        _ => req.header("apikey", supabase::SERVICE_ROLE_KEY),
+    };
+    let users = match s.vendor() {
+        VendorKind::Workos => "user_management/users",
+        _ => "admin/users",
+    };
     let holders = || async {
-        let list: serde_json::Value = http
-            .get(format!("{base}/user_management/users?email={email}"))
-            .bearer_auth(API_KEY)
+        let list: serde_json::Value = admin(http.get(format!("{base}/{users}")))
             .send()
             .await
             .unwrap()
             .json()
             .await
             .unwrap();
-        list["data"].as_array().unwrap().len()
+        let all = list.get("data").or(list.get("users")).unwrap();
+        all.as_array()
+            .unwrap()
+            .iter()
+            .filter(|u| u["email"] == email)
+            .count()
     };
-    let user = s
+    let created = s
         .call(
             t,
             "auth.user.create",
@@ -391,13 +425,13 @@ async fn deleted_at_workos_during_a_mint(s: &Server, email: &str, verified: bool
         s.call(
             t,
             "auth.user.update",
-            json!({"user_id": user, "email_verified": true}),
+            json!({"user_id": created, "email_verified": true}),
         )
         .await
         .unwrap();
     }
-    let at_workos = s
-        .call(t, "auth.user.export", json!({"user_id": user}))
+    let at_vendor = s
+        .call(t, "auth.user.export", json!({"user_id": created}))
         .await
         .unwrap()["vendor_record"]["user"]["id"]
         .as_str()
@@ -413,25 +447,23 @@ async fn deleted_at_workos_during_a_mint(s: &Server, email: &str, verified: bool
         f.slow_replies = handled;
         f.latency_after = std::time::Duration::from_millis(500);
     }
-    let delete_at_workos = async {
+    let delete_at_vendor = async {
         while emulator.requests() < before + handled {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        let r = http
-            .delete(format!("{base}/user_management/users/{at_workos}"))
-            .bearer_auth(API_KEY)
+        let r = admin(http.delete(format!("{base}/{users}/{at_vendor}")))
             .send()
             .await
             .unwrap();
         assert!(r.status().is_success(), "{}", r.status());
     };
     let sign_in = if verified {
-        json!({"user_id": user, "method": "server"})
+        json!({"user_id": created, "method": "server"})
     } else {
-        json!({"user_id": user, "method": "password", "password": "correct horse battery"})
+        json!({"user_id": created, "method": "password", "password": "correct horse battery"})
     };
-    let (signed_in, ()) = tokio::join!(s.call(t, "auth.session.create", sign_in), delete_at_workos);
+    let (signed_in, ()) = tokio::join!(s.call(t, "auth.session.create", sign_in), delete_at_vendor);
     expect_err(signed_in, "AUTH_USER_NOT_FOUND");
     assert_eq!(holders().await, 0, "no account holds the email");
 }
