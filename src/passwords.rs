@@ -3,7 +3,8 @@
 //! a short queue. A burst of sign-ins waits in the queue (or is told to come
 //! back) instead of spawning a thread per request; and each thread hashes
 //! in one 19 MiB buffer of its own, allocated once, so memory stays at
-//! cores × 19 MiB however many sign-ins come.
+//! cores × 19 MiB however many sign-ins come. A new password is first
+//! weighed by zxcvbn on the same threads, and refused when easy to guess.
 
 use std::cell::RefCell;
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};

@@ -57,14 +57,14 @@ impl Store {
     /// [`erase_idempotent_replies`]). The user's row is share-locked
     /// meanwhile, as a sign-in does: a deletion either erases after this
     /// commits, or has erased already, and then the reply is not stored
-    /// (the record is marked erased). Answers whether it was stored.
+    /// (the record is marked erased).
     pub async fn complete_idempotency_key_about(
         &self,
         project_id: &str,
         key: &str,
         response: Vec<u8>,
         user_id: &str,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<()> {
         let txn = self.write_txn().await?;
         let live = users::Entity::find_by_id(user_id.to_owned())
             .filter(users::Column::ProjectId.eq(project_id))
@@ -84,7 +84,7 @@ impl Store {
             .exec(&txn)
             .await?;
         txn.commit().await?;
-        Ok(live)
+        Ok(())
     }
 
     /// Releases a key whose record was created at `created_at` (a failed

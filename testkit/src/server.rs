@@ -167,6 +167,14 @@ impl Server {
         self.vendor
     }
 
+    /// The project the test's API key belongs to.
+    pub async fn project(&self) -> authmux::domain::Project {
+        self.domain
+            .authenticate(Some(&format!("Bearer {}", self.key)))
+            .await
+            .unwrap()
+    }
+
     /// Starts a server with the given settings, keeping `dir` alive.
     pub async fn start_on(dir: tempfile::TempDir, settings: Settings) -> Server {
         let database_url = settings.database_url().unwrap();

@@ -892,13 +892,6 @@ contract!(mutations_racing_delete, |c| c
     .refresh_cooldown_secs = 0);
 
 /// The project the server's API key opens.
-async fn project_of(s: &Server) -> authmux::domain::Project {
-    s.domain
-        .authenticate(Some(&format!("Bearer {}", s.key)))
-        .await
-        .unwrap()
-}
-
 /// Calls that raced a user's delete: each went first or found no user.
 fn went_first_or_found_no_user<const N: usize>(
     trial: usize,
@@ -916,7 +909,7 @@ fn went_first_or_found_no_user<const N: usize>(
 /// (neither writes back a stale copy of the other's), and either of them
 /// racing the user's delete leaves no credentials behind: erasure holds.
 async fn credential_writes_race(s: &Server, t: Transport) {
-    let (project, store) = (project_of(s).await, s.domain.store());
+    let (project, store) = (s.project().await, s.domain.store());
     for i in 0..6 {
         let user = user_with_password(s, t, &format!("cred{i}@example.com")).await;
         let password = format!("new password {i}");
@@ -997,7 +990,7 @@ contract!(credential_writes_race);
 /// done, none of it is left (the erasure takes the whole ledger), and each
 /// consent call either went first or answers `AUTH_USER_NOT_FOUND`.
 async fn consent_racing_delete(s: &Server, t: Transport) {
-    let (project, store) = (project_of(s).await, s.domain.store());
+    let (project, store) = (s.project().await, s.domain.store());
     for i in 0..8 {
         let user = create_user(s, t, &format!("consent-race{i}@example.com")).await["user_id"]
             .as_str()

@@ -164,12 +164,7 @@ async fn every_change_is_announced(s: &Server, t: Transport) {
         ]
     );
     let key_id = s.domain.list_api_keys().await.unwrap()[0].key_id.clone();
-    let project_id = s
-        .domain
-        .authenticate(Some(&format!("Bearer {}", s.key)))
-        .await
-        .unwrap()
-        .id;
+    let project_id = s.project().await.id;
     for e in &events {
         assert!(e["id"].as_str().unwrap().starts_with("evt_"), "{e}");
         assert_eq!(e["api_key_id"], json!(key_id), "{e}");

@@ -189,11 +189,7 @@ contract!(concurrent_duplicates_have_one_effect, vendors);
 
 async fn keys_expire_after_a_day(s: &Server, t: Transport) {
     use authmux::store::entity::idempotency_keys;
-    let project = s
-        .domain
-        .authenticate(Some(&format!("Bearer {}", s.key)))
-        .await
-        .unwrap();
+    let project = s.project().await;
     // A record left 25 hours ago by another request under the same key.
     let claimed = s
         .domain
@@ -235,11 +231,7 @@ contract!(keys_expire_after_a_day, vendors);
 /// and tokens it carried, is gone. The delete's own reply (which names no
 /// one) stays.
 async fn replies_are_erased_with_their_user(s: &Server, t: Transport) {
-    let project = s
-        .domain
-        .authenticate(Some(&format!("Bearer {}", s.key)))
-        .await
-        .unwrap();
+    let project = s.project().await;
     let record = |key: &'static str| {
         let project = project.id.clone();
         async move {
@@ -313,11 +305,7 @@ contract!(replies_are_erased_with_their_user, vendors);
 /// (its key released) or its reply, stored before or after the erasure,
 /// ends up erased. No trial leaves the reply behind the erasure.
 async fn a_reply_stored_racing_the_delete_is_erased(s: &Server, t: Transport) {
-    let project = s
-        .domain
-        .authenticate(Some(&format!("Bearer {}", s.key)))
-        .await
-        .unwrap();
+    let project = s.project().await;
     for i in 0..16 {
         let user = s
             .call(
