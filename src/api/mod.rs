@@ -42,7 +42,9 @@ impl Api {
 pub fn grpc_code(code: ErrorCode) -> tonic::Code {
     use tonic::Code;
     match code {
-        ErrorCode::InvalidArgument | ErrorCode::AuthVendorRequired => Code::InvalidArgument,
+        ErrorCode::InvalidArgument
+        | ErrorCode::AuthVendorRequired
+        | ErrorCode::AuthPasswordRejected => Code::InvalidArgument,
         ErrorCode::AuthInvalidApiKey
         | ErrorCode::AuthInvalidCredentials
         | ErrorCode::AuthMfaRequired

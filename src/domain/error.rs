@@ -17,6 +17,9 @@ pub enum ErrorCode {
     /// Another user holds that phone number (in the project, or at the
     /// vendor holding the user).
     AuthPhoneNumberTaken,
+    /// The provider's password policy refused a new password (easy to
+    /// guess, breached, too long for bcrypt).
+    AuthPasswordRejected,
     /// `mode: "byok"` was asked for without naming a vendor.
     AuthVendorRequired,
     /// The vendor named has no credentials configured.
@@ -83,12 +86,13 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and round-trip tests.
-    pub const ALL: [ErrorCode; 34] = [
+    pub const ALL: [ErrorCode; 35] = [
         ErrorCode::InvalidArgument,
         ErrorCode::AuthInvalidApiKey,
         ErrorCode::AuthUserNotFound,
         ErrorCode::AuthUserExists,
         ErrorCode::AuthPhoneNumberTaken,
+        ErrorCode::AuthPasswordRejected,
         ErrorCode::AuthVendorRequired,
         ErrorCode::VendorNotConfigured,
         ErrorCode::IdempotencyKeyReused,
@@ -142,6 +146,7 @@ impl ErrorCode {
             ErrorCode::AuthUserNotFound => ("AUTH_USER_NOT_FOUND", 404),
             ErrorCode::AuthUserExists => ("AUTH_USER_EXISTS", 409),
             ErrorCode::AuthPhoneNumberTaken => ("AUTH_PHONE_NUMBER_TAKEN", 409),
+            ErrorCode::AuthPasswordRejected => ("AUTH_PASSWORD_REJECTED", 422),
             ErrorCode::AuthVendorRequired => ("AUTH_VENDOR_REQUIRED", 400),
             ErrorCode::VendorNotConfigured => ("VENDOR_NOT_CONFIGURED", 409),
             ErrorCode::IdempotencyKeyReused => ("IDEMPOTENCY_KEY_REUSED", 422),
@@ -250,7 +255,7 @@ impl From<crate::passwords::HashError> for Error {
             }
             crate::passwords::HashError::Failed(detail) => Error::internal(detail),
             crate::passwords::HashError::Guessable(_) => {
-                Error::new(ErrorCode::InvalidArgument, err.to_string())
+                Error::new(ErrorCode::AuthPasswordRejected, err.to_string())
             }
         }
     }
@@ -277,6 +282,7 @@ impl From<VendorError> for Error {
             VendorError::NotFound(_) => ErrorCode::AuthUserNotFound,
             VendorError::Rejected(_) | VendorError::Protocol(_) => ErrorCode::VendorError,
             VendorError::Invalid(_) => ErrorCode::InvalidArgument,
+            VendorError::PasswordRejected(_) => ErrorCode::AuthPasswordRejected,
             VendorError::Unsupported(_) => ErrorCode::VendorUnsupported,
             VendorError::NotConfigured(_) => ErrorCode::VendorNotConfigured,
             VendorError::SessionEnded(_) => ErrorCode::AuthSessionInvalid,
@@ -325,6 +331,10 @@ mod tests {
             (VendorError::Rejected(Clerk), ErrorCode::VendorError),
             (VendorError::Protocol("p".into()), ErrorCode::VendorError),
             (VendorError::Invalid("i".into()), ErrorCode::InvalidArgument),
+            (
+                VendorError::PasswordRejected("r".into()),
+                ErrorCode::AuthPasswordRejected,
+            ),
             (
                 VendorError::Unsupported("u".into()),
                 ErrorCode::VendorUnsupported,

@@ -35,6 +35,10 @@ pub enum VendorError {
     /// The vendor refused the caller's input; the message names it.
     #[error("{0}")]
     Invalid(String),
+    /// The provider's password policy refused a new password; the message
+    /// gives its reason.
+    #[error("{0}")]
+    PasswordRejected(String),
     /// The vendor has no way to do this (in this mode).
     #[error("{0}")]
     Unsupported(String),
@@ -80,7 +84,9 @@ impl From<crate::passwords::HashError> for VendorError {
         match e {
             crate::passwords::HashError::Busy => VendorError::Busy,
             crate::passwords::HashError::Failed(detail) => VendorError::Internal(detail),
-            crate::passwords::HashError::Guessable(_) => VendorError::Invalid(e.to_string()),
+            crate::passwords::HashError::Guessable(_) => {
+                VendorError::PasswordRejected(e.to_string())
+            }
         }
     }
 }
@@ -137,6 +143,19 @@ pub struct VendorFailure<'a> {
     pub message: &'a str,
 }
 
+/// The error codes with which a vendor's password policy refuses a new
+/// password: Clerk's (clerk/javascript's en-US localizations key their
+/// messages by them), WorkOS's (spec, users create and update, 400) and
+/// GoTrue's (internal/api/apierrors/errorcode.go).
+const PASSWORD_POLICY_CODES: [&str; 6] = [
+    "form_password_pwned",
+    "form_password_length_too_short",
+    "form_password_size_in_bytes_exceeded",
+    "form_password_not_strong_enough",
+    "password_strength_error",
+    "weak_password",
+];
+
 /// Maps a vendor's error reply the same way for every vendor; never echoes
 /// a credential.
 pub fn vendor_error(kind: VendorKind, f: VendorFailure<'_>) -> VendorError {
@@ -144,6 +163,9 @@ pub fn vendor_error(kind: VendorKind, f: VendorFailure<'_>) -> VendorError {
         Some(Taken::Email) => return VendorError::Exists(kind),
         Some(Taken::Phone) => return VendorError::PhoneTaken(kind),
         None => {}
+    }
+    if matches!(f.status, 400 | 422) && PASSWORD_POLICY_CODES.contains(&f.code) {
+        return VendorError::PasswordRejected(format!("{kind}: {}", f.message));
     }
     match f.status {
         404 => VendorError::NotFound(kind),
@@ -215,5 +237,31 @@ mod tests {
         assert!(message.contains("get_user"), "{message}");
         assert!(!message.contains("secret"), "{message}");
         assert!(decode::<Reply>(VendorKind::Clerk, "x", serde_json::json!({"id": "u"})).is_ok());
+    }
+
+    #[test]
+    fn a_password_policy_refusal_is_told_apart_from_other_bad_input() {
+        let failure = |status, code| VendorFailure {
+            status,
+            taken: None,
+            not_found: false,
+            user_credentials: false,
+            code,
+            message: "why",
+        };
+        for (status, code) in [
+            (422, "form_password_pwned"),
+            (422, "form_password_size_in_bytes_exceeded"),
+            (400, "password_strength_error"),
+            (422, "weak_password"),
+        ] {
+            let e = vendor_error(VendorKind::Clerk, failure(status, code));
+            assert!(
+                matches!(&e, VendorError::PasswordRejected(m) if m == "clerk: why"),
+                "{code}: {e:?}"
+            );
+        }
+        let other = vendor_error(VendorKind::Clerk, failure(422, "form_param_format_invalid"));
+        assert!(matches!(other, VendorError::Invalid(_)), "{other:?}");
     }
 }

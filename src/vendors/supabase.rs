@@ -163,7 +163,7 @@ impl Refusal {
 fn check_password_bytes(password: &str) -> Result<()> {
     const BCRYPT_MAX_BYTES: usize = 72;
     if password.len() > BCRYPT_MAX_BYTES {
-        return Err(VendorError::Invalid(format!(
+        return Err(VendorError::PasswordRejected(format!(
             "password is {} bytes long; users held by supabase can have at most {BCRYPT_MAX_BYTES} (bcrypt)",
             password.len()
         )));

@@ -549,10 +549,10 @@ contract!(phone_numbers_belong_to_one_user, vendors[clerk, supabase]);
 /// A password policy holds on create and on update alike: the built-in
 /// provider's (zxcvbn: a password found within 10^8 guesses is refused)
 /// and a vendor's own (Clerk's and WorkOS's refuse breached passwords by
-/// default). Its refusal is `INVALID_ARGUMENT` with the reason, and it
-/// changes nothing: no user is made; an update that also marks the email
-/// verified and changes metadata leaves the index, the vendor's record,
-/// the user's sessions and the old password as they were.
+/// default). Its refusal is `AUTH_PASSWORD_REJECTED` (422) with the
+/// reason, and it changes nothing: no user is made; an update that also
+/// marks the email verified and changes metadata leaves the index, the
+/// vendor's record, the user's sessions and the old password as they were.
 async fn password_policies_change_nothing_when_they_refuse(s: &Server, t: Transport) {
     use authmux_testkit::emulators::BREACHED_PASSWORDS;
     const EMAIL: &str = "zorblax.quintrell@example.com";
@@ -580,7 +580,7 @@ async fn password_policies_change_nothing_when_they_refuse(s: &Server, t: Transp
             json!({"email": EMAIL, "password": breached}),
         )
         .await,
-        "INVALID_ARGUMENT",
+        "AUTH_PASSWORD_REJECTED",
     ));
     expect_err(
         s.call(t, "auth.user.get_by_email", json!({"email": EMAIL}))
@@ -614,7 +614,7 @@ async fn password_policies_change_nothing_when_they_refuse(s: &Server, t: Transp
                        "metadata": {"tried": password}}),
             )
             .await,
-            "INVALID_ARGUMENT",
+            "AUTH_PASSWORD_REJECTED",
         ));
     }
     let got = s
@@ -667,7 +667,7 @@ async fn password_policies_change_nothing_when_they_refuse(s: &Server, t: Transp
                     json!({"user_id": user, "password": password, "email_verified": true}),
                 )
                 .await,
-                "INVALID_ARGUMENT",
+                "AUTH_PASSWORD_REJECTED",
             );
             assert!(e.message.contains(reason), "{password}: {e:?}");
             expect_err(login(password).await, "AUTH_INVALID_CREDENTIALS");
@@ -688,7 +688,7 @@ async fn password_policies_change_nothing_when_they_refuse(s: &Server, t: Transp
                 json!({"user_id": user, "password": "é".repeat(37)}),
             )
             .await,
-            "INVALID_ARGUMENT",
+            "AUTH_PASSWORD_REJECTED",
         );
         assert!(e.message.contains("bytes"), "{e:?}");
     }
@@ -721,7 +721,7 @@ async fn password_policies_change_nothing_when_they_refuse(s: &Server, t: Transp
     for r in [a, b] {
         let e = r.unwrap_err();
         assert!(
-            ["INVALID_ARGUMENT", "AUTH_USER_NOT_FOUND"].contains(&e.code.as_str()),
+            ["AUTH_PASSWORD_REJECTED", "AUTH_USER_NOT_FOUND"].contains(&e.code.as_str()),
             "{e:?}"
         );
     }

@@ -129,7 +129,7 @@ async fn supabase_passwords_are_at_most_72_bytes() {
             json!({"email": "long@example.com", "password": long}),
         )
         .await,
-        "INVALID_ARGUMENT",
+        "AUTH_PASSWORD_REJECTED",
     );
     assert!(e.message.contains("72"), "{e:?}");
 
@@ -153,7 +153,7 @@ async fn supabase_passwords_are_at_most_72_bytes() {
                 json!({"user_id": user, "password": "q".repeat(73)}),
             )
             .await,
-            "INVALID_ARGUMENT",
+            "AUTH_PASSWORD_REJECTED",
         );
         assert!(e.message.contains("72"), "{e:?}");
     }
