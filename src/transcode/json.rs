@@ -49,13 +49,13 @@ pub fn request_message(
 ) -> Result<DynamicMessage, RestError> {
     let input = route.input();
     let mut fields = match body {
-        Some(bytes) if !bytes.iter().all(u8::is_ascii_whitespace) => {
-            match super::strict::parse(bytes) {
-                Ok(Value::Object(map)) => map,
-                Ok(_) => return Err(RestError::invalid("the request body must be a JSON object")),
-                Err(e) => return Err(RestError::invalid(format!("malformed JSON body: {e}"))),
-            }
-        }
+        // An empty body is no body; anything else must be a JSON object
+        // (whitespace alone is not JSON, RFC 8259 §2).
+        Some(bytes) if !bytes.is_empty() => match super::strict::parse(bytes) {
+            Ok(Value::Object(map)) => map,
+            Ok(_) => return Err(RestError::invalid("the request body must be a JSON object")),
+            Err(e) => return Err(RestError::invalid(format!("malformed JSON body: {e}"))),
+        },
         _ => Map::new(),
     };
 

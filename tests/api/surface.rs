@@ -79,6 +79,18 @@ async fn rest_rejects_bad_json_naming_the_field() {
         rest(&s, post.clone(), "/v1/auth/user/create", Some("[1,2]")).await,
         "INVALID_ARGUMENT",
     );
+    // Whitespace alone is not JSON; an empty body is no body (and here
+    // misses its email).
+    let e = expect_err(
+        rest(&s, post.clone(), "/v1/auth/user/create", Some(" \n")).await,
+        "INVALID_ARGUMENT",
+    );
+    assert!(e.message.contains("malformed JSON"), "{e:?}");
+    let e = expect_err(
+        rest(&s, post.clone(), "/v1/auth/user/create", Some("")).await,
+        "INVALID_ARGUMENT",
+    );
+    assert!(e.message.contains("email"), "{e:?}");
     let e = expect_err(
         rest(
             &s,
