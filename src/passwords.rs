@@ -205,11 +205,13 @@ pub fn guessable(password: &str, context: &[&str]) -> Option<String> {
     ))
 }
 
-/// Hashes a new password with argon2id, first refusing one that is too easy
-/// to guess (`HashError::Guessable`); both run on a hashing thread.
-pub async fn hash_new(password: String, context: Vec<String>) -> Result<String> {
+/// Hashes a new password of the user with this email with argon2id, first
+/// refusing one that is too easy to guess (`HashError::Guessable`); both
+/// run on a hashing thread.
+pub async fn hash_new(password: String, email: &str) -> Result<String> {
+    let words = email_words(email);
     run(move || {
-        let context: Vec<&str> = context.iter().map(String::as_str).collect();
+        let context: Vec<&str> = words.iter().map(String::as_str).collect();
         match guessable(&password, &context) {
             Some(reason) => Err(HashError::Guessable(reason)),
             None => hash_here(&password).map_err(HashError::Failed),
@@ -256,7 +258,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_verify_and_use_owasp_parameters() {
-        let h = hash_new("correct horse".into(), vec![]).await.unwrap();
+        let h = hash_new("correct horse".into(), "a@b.c").await.unwrap();
         assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
         assert!(
             verify("correct horse".into(), Some(h.clone()))
@@ -332,13 +334,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_guessable_password_is_not_hashed() {
-        let err = hash_new("iloveyou".into(), vec![]).await.unwrap_err();
+        let err = hash_new("iloveyou".into(), "a@b.c").await.unwrap_err();
         assert!(matches!(err, HashError::Guessable(_)), "{err:?}");
         assert!(
             err.to_string()
                 .starts_with("password is too easy to guess: ")
         );
-        let h = hash_new("another fine password".into(), email_words("a@b.c"))
+        let h = hash_new("another fine password".into(), "a@b.c")
             .await
             .unwrap();
         assert!(

@@ -206,6 +206,34 @@ pub fn gone_is_done<T>(r: Result<T>) -> Result<()> {
     }
 }
 
+/// What a server mint answers when the code or link it was given is for
+/// another user (the vendor signs up an email no user has): the user's own
+/// lookup's error (`NotFound` once it was deleted), or else its email
+/// changed since it was read.
+pub async fn mint_for_another_user<T>(
+    kind: VendorKind,
+    lookup: impl std::future::Future<Output = Result<T>>,
+) -> VendorError {
+    match lookup.await {
+        Err(e) => e,
+        Ok(_) => VendorError::Invalid(format!(
+            "{kind}: the user's email changed during the sign-in; try again"
+        )),
+    }
+}
+
+/// `refused`, or `NotFound` when the user's lookup finds it gone: a code
+/// or link refused once it was made most likely went with its user.
+pub async fn unless_gone<T>(
+    refused: VendorError,
+    lookup: impl std::future::Future<Output = Result<T>>,
+) -> VendorError {
+    match lookup.await {
+        Err(gone @ VendorError::NotFound(_)) => gone,
+        _ => refused,
+    }
+}
+
 /// `Unsupported` for an operation a vendor has no way to perform.
 pub fn unsupported(kind: VendorKind, capability: &str) -> VendorError {
     VendorError::Unsupported(format!(

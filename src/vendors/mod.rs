@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::tokens::jwks::JwksClient;
 pub use error::{
-    Result, Taken, VendorError, VendorFailure, decode, gone_is_done, unavailable, unsupported,
-    vendor_error,
+    Result, Taken, VendorError, VendorFailure, decode, gone_is_done, mint_for_another_user,
+    unavailable, unless_gone, unsupported, vendor_error,
 };
 
 /// The vendors authmux knows.

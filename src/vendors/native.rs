@@ -105,10 +105,7 @@ impl IdentityVendor for Native {
 
     async fn create_user(&self, project_id: &str, new: NewIdentity<'_>) -> Result<String> {
         let password_hash = match new.password {
-            Some(p) => Some(
-                crate::passwords::hash_new(p.to_owned(), crate::passwords::email_words(new.email))
-                    .await?,
-            ),
+            Some(p) => Some(crate::passwords::hash_new(p.to_owned(), new.email).await?),
             None => None,
         };
         self.store
@@ -185,9 +182,7 @@ impl IdentityVendor for Native {
         email: &str,
         password: &str,
     ) -> Result<()> {
-        let hash =
-            crate::passwords::hash_new(password.to_owned(), crate::passwords::email_words(email))
-                .await?;
+        let hash = crate::passwords::hash_new(password.to_owned(), email).await?;
         written(
             self.store
                 .set_native_password(project_id, vendor_user_id, hash)

@@ -12,7 +12,8 @@ use super::http::{Policy, Retry, VendorHttp};
 use super::{
     FoundUser, IdentityVendor, MfaEnrollment, NewIdentity, PasswordCheck, Result, SignInContext,
     Taken, TokenSource, VendorError, VendorFailure, VendorKind, VendorSession, VendorSpec,
-    VendorUser, decode, gone_is_done, unavailable, unsupported, vendor_error,
+    VendorUser, decode, gone_is_done, mint_for_another_user, unavailable, unless_gone, unsupported,
+    vendor_error,
 };
 
 use crate::tokens::verify::peek_claim;
@@ -670,10 +671,9 @@ impl IdentityVendor for Supabase {
             {
                 tracing::warn!(error = %e, "could not remove a user a magic link signed up");
             }
-            self.user(vendor_user_id).await?;
-            return Err(VendorError::Invalid(
-                "supabase: the user's email changed during the sign-in; try again".into(),
-            ));
+            return Err(
+                mint_for_another_user(VendorKind::Supabase, self.user(vendor_user_id)).await,
+            );
         }
         let hashed = link.hashed_token;
         let (status, reply) = self
@@ -687,12 +687,8 @@ impl IdentityVendor for Supabase {
             )
             .await?;
         if !status.is_success() {
-            // A link refused once it was made: most likely its user was
-            // deleted meanwhile, and its tokens with it.
-            if let Err(gone @ VendorError::NotFound(_)) = self.user(vendor_user_id).await {
-                return Err(gone);
-            }
-            return Err(supabase_error(status, &reply));
+            let refused = supabase_error(status, &reply);
+            return Err(unless_gone(refused, self.user(vendor_user_id)).await);
         }
         self.session_from(reply)
     }

@@ -13,7 +13,8 @@ use super::http::{Policy, Retry, VendorHttp};
 use super::{
     FoundUser, IdentityVendor, MfaEnrollment, NewIdentity, PasswordCheck, PendingMfa, Result,
     SignInContext, Taken, TokenSource, VendorError, VendorFailure, VendorKind, VendorSession,
-    VendorSpec, VendorUser, decode, gone_is_done, unavailable, unsupported, vendor_error,
+    VendorSpec, VendorUser, decode, gone_is_done, mint_for_another_user, unavailable, unless_gone,
+    unsupported, vendor_error,
 };
 
 use crate::tokens::verify::peek_claim;
@@ -789,10 +790,7 @@ impl IdentityVendor for Workos {
             {
                 tracing::warn!(error = %e, "could not remove a user a Magic Auth code signed up");
             }
-            self.user(vendor_user_id).await?;
-            return Err(VendorError::Invalid(
-                "workos: the user's email changed during the sign-in; try again".into(),
-            ));
+            return Err(mint_for_another_user(VendorKind::Workos, self.user(vendor_user_id)).await);
         }
         let code = magic.code;
         let grant = json!({
@@ -800,14 +798,12 @@ impl IdentityVendor for Workos {
             "code": code,
             "email": email,
         });
-        let mut opened = self.open(grant, cx).await;
-        if let Err(VendorError::Invalid(_)) = opened {
-            // A code refused once it was made: most likely its user was
-            // deleted meanwhile, and its codes with it.
-            if let Err(gone @ VendorError::NotFound(_)) = self.user(vendor_user_id).await {
-                opened = Err(gone);
+        let opened = match self.open(grant, cx).await {
+            Err(refused @ VendorError::Invalid(_)) => {
+                Err(unless_gone(refused, self.user(vendor_user_id)).await)
             }
-        }
+            other => other,
+        };
         if !user.email_verified && !matches!(opened, Err(VendorError::NotFound(_))) {
             self.update_user(vendor_user_id, json!({"email_verified": false}))
                 .await?;
