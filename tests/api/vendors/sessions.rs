@@ -375,6 +375,91 @@ async fn supabase_magic_link_for_a_deleted_user_signs_up_no_one() {
     }
 }
 
+/// The vendor's user list, as its admin API serves it.
+fn users_path(s: &Server) -> &'static str {
+    match s.vendor() {
+        VendorKind::Workos => "user_management/users",
+        _ => "admin/users",
+    }
+}
+
+/// A request to the vendor emulator's admin API, with its key.
+fn vendor_admin(s: &Server, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    use authmux_testkit::emulators::{supabase, workos};
+    match s.vendor() {
+        VendorKind::Workos => req.bearer_auth(workos::API_KEY),
+        _ => req.header("apikey", supabase::SERVICE_ROLE_KEY),
+    }
+}
+
+/// How many of the vendor's users hold `email`.
+async fn holders_at_vendor(s: &Server, email: &str) -> usize {
+    let base = &s.emulator.as_ref().unwrap().base_url;
+    let get = reqwest::Client::new().get(format!("{base}/{}", users_path(s)));
+    let list: serde_json::Value = vendor_admin(s, get)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let all = list.get("data").or(list.get("users")).unwrap();
+    all.as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["email"] == email)
+        .count()
+}
+
+/// The same server mint sent twice at once while authmux deletes the user:
+/// each mint opens a session (before the delete) or finds no user, and no
+/// account at the vendor is left holding the email.
+#[tokio::test]
+async fn server_mints_twice_at_once_racing_a_delete_leave_no_account() {
+    for vendor in [VendorKind::Workos, VendorKind::Supabase] {
+        let s = Server::start_vendor(Backend::Sqlite, vendor).await.unwrap();
+        let t = Transport::Rest;
+        for i in 0..8 {
+            let email = format!("mint-race{i}@example.com");
+            let user = s
+                .call(t, "auth.user.create", json!({"email": email}))
+                .await
+                .unwrap()["user_id"]
+                .clone();
+            s.call(
+                t,
+                "auth.user.update",
+                json!({"user_id": user, "email_verified": true}),
+            )
+            .await
+            .unwrap();
+            let mint = || {
+                s.call(
+                    t,
+                    "auth.session.create",
+                    json!({"user_id": user, "method": "server"}),
+                )
+            };
+            let (a, b, deleted) = tokio::join!(
+                mint(),
+                mint(),
+                s.call(t, "auth.user.delete", json!({"user_id": user}))
+            );
+            deleted.unwrap();
+            for r in [a, b] {
+                if let Err(e) = r {
+                    assert_eq!(e.code, "AUTH_USER_NOT_FOUND", "{vendor} trial {i}: {e:?}");
+                }
+            }
+            assert_eq!(
+                holders_at_vendor(&s, &email).await,
+                0,
+                "{vendor} trial {i}: no account holds the email"
+            );
+        }
+    }
+}
+
 /// A user deleted at the vendor (not through authmux) once `handled` of
 /// the sign-in's vendor requests were handled; the sign-in is a password
 /// one for an unverified user, a server mint for a verified one.
@@ -384,34 +469,11 @@ async fn deleted_at_the_vendor_during_a_mint(
     verified: bool,
     handled: u32,
 ) {
-    use authmux_testkit::emulators::{supabase, workos};
     let t = Transport::Rest;
     let emulator = s.emulator.as_ref().unwrap();
     let base = &emulator.base_url;
     let http = reqwest::Client::new();
-    let admin = |req: reqwest::RequestBuilder| match s.vendor() {
-        VendorKind::Workos => req.bearer_auth(workos::API_KEY),
-        _ => req.header("apikey", supabase::SERVICE_ROLE_KEY),
-    };
-    let users = match s.vendor() {
-        VendorKind::Workos => "user_management/users",
-        _ => "admin/users",
-    };
-    let holders = || async {
-        let list: serde_json::Value = admin(http.get(format!("{base}/{users}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let all = list.get("data").or(list.get("users")).unwrap();
-        all.as_array()
-            .unwrap()
-            .iter()
-            .filter(|u| u["email"] == email)
-            .count()
-    };
+    let holders = || holders_at_vendor(s, email);
     let created = s
         .call(
             t,
@@ -452,10 +514,13 @@ async fn deleted_at_the_vendor_during_a_mint(
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        let r = admin(http.delete(format!("{base}/{users}/{at_vendor}")))
-            .send()
-            .await
-            .unwrap();
+        let r = vendor_admin(
+            s,
+            http.delete(format!("{base}/{}/{at_vendor}", users_path(s))),
+        )
+        .send()
+        .await
+        .unwrap();
         assert!(r.status().is_success(), "{}", r.status());
     };
     let sign_in = if verified {
