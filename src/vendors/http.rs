@@ -415,7 +415,9 @@ impl VendorHttp {
         .await
     }
 
-    fn backoff(&self, attempt: u32) -> Duration {
+    /// The wait after failed attempt `attempt` (from 0): full jitter up to
+    /// the policy's first backoff, doubled per attempt.
+    pub fn backoff(&self, attempt: u32) -> Duration {
         let ceiling = self.policy.backoff * 2u32.saturating_pow(attempt);
         let jittered = rand::thread_rng().gen_range(0..=ceiling.as_millis() as u64);
         Duration::from_millis(jittered)

@@ -80,6 +80,9 @@ pub const METADATA_KEY: &str = "authmux_metadata";
 const UNCONFIRMED_SESSIONS: &str = "auth.session.create for a user whose email is not confirmed (Supabase confirms the email of every session it opens by the server path and cannot undo it; confirm the email first with email_verified: true, or turn on \"Allow unverified email sign-ins\" for password sign-in)";
 
 /// Users per page of a by-email lookup (GoTrue's default page size).
+/// Magic links a server mint generates before it gives up, when each is
+/// replaced by another mint's for the same user before it is verified.
+const LINK_ATTEMPTS: u32 = 4;
 const LOOKUP_PAGE: usize = 50;
 /// The most pages a by-email lookup reads before it gives up.
 const MAX_LOOKUP_PAGES: usize = 20;
@@ -212,6 +215,23 @@ fn supabase_error(status: StatusCode, body: &Value) -> VendorError {
             message,
         },
     )
+}
+
+/// GoTrue's refusal of a `/verify`: about the link or its user, so a
+/// 401/403 there is the caller's input, not authmux's credentials.
+fn verify_refusal(status: StatusCode, body: &Value) -> VendorError {
+    match supabase_error(status, body) {
+        VendorError::Rejected(_) => {
+            let r = Refusal::of(body);
+            let message = r
+                .msg
+                .as_deref()
+                .or(r.message.as_deref())
+                .unwrap_or("the magic link was refused");
+            VendorError::Invalid(format!("{}: {message}", VendorKind::Supabase))
+        }
+        other => other,
+    }
 }
 
 #[derive(serde::Serialize, Deserialize)]
@@ -640,6 +660,16 @@ impl IdentityVendor for Supabase {
     /// confirms the email (internal/api/verify.go), and it has no way to
     /// un-confirm one, so a user whose email is unconfirmed is refused
     /// rather than changed.
+    ///
+    /// GoTrue keeps one magic-link token per user: generating a link writes
+    /// the user's `recovery_token` (internal/api/mail.go, adminGenerateLink)
+    /// and deletes the user's earlier one-time token of that type
+    /// (internal/models/one_time_token.go, CreateOneTimeToken). So when two
+    /// mints for one user overlap (two devices, a retried request, another
+    /// replica), the first link's `/verify` answers 403 `otp_expired`. The
+    /// mint then generates a new link, up to [`LINK_ATTEMPTS`] times with a
+    /// jittered wait, and answers `Unavailable` (retry shortly) if every
+    /// link was replaced.
     async fn create_session(
         &self,
         project_id: &str,
@@ -651,46 +681,69 @@ impl IdentityVendor for Supabase {
             return Err(unsupported(VendorKind::Supabase, UNCONFIRMED_SESSIONS));
         }
         let email = user.email;
-        let link: Link = self
-            .admin_as(
-                "generate_link",
-                Retry::Never,
-                Method::POST,
-                "/admin/generate_link",
-                Some(&json!({"type": "magiclink", "email": email})),
-            )
-            .await?;
-        if link.id != vendor_user_id || link.verification_type != "magiclink" {
-            // The email no longer names this user (deleted, or its email
-            // changed, since it was read). For an email no user has,
-            // GoTrue signs one up (mail.go, adminGenerateLink); that user
-            // is removed again, so none is left holding the email of a
-            // user being erased, and no link is used.
-            if link.verification_type == "signup"
-                && let Err(e) = self.delete_user(project_id, &link.id).await
-            {
-                tracing::warn!(error = %e, "could not remove a user a magic link signed up");
+        for attempt in 0..LINK_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(self.http.backoff(attempt - 1)).await;
             }
-            return Err(
-                mint_for_another_user(VendorKind::Supabase, self.user(vendor_user_id)).await,
-            );
+            let link: Link = self
+                .admin_as(
+                    "generate_link",
+                    Retry::Never,
+                    Method::POST,
+                    "/admin/generate_link",
+                    Some(&json!({"type": "magiclink", "email": email})),
+                )
+                .await?;
+            if link.id != vendor_user_id || link.verification_type != "magiclink" {
+                // The email no longer names this user (deleted, or its email
+                // changed, since it was read). For an email no user has,
+                // GoTrue signs one up (mail.go, adminGenerateLink); that user
+                // is removed again, so none is left holding the email of a
+                // user being erased, and no link is used.
+                if link.verification_type == "signup"
+                    && let Err(e) = self.delete_user(project_id, &link.id).await
+                {
+                    tracing::warn!(error = %e, "could not remove a user a magic link signed up");
+                }
+                return Err(
+                    mint_for_another_user(VendorKind::Supabase, self.user(vendor_user_id)).await,
+                );
+            }
+            let (status, reply) = self
+                .send(
+                    "verify_link",
+                    Retry::Never,
+                    Method::POST,
+                    "/verify",
+                    &self.public(cx),
+                    Some(&json!({"type": "magiclink", "token_hash": link.hashed_token})),
+                )
+                .await?;
+            if status.is_success() {
+                return self.session_from(reply);
+            }
+            // A refusal of the link is about the link or the user (expired,
+            // replaced, banned), never about authmux's own key, which
+            // generate_link has just accepted.
+            let refused = verify_refusal(status, &reply);
+            let replaced =
+                status == StatusCode::FORBIDDEN && Refusal::of(&reply).code() == "otp_expired";
+            if !replaced {
+                return Err(unless_gone(refused, self.user(vendor_user_id)).await);
+            }
+            if let Err(gone @ VendorError::NotFound(_)) = self.user(vendor_user_id).await {
+                return Err(gone);
+            }
+            tracing::debug!(attempt, "a concurrent mint replaced this mint's magic link");
         }
-        let hashed = link.hashed_token;
-        let (status, reply) = self
-            .send(
-                "verify_link",
-                Retry::Never,
-                Method::POST,
-                "/verify",
-                &self.public(cx),
-                Some(&json!({"type": "magiclink", "token_hash": hashed})),
-            )
-            .await?;
-        if !status.is_success() {
-            let refused = supabase_error(status, &reply);
-            return Err(unless_gone(refused, self.user(vendor_user_id)).await);
-        }
-        self.session_from(reply)
+        Err(VendorError::Unavailable {
+            vendor: VendorKind::Supabase,
+            reason: format!(
+                "other sign-ins of this user replaced each of {LINK_ATTEMPTS} magic links in turn"
+            ),
+            sent: true,
+            retry_after: Some(1),
+        })
     }
 
     async fn refresh_session(
@@ -809,5 +862,41 @@ impl IdentityVendor for Supabase {
             jwks_url: format!("{}/.well-known/jwks.json", self.cfg.url),
             jwks_headers: Vec::new(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// GoTrue's current error shape (internal/api/errors.go: `code` is the
+    /// HTTP status, `error_code` the reason).
+    fn refusal(status: u16, code: &str, msg: &str) -> VendorError {
+        verify_refusal(
+            StatusCode::from_u16(status).unwrap(),
+            &json!({"code": status, "error_code": code, "msg": msg}),
+        )
+    }
+
+    #[test]
+    fn a_refused_link_is_about_the_link_or_its_user_not_authmuxs_key() {
+        // verify.go: a banned user, and a link no longer stored.
+        for (code, msg) in [
+            ("user_banned", "User is banned"),
+            ("otp_expired", "Email link is invalid or has expired"),
+        ] {
+            match refusal(403, code, msg) {
+                VendorError::Invalid(m) => assert_eq!(m, format!("supabase: {msg}")),
+                other => panic!("{code}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            refusal(404, "user_not_found", "User not found"),
+            VendorError::NotFound(VendorKind::Supabase)
+        ));
+        assert!(matches!(
+            refusal(422, "validation_failed", "Invalid email verification type"),
+            VendorError::Invalid(_)
+        ));
     }
 }

@@ -567,6 +567,12 @@ async fn generate_link(State(db): State<Shared>, Json(b): Json<Value>) -> Respon
     };
     let hashed = authmux::crypto::random_token(24);
     if kind == "magiclink" {
+        // One magic-link token per user: mail.go (adminGenerateLink) writes
+        // it to the user's recovery_token, and models/one_time_token.go
+        // (CreateOneTimeToken) first deletes the user's earlier token of
+        // that type, so a link generated before this one no longer
+        // verifies (verify.go: 403 otp_expired).
+        db.links.retain(|_, holder| *holder != u.id);
         db.links.insert(hashed.clone(), u.id.clone());
     }
     let mut out = user_json(&u);

@@ -460,6 +460,56 @@ async fn server_mints_twice_at_once_racing_a_delete_leave_no_account() {
     }
 }
 
+/// Server mints for one Supabase user at once. GoTrue keeps one magic-link
+/// token per user (mail.go, adminGenerateLink; models/one_time_token.go,
+/// CreateOneTimeToken deletes the user's earlier one), so a mint's link is
+/// void once an overlapping mint generated its own, and its `/verify` gets
+/// 403 `otp_expired`. Every mint still opens a session of its own, on
+/// both transports.
+#[tokio::test]
+async fn supabase_server_mints_for_one_user_at_once_each_open_a_session() {
+    let s = Server::start_vendor(Backend::Sqlite, VendorKind::Supabase)
+        .await
+        .unwrap();
+    let t = Transport::Rest;
+    let user = s
+        .call(
+            t,
+            "auth.user.create",
+            json!({"email": "many-devices@example.com"}),
+        )
+        .await
+        .unwrap()["user_id"]
+        .clone();
+    s.call(
+        t,
+        "auth.user.update",
+        json!({"user_id": user, "email_verified": true}),
+    )
+    .await
+    .unwrap();
+    // GoTrue allows 30 verifies per address in 5 minutes, and a mint
+    // makes up to 4: two rounds of three mints stay under it.
+    for round in 0..2 {
+        let mints = [Transport::Rest, Transport::Grpc, Transport::Rest].map(|t| {
+            s.call(
+                t,
+                "auth.session.create",
+                json!({"user_id": user, "method": "server"}),
+            )
+        });
+        let sessions = futures::future::join_all(mints).await;
+        let mut ids = std::collections::HashSet::new();
+        for session in sessions {
+            let session = session.unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+            let token = session["access_token"].as_str().unwrap();
+            assert_eq!(verify(&s, t, token).await["valid"], true, "round {round}");
+            ids.insert(session["session_id"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(ids.len(), 3, "round {round}: three sessions");
+    }
+}
+
 /// A user deleted at the vendor (not through authmux) once `handled` of
 /// the sign-in's vendor requests were handled; the sign-in is a password
 /// one for an unverified user, a server mint for a verified one.
