@@ -179,6 +179,74 @@ pub fn grpc_client() -> Grpc {
         .build(connector())
 }
 
+/// A gRPC connection on h2 itself, the way gRPC load tools (ghz, h2load)
+/// drive a server: no pool, no codec, no tower stack on the client's side.
+/// The handshake is done here, before any clock starts.
+pub async fn h2_connect(base: &str) -> h2::client::SendRequest<bytes::Bytes> {
+    let addr = base.trim_start_matches("http://");
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    tcp.set_nodelay(true).expect("TCP_NODELAY");
+    let (send, connection) = h2::client::handshake(tcp).await.expect("HTTP/2 handshake");
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    send
+}
+
+/// A unary call's request message as gRPC frames it: no compression flag,
+/// the length in 4 bytes big-endian, the encoded message.
+pub fn grpc_frame(message: &impl prost::Message) -> bytes::Bytes {
+    let len = message.encoded_len();
+    let mut frame = Vec::with_capacity(5 + len);
+    frame.push(0);
+    frame.extend_from_slice(&u32::try_from(len).expect("a small message").to_be_bytes());
+    message.encode(&mut frame).expect("a Vec grows");
+    frame.into()
+}
+
+/// One unary gRPC call over `send`: `head` (a POST of the method's
+/// absolute URI with its headers) and the framed request `frame`. The
+/// reply's message, when the status is 200, the reply is one uncompressed
+/// frame and the trailers say `grpc-status: 0`.
+pub async fn h2_unary(
+    send: h2::client::SendRequest<bytes::Bytes>,
+    head: http::Request<()>,
+    frame: bytes::Bytes,
+) -> Option<bytes::Bytes> {
+    let mut send = send.ready().await.ok()?;
+    let (reply, mut stream) = send.send_request(head, false).ok()?;
+    stream.send_data(frame, true).ok()?;
+    let reply = reply.await.ok()?;
+    if reply.status() != http::StatusCode::OK {
+        return None;
+    }
+    let mut body = reply.into_body();
+    let mut data = bytes::BytesMut::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.ok()?;
+        body.flow_control().release_capacity(chunk.len()).ok()?;
+        data.extend_from_slice(&chunk);
+    }
+    let trailers = body.trailers().await.ok()??;
+    if trailers.get("grpc-status")? != "0" || data.len() < 5 || data[0] != 0 {
+        return None;
+    }
+    let len = u32::from_be_bytes([data[1], data[2], data[3], data[4]]) as usize;
+    (data.len() == 5 + len).then(|| data.freeze().split_off(5))
+}
+
+/// The head of a unary gRPC call of `path` (`/package.Service/Method`) at
+/// `base`, with `auth` as its `authorization` header when given.
+pub fn grpc_head(base: &str, path: &str, auth: Option<&http::HeaderValue>) -> http::Request<()> {
+    let mut head = http::Request::post(format!("{base}{path}"))
+        .header(http::header::CONTENT_TYPE, "application/grpc")
+        .header(http::header::TE, "trailers");
+    if let Some(auth) = auth {
+        head = head.header(http::header::AUTHORIZATION, auth.clone());
+    }
+    head.body(()).expect("a valid head")
+}
+
 /// One gRPC health check; whether it was answered.
 pub fn health_check(client: &HealthClient<Grpc>) -> impl Future<Output = bool> + Send + use<> {
     let mut client = client.clone();
