@@ -152,7 +152,14 @@ async fn workos_refusals_after_a_right_password_are_named() {
     let u = user(&s, t, "org@example.com").await;
     confirm_email(&s, t, &u).await;
     workos.require_mfa(true);
-    for _ in 0..12 {
+    // More than authmux's 10 failed passwords. WorkOS itself allows 10
+    // authentications per email a minute, and each of these sign-ins makes
+    // two (the password grant, then the mint a right password leads to),
+    // so a minute passes there every five.
+    for i in 0..12 {
+        if i > 0 && i % 5 == 0 {
+            workos.authenticate_minute_passes();
+        }
         expect_err(sign_in(&s, t, &u, json!({})).await, "AUTH_MFA_NOT_ENROLLED");
     }
     workos.require_mfa(false);
@@ -161,6 +168,41 @@ async fn workos_refusals_after_a_right_password_are_named() {
     assert!(e.message.contains("organization"), "{e:?}");
     workos.set_organizations("org@example.com", 1);
     sign_in(&s, t, &u, json!({})).await.unwrap();
+}
+
+/// WorkOS allows 10 authentications per email a minute (docs, rate
+/// limits): the 11th sign-in is WorkOS's 429, answered VENDOR_UNAVAILABLE
+/// with Retry-After, opens no session and is not counted as a wrong
+/// password; once WorkOS's minute has passed, the user signs in again.
+#[tokio::test]
+async fn workos_authentication_limit_per_email_is_the_vendors_429() {
+    let s = Server::start_vendor(Backend::Sqlite, VendorKind::Workos)
+        .await
+        .unwrap();
+    let t = Transport::Rest;
+    let u = user(&s, t, "busy@example.com").await;
+    confirm_email(&s, t, &u).await;
+    for i in 0..10 {
+        sign_in(&s, t, &u, json!({}))
+            .await
+            .unwrap_or_else(|e| panic!("sign-in {i}: {e:?}"));
+    }
+    for _ in 0..12 {
+        let e = expect_err(sign_in(&s, t, &u, json!({})).await, "VENDOR_UNAVAILABLE");
+        assert!(e.retry_after.is_some(), "{e:?}");
+    }
+    assert_eq!(
+        s.workos
+            .as_ref()
+            .unwrap()
+            .live_sessions_of("busy@example.com"),
+        10
+    );
+    // Twelve refusals, yet authmux's own throttle (10 wrong passwords) did
+    // not count them.
+    s.workos.as_ref().unwrap().authenticate_minute_passes();
+    let session = sign_in(&s, t, &u, json!({})).await.unwrap();
+    assert!(valid(&s, t, &session).await);
 }
 
 /// Supabase: the password grant's session is the one handed out; the

@@ -98,7 +98,18 @@ struct Db {
     pending: HashMap<String, String>,
     /// Magic Auth emails sent.
     magic_emails: u32,
+    /// `/user_management/authenticate` requests in the last minute, by
+    /// email or challenge (see [`AUTHENTICATE_LIMIT`]).
+    authenticate_hits: HashMap<String, Vec<std::time::Instant>>,
 }
+
+/// WorkOS's limit on `/user_management/authenticate`: 10 requests per 60
+/// seconds per email or challenge ID (docs, /reference/rate-limits,
+/// "Authentication"). The spec gives a 429's body as
+/// `{error: "too_many_requests", error_description}`; the description's
+/// words are the emulator's own. Whether WorkOS sends `Retry-After` is not
+/// documented; the emulator does not.
+pub const AUTHENTICATE_LIMIT: usize = 10;
 
 type Shared = Arc<Mutex<Db>>;
 
@@ -163,6 +174,13 @@ impl Handle {
             };
             db.sessions.insert(id("session"), s);
         }
+    }
+
+    /// Lets a minute pass for the `/authenticate` limit
+    /// ([`AUTHENTICATE_LIMIT`]): the requests counted so far no longer
+    /// count, as once WorkOS's 60-second window has moved on.
+    pub fn authenticate_minute_passes(&self) {
+        self.0.lock().unwrap().authenticate_hits.clear();
     }
 
     /// Turns the environment's MFA requirement on or off.
@@ -642,6 +660,31 @@ async fn authenticate(State(db): State<Shared>, Json(b): Json<Value>) -> Respons
     let mut db = db.lock().unwrap();
     let email = b["email"].as_str().unwrap_or("").to_lowercase();
     let grant = b["grant_type"].as_str().unwrap_or("");
+    // Counted by challenge or email; a refresh grant carries neither.
+    let counted = [
+        "authentication_challenge_id",
+        "pending_authentication_token",
+    ]
+    .iter()
+    .find_map(|k| b[*k].as_str())
+    .unwrap_or(&email)
+    .to_owned();
+    if !counted.is_empty() {
+        let at = std::time::Instant::now();
+        let hits = db.authenticate_hits.entry(counted).or_default();
+        hits.retain(|t| at.duration_since(*t) < std::time::Duration::from_secs(60));
+        if hits.len() >= AUTHENTICATE_LIMIT {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                Json(json!({
+                    "error": "too_many_requests",
+                    "error_description": "Too many authentication attempts; try again later.",
+                })),
+            )
+                .into_response();
+        }
+        hits.push(at);
+    }
     db.origin = Origin {
         ip_address: b["ip_address"].as_str().map(str::to_owned),
         user_agent: b["user_agent"].as_str().map(str::to_owned),
