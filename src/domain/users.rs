@@ -24,6 +24,29 @@ const DELETION_LEASE_MS: i64 = 60_000;
 enum StoreOr {
     Domain(Error),
     Store(StoreError),
+    /// Another update changed the metadata since it was read.
+    Overtaken,
+}
+
+/// Tries of a metadata merge that other updates of the same vendor user
+/// keep overtaking (each try reads, merges, sends to the vendor and
+/// stores); every try of a burst stores one merge, so a burst of up to
+/// this many merges for one user all land.
+const METADATA_MERGE_TRIES: u32 = 16;
+
+/// `stored` with `patch` merged in: a `null` removes its key.
+fn merged_metadata(
+    mut stored: Map<String, Value>,
+    patch: &Map<String, Value>,
+) -> Map<String, Value> {
+    for (k, v) in patch {
+        if v.is_null() {
+            stored.remove(k);
+        } else {
+            stored.insert(k.clone(), v.clone());
+        }
+    }
+    stored
 }
 
 impl From<Error> for StoreOr {
@@ -610,57 +633,114 @@ impl Domain {
                         .set_phone(&project.id, &pin.vendor_resource_id, phone)
                         .await?;
                 }
-                let now = self.now();
-                let saved = self
-                    .store
-                    .modify_user(
-                        &project.id,
-                        user_id,
-                        |row| -> Result<(), StoreOr> {
-                            if let Some(patch) = &input.metadata {
-                                let mut merged = to_user(row.clone())?.metadata;
-                                for (k, v) in patch {
-                                    if v.is_null() {
-                                        merged.remove(k);
-                                    } else {
-                                        merged.insert(k.clone(), v.clone());
+                // Metadata goes to the vendor before the index too, so that a
+                // vendor failure leaves the index untouched: merged into the
+                // stored metadata as read here, and stored only if no other
+                // update changed it meanwhile. Otherwise it is read, merged
+                // and sent again, so the vendor's copy never misses a merge
+                // the index has.
+                let mut tries = 0;
+                let (saved, merge) = loop {
+                    let merge = match &input.metadata {
+                        // The built-in provider keeps no copy of its own.
+                        Some(_) if vendor.kind() == VendorKind::Native => None,
+                        Some(patch) => {
+                            let seen = self.user_row(project, user_id).await?;
+                            let merged = merged_metadata(to_user(seen.clone())?.metadata, patch);
+                            vendor.check_metadata(&merged)?;
+                            let stored = check_metadata_size(&merged)?;
+                            vendor
+                                .set_metadata(&project.id, &pin.vendor_resource_id, &merged)
+                                .await?;
+                            Some((seen.metadata, stored))
+                        }
+                        None => None,
+                    };
+                    let now = self.now();
+                    let saved = self
+                        .store
+                        .modify_user(
+                            &project.id,
+                            user_id,
+                            |row| -> Result<(), StoreOr> {
+                                if let Some((seen, stored)) = &merge {
+                                    if row.metadata != *seen {
+                                        return Err(StoreOr::Overtaken);
                                     }
+                                    row.metadata = stored.clone();
+                                } else if let Some(patch) = &input.metadata {
+                                    let stored = to_user(row.clone())?.metadata;
+                                    let merged = merged_metadata(stored, patch);
+                                    vendor.check_metadata(&merged).map_err(Error::from)?;
+                                    row.metadata = check_metadata_size(&merged)?;
                                 }
-                                vendor.check_metadata(&merged).map_err(Error::from)?;
-                                row.metadata = check_metadata_size(&merged)?;
-                            }
-                            if let Some(verified) = input.email_verified {
-                                row.email_verified = verified;
-                            }
-                            if input.password.is_some() {
-                                row.password_set = true;
-                                // Sign-ins checked against the old one
-                                // and not yet stored are refused.
-                                row.password_version += 1;
-                            }
-                            if let Some(phone) = phone {
-                                row.phone_number = phone.map(str::to_owned);
-                            }
-                            // Turned on only once a secret is in hand (below).
-                            if input.mfa_enabled == Some(false) {
-                                row.mfa_enabled = false;
-                            }
-                            row.updated_at = now;
-                            Ok(())
-                        },
-                        |before, after| {
-                            let also: &[&str] = if input.password.is_some() {
-                                &["password"]
-                            } else {
-                                &[]
-                            };
-                            self.user_changes(project, before, after, also)
-                        },
-                    )
-                    .await;
+                                if let Some(verified) = input.email_verified {
+                                    row.email_verified = verified;
+                                }
+                                if input.password.is_some() {
+                                    row.password_set = true;
+                                    // Sign-ins checked against the old one
+                                    // and not yet stored are refused.
+                                    row.password_version += 1;
+                                }
+                                if let Some(phone) = phone {
+                                    row.phone_number = phone.map(str::to_owned);
+                                }
+                                // Turned on only once a secret is in hand (below).
+                                if input.mfa_enabled == Some(false) {
+                                    row.mfa_enabled = false;
+                                }
+                                row.updated_at = now;
+                                Ok(())
+                            },
+                            |before, after| {
+                                let also: &[&str] = if input.password.is_some() {
+                                    &["password"]
+                                } else {
+                                    &[]
+                                };
+                                self.user_changes(project, before, after, also)
+                            },
+                        )
+                        .await;
+                    match saved {
+                        Err(StoreOr::Overtaken) if tries + 1 < METADATA_MERGE_TRIES => {
+                            tries += 1;
+                        }
+                        saved => break (saved, merge),
+                    }
+                };
+                if saved.is_err() && merge.is_some() {
+                    // Not stored: the vendor gets back the metadata the index
+                    // has (another update's, when this one was overtaken).
+                    let back = async {
+                        let current = to_user(self.user_row(project, user_id).await?)?;
+                        vendor
+                            .set_metadata(&project.id, &pin.vendor_resource_id, &current.metadata)
+                            .await
+                            .map_err(Error::from)
+                    };
+                    if let Err(e) = back.await {
+                        tracing::warn!(
+                            user_id,
+                            error = %e,
+                            "could not give the vendor back the user's metadata"
+                        );
+                    }
+                }
                 let (saved, ()) = match saved {
                     Ok(saved) => saved.ok_or_else(|| Error::user_not_found(user_id))?,
                     Err(StoreOr::Domain(e)) => return Err(e),
+                    Err(StoreOr::Overtaken) => {
+                        return Err(Error::new(
+                            ErrorCode::ServiceBusy,
+                            format!(
+                                "other updates of user {user_id}'s metadata overtook this one \
+                                 {METADATA_MERGE_TRIES} times; retry"
+                            ),
+                        )
+                        .retry_after(1));
+                    }
                     // The one unique key an update can break: another user
                     // took the number since the check above. The vendor
                     // gets the user's number back.
@@ -687,14 +767,6 @@ impl Domain {
                     Err(StoreOr::Store(e)) => return Err(e.into()),
                 };
                 let mut user = to_user(saved)?;
-                if input.metadata.is_some() {
-                    // The vendor gets the merged result; concurrent merges
-                    // each send theirs, the last one the newest stored.
-                    let current = to_user(self.user_row(project, user_id).await?)?;
-                    vendor
-                        .set_metadata(&project.id, &pin.vendor_resource_id, &current.metadata)
-                        .await?;
-                }
                 if input.password.is_some() && !input.keep_sessions {
                     // A new password ends every session the old one opened.
                     self.revoke_all_sessions(project, user_id, None, None)

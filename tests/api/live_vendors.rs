@@ -205,6 +205,88 @@ async fn workos_authentication_limit_per_email_is_the_vendors_429() {
     assert!(valid(&s, t, &session).await);
 }
 
+/// Clerk allows 10 writes per user in 10 seconds (system limits): the
+/// 11th metadata update is Clerk's 429, answered VENDOR_UNAVAILABLE with
+/// Clerk's Retry-After (past authmux's 5-second cap for waiting it out),
+/// and the user keeps the last metadata that was written.
+#[tokio::test]
+async fn clerk_write_limit_per_user_is_the_vendors_429() {
+    let s = Server::start_vendor(Backend::Sqlite, VendorKind::Clerk)
+        .await
+        .unwrap();
+    let t = Transport::Grpc;
+    let u = user(&s, t, "written@example.com").await;
+    let update = |n: u32| {
+        s.call(
+            t,
+            "auth.user.update",
+            json!({"user_id": u, "metadata": {"n": n}}),
+        )
+    };
+    for n in 0..10 {
+        update(n)
+            .await
+            .unwrap_or_else(|e| panic!("update {n}: {e:?}"));
+    }
+    let e = expect_err(update(10).await, "VENDOR_UNAVAILABLE");
+    assert!(
+        e.retry_after.is_some_and(|r| (6..=10).contains(&r)),
+        "{e:?}"
+    );
+    let got = s
+        .call(t, "auth.user.get", json!({"user_id": u}))
+        .await
+        .unwrap();
+    assert_eq!(got["metadata"], json!({"n": 9}), "{got}");
+    let vendor_copy = s
+        .clerk_keys
+        .as_ref()
+        .unwrap()
+        .metadata("written@example.com")
+        .1;
+    assert_eq!(Value::Object(vendor_copy), json!({"n": 9}));
+}
+
+/// Metadata merges sent at once for one user each land, in the index and
+/// at the vendor: a merge overtaken by another is read, merged and sent
+/// again before it is stored.
+#[tokio::test]
+async fn metadata_merges_at_once_all_reach_the_vendor() {
+    let s = Server::start_vendor(Backend::Sqlite, VendorKind::Supabase)
+        .await
+        .unwrap();
+    let sb = s.supabase.clone().unwrap();
+    let u = user_with_metadata(&s, Transport::Rest).await;
+    for round in 0..3 {
+        let merges = (0..6).map(|i| {
+            let t = if i % 2 == 0 {
+                Transport::Rest
+            } else {
+                Transport::Grpc
+            };
+            s.call(
+                t,
+                "auth.user.update",
+                json!({"user_id": u, "metadata": {format!("k{round}_{i}"): i}}),
+            )
+        });
+        for r in futures::future::join_all(merges).await {
+            r.unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+        }
+        let stored = get(&s, Transport::Rest, &u).await["metadata"].clone();
+        assert_eq!(
+            stored.as_object().unwrap().len(),
+            1 + 6 * (round + 1),
+            "{stored}"
+        );
+        assert_eq!(
+            sb.app_metadata("m@example.com")["authmux_metadata"],
+            stored,
+            "round {round}: the vendor has every merge"
+        );
+    }
+}
+
 /// Supabase: the password grant's session is the one handed out; the
 /// server path (which confirms the email at GoTrue) is refused for an
 /// unconfirmed user rather than confirming it, and a right password is

@@ -113,6 +113,40 @@ struct Db {
     issuer: String,
     /// A session whose revoke answers 500, for tests.
     fail_revoke: Option<String>,
+    /// Writes to each user in the last 10 seconds (see [`USER_WRITE_LIMIT`]).
+    user_writes: HashMap<String, Vec<std::time::Instant>>,
+}
+
+/// Clerk's limit on `PATCH /users/{id}` and the user metadata endpoints:
+/// 10 requests per 10 seconds per user, answered 429 with the ClerkErrors
+/// body and `Retry-After` in seconds (clerk-docs
+/// `docs/guides/how-clerk-works/system-limits.mdx`; clerk/javascript
+/// `api/request.ts` reads the header as whole seconds). The error's code
+/// and words are the emulator's own.
+pub const USER_WRITE_LIMIT: usize = 10;
+
+/// Counts a write to user `uid`; Clerk's 429 once the user's limit is
+/// reached.
+fn user_write_limited(db: &mut Db, uid: &str) -> Option<Response> {
+    let window = std::time::Duration::from_secs(10);
+    let at = std::time::Instant::now();
+    let writes = db.user_writes.entry(uid.to_owned()).or_default();
+    writes.retain(|t| at.duration_since(*t) < window);
+    if writes.len() >= USER_WRITE_LIMIT {
+        let frees = window.saturating_sub(at.duration_since(writes[0]));
+        let mut reply = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            "Too many requests to this user, retry later",
+        );
+        reply.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            (frees.as_secs() + 1).into(),
+        );
+        return Some(reply);
+    }
+    writes.push(at);
+    None
 }
 
 /// Handle to rotate the emulator's signing keys from a test.
@@ -445,6 +479,9 @@ async fn update_user(
     Json(body): Json<Value>,
 ) -> Response {
     let mut db = db.lock().unwrap();
+    if let Some(limited) = user_write_limited(&mut db, &uid) {
+        return limited;
+    }
     let Some(u) = db.users.get_mut(&uid) else {
         return not_found();
     };
@@ -530,6 +567,9 @@ async fn replace_metadata(
     Json(body): Json<Value>,
 ) -> Response {
     let mut db = db.lock().unwrap();
+    if let Some(limited) = user_write_limited(&mut db, &uid) {
+        return limited;
+    }
     let Some(u) = db.users.get_mut(&uid) else {
         return not_found();
     };
