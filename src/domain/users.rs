@@ -614,178 +614,226 @@ impl Domain {
                         )
                         .await?;
                 }
-                if let Some(verified) = input.email_verified
-                    && verified != before.email_verified
-                {
-                    vendor
-                        .set_email_verified(&project.id, &pin.vendor_resource_id, verified)
-                        .await?;
-                }
-                if input.mfa_enabled == Some(false) && before.mfa_enabled {
-                    vendor
-                        .disable_mfa(&project.id, &pin.vendor_resource_id)
-                        .await?;
-                }
-                if let Some(phone) = phone
-                    && phone != before.phone_number.as_deref()
-                {
-                    vendor
-                        .set_phone(&project.id, &pin.vendor_resource_id, phone)
-                        .await?;
-                }
-                // Metadata goes to the vendor before the index too, so that a
-                // vendor failure leaves the index untouched: merged into the
-                // stored metadata as read here, and stored only if no other
-                // update changed it meanwhile. Otherwise it is read, merged
-                // and sent again, so the vendor's copy never misses a merge
-                // the index has.
-                let mut tries = 0;
-                let (saved, merge) = loop {
-                    let merge = match &input.metadata {
-                        // The built-in provider keeps no copy of its own.
-                        Some(_) if vendor.kind() == VendorKind::Native => None,
-                        Some(patch) => {
-                            let seen = self.user_row(project, user_id).await?;
-                            let merged = merged_metadata(to_user(seen.clone())?.metadata, patch);
-                            vendor.check_metadata(&merged)?;
-                            let stored = check_metadata_size(&merged)?;
-                            vendor
-                                .set_metadata(&project.id, &pin.vendor_resource_id, &merged)
-                                .await?;
-                            Some((seen.metadata, stored))
-                        }
-                        None => None,
-                    };
-                    let now = self.now();
-                    let saved = self
-                        .store
-                        .modify_user(
-                            &project.id,
-                            user_id,
-                            |row| -> Result<(), StoreOr> {
-                                if let Some((seen, stored)) = &merge {
-                                    if row.metadata != *seen {
-                                        return Err(StoreOr::Overtaken);
-                                    }
-                                    row.metadata = stored.clone();
-                                } else if let Some(patch) = &input.metadata {
-                                    let stored = to_user(row.clone())?.metadata;
-                                    let merged = merged_metadata(stored, patch);
-                                    vendor.check_metadata(&merged).map_err(Error::from)?;
-                                    row.metadata = check_metadata_size(&merged)?;
-                                }
-                                if let Some(verified) = input.email_verified {
-                                    row.email_verified = verified;
-                                }
-                                if input.password.is_some() {
-                                    row.password_set = true;
-                                    // Sign-ins checked against the old one
-                                    // and not yet stored are refused.
-                                    row.password_version += 1;
-                                }
-                                if let Some(phone) = phone {
-                                    row.phone_number = phone.map(str::to_owned);
-                                }
-                                // Turned on only once a secret is in hand (below).
-                                if input.mfa_enabled == Some(false) {
-                                    row.mfa_enabled = false;
-                                }
-                                row.updated_at = now;
-                                Ok(())
-                            },
-                            |before, after| {
-                                let also: &[&str] = if input.password.is_some() {
-                                    &["password"]
-                                } else {
-                                    &[]
-                                };
-                                self.user_changes(project, before, after, also)
-                            },
-                        )
-                        .await;
-                    match saved {
-                        Err(StoreOr::Overtaken) if tries + 1 < METADATA_MERGE_TRIES => {
-                            tries += 1;
-                        }
-                        saved => break (saved, merge),
-                    }
-                };
-                if saved.is_err() && merge.is_some() {
-                    // Not stored: the vendor gets back the metadata the index
-                    // has (another update's, when this one was overtaken).
-                    let back = async {
-                        let current = to_user(self.user_row(project, user_id).await?)?;
+                // Once the vendor has the new password, the update's other
+                // steps may still fail; the password's consequences hold
+                // all the same (below).
+                let rest = async {
+                    if let Some(verified) = input.email_verified
+                        && verified != before.email_verified
+                    {
                         vendor
-                            .set_metadata(&project.id, &pin.vendor_resource_id, &current.metadata)
-                            .await
-                            .map_err(Error::from)
-                    };
-                    if let Err(e) = back.await {
-                        tracing::warn!(
-                            user_id,
-                            error = %e,
-                            "could not give the vendor back the user's metadata"
-                        );
+                            .set_email_verified(&project.id, &pin.vendor_resource_id, verified)
+                            .await?;
                     }
-                }
-                let (saved, ()) = match saved {
-                    Ok(saved) => saved.ok_or_else(|| Error::user_not_found(user_id))?,
-                    Err(StoreOr::Domain(e)) => return Err(e),
-                    Err(StoreOr::Overtaken) => {
-                        return Err(Error::new(
-                            ErrorCode::ServiceBusy,
-                            format!(
-                                "other updates of user {user_id}'s metadata overtook this one \
-                                 {METADATA_MERGE_TRIES} times; retry"
-                            ),
-                        )
-                        .retry_after(1));
+                    if input.mfa_enabled == Some(false) && before.mfa_enabled {
+                        vendor
+                            .disable_mfa(&project.id, &pin.vendor_resource_id)
+                            .await?;
                     }
-                    // The one unique key an update can break: another user
-                    // took the number since the check above. The vendor
-                    // gets the user's number back.
-                    Err(StoreOr::Store(StoreError::Duplicate(detail))) => {
-                        let Some(phone) = new_phone else {
-                            return Err(StoreError::Duplicate(detail).into());
+                    if let Some(phone) = phone
+                        && phone != before.phone_number.as_deref()
+                    {
+                        vendor
+                            .set_phone(&project.id, &pin.vendor_resource_id, phone)
+                            .await?;
+                    }
+                    // Metadata goes to the vendor before the index too, so that a
+                    // vendor failure leaves the index untouched: merged into the
+                    // stored metadata as read here, and stored only if no other
+                    // update changed it meanwhile. Otherwise it is read, merged
+                    // and sent again, so the vendor's copy never misses a merge
+                    // the index has.
+                    let mut tries = 0;
+                    let (saved, merge) = loop {
+                        let merge = match &input.metadata {
+                            // The built-in provider keeps no copy of its own.
+                            Some(_) if vendor.kind() == VendorKind::Native => None,
+                            Some(patch) => {
+                                let seen = self.user_row(project, user_id).await?;
+                                let merged =
+                                    merged_metadata(to_user(seen.clone())?.metadata, patch);
+                                vendor.check_metadata(&merged)?;
+                                let stored = check_metadata_size(&merged)?;
+                                vendor
+                                    .set_metadata(&project.id, &pin.vendor_resource_id, &merged)
+                                    .await?;
+                                Some((seen.metadata, stored))
+                            }
+                            None => None,
                         };
-                        if let Err(e) = vendor
-                            .set_phone(
+                        let now = self.now();
+                        let saved = self
+                            .store
+                            .modify_user(
                                 &project.id,
-                                &pin.vendor_resource_id,
-                                before.phone_number.as_deref(),
+                                user_id,
+                                |row| -> Result<(), StoreOr> {
+                                    if let Some((seen, stored)) = &merge {
+                                        if row.metadata != *seen {
+                                            return Err(StoreOr::Overtaken);
+                                        }
+                                        row.metadata = stored.clone();
+                                    } else if let Some(patch) = &input.metadata {
+                                        let stored = to_user(row.clone())?.metadata;
+                                        let merged = merged_metadata(stored, patch);
+                                        vendor.check_metadata(&merged).map_err(Error::from)?;
+                                        row.metadata = check_metadata_size(&merged)?;
+                                    }
+                                    if let Some(verified) = input.email_verified {
+                                        row.email_verified = verified;
+                                    }
+                                    if input.password.is_some() {
+                                        row.password_set = true;
+                                        // Sign-ins checked against the old one
+                                        // and not yet stored are refused.
+                                        row.password_version += 1;
+                                    }
+                                    if let Some(phone) = phone {
+                                        row.phone_number = phone.map(str::to_owned);
+                                    }
+                                    // Turned on only once a secret is in hand (below).
+                                    if input.mfa_enabled == Some(false) {
+                                        row.mfa_enabled = false;
+                                    }
+                                    row.updated_at = now;
+                                    Ok(())
+                                },
+                                |before, after| {
+                                    let also: &[&str] = if input.password.is_some() {
+                                        &["password"]
+                                    } else {
+                                        &[]
+                                    };
+                                    self.user_changes(project, before, after, also)
+                                },
                             )
-                            .await
-                        {
+                            .await;
+                        match saved {
+                            Err(StoreOr::Overtaken) if tries + 1 < METADATA_MERGE_TRIES => {
+                                tries += 1;
+                            }
+                            saved => break (saved, merge),
+                        }
+                    };
+                    if saved.is_err() && merge.is_some() {
+                        // Not stored: the vendor gets back the metadata the index
+                        // has (another update's, when this one was overtaken).
+                        let back = async {
+                            let current = to_user(self.user_row(project, user_id).await?)?;
+                            vendor
+                                .set_metadata(
+                                    &project.id,
+                                    &pin.vendor_resource_id,
+                                    &current.metadata,
+                                )
+                                .await
+                                .map_err(Error::from)
+                        };
+                        if let Err(e) = back.await {
                             tracing::warn!(
                                 user_id,
                                 error = %e,
-                                "could not give the vendor back the user's phone number"
+                                "could not give the vendor back the user's metadata"
                             );
                         }
-                        return Err(phone_taken(phone));
                     }
-                    Err(StoreOr::Store(e)) => return Err(e.into()),
+                    let (saved, ()) = match saved {
+                        Ok(saved) => saved.ok_or_else(|| Error::user_not_found(user_id))?,
+                        Err(StoreOr::Domain(e)) => return Err(e),
+                        Err(StoreOr::Overtaken) => {
+                            return Err(Error::new(
+                                ErrorCode::ServiceBusy,
+                                format!(
+                                    "other updates of user {user_id}'s metadata overtook this one \
+                                 {METADATA_MERGE_TRIES} times; retry"
+                                ),
+                            )
+                            .retry_after(1));
+                        }
+                        // The one unique key an update can break: another user
+                        // took the number since the check above. The vendor
+                        // gets the user's number back.
+                        Err(StoreOr::Store(StoreError::Duplicate(detail))) => {
+                            let Some(phone) = new_phone else {
+                                return Err(StoreError::Duplicate(detail).into());
+                            };
+                            if let Err(e) = vendor
+                                .set_phone(
+                                    &project.id,
+                                    &pin.vendor_resource_id,
+                                    before.phone_number.as_deref(),
+                                )
+                                .await
+                            {
+                                tracing::warn!(
+                                    user_id,
+                                    error = %e,
+                                    "could not give the vendor back the user's phone number"
+                                );
+                            }
+                            return Err(phone_taken(phone));
+                        }
+                        Err(StoreOr::Store(e)) => return Err(e.into()),
+                    };
+                    let mut user = to_user(saved)?;
+                    if input.password.is_some() && !input.keep_sessions {
+                        // A new password ends every session the old one opened.
+                        self.revoke_all_sessions(project, user_id, None, None)
+                            .await?;
+                    }
+                    if input.mfa_enabled == Some(true) && !user.mfa_enabled {
+                        if let Some(enrolled) = self
+                            .enroll_mfa(project, user_id, vendor.as_ref(), &pin)
+                            .await?
+                        {
+                            user = enrolled;
+                        } else {
+                            user = to_user(self.user_row(project, user_id).await?)?;
+                        }
+                    }
+                    Ok::<_, Error>(user)
                 };
-                let mut user = to_user(saved)?;
-                if input.password.is_some() && !input.keep_sessions {
-                    // A new password ends every session the old one opened.
-                    self.revoke_all_sessions(project, user_id, None, None)
-                        .await?;
+                let outcome = rest.await;
+                if outcome.is_err() && input.password.is_some() {
+                    self.password_taken(project, user_id, input.keep_sessions)
+                        .await;
                 }
-                if input.mfa_enabled == Some(true) && !user.mfa_enabled {
-                    if let Some(enrolled) = self
-                        .enroll_mfa(project, user_id, vendor.as_ref(), &pin)
-                        .await?
-                    {
-                        user = enrolled;
-                    } else {
-                        user = to_user(self.user_row(project, user_id).await?)?;
-                    }
-                }
-                Ok(user)
+                outcome
             },
         )
         .await
+    }
+
+    /// A new password the vendor took although the rest of its update
+    /// failed: the index notes the change (sign-ins checked against the old
+    /// password and not yet stored are refused, and `user.updated` names
+    /// it) and the sessions the old one opened end, unless the caller keeps
+    /// them. Failures are logged; the update's own error is what the caller
+    /// is told.
+    async fn password_taken(&self, project: &Project, user_id: &str, keep_sessions: bool) {
+        let now = self.now();
+        let noted = self
+            .store
+            .modify_user(
+                &project.id,
+                user_id,
+                |row| {
+                    row.password_set = true;
+                    row.password_version += 1;
+                    row.updated_at = now;
+                    Ok::<_, StoreError>(())
+                },
+                |before, after| self.user_changes(project, before, after, &["password"]),
+            )
+            .await;
+        if let Err(e) = noted {
+            tracing::warn!(user_id, error = %e, "could not note a new password the vendor took");
+        }
+        if !keep_sessions
+            && let Err(e) = self.revoke_all_sessions(project, user_id, None, None).await
+        {
+            tracing::warn!(user_id, error = %e, "could not end the sessions of a changed password");
+        }
     }
 
     /// Enrols a TOTP factor: one request at a time per user holds the

@@ -247,6 +247,56 @@ async fn clerk_write_limit_per_user_is_the_vendors_429() {
     assert_eq!(Value::Object(vendor_copy), json!({"n": 9}));
 }
 
+/// A new password Clerk took although the rest of the update then failed
+/// (Clerk's write limit refused the metadata): the update is an error, its
+/// metadata is not stored, yet the password's consequences hold. The
+/// session the old password opened ends and the old password no longer
+/// signs in.
+#[tokio::test]
+async fn a_password_the_vendor_took_ends_old_sessions_though_the_update_failed() {
+    let s = Server::start_vendor(Backend::Sqlite, VendorKind::Clerk)
+        .await
+        .unwrap();
+    let t = Transport::Rest;
+    let u = user(&s, t, "half@example.com").await;
+    let old_session = sign_in(&s, t, &u, json!({})).await.unwrap();
+    // Nine of Clerk's ten writes per user in ten seconds.
+    for n in 0..9 {
+        s.call(
+            t,
+            "auth.user.update",
+            json!({"user_id": u, "metadata": {"n": n}}),
+        )
+        .await
+        .unwrap();
+    }
+    let new_password = "a different vendor passphrase";
+    expect_err(
+        s.call(
+            t,
+            "auth.user.update",
+            json!({"user_id": u, "password": new_password, "metadata": {"n": 9}}),
+        )
+        .await,
+        "VENDOR_UNAVAILABLE",
+    );
+    assert_eq!(get(&s, t, &u).await["metadata"], json!({"n": 8}));
+    assert!(
+        !valid(&s, t, &old_session).await,
+        "the old password's session ended"
+    );
+    expect_err(
+        sign_in(&s, t, &u, json!({})).await,
+        "AUTH_INVALID_CREDENTIALS",
+    );
+    let mut with_new = json!({"user_id": u, "method": "password", "password": new_password});
+    let session = s
+        .call(t, "auth.session.create", with_new.take())
+        .await
+        .unwrap();
+    assert!(valid(&s, t, &session).await);
+}
+
 /// Metadata merges sent at once for one user each land, in the index and
 /// at the vendor: a merge overtaken by another is read, merged and sent
 /// again before it is stored.
