@@ -411,6 +411,24 @@ async fn holders_at_vendor(s: &Server, email: &str) -> usize {
         .count()
 }
 
+/// A new user without a password whose email is verified (a server mint's
+/// case); its id.
+async fn verified_user(s: &Server, t: Transport, email: &str) -> serde_json::Value {
+    let user = s
+        .call(t, "auth.user.create", json!({"email": email}))
+        .await
+        .unwrap()["user_id"]
+        .clone();
+    s.call(
+        t,
+        "auth.user.update",
+        json!({"user_id": user, "email_verified": true}),
+    )
+    .await
+    .unwrap();
+    user
+}
+
 /// The same server mint sent twice at once while authmux deletes the user:
 /// each mint opens a session (before the delete) or finds no user, and no
 /// account at the vendor is left holding the email.
@@ -421,18 +439,7 @@ async fn server_mints_twice_at_once_racing_a_delete_leave_no_account() {
         let t = Transport::Rest;
         for i in 0..8 {
             let email = format!("mint-race{i}@example.com");
-            let user = s
-                .call(t, "auth.user.create", json!({"email": email}))
-                .await
-                .unwrap()["user_id"]
-                .clone();
-            s.call(
-                t,
-                "auth.user.update",
-                json!({"user_id": user, "email_verified": true}),
-            )
-            .await
-            .unwrap();
+            let user = verified_user(&s, t, &email).await;
             let mint = || {
                 s.call(
                     t,
@@ -472,22 +479,7 @@ async fn supabase_server_mints_for_one_user_at_once_each_open_a_session() {
         .await
         .unwrap();
     let t = Transport::Rest;
-    let user = s
-        .call(
-            t,
-            "auth.user.create",
-            json!({"email": "many-devices@example.com"}),
-        )
-        .await
-        .unwrap()["user_id"]
-        .clone();
-    s.call(
-        t,
-        "auth.user.update",
-        json!({"user_id": user, "email_verified": true}),
-    )
-    .await
-    .unwrap();
+    let user = verified_user(&s, t, "many-devices@example.com").await;
     // GoTrue allows 30 verifies per address in 5 minutes, and a mint
     // makes up to 4: two rounds of three mints stay under it.
     for round in 0..2 {
