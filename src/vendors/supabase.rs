@@ -79,10 +79,10 @@ pub const METADATA_KEY: &str = "authmux_metadata";
 /// What the server path can't do without confirming the email.
 const UNCONFIRMED_SESSIONS: &str = "auth.session.create for a user whose email is not confirmed (Supabase confirms the email of every session it opens by the server path and cannot undo it; confirm the email first with email_verified: true, or turn on \"Allow unverified email sign-ins\" for password sign-in)";
 
-/// Users per page of a by-email lookup (GoTrue's default page size).
 /// Magic links a server mint generates before it gives up, when each is
 /// replaced by another mint's for the same user before it is verified.
 const LINK_ATTEMPTS: u32 = 4;
+/// Users per page of a by-email lookup (GoTrue's default page size).
 const LOOKUP_PAGE: usize = 50;
 /// The most pages a by-email lookup reads before it gives up.
 const MAX_LOOKUP_PAGES: usize = 20;
