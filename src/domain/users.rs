@@ -1,6 +1,8 @@
 //! Users: validation and the create/read/list/update/delete rules, with
 //! the vendor of record pinned per user.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -617,6 +619,12 @@ impl Domain {
                 // Once the vendor has the new password, the update's other
                 // steps may still fail; the password's consequences hold
                 // all the same (below).
+                // What the vendor took of this update, and whether the index
+                // stored it: an update that fails before it is stored gives
+                // the vendor back what it can.
+                let sent_verified = AtomicBool::new(false);
+                let sent_phone = AtomicBool::new(false);
+                let stored = AtomicBool::new(false);
                 let rest = async {
                     if let Some(verified) = input.email_verified
                         && verified != before.email_verified
@@ -624,6 +632,7 @@ impl Domain {
                         vendor
                             .set_email_verified(&project.id, &pin.vendor_resource_id, verified)
                             .await?;
+                        sent_verified.store(true, Ordering::Relaxed);
                     }
                     if input.mfa_enabled == Some(false) && before.mfa_enabled {
                         vendor
@@ -636,6 +645,7 @@ impl Domain {
                         vendor
                             .set_phone(&project.id, &pin.vendor_resource_id, phone)
                             .await?;
+                        sent_phone.store(true, Ordering::Relaxed);
                     }
                     // Metadata goes to the vendor before the index too, so that a
                     // vendor failure leaves the index untouched: merged into the
@@ -757,24 +767,11 @@ impl Domain {
                             let Some(phone) = new_phone else {
                                 return Err(StoreError::Duplicate(detail).into());
                             };
-                            if let Err(e) = vendor
-                                .set_phone(
-                                    &project.id,
-                                    &pin.vendor_resource_id,
-                                    before.phone_number.as_deref(),
-                                )
-                                .await
-                            {
-                                tracing::warn!(
-                                    user_id,
-                                    error = %e,
-                                    "could not give the vendor back the user's phone number"
-                                );
-                            }
                             return Err(phone_taken(phone));
                         }
                         Err(StoreOr::Store(e)) => return Err(e.into()),
                     };
+                    stored.store(true, Ordering::Relaxed);
                     let mut user = to_user(saved)?;
                     if input.password.is_some() && !input.keep_sessions {
                         // A new password ends every session the old one opened.
@@ -794,6 +791,32 @@ impl Domain {
                     Ok::<_, Error>(user)
                 };
                 let outcome = rest.await;
+                if outcome.is_err() && !stored.load(Ordering::Relaxed) {
+                    // A removed factor can't be given back; the password is
+                    // kept (below).
+                    if sent_verified.load(Ordering::Relaxed)
+                        && let Err(e) = vendor
+                            .set_email_verified(
+                                &project.id,
+                                &pin.vendor_resource_id,
+                                before.email_verified,
+                            )
+                            .await
+                    {
+                        tracing::warn!(user_id, error = %e, "could not give the vendor back the user's email verification");
+                    }
+                    if sent_phone.load(Ordering::Relaxed)
+                        && let Err(e) = vendor
+                            .set_phone(
+                                &project.id,
+                                &pin.vendor_resource_id,
+                                before.phone_number.as_deref(),
+                            )
+                            .await
+                    {
+                        tracing::warn!(user_id, error = %e, "could not give the vendor back the user's phone number");
+                    }
+                }
                 if outcome.is_err() && input.password.is_some() {
                     self.password_taken(project, user_id, input.keep_sessions)
                         .await;

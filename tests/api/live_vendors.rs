@@ -297,6 +297,42 @@ async fn a_password_the_vendor_took_ends_old_sessions_though_the_update_failed()
     assert!(valid(&s, t, &session).await);
 }
 
+/// An update that fails before it is stored gives the vendor back what it
+/// had taken: here Clerk verified the email, then its write limit refused
+/// the metadata, and the email is unverified again at Clerk as in
+/// authmux.
+#[tokio::test]
+async fn a_failed_update_gives_the_vendor_back_what_it_took() {
+    let s = Server::start_vendor(Backend::Sqlite, VendorKind::Clerk)
+        .await
+        .unwrap();
+    let keys = s.clerk_keys.clone().unwrap();
+    let t = Transport::Grpc;
+    let u = user(&s, t, "undone@example.com").await;
+    for n in 0..10 {
+        s.call(
+            t,
+            "auth.user.update",
+            json!({"user_id": u, "metadata": {"n": n}}),
+        )
+        .await
+        .unwrap();
+    }
+    expect_err(
+        s.call(
+            t,
+            "auth.user.update",
+            json!({"user_id": u, "email_verified": true, "metadata": {"n": 10}}),
+        )
+        .await,
+        "VENDOR_UNAVAILABLE",
+    );
+    let got = get(&s, t, &u).await;
+    assert_eq!(got["email_verified"], false, "{got}");
+    assert_eq!(got["metadata"], json!({"n": 9}), "{got}");
+    assert_eq!(keys.verified("undone@example.com"), Some(false));
+}
+
 /// Metadata merges sent at once for one user each land, in the index and
 /// at the vendor: a merge overtaken by another is read, merged and sent
 /// again before it is stored.
