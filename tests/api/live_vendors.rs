@@ -205,6 +205,20 @@ async fn workos_authentication_limit_per_email_is_the_vendors_429() {
     assert!(valid(&s, t, &session).await);
 }
 
+/// `n` metadata updates of user `u`, setting `{"n": 0}` to `{"n": n-1}`:
+/// each is one of Clerk's 10 writes per user in 10 seconds.
+async fn metadata_writes(s: &Server, t: Transport, u: &str, n: u32) {
+    for i in 0..n {
+        s.call(
+            t,
+            "auth.user.update",
+            json!({"user_id": u, "metadata": {"n": i}}),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("update {i}: {e:?}"));
+    }
+}
+
 /// Clerk allows 10 writes per user in 10 seconds (system limits): the
 /// 11th metadata update is Clerk's 429, answered VENDOR_UNAVAILABLE with
 /// Clerk's Retry-After (past authmux's 5-second cap for waiting it out),
@@ -216,19 +230,16 @@ async fn clerk_write_limit_per_user_is_the_vendors_429() {
         .unwrap();
     let t = Transport::Grpc;
     let u = user(&s, t, "written@example.com").await;
-    let update = |n: u32| {
+    metadata_writes(&s, t, &u, 10).await;
+    let e = expect_err(
         s.call(
             t,
             "auth.user.update",
-            json!({"user_id": u, "metadata": {"n": n}}),
+            json!({"user_id": u, "metadata": {"n": 10}}),
         )
-    };
-    for n in 0..10 {
-        update(n)
-            .await
-            .unwrap_or_else(|e| panic!("update {n}: {e:?}"));
-    }
-    let e = expect_err(update(10).await, "VENDOR_UNAVAILABLE");
+        .await,
+        "VENDOR_UNAVAILABLE",
+    );
     assert!(
         e.retry_after.is_some_and(|r| (6..=10).contains(&r)),
         "{e:?}"
@@ -261,15 +272,7 @@ async fn a_password_the_vendor_took_ends_old_sessions_though_the_update_failed()
     let u = user(&s, t, "half@example.com").await;
     let old_session = sign_in(&s, t, &u, json!({})).await.unwrap();
     // Nine of Clerk's ten writes per user in ten seconds.
-    for n in 0..9 {
-        s.call(
-            t,
-            "auth.user.update",
-            json!({"user_id": u, "metadata": {"n": n}}),
-        )
-        .await
-        .unwrap();
-    }
+    metadata_writes(&s, t, &u, 9).await;
     let new_password = "a different vendor passphrase";
     expect_err(
         s.call(
@@ -309,15 +312,7 @@ async fn a_failed_update_gives_the_vendor_back_what_it_took() {
     let keys = s.clerk_keys.clone().unwrap();
     let t = Transport::Grpc;
     let u = user(&s, t, "undone@example.com").await;
-    for n in 0..10 {
-        s.call(
-            t,
-            "auth.user.update",
-            json!({"user_id": u, "metadata": {"n": n}}),
-        )
-        .await
-        .unwrap();
-    }
+    metadata_writes(&s, t, &u, 10).await;
     expect_err(
         s.call(
             t,
