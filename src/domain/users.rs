@@ -624,6 +624,7 @@ impl Domain {
                 // the vendor back what it can.
                 let sent_verified = AtomicBool::new(false);
                 let sent_phone = AtomicBool::new(false);
+                let sent_metadata = AtomicBool::new(false);
                 let stored = AtomicBool::new(false);
                 let rest = async {
                     if let Some(verified) = input.email_verified
@@ -654,7 +655,7 @@ impl Domain {
                     // and sent again, so the vendor's copy never misses a merge
                     // the index has.
                     let mut tries = 0;
-                    let (saved, merge) = loop {
+                    let saved = loop {
                         let merge = match &input.metadata {
                             // The built-in provider keeps no copy of its own.
                             Some(_) if vendor.kind() == VendorKind::Native => None,
@@ -667,6 +668,7 @@ impl Domain {
                                 vendor
                                     .set_metadata(&project.id, &pin.vendor_resource_id, &merged)
                                     .await?;
+                                sent_metadata.store(true, Ordering::Relaxed);
                                 Some((seen.metadata, stored))
                             }
                             None => None,
@@ -722,31 +724,9 @@ impl Domain {
                             Err(StoreOr::Overtaken) if tries + 1 < METADATA_MERGE_TRIES => {
                                 tries += 1;
                             }
-                            saved => break (saved, merge),
+                            saved => break saved,
                         }
                     };
-                    if saved.is_err() && merge.is_some() {
-                        // Not stored: the vendor gets back the metadata the index
-                        // has (another update's, when this one was overtaken).
-                        let back = async {
-                            let current = to_user(self.user_row(project, user_id).await?)?;
-                            vendor
-                                .set_metadata(
-                                    &project.id,
-                                    &pin.vendor_resource_id,
-                                    &current.metadata,
-                                )
-                                .await
-                                .map_err(Error::from)
-                        };
-                        if let Err(e) = back.await {
-                            tracing::warn!(
-                                user_id,
-                                error = %e,
-                                "could not give the vendor back the user's metadata"
-                            );
-                        }
-                    }
                     let (saved, ()) = match saved {
                         Ok(saved) => saved.ok_or_else(|| Error::user_not_found(user_id))?,
                         Err(StoreOr::Domain(e)) => return Err(e),
@@ -793,7 +773,28 @@ impl Domain {
                 let outcome = rest.await;
                 if outcome.is_err() && !stored.load(Ordering::Relaxed) {
                     // A removed factor can't be given back; the password is
-                    // kept (below).
+                    // kept (below). The metadata given back is the index's
+                    // (another update's, when this one was overtaken).
+                    if sent_metadata.load(Ordering::Relaxed) {
+                        let back = async {
+                            let current = to_user(self.user_row(project, user_id).await?)?;
+                            vendor
+                                .set_metadata(
+                                    &project.id,
+                                    &pin.vendor_resource_id,
+                                    &current.metadata,
+                                )
+                                .await
+                                .map_err(Error::from)
+                        };
+                        if let Err(e) = back.await {
+                            tracing::warn!(
+                                user_id,
+                                error = %e,
+                                "could not give the vendor back the user's metadata"
+                            );
+                        }
+                    }
                     if sent_verified.load(Ordering::Relaxed)
                         && let Err(e) = vendor
                             .set_email_verified(

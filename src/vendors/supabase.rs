@@ -190,6 +190,18 @@ fn refuses_a_taken_phone(reply: &Value) -> bool {
 
 /// Maps a GoTrue error reply (either error format, or the OAuth one).
 fn supabase_error(status: StatusCode, body: &Value) -> VendorError {
+    gotrue_refusal(status, body, false)
+}
+
+/// GoTrue's refusal of a `/verify`: about the link or its user, so a
+/// 401/403 there is the caller's input, not authmux's credentials.
+fn verify_refusal(status: StatusCode, body: &Value) -> VendorError {
+    gotrue_refusal(status, body, true)
+}
+
+/// GoTrue's refusal; `about_user`: a 401/403 is about the end user's
+/// credentials or link, not authmux's.
+fn gotrue_refusal(status: StatusCode, body: &Value, about_user: bool) -> VendorError {
     let r = Refusal::of(body);
     let code = r.code();
     let message = r
@@ -210,28 +222,11 @@ fn supabase_error(status: StatusCode, body: &Value) -> VendorError {
                 _ => None,
             },
             not_found: code == "user_not_found",
-            user_credentials: false,
+            user_credentials: about_user,
             code,
             message,
         },
     )
-}
-
-/// GoTrue's refusal of a `/verify`: about the link or its user, so a
-/// 401/403 there is the caller's input, not authmux's credentials.
-fn verify_refusal(status: StatusCode, body: &Value) -> VendorError {
-    match supabase_error(status, body) {
-        VendorError::Rejected(_) => {
-            let r = Refusal::of(body);
-            let message = r
-                .msg
-                .as_deref()
-                .or(r.message.as_deref())
-                .unwrap_or("the magic link was refused");
-            VendorError::Invalid(format!("{}: {message}", VendorKind::Supabase))
-        }
-        other => other,
-    }
 }
 
 #[derive(serde::Serialize, Deserialize)]
