@@ -2,6 +2,7 @@
 
 use authmux::vendors::VendorKind;
 use serde_json::json;
+use std::time::Duration;
 
 use crate::harness::{Server, Transport, create_user, expect_err};
 use authmux_testkit::contract;
@@ -735,6 +736,105 @@ contract!(
     password_policies_change_nothing_when_they_refuse,
     vendors[clerk, workos]
 );
+
+/// An update that changes everything at once (password, email
+/// verification, metadata and, where the vendor keeps one, the phone
+/// number) sent while the user is being deleted, each a little later than
+/// the other in turn. The delete goes through; the update either lands
+/// before it or finds no user, never a vendor error. Afterwards nothing of
+/// the user is left: no record in authmux, no session that verifies, no
+/// password that signs in, no event after `user.deleted`, and no account at
+/// the vendor (the email makes a new user, which starts blank).
+async fn an_update_racing_the_users_delete_leaves_nothing(s: &Server, t: Transport) {
+    const OLD: &str = "a first long passphrase";
+    const NEW: &str = "a second long passphrase";
+    let vendor = s.vendor();
+    for trial in 0..8u64 {
+        let email = format!("update-race{trial}@example.com");
+        let user = s
+            .call(
+                t,
+                "auth.user.create",
+                json!({"email": email, "password": OLD}),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("trial {trial}: {e:?}"))["user_id"]
+            .clone();
+        if vendor == VendorKind::Supabase {
+            // GoTrue opens sessions for confirmed emails only.
+            crate::harness::confirm_email(s, t, user.as_str().unwrap()).await;
+        }
+        let login = |password: &'static str| {
+            s.call(
+                t,
+                "auth.session.create",
+                json!({"user_id": user, "method": "password", "password": password}),
+            )
+        };
+        let session = login(OLD).await.unwrap();
+        let mut update = json!({"user_id": user, "password": NEW, "email_verified": true,
+                                "metadata": {"trial": trial}});
+        if vendor != VendorKind::Workos {
+            update["phone_number"] = json!(format!("+1415555{:04}", 100 + trial));
+        }
+        // Even trials send the update first, odd ones the delete, the
+        // other after a few milliseconds more each time.
+        let lag = |first: bool| Duration::from_millis(if first { 0 } else { trial * 4 });
+        let (updated, deleted) = tokio::join!(
+            async {
+                tokio::time::sleep(lag(trial % 2 == 0)).await;
+                s.call(t, "auth.user.update", update).await
+            },
+            async {
+                tokio::time::sleep(lag(trial % 2 == 1)).await;
+                s.call(t, "auth.user.delete", json!({"user_id": user}))
+                    .await
+            },
+        );
+        deleted.unwrap_or_else(|e| panic!("trial {trial}: the delete: {e:?}"));
+        if let Err(e) = updated {
+            assert_eq!(e.code, "AUTH_USER_NOT_FOUND", "trial {trial}: {e:?}");
+        }
+
+        expect_err(
+            s.call(t, "auth.user.get", json!({"user_id": user})).await,
+            "AUTH_USER_NOT_FOUND",
+        );
+        let still = s
+            .call(
+                t,
+                "auth.session.verify",
+                json!({"session_id": session["access_token"]}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(still["valid"], false, "trial {trial}: {still}");
+        for password in [OLD, NEW] {
+            expect_err(login(password).await, "AUTH_USER_NOT_FOUND");
+        }
+        let events = s
+            .call(t, "auth.audit", json!({"user_id": user, "limit": 100}))
+            .await
+            .unwrap()["items"]
+            .clone();
+        // Newest first.
+        assert_eq!(
+            events[0]["type"], "user.deleted",
+            "trial {trial}: nothing after the erasure: {events}"
+        );
+        let again = s
+            .call(t, "auth.user.create", json!({"email": email}))
+            .await
+            .unwrap_or_else(|e| panic!("trial {trial}: the email is free again: {e:?}"));
+        assert_eq!(again["email_verified"], false, "trial {trial}: {again}");
+        assert_eq!(again["metadata"], json!({}), "trial {trial}: {again}");
+        assert!(
+            again.get("phone_number").is_none(),
+            "trial {trial}: {again}"
+        );
+    }
+}
+contract!(an_update_racing_the_users_delete_leaves_nothing, vendors);
 
 /// A database whose users already share a phone number is left as it is
 /// by the migration that makes numbers unique: it stops and names the
