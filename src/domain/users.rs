@@ -464,11 +464,43 @@ impl Domain {
         to_user(self.refresh_from_vendor(project, row).await?)
     }
 
-    /// Brings the index row in line with what the pinned vendor reports.
+    /// Brings the index row in line with what the pinned vendor reports,
+    /// unless the row changed while the vendor was asked: the vendor's
+    /// answer may then be a state an update had half made and has since
+    /// given back (see [`Domain::resync_from_vendor`]).
     async fn refresh_from_vendor(
         &self,
         project: &Project,
         row: users::Model,
+    ) -> Result<users::Model> {
+        self.copy_from_vendor(project, row, false).await
+    }
+
+    /// After an update gave the vendor back what it had set there: the
+    /// index takes the vendor's state again (a read may have copied the
+    /// half-made one meanwhile) and the row is marked changed, so that a
+    /// read which asked the vendor before the give-back does not store
+    /// its answer. Failures are logged.
+    async fn resync_from_vendor(&self, project: &Project, user_id: &str) {
+        let resynced = async {
+            let row = self.user_row(project, user_id).await?;
+            self.copy_from_vendor(project, row, true).await
+        };
+        if let Err(e) = resynced.await
+            && e.code != ErrorCode::AuthUserNotFound
+        {
+            tracing::warn!(user_id, error = %e, "could not bring the user in line with its vendor");
+        }
+    }
+
+    /// What [`Domain::refresh_from_vendor`] and
+    /// [`Domain::resync_from_vendor`] share: with `resync`, the row is
+    /// written (its `updated_at` moved on) whatever changed meanwhile.
+    async fn copy_from_vendor(
+        &self,
+        project: &Project,
+        row: users::Model,
+        resync: bool,
     ) -> Result<users::Model> {
         if row.vendor == VendorKind::Native.as_str() {
             return Ok(row);
@@ -487,7 +519,9 @@ impl Domain {
             }
             Err(e) => return Err(e.into()),
         };
-        if (seen.email_verified, seen.mfa_enabled) == (row.email_verified, row.mfa_enabled) {
+        if !resync
+            && (seen.email_verified, seen.mfa_enabled) == (row.email_verified, row.mfa_enabled)
+        {
             return Ok(row);
         }
         let now = self.now();
@@ -497,17 +531,27 @@ impl Domain {
                 &project.id,
                 &row.id,
                 |r| {
+                    if !resync && r.updated_at != row.updated_at {
+                        return Err(StoreOr::Overtaken);
+                    }
                     r.email_verified = seen.email_verified;
                     r.mfa_enabled = seen.mfa_enabled;
-                    r.updated_at = now;
-                    Ok::<_, Error>(())
+                    r.updated_at = now.max(r.updated_at + 1);
+                    Ok(())
                 },
                 |before, after| self.user_changes(project, before, after, &[]),
             )
-            .await?;
-        changed
-            .map(|(row, ())| row)
-            .ok_or_else(|| Error::user_not_found(&row.id))
+            .await;
+        match changed {
+            Ok(changed) => changed
+                .map(|(row, ())| row)
+                .ok_or_else(|| Error::user_not_found(&row.id)),
+            // Changed meanwhile: what is stored now is answered, and the
+            // next read compares it with the vendor again.
+            Err(StoreOr::Overtaken) => self.user_row(project, &row.id).await,
+            Err(StoreOr::Domain(e)) => Err(e),
+            Err(StoreOr::Store(e)) => Err(e.into()),
+        }
     }
 
     /// One user by email, case-insensitively.
@@ -806,6 +850,9 @@ impl Domain {
                     {
                         tracing::warn!(user_id, error = %e, "could not give the vendor back the user's email verification");
                     }
+                    if sent_verified.load(Ordering::Relaxed) {
+                        self.resync_from_vendor(project, user_id).await;
+                    }
                     if sent_phone.load(Ordering::Relaxed)
                         && let Err(e) = vendor
                             .set_phone(
@@ -902,7 +949,7 @@ impl Domain {
             let enrollment = match enrollment {
                 Ok(e) => e,
                 Err(e) => {
-                    self.remove_factor(project, vendor, pin).await;
+                    self.remove_factor(project, user_id, vendor, pin).await;
                     return Err(e.into());
                 }
             };
@@ -927,7 +974,7 @@ impl Domain {
                     Ok(Some(user))
                 }
                 other => {
-                    self.remove_factor(project, vendor, pin).await;
+                    self.remove_factor(project, user_id, vendor, pin).await;
                     other?;
                     Err(Error::user_not_found(user_id))
                 }
@@ -939,10 +986,12 @@ impl Domain {
     }
 
     /// Removes a factor no caller holds the secret of; a failure is logged
-    /// (the flag stays off, so sign-ins do not ask for it).
+    /// (the flag stays off, so sign-ins do not ask for it). A read that
+    /// copied the vendor's flag while the factor existed is undone.
     async fn remove_factor(
         &self,
         project: &Project,
+        user_id: &str,
         vendor: &dyn IdentityVendor,
         pin: &pins::Model,
     ) {
@@ -952,6 +1001,7 @@ impl Domain {
         {
             tracing::warn!(vendor = %vendor.kind(), error = %e, "could not remove the factor of a failed MFA enrolment");
         }
+        self.resync_from_vendor(project, user_id).await;
     }
 
     /// Forgets a user its vendor no longer has (deleted there): the index

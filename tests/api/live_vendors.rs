@@ -775,7 +775,8 @@ async fn a_user_deleted_at_the_vendor_leaves_the_index() {
 }
 
 /// An enrolment whose reply never arrives leaves no factor at the vendor
-/// and MFA off.
+/// and MFA off, also in the index when a read meanwhile copied the
+/// factor WorkOS had made.
 #[tokio::test]
 async fn a_failed_enrolment_leaves_no_factor() {
     let s = Server::start_vendor(Backend::Sqlite, VendorKind::Workos)
@@ -788,16 +789,23 @@ async fn a_failed_enrolment_leaves_no_factor() {
         f.slow_replies = 1;
         f.latency_after = Duration::from_secs(3);
     }
-    assert!(
+    let read = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        get(&s, t, &u).await
+    };
+    let (enrolled, during) = tokio::join!(
         s.call(
             t,
             "auth.user.update",
             json!({"user_id": u, "mfa_enabled": true})
-        )
-        .await
-        .is_err()
+        ),
+        read
     );
+    assert!(enrolled.is_err());
+    assert_eq!(during["mfa_enabled"], true, "the read saw the factor");
     assert_eq!(s.workos.as_ref().unwrap().factors_of("half@example.com"), 0);
+    let held = indexed(&s, t, &u).await;
+    assert_eq!(held["mfa_enabled"], false, "{held}");
     assert_eq!(get(&s, t, &u).await["mfa_enabled"], false);
     // A later enrolment works and is the only factor.
     let ok = crate::harness::enable_mfa(&s, t, &u).await;
@@ -995,4 +1003,61 @@ async fn vendor_rules_hold_under_races() {
     d.unwrap();
     assert_eq!(workos.factors_of(email), 0, "no factor outlives the user");
     expect_err(s.call(t, "auth.user.get", req).await, "AUTH_USER_NOT_FOUND");
+}
+
+/// The user as the index holds it, without asking the vendor (the list
+/// reads the index alone).
+async fn indexed(s: &Server, t: Transport, u: &str) -> Value {
+    let page = s
+        .call(t, "auth.user.list", json!({"limit": 100}))
+        .await
+        .unwrap();
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item["user_id"] == u)
+        .unwrap()
+        .clone()
+}
+
+/// A read of a user while an update of it is half done at the vendor
+/// (Clerk verified the email, and the metadata write is on its way to
+/// Clerk's write limit) may copy the half-made state into the index. Once
+/// the update has failed and given Clerk back the email's verification,
+/// the index is as Clerk has it again: whether the read answered before
+/// the give-back or, with Clerk's answer from before it, after.
+#[tokio::test]
+async fn a_read_during_a_failed_update_leaves_the_index_as_the_vendor_has_it() {
+    let s = Server::start_vendor(Backend::Sqlite, VendorKind::Clerk)
+        .await
+        .unwrap();
+    let keys = s.clerk_keys.clone().unwrap();
+    let t = Transport::Rest;
+    keys.delay_metadata_writes(Some(Duration::from_millis(600)));
+    for (case, read_answers_late) in [("read within", false), ("stale read after", true)] {
+        let email = format!("half-read-{read_answers_late}@example.com");
+        let u = user(&s, t, &email).await;
+        keys.delay_metadata_writes(None);
+        metadata_writes(&s, t, &u, 10).await;
+        keys.delay_metadata_writes(Some(Duration::from_millis(600)));
+        let update = s.call(
+            t,
+            "auth.user.update",
+            json!({"user_id": u, "email_verified": true, "metadata": {"n": 10}}),
+        );
+        let read = async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if read_answers_late {
+                keys.delay_next_read(Duration::from_millis(900));
+            }
+            get(&s, t, &u).await
+        };
+        let (updated, _) = tokio::join!(update, read);
+        expect_err(updated, "VENDOR_UNAVAILABLE");
+        assert_eq!(keys.verified(&email), Some(false), "{case}: given back");
+        let held = indexed(&s, t, &u).await;
+        assert_eq!(held["email_verified"], false, "{case}: {held}");
+        assert_eq!(held["metadata"], json!({"n": 9}), "{case}: {held}");
+    }
 }

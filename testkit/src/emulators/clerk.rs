@@ -115,6 +115,12 @@ struct Db {
     fail_revoke: Option<String>,
     /// Writes to each user in the last 10 seconds (see [`USER_WRITE_LIMIT`]).
     user_writes: HashMap<String, Vec<std::time::Instant>>,
+    /// How long metadata writes wait before they are handled, for tests
+    /// that need a slow Clerk.
+    metadata_delay: Option<std::time::Duration>,
+    /// How long the next read of a user waits between reading the user
+    /// and answering, for tests.
+    next_read_delay: Option<std::time::Duration>,
 }
 
 /// Clerk's limit on `PATCH /users/{id}` and the user metadata endpoints:
@@ -209,6 +215,18 @@ impl Keys {
         let db = self.0.lock().unwrap();
         let u = db.users.values().find(|u| u.email == email).unwrap();
         (u.public_metadata.clone(), u.private_metadata.clone())
+    }
+
+    /// Makes every metadata write wait `delay` before it is handled (none
+    /// with `None`): a slow Clerk.
+    pub fn delay_metadata_writes(&self, delay: Option<std::time::Duration>) {
+        self.0.lock().unwrap().metadata_delay = delay;
+    }
+
+    /// Makes the next `GET /users/{id}` wait `delay` between reading the
+    /// user and answering, so that the answer is stale when it arrives.
+    pub fn delay_next_read(&self, delay: std::time::Duration) {
+        self.0.lock().unwrap().next_read_delay = Some(delay);
     }
 
     /// Deletes the user with this email, as from Clerk's dashboard.
@@ -451,10 +469,18 @@ async fn create_user(State(db): State<Shared>, Json(body): Json<Value>) -> Respo
 }
 
 async fn get_user(State(db): State<Shared>, Path(uid): Path<String>) -> Response {
-    match db.lock().unwrap().users.get(&uid) {
-        Some(u) => Json(user_json(u)).into_response(),
-        None => not_found(),
+    let (reply, delay) = {
+        let mut db = db.lock().unwrap();
+        let reply = match db.users.get(&uid) {
+            Some(u) => Json(user_json(u)).into_response(),
+            None => not_found(),
+        };
+        (reply, db.next_read_delay.take())
+    };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
     }
+    reply
 }
 
 async fn list_users(State(db): State<Shared>, req: Request) -> Response {
@@ -566,6 +592,10 @@ async fn replace_metadata(
     Path(uid): Path<String>,
     Json(body): Json<Value>,
 ) -> Response {
+    let delay = db.lock().unwrap().metadata_delay;
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     let mut db = db.lock().unwrap();
     if let Some(limited) = user_write_limited(&mut db, &uid) {
         return limited;
