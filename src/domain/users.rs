@@ -2,6 +2,7 @@
 //! the vendor of record pinned per user.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -21,6 +22,15 @@ const MFA_ENROLLMENT_CLAIM_MS: i64 = 60_000;
 /// backoff and a `Retry-After` of at most 5 s between them). A deleter
 /// that died is taken over after it.
 const DELETION_LEASE_MS: i64 = 60_000;
+
+/// How long an update of a vendor-held user holds it at most: longer than
+/// its vendor calls can take (each bounded by the vendor client's
+/// timeouts); a hold whose process died lapses then.
+const UPDATE_LEASE_MS: i64 = 60_000;
+
+/// How long an update waits for the one holding the user before it is
+/// `SERVICE_BUSY`.
+const UPDATE_WAIT: Duration = Duration::from_secs(15);
 
 /// A change to a stored row refused by the domain's rules or by the store.
 enum StoreOr {
@@ -604,7 +614,7 @@ impl Domain {
         input: UpdateUser,
         idempotency_key: Option<&str>,
     ) -> Result<User> {
-        let before = self.user_row(project, user_id).await?;
+        self.user_row(project, user_id).await?;
         if let Some(patch) = &input.metadata {
             check_metadata_size(patch)?;
         }
@@ -623,256 +633,336 @@ impl Domain {
             &request,
             |user: &User| Some(user.id.clone()),
             move || async move {
-                let phone = input
-                    .phone_number
-                    .as_deref()
-                    .map(|p| (!p.is_empty()).then_some(p));
-                let new_phone = phone
-                    .flatten()
-                    .filter(|p| Some(*p) != before.phone_number.as_deref());
-                // A number another user holds is refused before any vendor
-                // is asked (the user itself may hold it already: the same
-                // request sent twice); two users taking one at once are
-                // kept apart by the index's unique (project, phone) key below.
-                if let Some(phone) = new_phone
-                    && self
-                        .store
-                        .user_by_phone(&project.id, phone)
-                        .await?
-                        .is_some_and(|holder| holder.id != user_id)
-                {
-                    return Err(phone_taken(phone));
-                }
                 let pin = self.user_pin(project, user_id).await?;
                 let vendor = self.pinned_vendor(project, &pin).await?;
-                // Vendor-side changes that are the same whenever repeated go
-                // first, so a vendor refusal leaves the index untouched. The
-                // password leads them: it is the one a vendor's own policy
-                // most often refuses (a breached or weak password), and a
-                // refusal then leaves the vendor's record untouched too.
-                if let Some(password) = &input.password {
-                    vendor
-                        .set_password(
-                            &project.id,
-                            &pin.vendor_resource_id,
-                            &before.email,
-                            password,
-                        )
-                        .await?;
-                }
-                // Once the vendor has the new password, the update's other
-                // steps may still fail; the password's consequences hold
-                // all the same (below).
-                // What the vendor took of this update, and whether the index
-                // stored it: an update that fails before it is stored gives
-                // the vendor back what it can.
-                let sent_verified = AtomicBool::new(false);
-                let sent_phone = AtomicBool::new(false);
-                let sent_metadata = AtomicBool::new(false);
-                let stored = AtomicBool::new(false);
-                let rest = async {
-                    if let Some(verified) = input.email_verified
-                        && verified != before.email_verified
-                    {
-                        vendor
-                            .set_email_verified(&project.id, &pin.vendor_resource_id, verified)
-                            .await?;
-                        sent_verified.store(true, Ordering::Relaxed);
-                    }
-                    if input.mfa_enabled == Some(false) && before.mfa_enabled {
-                        vendor
-                            .disable_mfa(&project.id, &pin.vendor_resource_id)
-                            .await?;
-                    }
-                    if let Some(phone) = phone
-                        && phone != before.phone_number.as_deref()
-                    {
-                        vendor
-                            .set_phone(&project.id, &pin.vendor_resource_id, phone)
-                            .await?;
-                        sent_phone.store(true, Ordering::Relaxed);
-                    }
-                    // Metadata goes to the vendor before the index too, so that a
-                    // vendor failure leaves the index untouched: merged into the
-                    // stored metadata as read here, and stored only if no other
-                    // update changed it meanwhile. Otherwise it is read, merged
-                    // and sent again, so the vendor's copy never misses a merge
-                    // the index has.
-                    let mut tries = 0;
-                    let saved = loop {
-                        let merge = match &input.metadata {
-                            // The built-in provider keeps no copy of its own.
-                            Some(_) if vendor.kind() == VendorKind::Native => None,
-                            Some(patch) => {
-                                let seen = self.user_row(project, user_id).await?;
-                                let merged =
-                                    merged_metadata(to_user(seen.clone())?.metadata, patch);
-                                vendor.check_metadata(&merged)?;
-                                let stored = check_metadata_size(&merged)?;
-                                vendor
-                                    .set_metadata(&project.id, &pin.vendor_resource_id, &merged)
-                                    .await?;
-                                sent_metadata.store(true, Ordering::Relaxed);
-                                Some((seen.metadata, stored))
-                            }
-                            None => None,
-                        };
-                        let now = self.now();
-                        let saved = self
-                            .store
-                            .modify_user(
-                                &project.id,
-                                user_id,
-                                |row| -> Result<(), StoreOr> {
-                                    if let Some((seen, stored)) = &merge {
-                                        if row.metadata != *seen {
-                                            return Err(StoreOr::Overtaken);
-                                        }
-                                        row.metadata = stored.clone();
-                                    } else if let Some(patch) = &input.metadata {
-                                        let stored = to_user(row.clone())?.metadata;
-                                        let merged = merged_metadata(stored, patch);
-                                        vendor.check_metadata(&merged).map_err(Error::from)?;
-                                        row.metadata = check_metadata_size(&merged)?;
-                                    }
-                                    if let Some(verified) = input.email_verified {
-                                        row.email_verified = verified;
-                                    }
-                                    if input.password.is_some() {
-                                        row.password_set = true;
-                                        // Sign-ins checked against the old one
-                                        // and not yet stored are refused.
-                                        row.password_version += 1;
-                                    }
-                                    if let Some(phone) = phone {
-                                        row.phone_number = phone.map(str::to_owned);
-                                    }
-                                    // Turned on only once a secret is in hand (below).
-                                    if input.mfa_enabled == Some(false) {
-                                        row.mfa_enabled = false;
-                                    }
-                                    row.updated_at = now;
-                                    Ok(())
-                                },
-                                |before, after| {
-                                    let also: &[&str] = if input.password.is_some() {
-                                        &["password"]
-                                    } else {
-                                        &[]
-                                    };
-                                    self.user_changes(project, before, after, also)
-                                },
-                            )
-                            .await;
-                        match saved {
-                            Err(StoreOr::Overtaken) if tries + 1 < METADATA_MERGE_TRIES => {
-                                tries += 1;
-                            }
-                            saved => break saved,
-                        }
-                    };
-                    let (saved, ()) = match saved {
-                        Ok(saved) => saved.ok_or_else(|| Error::user_not_found(user_id))?,
-                        Err(StoreOr::Domain(e)) => return Err(e),
-                        Err(StoreOr::Overtaken) => {
-                            return Err(Error::new(
-                                ErrorCode::ServiceBusy,
-                                format!(
-                                    "other updates of user {user_id}'s metadata overtook this one \
-                                 {METADATA_MERGE_TRIES} times; retry"
-                                ),
-                            )
-                            .retry_after(1));
-                        }
-                        // The one unique key an update can break: another user
-                        // took the number since the check above. The vendor
-                        // gets the user's number back.
-                        Err(StoreOr::Store(StoreError::Duplicate(detail))) => {
-                            let Some(phone) = new_phone else {
-                                return Err(StoreError::Duplicate(detail).into());
-                            };
-                            return Err(phone_taken(phone));
-                        }
-                        Err(StoreOr::Store(e)) => return Err(e.into()),
-                    };
-                    stored.store(true, Ordering::Relaxed);
-                    let mut user = to_user(saved)?;
-                    if input.password.is_some() && !input.keep_sessions {
-                        // A new password ends every session the old one opened.
-                        self.revoke_all_sessions(project, user_id, None, None)
-                            .await?;
-                    }
-                    if input.mfa_enabled == Some(true) && !user.mfa_enabled {
-                        if let Some(enrolled) = self
-                            .enroll_mfa(project, user_id, vendor.as_ref(), &pin)
-                            .await?
-                        {
-                            user = enrolled;
-                        } else {
-                            user = to_user(self.user_row(project, user_id).await?)?;
-                        }
-                    }
-                    Ok::<_, Error>(user)
-                };
-                let outcome = rest.await;
-                if outcome.is_err() && !stored.load(Ordering::Relaxed) {
-                    // A removed factor can't be given back; the password is
-                    // kept (below). The metadata given back is the index's
-                    // (another update's, when this one was overtaken).
-                    if sent_metadata.load(Ordering::Relaxed) {
-                        let back = async {
-                            let current = to_user(self.user_row(project, user_id).await?)?;
-                            vendor
-                                .set_metadata(
-                                    &project.id,
-                                    &pin.vendor_resource_id,
-                                    &current.metadata,
-                                )
-                                .await
-                                .map_err(Error::from)
-                        };
-                        if let Err(e) = back.await {
-                            tracing::warn!(
-                                user_id,
-                                error = %e,
-                                "could not give the vendor back the user's metadata"
-                            );
-                        }
-                    }
-                    if sent_verified.load(Ordering::Relaxed)
-                        && let Err(e) = vendor
-                            .set_email_verified(
-                                &project.id,
-                                &pin.vendor_resource_id,
-                                before.email_verified,
-                            )
-                            .await
-                    {
-                        tracing::warn!(user_id, error = %e, "could not give the vendor back the user's email verification");
-                    }
-                    if sent_verified.load(Ordering::Relaxed) {
-                        self.resync_from_vendor(project, user_id).await;
-                    }
-                    if sent_phone.load(Ordering::Relaxed)
-                        && let Err(e) = vendor
-                            .set_phone(
-                                &project.id,
-                                &pin.vendor_resource_id,
-                                before.phone_number.as_deref(),
-                            )
-                            .await
-                    {
-                        tracing::warn!(user_id, error = %e, "could not give the vendor back the user's phone number");
-                    }
-                }
-                if outcome.is_err() && input.password.is_some() {
-                    self.password_taken(project, user_id, input.keep_sessions)
-                        .await;
-                }
+                let hold = self
+                    .hold_for_update(project, user_id, vendor.kind())
+                    .await?;
+                let outcome = self
+                    .apply_update(project, user_id, input, vendor.as_ref(), &pin)
+                    .await;
+                self.release_hold(hold).await;
                 outcome
             },
         )
         .await
+    }
+
+    /// Holds a vendor-held user for one update at a time, waiting (up to
+    /// [`UPDATE_WAIT`]) for the update before it, on any replica: the hold
+    /// is a reserved slot in the store. One at a time, an update that fails
+    /// gives the vendor back exactly what it set there, never a field
+    /// another update has set and stored meanwhile (the same update sent
+    /// twice at once, the second copy refused by the vendor's rate limit,
+    /// would otherwise unverify the email the first copy verified). The
+    /// built-in provider changes everything in one transaction and is not
+    /// held. A request dropped while holding gives the hold up.
+    async fn hold_for_update(
+        &self,
+        project: &Project,
+        user_id: &str,
+        vendor: VendorKind,
+    ) -> Result<Option<(String, super::abandon::Abandon)>> {
+        if vendor == VendorKind::Native {
+            return Ok(None);
+        }
+        let mut waited = Duration::ZERO;
+        loop {
+            match self
+                .reserve(project, user_id, "user_update", UPDATE_LEASE_MS, 1)
+                .await?
+            {
+                Ok(id) => {
+                    let guard = {
+                        let (store, id) = (self.store.clone(), id.clone());
+                        super::abandon::Abandon::new(async move {
+                            if let Err(e) = store.release_attempt(&id).await {
+                                tracing::warn!(error = %e, "could not release an abandoned user update");
+                            }
+                        })
+                    };
+                    return Ok(Some((id, guard)));
+                }
+                Err(frees_in) if waited >= UPDATE_WAIT => {
+                    return Err(Error::new(
+                        ErrorCode::ServiceBusy,
+                        format!(
+                            "another update of user {user_id} has held it for over {} s; retry",
+                            UPDATE_WAIT.as_secs()
+                        ),
+                    )
+                    .retry_after(frees_in));
+                }
+                Err(_) => {
+                    let pause = Duration::from_millis(rand::Rng::gen_range(
+                        &mut rand::thread_rng(),
+                        5..=25,
+                    ));
+                    tokio::time::sleep(pause).await;
+                    waited += pause;
+                }
+            }
+        }
+    }
+
+    /// Gives up a hold of [`Domain::hold_for_update`]; a failure is logged
+    /// (the hold then lapses after [`UPDATE_LEASE_MS`]).
+    async fn release_hold(&self, hold: Option<(String, super::abandon::Abandon)>) {
+        let Some((id, mut guard)) = hold else {
+            return;
+        };
+        if let Err(e) = self.store.release_attempt(&id).await {
+            tracing::warn!(error = %e, "could not release a user update");
+        }
+        guard.disarm();
+    }
+
+    /// The changes of one update, with the user held for it when a vendor
+    /// holds the user (see [`Domain::hold_for_update`]).
+    async fn apply_update(
+        &self,
+        project: &Project,
+        user_id: &str,
+        input: &UpdateUser,
+        vendor: &dyn IdentityVendor,
+        pin: &pins::Model,
+    ) -> Result<User> {
+        // Read under the hold: what this update sends and may give back
+        // is measured against the user as the update before it left it.
+        let before = self.user_row(project, user_id).await?;
+        let phone = input
+            .phone_number
+            .as_deref()
+            .map(|p| (!p.is_empty()).then_some(p));
+        let new_phone = phone
+            .flatten()
+            .filter(|p| Some(*p) != before.phone_number.as_deref());
+        // A number another user holds is refused before any vendor
+        // is asked (the user itself may hold it already: the same
+        // request sent twice); two users taking one at once are
+        // kept apart by the index's unique (project, phone) key below.
+        if let Some(phone) = new_phone
+            && self
+                .store
+                .user_by_phone(&project.id, phone)
+                .await?
+                .is_some_and(|holder| holder.id != user_id)
+        {
+            return Err(phone_taken(phone));
+        }
+        // Vendor-side changes that are the same whenever repeated go
+        // first, so a vendor refusal leaves the index untouched. The
+        // password leads them: it is the one a vendor's own policy
+        // most often refuses (a breached or weak password), and a
+        // refusal then leaves the vendor's record untouched too.
+        if let Some(password) = &input.password {
+            vendor
+                .set_password(
+                    &project.id,
+                    &pin.vendor_resource_id,
+                    &before.email,
+                    password,
+                )
+                .await?;
+        }
+        // Once the vendor has the new password, the update's other
+        // steps may still fail; the password's consequences hold
+        // all the same (below).
+        // What the vendor took of this update, and whether the index
+        // stored it: an update that fails before it is stored gives
+        // the vendor back what it can.
+        let sent_verified = AtomicBool::new(false);
+        let sent_phone = AtomicBool::new(false);
+        let sent_metadata = AtomicBool::new(false);
+        let stored = AtomicBool::new(false);
+        let rest = async {
+            if let Some(verified) = input.email_verified
+                && verified != before.email_verified
+            {
+                vendor
+                    .set_email_verified(&project.id, &pin.vendor_resource_id, verified)
+                    .await?;
+                sent_verified.store(true, Ordering::Relaxed);
+            }
+            if input.mfa_enabled == Some(false) && before.mfa_enabled {
+                vendor
+                    .disable_mfa(&project.id, &pin.vendor_resource_id)
+                    .await?;
+            }
+            if let Some(phone) = phone
+                && phone != before.phone_number.as_deref()
+            {
+                vendor
+                    .set_phone(&project.id, &pin.vendor_resource_id, phone)
+                    .await?;
+                sent_phone.store(true, Ordering::Relaxed);
+            }
+            // Metadata goes to the vendor before the index too, so that a
+            // vendor failure leaves the index untouched: merged into the
+            // stored metadata as read here, and stored only if no other
+            // update changed it meanwhile. Otherwise it is read, merged
+            // and sent again, so the vendor's copy never misses a merge
+            // the index has.
+            let mut tries = 0;
+            let saved = loop {
+                let merge = match &input.metadata {
+                    // The built-in provider keeps no copy of its own.
+                    Some(_) if vendor.kind() == VendorKind::Native => None,
+                    Some(patch) => {
+                        let seen = self.user_row(project, user_id).await?;
+                        let merged = merged_metadata(to_user(seen.clone())?.metadata, patch);
+                        vendor.check_metadata(&merged)?;
+                        let stored = check_metadata_size(&merged)?;
+                        vendor
+                            .set_metadata(&project.id, &pin.vendor_resource_id, &merged)
+                            .await?;
+                        sent_metadata.store(true, Ordering::Relaxed);
+                        Some((seen.metadata, stored))
+                    }
+                    None => None,
+                };
+                let now = self.now();
+                let saved = self
+                    .store
+                    .modify_user(
+                        &project.id,
+                        user_id,
+                        |row| -> Result<(), StoreOr> {
+                            if let Some((seen, stored)) = &merge {
+                                if row.metadata != *seen {
+                                    return Err(StoreOr::Overtaken);
+                                }
+                                row.metadata = stored.clone();
+                            } else if let Some(patch) = &input.metadata {
+                                let stored = to_user(row.clone())?.metadata;
+                                let merged = merged_metadata(stored, patch);
+                                vendor.check_metadata(&merged).map_err(Error::from)?;
+                                row.metadata = check_metadata_size(&merged)?;
+                            }
+                            if let Some(verified) = input.email_verified {
+                                row.email_verified = verified;
+                            }
+                            if input.password.is_some() {
+                                row.password_set = true;
+                                // Sign-ins checked against the old one
+                                // and not yet stored are refused.
+                                row.password_version += 1;
+                            }
+                            if let Some(phone) = phone {
+                                row.phone_number = phone.map(str::to_owned);
+                            }
+                            // Turned on only once a secret is in hand (below).
+                            if input.mfa_enabled == Some(false) {
+                                row.mfa_enabled = false;
+                            }
+                            row.updated_at = now;
+                            Ok(())
+                        },
+                        |before, after| {
+                            let also: &[&str] = if input.password.is_some() {
+                                &["password"]
+                            } else {
+                                &[]
+                            };
+                            self.user_changes(project, before, after, also)
+                        },
+                    )
+                    .await;
+                match saved {
+                    Err(StoreOr::Overtaken) if tries + 1 < METADATA_MERGE_TRIES => {
+                        tries += 1;
+                    }
+                    saved => break saved,
+                }
+            };
+            let (saved, ()) = match saved {
+                Ok(saved) => saved.ok_or_else(|| Error::user_not_found(user_id))?,
+                Err(StoreOr::Domain(e)) => return Err(e),
+                Err(StoreOr::Overtaken) => {
+                    return Err(Error::new(
+                        ErrorCode::ServiceBusy,
+                        format!(
+                            "other updates of user {user_id}'s metadata overtook this one \
+                         {METADATA_MERGE_TRIES} times; retry"
+                        ),
+                    )
+                    .retry_after(1));
+                }
+                // The one unique key an update can break: another user
+                // took the number since the check above. The vendor
+                // gets the user's number back.
+                Err(StoreOr::Store(StoreError::Duplicate(detail))) => {
+                    let Some(phone) = new_phone else {
+                        return Err(StoreError::Duplicate(detail).into());
+                    };
+                    return Err(phone_taken(phone));
+                }
+                Err(StoreOr::Store(e)) => return Err(e.into()),
+            };
+            stored.store(true, Ordering::Relaxed);
+            let mut user = to_user(saved)?;
+            if input.password.is_some() && !input.keep_sessions {
+                // A new password ends every session the old one opened.
+                self.revoke_all_sessions(project, user_id, None, None)
+                    .await?;
+            }
+            if input.mfa_enabled == Some(true) && !user.mfa_enabled {
+                if let Some(enrolled) = self.enroll_mfa(project, user_id, vendor, pin).await? {
+                    user = enrolled;
+                } else {
+                    user = to_user(self.user_row(project, user_id).await?)?;
+                }
+            }
+            Ok::<_, Error>(user)
+        };
+        let outcome = rest.await;
+        if outcome.is_err() && !stored.load(Ordering::Relaxed) {
+            // A removed factor can't be given back; the password is
+            // kept (below). The metadata given back is the index's
+            // (another update's, when this one was overtaken).
+            if sent_metadata.load(Ordering::Relaxed) {
+                let back = async {
+                    let current = to_user(self.user_row(project, user_id).await?)?;
+                    vendor
+                        .set_metadata(&project.id, &pin.vendor_resource_id, &current.metadata)
+                        .await
+                        .map_err(Error::from)
+                };
+                if let Err(e) = back.await {
+                    tracing::warn!(
+                        user_id,
+                        error = %e,
+                        "could not give the vendor back the user's metadata"
+                    );
+                }
+            }
+            if sent_verified.load(Ordering::Relaxed)
+                && let Err(e) = vendor
+                    .set_email_verified(&project.id, &pin.vendor_resource_id, before.email_verified)
+                    .await
+            {
+                tracing::warn!(user_id, error = %e, "could not give the vendor back the user's email verification");
+            }
+            if sent_verified.load(Ordering::Relaxed) {
+                self.resync_from_vendor(project, user_id).await;
+            }
+            if sent_phone.load(Ordering::Relaxed)
+                && let Err(e) = vendor
+                    .set_phone(
+                        &project.id,
+                        &pin.vendor_resource_id,
+                        before.phone_number.as_deref(),
+                    )
+                    .await
+            {
+                tracing::warn!(user_id, error = %e, "could not give the vendor back the user's phone number");
+            }
+        }
+        if outcome.is_err() && input.password.is_some() {
+            self.password_taken(project, user_id, input.keep_sessions)
+                .await;
+        }
+        outcome
     }
 
     /// A new password the vendor took although the rest of its update

@@ -1061,3 +1061,77 @@ async fn a_read_during_a_failed_update_leaves_the_index_as_the_vendor_has_it() {
         assert_eq!(held["metadata"], json!({"n": 9}), "{case}: {held}");
     }
 }
+
+/// The same update sent twice at once, the second copy refused by Clerk's
+/// write limit: the first copy verified the email and stored it, so the
+/// second, failing, must not give Clerk back an unverified email. Updates
+/// of a vendor-held user run one at a time, each measured against what
+/// the one before it left.
+#[tokio::test]
+async fn a_failed_copy_of_an_update_does_not_undo_the_one_that_landed() {
+    let s = Server::start_vendor(Backend::Sqlite, VendorKind::Clerk)
+        .await
+        .unwrap();
+    let keys = s.clerk_keys.clone().unwrap();
+    let email = "twice@example.com";
+    let u = user(&s, Transport::Rest, email).await;
+    // Nine of Clerk's ten writes per user in ten seconds: one copy's
+    // metadata lands, the other's is refused.
+    metadata_writes(&s, Transport::Rest, &u, 9).await;
+    // A slow Clerk, so that the copies overlap there.
+    keys.delay_metadata_writes(Some(Duration::from_millis(300)));
+    let update = json!({"user_id": u, "email_verified": true, "metadata": {"n": 9}});
+    let (a, b) = tokio::join!(
+        s.call(Transport::Rest, "auth.user.update", update.clone()),
+        s.call(Transport::Grpc, "auth.user.update", update.clone()),
+    );
+    let (landed, refused): (Vec<_>, Vec<_>) = [a, b].into_iter().partition(Result::is_ok);
+    assert_eq!(landed.len(), 1, "{landed:?} {refused:?}");
+    expect_err(refused.into_iter().next().unwrap(), "VENDOR_UNAVAILABLE");
+    assert_eq!(keys.verified(email), Some(true), "still verified at Clerk");
+    let held = indexed(&s, Transport::Rest, &u).await;
+    assert_eq!(held["email_verified"], true, "{held}");
+    assert_eq!(held["metadata"], json!({"n": 9}), "{held}");
+    assert_eq!(get(&s, Transport::Rest, &u).await["email_verified"], true);
+}
+
+/// An update dropped while it holds the user (its caller went away, here
+/// while Clerk was slow to take the metadata) gives the hold up at once:
+/// the next update of the user goes through without waiting for it.
+#[tokio::test]
+async fn a_dropped_update_lets_the_next_one_through() {
+    let s = Server::start_vendor(Backend::Sqlite, VendorKind::Clerk)
+        .await
+        .unwrap();
+    let keys = s.clerk_keys.clone().unwrap();
+    let t = Transport::Rest;
+    let u = user(&s, t, "dropped@example.com").await;
+    let project = s.domain.authenticate(Some(&s.key)).await.unwrap();
+    keys.delay_metadata_writes(Some(Duration::from_millis(1_500)));
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("dropped".into(), json!(true));
+    let input = authmux::domain::UpdateUser {
+        metadata: Some(metadata),
+        ..Default::default()
+    };
+    let dropped = tokio::time::timeout(
+        Duration::from_millis(300),
+        s.domain.update_user(&project, &u, input, None),
+    )
+    .await;
+    assert!(dropped.is_err(), "the update was still at Clerk");
+    keys.delay_metadata_writes(None);
+    let started = std::time::Instant::now();
+    s.call(
+        t,
+        "auth.user.update",
+        json!({"user_id": u, "metadata": {"next": true}}),
+    )
+    .await
+    .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "no wait for the dropped update's hold: {:?}",
+        started.elapsed()
+    );
+}
