@@ -604,9 +604,11 @@ impl Domain {
         Ok(UserPage { items, next_cursor })
     }
 
-    /// Changes metadata, email verification or MFA. Concurrent updates
-    /// apply one after the other on the stored row (every metadata key
-    /// kept); of concurrent MFA enrolments exactly one makes a secret.
+    /// Changes metadata, email verification, MFA, phone or password.
+    /// Concurrent updates apply one after the other (every metadata key
+    /// kept): on the stored row for the built-in provider, and whole, one
+    /// holding the user at a time, for a vendor's users. Of concurrent MFA
+    /// enrolments exactly one makes a secret.
     pub async fn update_user(
         &self,
         project: &Project,
@@ -800,9 +802,10 @@ impl Domain {
             // Metadata goes to the vendor before the index too, so that a
             // vendor failure leaves the index untouched: merged into the
             // stored metadata as read here, and stored only if no other
-            // update changed it meanwhile. Otherwise it is read, merged
-            // and sent again, so the vendor's copy never misses a merge
-            // the index has.
+            // update changed it meanwhile (the hold keeps others out, but
+            // lapses under an update stalled past its lease). Otherwise it
+            // is read, merged and sent again, so the vendor's copy never
+            // misses a merge the index has.
             let mut tries = 0;
             let saved = loop {
                 let merge = match &input.metadata {
