@@ -659,7 +659,7 @@ impl Domain {
     /// would otherwise unverify the email the first copy verified). The
     /// built-in provider changes everything in one transaction and is not
     /// held. A request dropped while holding gives the hold up.
-    async fn hold_for_update(
+    pub(crate) async fn hold_for_update(
         &self,
         project: &Project,
         user_id: &str,
@@ -709,7 +709,7 @@ impl Domain {
 
     /// Gives up a hold of [`Domain::hold_for_update`]; a failure is logged
     /// (the hold then lapses after [`UPDATE_LEASE_MS`]).
-    async fn release_hold(&self, hold: Option<(String, super::abandon::Abandon)>) {
+    pub(crate) async fn release_hold(&self, hold: Option<(String, super::abandon::Abandon)>) {
         let Some((id, mut guard)) = hold else {
             return;
         };

@@ -294,6 +294,13 @@ pub trait IdentityVendor: Send + Sync {
     /// Which vendor this is.
     fn kind(&self) -> VendorKind;
 
+    /// Whether signing in a user whose email is verified as given changes
+    /// the user at the vendor on the way (and sets it back), so that the
+    /// sign-in must not overlap an update of the user.
+    fn sign_in_writes_user(&self, _email_verified: bool) -> bool {
+        false
+    }
+
     /// Creates the identity; returns the vendor's id for it.
     async fn create_user(&self, project_id: &str, new: NewIdentity<'_>) -> Result<String>;
 

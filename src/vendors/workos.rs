@@ -535,6 +535,12 @@ impl IdentityVendor for Workos {
         VendorKind::Workos
     }
 
+    /// Magic Auth verifies the email of the user it signs in; an
+    /// unverified user is set back afterwards (see `create_session`).
+    fn sign_in_writes_user(&self, email_verified: bool) -> bool {
+        !email_verified
+    }
+
     async fn create_user(&self, _project_id: &str, new: NewIdentity<'_>) -> Result<String> {
         let mut body = json!({
             "email": new.email,

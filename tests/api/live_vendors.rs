@@ -1135,3 +1135,39 @@ async fn a_dropped_update_lets_the_next_one_through() {
         started.elapsed()
     );
 }
+
+/// WorkOS signs an unverified user in through Magic Auth, which verifies
+/// the email there, and authmux sets it back to unverified afterwards. An
+/// update that verifies the email while such a sign-in is under way is
+/// not undone by the setting back: the sign-in holds the user as updates
+/// do, so the update comes after it.
+#[tokio::test]
+async fn a_sign_in_setting_the_email_back_does_not_undo_a_verification() {
+    let s = Server::start_vendor(Backend::Sqlite, VendorKind::Workos)
+        .await
+        .unwrap();
+    let workos = s.workos.clone().unwrap();
+    let t = Transport::Rest;
+    let email = "verified-meanwhile@example.com";
+    let u = user(&s, t, email).await;
+    // Every WorkOS request takes 200 ms: the sign-in reads the user (at
+    // about 0.6 s), has WorkOS make a Magic Auth code and uses it, then
+    // sets the email back (at about 1.2 s). The update is sent at 0.7 s.
+    s.emulator.as_ref().unwrap().faults.lock().unwrap().latency = Duration::from_millis(200);
+    let (session, updated) = tokio::join!(sign_in(&s, t, &u, json!({})), async {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        s.call(
+            t,
+            "auth.user.update",
+            json!({"user_id": u, "email_verified": true}),
+        )
+        .await
+    });
+    s.emulator.as_ref().unwrap().faults.lock().unwrap().latency = Duration::ZERO;
+    assert!(valid(&s, t, &session.unwrap()).await);
+    assert_eq!(updated.unwrap()["email_verified"], true);
+    assert!(workos.email_verified(email), "still verified at WorkOS");
+    let held = indexed(&s, t, &u).await;
+    assert_eq!(held["email_verified"], true, "{held}");
+    assert_eq!(get(&s, t, &u).await["email_verified"], true);
+}

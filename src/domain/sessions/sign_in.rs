@@ -106,6 +106,16 @@ impl Domain {
             mfa_code: input.mfa_factor.as_deref().filter(|c| !c.is_empty()),
             client_ip: input.client_ip.as_deref(),
         };
+        // A sign-in that changes the user at the vendor and sets it back
+        // (WorkOS's Magic Auth for an unverified user) holds the user as
+        // an update does, so that setting it back can't undo an update
+        // that verified the email meanwhile.
+        let hold = if vendor.sign_in_writes_user(user.email_verified) {
+            self.hold_for_update(project, &user.id, vendor.kind())
+                .await?
+        } else {
+            None
+        };
         let opened = std::sync::Mutex::new(None);
         let outcome = self
             .check_and_mint(
@@ -124,6 +134,7 @@ impl Domain {
         if let Some(vs) = unused {
             self.end_vendor_session(project, vendor.as_ref(), &vs).await;
         }
+        self.release_hold(hold).await;
         outcome
     }
 
