@@ -777,7 +777,22 @@ impl Domain {
         let sent_phone = AtomicBool::new(false);
         let sent_metadata = AtomicBool::new(false);
         let stored = AtomicBool::new(false);
-        let rest = async {
+        // The other fields follow, those a vendor can take back first:
+        // the metadata (always), the phone number and the email's
+        // verification (not at Supabase, which can neither remove a phone
+        // nor unconfirm an email), and a removed factor last (nowhere).
+        // A refusal after them then costs the fewest give-backs that
+        // can't be made; a taken phone number, the most common refusal,
+        // leaves the verification unsent.
+        let others = async {
+            if let Some(phone) = phone
+                && phone != before.phone_number.as_deref()
+            {
+                vendor
+                    .set_phone(&project.id, &pin.vendor_resource_id, phone)
+                    .await?;
+                sent_phone.store(true, Ordering::Relaxed);
+            }
             if let Some(verified) = input.email_verified
                 && verified != before.email_verified
             {
@@ -791,14 +806,10 @@ impl Domain {
                     .disable_mfa(&project.id, &pin.vendor_resource_id)
                     .await?;
             }
-            if let Some(phone) = phone
-                && phone != before.phone_number.as_deref()
-            {
-                vendor
-                    .set_phone(&project.id, &pin.vendor_resource_id, phone)
-                    .await?;
-                sent_phone.store(true, Ordering::Relaxed);
-            }
+            Ok::<_, Error>(())
+        };
+        let mut others = Some(others);
+        let rest = async {
             // Metadata goes to the vendor before the index too, so that a
             // vendor failure leaves the index untouched: merged into the
             // stored metadata as read here, and stored only if no other
@@ -824,6 +835,9 @@ impl Domain {
                     }
                     None => None,
                 };
+                if let Some(others) = others.take() {
+                    others.await?;
+                }
                 let now = self.now();
                 let saved = self
                     .store

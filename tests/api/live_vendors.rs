@@ -300,10 +300,21 @@ async fn a_password_the_vendor_took_ends_old_sessions_though_the_update_failed()
     assert!(valid(&s, t, &session).await);
 }
 
+/// An MFA-enrolled Clerk user, whose factor Clerk fails to remove: an
+/// update that also merges metadata and verifies the email sends those
+/// first, then fails at the factor.
+async fn factor_removal_fails(s: &Server, t: Transport, email: &str) -> (String, Value) {
+    let u = user(s, t, email).await;
+    crate::harness::enable_mfa(s, t, &u).await;
+    let update = json!({"user_id": u, "metadata": {"n": 1}, "email_verified": true,
+                        "mfa_enabled": false});
+    (u, update)
+}
+
 /// An update that fails before it is stored gives the vendor back what it
-/// had taken: here Clerk verified the email, then its write limit refused
-/// the metadata, and the email is unverified again at Clerk as in
-/// authmux.
+/// had taken: here Clerk took the metadata and verified the email, then
+/// failed to remove the factor, and the email is unverified again and the
+/// metadata as it was, at Clerk as in authmux.
 #[tokio::test]
 async fn a_failed_update_gives_the_vendor_back_what_it_took() {
     let s = Server::start_vendor(Backend::Sqlite, VendorKind::Clerk)
@@ -311,21 +322,23 @@ async fn a_failed_update_gives_the_vendor_back_what_it_took() {
         .unwrap();
     let keys = s.clerk_keys.clone().unwrap();
     let t = Transport::Grpc;
-    let u = user(&s, t, "undone@example.com").await;
-    metadata_writes(&s, t, &u, 10).await;
+    let email = "undone@example.com";
+    let (u, update) = factor_removal_fails(&s, t, email).await;
+    keys.fail_factor_removals(Some(Duration::from_millis(10)));
     expect_err(
-        s.call(
-            t,
-            "auth.user.update",
-            json!({"user_id": u, "email_verified": true, "metadata": {"n": 10}}),
-        )
-        .await,
+        s.call(t, "auth.user.update", update).await,
         "VENDOR_UNAVAILABLE",
     );
     let got = get(&s, t, &u).await;
     assert_eq!(got["email_verified"], false, "{got}");
-    assert_eq!(got["metadata"], json!({"n": 9}), "{got}");
-    assert_eq!(keys.verified("undone@example.com"), Some(false));
+    assert_eq!(got["metadata"], json!({}), "{got}");
+    assert_eq!(got["mfa_enabled"], true, "{got}");
+    assert_eq!(keys.verified(email), Some(false));
+    assert!(
+        keys.metadata(email).1.is_empty(),
+        "{:?}",
+        keys.metadata(email)
+    );
 }
 
 /// Metadata merges sent at once for one user each land, in the index and
@@ -1022,11 +1035,11 @@ async fn indexed(s: &Server, t: Transport, u: &str) -> Value {
 }
 
 /// A read of a user while an update of it is half done at the vendor
-/// (Clerk verified the email, and the metadata write is on its way to
-/// Clerk's write limit) may copy the half-made state into the index. Once
-/// the update has failed and given Clerk back the email's verification,
-/// the index is as Clerk has it again: whether the read answered before
-/// the give-back or, with Clerk's answer from before it, after.
+/// (Clerk verified the email, and the factor's removal is failing) may
+/// copy the half-made state into the index. Once the update has failed
+/// and given Clerk back the email's verification, the index is as Clerk
+/// has it again: whether the read answered before the give-back or, with
+/// Clerk's answer from before it, after.
 #[tokio::test]
 async fn a_read_during_a_failed_update_leaves_the_index_as_the_vendor_has_it() {
     let s = Server::start_vendor(Backend::Sqlite, VendorKind::Clerk)
@@ -1034,64 +1047,63 @@ async fn a_read_during_a_failed_update_leaves_the_index_as_the_vendor_has_it() {
         .unwrap();
     let keys = s.clerk_keys.clone().unwrap();
     let t = Transport::Rest;
-    keys.delay_metadata_writes(Some(Duration::from_millis(600)));
     for (case, read_answers_late) in [("read within", false), ("stale read after", true)] {
         let email = format!("half-read-{read_answers_late}@example.com");
-        let u = user(&s, t, &email).await;
-        keys.delay_metadata_writes(None);
-        metadata_writes(&s, t, &u, 10).await;
-        keys.delay_metadata_writes(Some(Duration::from_millis(600)));
-        let update = s.call(
-            t,
-            "auth.user.update",
-            json!({"user_id": u, "email_verified": true, "metadata": {"n": 10}}),
-        );
+        let (u, update) = factor_removal_fails(&s, t, &email).await;
+        // Each of the removal's 3 tries fails after 200 ms: the update
+        // fails within a second of the email's verification.
+        keys.fail_factor_removals(Some(Duration::from_millis(200)));
+        // The read starts once Clerk has verified the email, while the
+        // removal is failing.
         let read = async {
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            while keys.verified(&email) != Some(true) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            // Clerk's answer then comes after the give-back, within the
+            // 2 s the tests' vendor client waits for it.
             if read_answers_late {
-                keys.delay_next_read(Duration::from_millis(900));
+                keys.delay_next_read(Duration::from_millis(1_500));
             }
             get(&s, t, &u).await
         };
-        let (updated, _) = tokio::join!(update, read);
+        let (updated, during) = tokio::join!(s.call(t, "auth.user.update", update), read);
+        if !read_answers_late {
+            assert_eq!(during["email_verified"], true, "{case}: the read saw it");
+        }
+        keys.fail_factor_removals(None);
         expect_err(updated, "VENDOR_UNAVAILABLE");
         assert_eq!(keys.verified(&email), Some(false), "{case}: given back");
         let held = indexed(&s, t, &u).await;
         assert_eq!(held["email_verified"], false, "{case}: {held}");
-        assert_eq!(held["metadata"], json!({"n": 9}), "{case}: {held}");
+        assert_eq!(held["metadata"], json!({}), "{case}: {held}");
     }
 }
 
-/// The same update sent twice at once, the second copy refused by Clerk's
-/// write limit: the first copy verified the email and stored it, so the
-/// second, failing, must not give Clerk back an unverified email. Updates
+/// Two updates of one user at once, both verifying the email: one lands,
+/// the other fails at a later step (Clerk fails to remove the factor) and
+/// must not give Clerk back an unverified email the first stored. Updates
 /// of a vendor-held user run one at a time, each measured against what
 /// the one before it left.
 #[tokio::test]
-async fn a_failed_copy_of_an_update_does_not_undo_the_one_that_landed() {
+async fn an_update_that_fails_does_not_undo_one_that_landed() {
     let s = Server::start_vendor(Backend::Sqlite, VendorKind::Clerk)
         .await
         .unwrap();
     let keys = s.clerk_keys.clone().unwrap();
     let email = "twice@example.com";
-    let u = user(&s, Transport::Rest, email).await;
-    // Nine of Clerk's ten writes per user in ten seconds: one copy's
-    // metadata lands, the other's is refused.
-    metadata_writes(&s, Transport::Rest, &u, 9).await;
-    // A slow Clerk, so that the copies overlap there.
-    keys.delay_metadata_writes(Some(Duration::from_millis(300)));
-    let update = json!({"user_id": u, "email_verified": true, "metadata": {"n": 9}});
-    let (a, b) = tokio::join!(
-        s.call(Transport::Rest, "auth.user.update", update.clone()),
-        s.call(Transport::Grpc, "auth.user.update", update.clone()),
+    let (u, failing) = factor_removal_fails(&s, Transport::Rest, email).await;
+    keys.fail_factor_removals(Some(Duration::from_millis(150)));
+    let landing = json!({"user_id": u, "email_verified": true});
+    let (failed, landed) = tokio::join!(
+        s.call(Transport::Rest, "auth.user.update", failing),
+        s.call(Transport::Grpc, "auth.user.update", landing),
     );
-    let (landed, refused): (Vec<_>, Vec<_>) = [a, b].into_iter().partition(Result::is_ok);
-    assert_eq!(landed.len(), 1, "{landed:?} {refused:?}");
-    expect_err(refused.into_iter().next().unwrap(), "VENDOR_UNAVAILABLE");
+    keys.fail_factor_removals(None);
+    expect_err(failed, "VENDOR_UNAVAILABLE");
+    assert_eq!(landed.unwrap()["email_verified"], true);
     assert_eq!(keys.verified(email), Some(true), "still verified at Clerk");
     let held = indexed(&s, Transport::Rest, &u).await;
     assert_eq!(held["email_verified"], true, "{held}");
-    assert_eq!(held["metadata"], json!({"n": 9}), "{held}");
     assert_eq!(get(&s, Transport::Rest, &u).await["email_verified"], true);
 }
 

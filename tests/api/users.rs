@@ -529,6 +529,27 @@ async fn phone_numbers_belong_to_one_user(s: &Server, t: Transport) {
                 let e = expect_err(in_other(NUMBER).await, "AUTH_PHONE_NUMBER_TAKEN");
                 assert!(e.message.contains(s.vendor().as_str()), "{e:?}");
             }
+            // A number the vendor refuses leaves the rest of the update
+            // unsent, the email's verification included (GoTrue can't
+            // unconfirm an email once confirmed).
+            let whole = json!({"user_id": elsewhere, "phone_number": NUMBER,
+                               "email_verified": true, "metadata": {"tried": NUMBER}});
+            expect_err(
+                s.call_as(t, &other, "auth.user.update", whole, &[]).await,
+                "AUTH_PHONE_NUMBER_TAKEN",
+            );
+            let got = s
+                .call_as(
+                    t,
+                    &other,
+                    "auth.user.get",
+                    json!({"user_id": elsewhere}),
+                    &[],
+                )
+                .await
+                .unwrap();
+            assert_eq!(got["email_verified"], false, "{got}");
+            assert!(got["metadata"].get("tried").is_none(), "{got}");
             // The vendor still serves: its breaker did not open.
             assert_eq!(
                 in_other("+14155550125").await.unwrap()["phone_number"],

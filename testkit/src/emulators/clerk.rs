@@ -121,6 +121,9 @@ struct Db {
     /// How long the next read of a user waits between reading the user
     /// and answering, for tests.
     next_read_delay: Option<std::time::Duration>,
+    /// While set, every factor removal waits this long, then answers 500
+    /// and removes nothing: an outage, for tests.
+    failing_factor_removals: Option<std::time::Duration>,
 }
 
 /// Clerk's limit on `PATCH /users/{id}` and the user metadata endpoints:
@@ -221,6 +224,12 @@ impl Keys {
     /// with `None`): a slow Clerk.
     pub fn delay_metadata_writes(&self, delay: Option<std::time::Duration>) {
         self.0.lock().unwrap().metadata_delay = delay;
+    }
+
+    /// Makes every `DELETE /users/{id}/mfa` wait `delay`, then answer 500
+    /// and remove nothing (none with `None`): an outage of that endpoint.
+    pub fn fail_factor_removals(&self, delay: Option<std::time::Duration>) {
+        self.0.lock().unwrap().failing_factor_removals = delay;
     }
 
     /// Makes the next `GET /users/{id}` wait `delay` between reading the
@@ -703,6 +712,15 @@ async fn delete_user(State(db): State<Shared>, Path(uid): Path<String>) -> Respo
 }
 
 async fn disable_mfa(State(db): State<Shared>, Path(uid): Path<String>) -> Response {
+    let failing = db.lock().unwrap().failing_factor_removals;
+    if let Some(delay) = failing {
+        tokio::time::sleep(delay).await;
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_clerk_error",
+            "There was an internal error on our servers",
+        );
+    }
     let mut db = db.lock().unwrap();
     let Some(u) = db.users.get_mut(&uid) else {
         return not_found();
