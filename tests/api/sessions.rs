@@ -54,7 +54,8 @@ async fn login(s: &Server, t: Transport, user: &str) -> Value {
     .unwrap()
 }
 
-async fn verify(s: &Server, t: Transport, token: &str) -> Value {
+/// `session.verify` of an access token or session id: its reply.
+pub(crate) async fn verify(s: &Server, t: Transport, token: &str) -> Value {
     s.call(t, "auth.session.verify", json!({"session_id": token}))
         .await
         .unwrap()

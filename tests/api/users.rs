@@ -5,6 +5,7 @@ use serde_json::json;
 use std::time::Duration;
 
 use crate::harness::{Server, Transport, create_user, expect_err};
+use crate::sessions::verify;
 use authmux_testkit::contract;
 
 async fn create_and_read(s: &Server, t: Transport) {
@@ -661,14 +662,7 @@ async fn password_policies_change_nothing_when_they_refuse(s: &Server, t: Transp
         !verified_at_vendor,
         "the vendor's record is untouched: {record}"
     );
-    let still = s
-        .call(
-            t,
-            "auth.session.verify",
-            json!({"session_id": session["access_token"]}),
-        )
-        .await
-        .unwrap();
+    let still = verify(s, t, session["access_token"].as_str().unwrap()).await;
     assert_eq!(still["valid"], true, "no session was ended: {still}");
     expect_err(login(breached).await, "AUTH_INVALID_CREDENTIALS");
     login(GOOD).await.unwrap();
@@ -821,14 +815,7 @@ async fn an_update_racing_the_users_delete_leaves_nothing(s: &Server, t: Transpo
             s.call(t, "auth.user.get", json!({"user_id": user})).await,
             "AUTH_USER_NOT_FOUND",
         );
-        let still = s
-            .call(
-                t,
-                "auth.session.verify",
-                json!({"session_id": session["access_token"]}),
-            )
-            .await
-            .unwrap();
+        let still = verify(s, t, session["access_token"].as_str().unwrap()).await;
         assert_eq!(still["valid"], false, "trial {trial}: {still}");
         for password in [OLD, NEW] {
             expect_err(login(password).await, "AUTH_USER_NOT_FOUND");
