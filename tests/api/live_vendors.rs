@@ -1183,3 +1183,45 @@ async fn a_sign_in_setting_the_email_back_does_not_undo_a_verification() {
     assert_eq!(held["email_verified"], true, "{held}");
     assert_eq!(get(&s, t, &u).await["email_verified"], true);
 }
+
+/// The same password change sent twice at once while Clerk's write limit
+/// refuses a later step: both copies answer the error, and the password
+/// Clerk took holds once, whichever copy it came from: the old
+/// password's session ended, the old password refused, the new one
+/// signing in.
+#[tokio::test]
+async fn a_password_change_sent_twice_as_a_later_step_fails() {
+    let s = Server::start_vendor(Backend::Sqlite, VendorKind::Clerk)
+        .await
+        .unwrap();
+    let t = Transport::Rest;
+    let u = user(&s, t, "twice-half@example.com").await;
+    let old_session = sign_in(&s, t, &u, json!({})).await.unwrap();
+    // Nine of Clerk's ten writes per user in ten seconds: the first
+    // copy's password is the tenth, its metadata and everything of the
+    // second copy are refused.
+    metadata_writes(&s, t, &u, 9).await;
+    let new_password = "yet another vendor passphrase";
+    let change = json!({"user_id": u, "password": new_password, "metadata": {"n": 9}});
+    let (a, b) = tokio::join!(
+        s.call(Transport::Rest, "auth.user.update", change.clone()),
+        s.call(Transport::Grpc, "auth.user.update", change.clone()),
+    );
+    expect_err(a, "VENDOR_UNAVAILABLE");
+    expect_err(b, "VENDOR_UNAVAILABLE");
+    assert_eq!(get(&s, t, &u).await["metadata"], json!({"n": 8}));
+    assert!(!valid(&s, t, &old_session).await, "the old session ended");
+    expect_err(
+        sign_in(&s, t, &u, json!({})).await,
+        "AUTH_INVALID_CREDENTIALS",
+    );
+    let session = s
+        .call(
+            t,
+            "auth.session.create",
+            json!({"user_id": u, "method": "password", "password": new_password}),
+        )
+        .await
+        .unwrap();
+    assert!(valid(&s, t, &session).await);
+}
