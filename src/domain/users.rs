@@ -28,6 +28,9 @@ const DELETION_LEASE_MS: i64 = 60_000;
 /// timeouts); a hold whose process died lapses then.
 const UPDATE_LEASE_MS: i64 = 60_000;
 
+/// The kind of the store slot an update holds.
+const UPDATE_SLOT: &str = "user_update";
+
 /// How long an update waits for the one holding the user before it is
 /// `SERVICE_BUSY`.
 const UPDATE_WAIT: Duration = Duration::from_secs(15);
@@ -535,6 +538,17 @@ impl Domain {
             return Ok(row);
         }
         let now = self.now();
+        // While an update (or a sign-in that writes to the user) holds the
+        // user, the vendor may show a state it has half made: it stores
+        // its own outcome, or gives back and re-syncs, when it ends.
+        if !resync
+            && self
+                .store
+                .slot_held(&project.id, &row.id, UPDATE_SLOT, now - UPDATE_LEASE_MS)
+                .await?
+        {
+            return Ok(row);
+        }
         let changed = self
             .store
             .modify_user(
@@ -671,7 +685,7 @@ impl Domain {
         let mut waited = Duration::ZERO;
         loop {
             match self
-                .reserve(project, user_id, "user_update", UPDATE_LEASE_MS, 1)
+                .reserve(project, user_id, UPDATE_SLOT, UPDATE_LEASE_MS, 1)
                 .await?
             {
                 Ok(id) => {

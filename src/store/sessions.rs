@@ -351,6 +351,28 @@ impl Store {
         Ok(Reservation::Reserved)
     }
 
+    /// Whether a slot of `kind` reserved for the user since `since` (Unix
+    /// ms) is still held.
+    pub async fn slot_held(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        kind: &str,
+        since: i64,
+    ) -> StoreResult<bool> {
+        let held: Vec<String> = auth_failures::Entity::find()
+            .select_only()
+            .column(auth_failures::Column::Id)
+            .filter(auth_failures::Column::ProjectId.eq(project_id))
+            .filter(auth_failures::Column::UserId.eq(user_id))
+            .filter(auth_failures::Column::Kind.eq(kind))
+            .filter(auth_failures::Column::At.gt(since))
+            .into_tuple()
+            .all(self.db())
+            .await?;
+        Ok(!held.is_empty())
+    }
+
     /// Removes a reserved attempt (the credential was right).
     pub async fn release_attempt(&self, id: &str) -> StoreResult<()> {
         auth_failures::Entity::delete_by_id(id.to_owned())
