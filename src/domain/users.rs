@@ -837,7 +837,13 @@ impl Domain {
                     // The built-in provider keeps no copy of its own.
                     Some(_) if vendor.kind() == VendorKind::Native => None,
                     Some(patch) => {
-                        let seen = self.user_row(project, user_id).await?;
+                        // The first try merges into the row read under the
+                        // hold; a try after being overtaken reads it again.
+                        let seen = if tries == 0 {
+                            before.clone()
+                        } else {
+                            self.user_row(project, user_id).await?
+                        };
                         let merged = merged_metadata(to_user(seen.clone())?.metadata, patch);
                         vendor.check_metadata(&merged)?;
                         let stored = check_metadata_size(&merged)?;
