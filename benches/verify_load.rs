@@ -27,7 +27,8 @@
 //!
 //! Run: `cargo bench --bench verify_load` (AUTHMUX_LOAD_SECS sets the
 //! duration of each scenario, default 10; AUTHMUX_LOAD_TOKENS the number of
-//! distinct tokens and sessions per transport, default 100,000).
+//! distinct tokens and sessions per transport, default 100,000;
+//! AUTHMUX_LOAD_THREADS the load generator's worker threads, default 2).
 
 mod common;
 
@@ -249,7 +250,7 @@ fn main() {
     let _ = SERVER_PID.set(server.child.id().to_string());
 
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(env("AUTHMUX_LOAD_THREADS", 2) as usize)
         .enable_all()
         .build()
         .unwrap();
