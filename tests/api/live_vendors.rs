@@ -1205,6 +1205,111 @@ async fn a_sign_in_setting_the_email_back_does_not_undo_a_verification() {
     assert_eq!(get(&s, t, &u).await["email_verified"], true);
 }
 
+/// A read of an unverified WorkOS user while it signs in, after Magic
+/// Auth verified its email and before the adapter set it back: the
+/// sign-in holds the user, so the read answers what is stored instead of
+/// copying the passing verification, and no event announces it.
+#[tokio::test]
+async fn a_read_during_a_sign_in_does_not_copy_the_passing_verification() {
+    let s = Server::start_vendor(Backend::Sqlite, VendorKind::Workos)
+        .await
+        .unwrap();
+    let workos = s.workos.clone().unwrap();
+    let t = Transport::Rest;
+    let email = "read-mid-sign-in@example.com";
+    let u = user(&s, t, email).await;
+    // Setting the email back reaches WorkOS 500 ms after the code
+    // verified it; the read is sent in that gap.
+    workos.delay_user_updates(Some(Duration::from_millis(500)));
+    let read = async {
+        while !workos.email_verified(email) {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let during = get(&s, t, &u).await;
+        assert!(workos.email_verified(email), "read before the setting back");
+        during
+    };
+    let (session, during) = tokio::join!(sign_in(&s, t, &u, json!({})), read);
+    workos.delay_user_updates(None);
+    assert!(valid(&s, t, &session.unwrap()).await);
+    assert_eq!(during["email_verified"], false, "{during}");
+    assert!(!workos.email_verified(email), "set back at WorkOS");
+    let held = indexed(&s, t, &u).await;
+    assert_eq!(held["email_verified"], false, "{held}");
+    assert_eq!(get(&s, t, &u).await["email_verified"], false);
+    let kinds = event_kinds(&s, t, &u).await;
+    assert!(
+        !kinds.iter().any(|k| k.contains("email_verified")),
+        "{kinds:?}"
+    );
+}
+
+/// A sign-in of an unverified WorkOS user (a password check, then Magic
+/// Auth, then the email set back: six WorkOS requests) while the user is
+/// deleted, the delete sent at a later step of the sign-in in each trial.
+/// The delete goes through; the sign-in answers a session that no longer
+/// verifies or finds no user, never a vendor error; and nothing is left:
+/// no record, no event after `user.deleted`, no account at WorkOS (a Magic
+/// Auth code for an email no user holds signs one up).
+#[tokio::test]
+async fn an_unverified_sign_in_racing_the_delete_leaves_nothing() {
+    let s = Server::start_vendor(Backend::Sqlite, VendorKind::Workos)
+        .await
+        .unwrap();
+    let workos = s.workos.clone().unwrap();
+    let step = Duration::from_millis(30);
+    for trial in 0..8u32 {
+        let t = if trial % 2 == 0 {
+            Transport::Rest
+        } else {
+            Transport::Grpc
+        };
+        let email = format!("sign-in-race{trial}@example.com");
+        let u = user(&s, t, &email).await;
+        s.emulator.as_ref().unwrap().faults.lock().unwrap().latency = step;
+        let (signed_in, deleted) = tokio::join!(sign_in(&s, t, &u, json!({})), async {
+            tokio::time::sleep(step * trial).await;
+            s.call(t, "auth.user.delete", json!({"user_id": u})).await
+        });
+        s.emulator.as_ref().unwrap().faults.lock().unwrap().latency = Duration::ZERO;
+        deleted.unwrap_or_else(|e| panic!("trial {trial}: the delete: {e:?}"));
+        match signed_in {
+            Ok(session) => {
+                assert!(!valid(&s, t, &session).await, "trial {trial}: {session}");
+                expect_err(
+                    s.call(
+                        t,
+                        "auth.session.refresh",
+                        json!({"refresh_token": session["refresh_token"]}),
+                    )
+                    .await,
+                    "AUTH_SESSION_INVALID",
+                );
+            }
+            Err(e) => assert!(
+                ["AUTH_USER_NOT_FOUND", "AUTH_INVALID_CREDENTIALS"].contains(&e.code.as_str()),
+                "trial {trial}: {e:?}"
+            ),
+        }
+        expect_err(
+            s.call(t, "auth.user.get", json!({"user_id": u})).await,
+            "AUTH_USER_NOT_FOUND",
+        );
+        let kinds = event_kinds(&s, t, &u).await;
+        assert!(
+            kinds[0].starts_with("\"user.deleted\""),
+            "trial {trial}: nothing after the erasure: {kinds:?}"
+        );
+        assert!(!workos.email_verified(&email), "trial {trial}");
+        assert_eq!(workos.live_sessions_of(&email), 0, "trial {trial}");
+        let again = s
+            .call(t, "auth.user.create", json!({"email": email}))
+            .await
+            .unwrap_or_else(|e| panic!("trial {trial}: the email is free again: {e:?}"));
+        assert_eq!(again["email_verified"], false, "trial {trial}: {again}");
+    }
+}
+
 /// The same password change sent twice at once while Clerk's write limit
 /// refuses a later step: both copies answer the error, and the password
 /// Clerk took holds once, whichever copy it came from: the old

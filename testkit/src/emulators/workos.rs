@@ -98,6 +98,9 @@ struct Db {
     pending: HashMap<String, String>,
     /// Magic Auth emails sent.
     magic_emails: u32,
+    /// How long `PUT /user_management/users/{id}` waits before it is
+    /// handled, for tests that need a slow WorkOS.
+    update_delay: Option<std::time::Duration>,
     /// `/user_management/authenticate` requests in the last minute, by
     /// email or challenge (see [`AUTHENTICATE_LIMIT`]).
     authenticate_hits: HashMap<String, Vec<std::time::Instant>>,
@@ -199,6 +202,12 @@ impl Handle {
             .id
             .clone();
         db.organizations.insert(uid, n);
+    }
+
+    /// Makes every user update wait `delay` before it is handled (none
+    /// with `None`): a slow WorkOS.
+    pub fn delay_user_updates(&self, delay: Option<std::time::Duration>) {
+        self.0.lock().unwrap().update_delay = delay;
     }
 
     /// Magic Auth emails sent so far.
@@ -373,6 +382,10 @@ async fn update_user(
     Path(uid): Path<String>,
     Json(b): Json<Value>,
 ) -> Response {
+    let delay = db.lock().unwrap().update_delay;
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     let mut db = db.lock().unwrap();
     let Some(u) = db.users.get_mut(&uid) else {
         return not_found("User", &uid);
