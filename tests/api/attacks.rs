@@ -287,6 +287,47 @@ async fn mfa_burst_is_throttled(s: &Server, t: Transport) {
 }
 contract!(mfa_burst_is_throttled, vendors[clerk, workos]);
 
+/// What a sign-in sent while its user was deleted may answer: a session
+/// that no longer verifies or refreshes, or no user (a wrong password, when
+/// the vendor no longer knows the user either). Never a vendor error.
+pub async fn nothing_outlives_the_delete(
+    s: &Server,
+    t: Transport,
+    login: Result<Value, ApiError>,
+    trial: impl std::fmt::Display,
+) {
+    match login {
+        Ok(session) => session_ended(s, t, &session, trial).await,
+        Err(e) => assert!(
+            ["AUTH_USER_NOT_FOUND", "AUTH_INVALID_CREDENTIALS"].contains(&e.code.as_str()),
+            "trial {trial}: {e:?}"
+        ),
+    }
+}
+
+/// A session whose access token no longer verifies and whose refresh
+/// token is refused.
+async fn session_ended(s: &Server, t: Transport, session: &Value, trial: impl std::fmt::Display) {
+    let v = s
+        .call(
+            t,
+            "auth.session.verify",
+            json!({"session_id": session["access_token"]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v["valid"], false, "trial {trial}: {v}");
+    expect_err(
+        s.call(
+            t,
+            "auth.session.refresh",
+            json!({"refresh_token": session["refresh_token"]}),
+        )
+        .await,
+        "AUTH_SESSION_INVALID",
+    );
+}
+
 /// Sessions of a user deleted while it signs in never outlive the delete.
 async fn delete_racing_sign_in(s: &Server, t: Transport) {
     for i in 0..8 {
@@ -299,32 +340,7 @@ async fn delete_racing_sign_in(s: &Server, t: Transport) {
         let delete = s.call(t, "auth.user.delete", json!({"user_id": user}));
         let (login, delete) = tokio::join!(login, delete);
         delete.unwrap_or_else(|e| panic!("trial {i}: delete failed: {e:?}"));
-        match login {
-            Ok(session) => {
-                let v = s
-                    .call(
-                        t,
-                        "auth.session.verify",
-                        json!({"session_id": session["access_token"]}),
-                    )
-                    .await
-                    .unwrap();
-                assert_eq!(v["valid"], false, "trial {i}: {v}");
-                expect_err(
-                    s.call(
-                        t,
-                        "auth.session.refresh",
-                        json!({"refresh_token": session["refresh_token"]}),
-                    )
-                    .await,
-                    "AUTH_SESSION_INVALID",
-                );
-            }
-            Err(e) => assert!(
-                ["AUTH_USER_NOT_FOUND", "AUTH_INVALID_CREDENTIALS"].contains(&e.code.as_str()),
-                "trial {i}: {e:?}"
-            ),
-        }
+        nothing_outlives_the_delete(s, t, login, i).await;
         expect_err(
             s.call(t, "auth.user.get", json!({"user_id": user})).await,
             "AUTH_USER_NOT_FOUND",
@@ -875,24 +891,7 @@ async fn mutations_racing_delete(s: &Server, t: Transport) {
         let mut tokens = vec![session.clone()];
         tokens.extend(refresh.ok());
         for tok in tokens {
-            let v = s
-                .call(
-                    t,
-                    "auth.session.verify",
-                    json!({"session_id": tok["access_token"]}),
-                )
-                .await
-                .unwrap();
-            assert_eq!(v["valid"], false, "trial {i}: {v}");
-            expect_err(
-                s.call(
-                    t,
-                    "auth.session.refresh",
-                    json!({"refresh_token": tok["refresh_token"]}),
-                )
-                .await,
-                "AUTH_SESSION_INVALID",
-            );
+            session_ended(s, t, &tok, i).await;
         }
     }
 }

@@ -1273,24 +1273,7 @@ async fn an_unverified_sign_in_racing_the_delete_leaves_nothing() {
         });
         s.emulator.as_ref().unwrap().faults.lock().unwrap().latency = Duration::ZERO;
         deleted.unwrap_or_else(|e| panic!("trial {trial}: the delete: {e:?}"));
-        match signed_in {
-            Ok(session) => {
-                assert!(!valid(&s, t, &session).await, "trial {trial}: {session}");
-                expect_err(
-                    s.call(
-                        t,
-                        "auth.session.refresh",
-                        json!({"refresh_token": session["refresh_token"]}),
-                    )
-                    .await,
-                    "AUTH_SESSION_INVALID",
-                );
-            }
-            Err(e) => assert!(
-                ["AUTH_USER_NOT_FOUND", "AUTH_INVALID_CREDENTIALS"].contains(&e.code.as_str()),
-                "trial {trial}: {e:?}"
-            ),
-        }
+        crate::attacks::nothing_outlives_the_delete(&s, t, signed_in, trial).await;
         expect_err(
             s.call(t, "auth.user.get", json!({"user_id": u})).await,
             "AUTH_USER_NOT_FOUND",
