@@ -1,7 +1,7 @@
 //! End-to-end load on `session.verify`: starts `authmux serve` as its own
 //! process (SQLite, defaults; `AUTHMUX_SIGNING_ALG=RS256` in the
 //! environment reaches it), then drives it over REST and over gRPC with 64
-//! concurrent connections for a fixed time per scenario:
+//! concurrent connections (by default) for a fixed time per scenario:
 //!
 //! - the transport floor: `/healthz` and the gRPC health check;
 //! - one JWT verified again and again (the verified-token cache's case);
@@ -28,7 +28,8 @@
 //! Run: `cargo bench --bench verify_load` (AUTHMUX_LOAD_SECS sets the
 //! duration of each scenario, default 10; AUTHMUX_LOAD_TOKENS the number of
 //! distinct tokens and sessions per transport, default 100,000;
-//! AUTHMUX_LOAD_THREADS the load generator's worker threads, default 2).
+//! AUTHMUX_LOAD_THREADS the load generator's worker threads, default 2;
+//! AUTHMUX_LOAD_CONNECTIONS the concurrent connections, default 64).
 
 mod common;
 
@@ -47,7 +48,13 @@ use serde_json::{Value, json};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
-const CONNECTIONS: usize = 64;
+/// Concurrent connections (AUTHMUX_LOAD_CONNECTIONS, default 64).
+static CONNECTIONS: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| {
+    std::env::var("AUTHMUX_LOAD_CONNECTIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(64)
+});
 
 struct Report {
     name: String,
@@ -82,7 +89,7 @@ where
     let start = Instant::now();
     let cpu_before = cpu_now();
     let mut tasks = Vec::new();
-    for i in 0..CONNECTIONS {
+    for i in 0..*CONNECTIONS {
         let mut call = make(i);
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(100_000);
@@ -154,7 +161,7 @@ async fn rest(
     run(name, secs, |i| {
         let client = rest_client();
         let (auth, uris) = (auth.clone(), uris.clone());
-        let mut next = i * uris.len() / CONNECTIONS;
+        let mut next = i * uris.len() / *CONNECTIONS;
         move || {
             next = (next + 1) % uris.len();
             let req = http::Request::get(uris[next].clone())
@@ -186,13 +193,13 @@ async fn grpc_calls(
     frames: Arc<Vec<Bytes>>,
     check: fn(&[u8]) -> bool,
 ) -> Report {
-    let mut connections = Vec::with_capacity(CONNECTIONS);
-    for _ in 0..CONNECTIONS {
+    let mut connections = Vec::with_capacity(*CONNECTIONS);
+    for _ in 0..*CONNECTIONS {
         connections.push(common::h2_connect(base).await);
     }
     run(name, secs, |i| {
         let (send, head, frames) = (connections[i].clone(), head.clone(), frames.clone());
-        let mut next = i * frames.len() / CONNECTIONS;
+        let mut next = i * frames.len() / *CONNECTIONS;
         move || {
             next = (next + 1) % frames.len();
             let call = common::h2_unary(send.clone(), head.clone(), frames[next].clone());
@@ -393,8 +400,9 @@ fn main() {
     drop(server);
 
     let alg = std::env::var("AUTHMUX_SIGNING_ALG").unwrap_or_else(|_| "ES256".into());
+    let connections = *CONNECTIONS;
     println!(
-        "session.verify ({alg}), {CONNECTIONS} connections, {secs} s per scenario, server and load generator on this machine"
+        "session.verify ({alg}), {connections} connections, {secs} s per scenario, server and load generator on this machine"
     );
     println!(
         "{:<22} {:>10} {:>10} {:>8} {:>9} {:>9} {:>8} {:>12} {:>12} {:>8}",
