@@ -109,6 +109,7 @@ pub fn unavailable(vendor: VendorKind, e: http::CallError) -> VendorError {
         reason,
         retry_after,
         sent,
+        ..
     } = e;
     VendorError::Unavailable {
         vendor,

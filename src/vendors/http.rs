@@ -63,6 +63,8 @@ pub enum CallError {
         /// Whether a request may have reached the vendor (and so may have
         /// had an effect). False for connect errors and an open circuit.
         sent: bool,
+        /// Whether the last answer was the vendor's 429.
+        rate_limited: bool,
     },
 }
 
@@ -191,6 +193,7 @@ impl VendorHttp {
                 reason: "circuit open after repeated failures".into(),
                 retry_after: Some(left.as_secs().max(1)),
                 sent: false,
+                rate_limited: false,
             });
         }
         b.probing = true;
@@ -272,6 +275,7 @@ impl VendorHttp {
             reason: "no attempt made".into(),
             retry_after: None,
             sent: false,
+            rate_limited: false,
         };
         let mut sent = false;
         for attempt in 0..attempts {
@@ -285,6 +289,7 @@ impl VendorHttp {
                     reason,
                     retry_after,
                     sent,
+                    rate_limited: false,
                 });
             }
             let started = Instant::now();
@@ -317,6 +322,7 @@ impl VendorHttp {
                         reason: "rate limited by the vendor".into(),
                         retry_after: after.map(|d| d.as_secs().max(1)),
                         sent,
+                        rate_limited: true,
                     };
                     match after {
                         Some(d) if d > self.policy.retry_after_cap => return Err(last),
@@ -344,6 +350,7 @@ impl VendorHttp {
                         reason: format!("vendor answered {status}"),
                         retry_after: None,
                         sent,
+                        rate_limited: false,
                     };
                     self.backoff(attempt)
                 }
@@ -380,6 +387,7 @@ impl VendorHttp {
                         },
                         retry_after: None,
                         sent,
+                        rate_limited: false,
                     };
                     self.backoff(attempt)
                 }

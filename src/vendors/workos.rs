@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::http::{Policy, Retry, VendorHttp};
+use super::http::{CallError, Policy, Retry, VendorHttp};
 use super::{
     FoundUser, IdentityVendor, MfaEnrollment, NewIdentity, PasswordCheck, PendingMfa, Result,
     SignInContext, Taken, TokenSource, VendorError, VendorFailure, VendorKind, VendorSession,
@@ -77,6 +77,41 @@ impl std::fmt::Debug for WorkosConfig {
 pub struct Workos {
     cfg: WorkosConfig,
     http: VendorHttp,
+}
+
+/// WorkOS's per-email limits a minute on the operations that have them
+/// (docs, /reference/rate-limits): 10 `/authenticate` requests, 3 Magic
+/// Auth codes.
+fn per_email_limit(op: &str) -> Option<&'static str> {
+    match op {
+        "authenticate" => Some("10 authentications"),
+        "create_magic_auth" => Some("3 Magic Auth codes"),
+        _ => None,
+    }
+}
+
+/// `Unavailable` for a WorkOS call that found it not serving. WorkOS
+/// documents no `Retry-After` on its 429s; one from a per-email limit
+/// names the limit and asks for a retry after its 60-second window (an
+/// earlier one is refused too) rather than the usual second.
+fn unavailable_at_workos(op: &str, e: CallError) -> VendorError {
+    match (e, per_email_limit(op)) {
+        (
+            CallError::Unavailable {
+                rate_limited: true,
+                retry_after: None,
+                sent,
+                ..
+            },
+            Some(limit),
+        ) => VendorError::Unavailable {
+            vendor: VendorKind::Workos,
+            reason: format!("rate limited: WorkOS allows {limit} per email a minute"),
+            sent,
+            retry_after: Some(60),
+        },
+        (e, _) => unavailable(VendorKind::Workos, e),
+    }
 }
 
 /// Maps a WorkOS error reply (`{code, message, errors}`, `{message}` or the
@@ -228,12 +263,13 @@ impl Refusal {
     }
 }
 
-/// The 403 codes WorkOS answers only after the password checked out.
-const RIGHT_PASSWORD_403: [&str; 3] = [
-    "email_verification_required",
-    "mfa_enrollment",
-    "organization_selection_required",
-];
+/// The 403 WorkOS answers a right password of a user whose email is
+/// unverified: Magic Auth, whose code verifies the email, signs the user
+/// in then. The other 403s after a right password (`mfa_enrollment`,
+/// `organization_selection_required`) would meet a Magic Auth code again,
+/// after WorkOS had emailed it to the user and counted it against its 3
+/// codes per email a minute, so they are answered at once.
+const UNVERIFIED_EMAIL_403: &str = "email_verification_required";
 
 /// A 403 `mfa_challenge`: the pending sign-in and the factor to challenge.
 fn pending_mfa(body: &Value) -> Option<PendingMfa> {
@@ -311,7 +347,7 @@ impl Workos {
             .http
             .request(op, retry, method, &url, &headers, body)
             .await
-            .map_err(|e| unavailable(VendorKind::Workos, e))?;
+            .map_err(|e| unavailable_at_workos(op, e))?;
         if status.is_success() {
             Ok(reply)
         } else {
@@ -372,7 +408,7 @@ impl Workos {
                 Some(&body),
             )
             .await
-            .map_err(|e| unavailable(VendorKind::Workos, e))?;
+            .map_err(|e| unavailable_at_workos("authenticate", e))?;
         Ok(if status.is_success() {
             Ok(reply)
         } else {
@@ -691,6 +727,9 @@ impl IdentityVendor for Workos {
     /// WorkOS checks the password first; a 403 after that (email
     /// verification, MFA, organization choice) means the password was
     /// right (open-api-spec.yaml, `/user_management/authenticate` 403).
+    /// An unverified email goes on to Magic Auth (see
+    /// [`UNVERIFIED_EMAIL_403`]); the others are refused by name, never as
+    /// a wrong password.
     async fn verify_password(
         &self,
         _project_id: &str,
@@ -704,7 +743,7 @@ impl IdentityVendor for Workos {
             Ok(reply) => Ok(PasswordCheck::Right(Some(Self::session_from(reply)?))),
             Err((StatusCode::FORBIDDEN, body)) => match pending_mfa(&body) {
                 Some(pending) => Ok(PasswordCheck::MfaPending(pending)),
-                None if RIGHT_PASSWORD_403.contains(&Refusal::of(&body).code()) => {
+                None if Refusal::of(&body).code() == UNVERIFIED_EMAIL_403 => {
                     Ok(PasswordCheck::Right(None))
                 }
                 None => Err(sign_in_refusal(StatusCode::FORBIDDEN, &body)),

@@ -140,8 +140,10 @@ async fn workos_mfa_users_finish_with_the_mfa_totp_grant() {
     );
 }
 
-/// The other 403s after a right password are named, and never count as
-/// wrong passwords.
+/// The other 403s after a right password are named, never count as wrong
+/// passwords, and are answered without a Magic Auth code: one would meet
+/// the same refusal, after WorkOS had emailed it to the user and counted it
+/// against its 3 codes per email a minute.
 #[tokio::test]
 async fn workos_refusals_after_a_right_password_are_named() {
     let s = Server::start_vendor(Backend::Sqlite, VendorKind::Workos)
@@ -153,27 +155,30 @@ async fn workos_refusals_after_a_right_password_are_named() {
     confirm_email(&s, t, &u).await;
     workos.require_mfa(true);
     // More than authmux's 10 failed passwords. WorkOS itself allows 10
-    // authentications per email a minute, and each of these sign-ins makes
-    // two (the password grant, then the mint a right password leads to),
-    // so a minute passes there every five.
+    // authentications per email a minute, and each of these sign-ins is
+    // one (the password grant), so a minute passes there after ten.
     for i in 0..12 {
-        if i > 0 && i % 5 == 0 {
-            workos.authenticate_minute_passes();
+        if i == 10 {
+            workos.a_minute_passes();
         }
         expect_err(sign_in(&s, t, &u, json!({})).await, "AUTH_MFA_NOT_ENROLLED");
     }
     workos.require_mfa(false);
     workos.set_organizations("org@example.com", 2);
-    let e = expect_err(sign_in(&s, t, &u, json!({})).await, "VENDOR_UNSUPPORTED");
-    assert!(e.message.contains("organization"), "{e:?}");
+    for _ in 0..4 {
+        let e = expect_err(sign_in(&s, t, &u, json!({})).await, "VENDOR_UNSUPPORTED");
+        assert!(e.message.contains("organization"), "{e:?}");
+    }
+    assert_eq!(workos.magic_emails(), 0, "no code emailed for nothing");
     workos.set_organizations("org@example.com", 1);
     sign_in(&s, t, &u, json!({})).await.unwrap();
 }
 
 /// WorkOS allows 10 authentications per email a minute (docs, rate
 /// limits): the 11th sign-in is WorkOS's 429, answered VENDOR_UNAVAILABLE
-/// with Retry-After, opens no session and is not counted as a wrong
-/// password; once WorkOS's minute has passed, the user signs in again.
+/// naming the limit with a Retry-After of WorkOS's window, opens no
+/// session and is not counted as a wrong password; once WorkOS's minute
+/// has passed, the user signs in again.
 #[tokio::test]
 async fn workos_authentication_limit_per_email_is_the_vendors_429() {
     let s = Server::start_vendor(Backend::Sqlite, VendorKind::Workos)
@@ -189,7 +194,11 @@ async fn workos_authentication_limit_per_email_is_the_vendors_429() {
     }
     for _ in 0..12 {
         let e = expect_err(sign_in(&s, t, &u, json!({})).await, "VENDOR_UNAVAILABLE");
-        assert!(e.retry_after.is_some(), "{e:?}");
+        assert_eq!(e.retry_after, Some(60), "WorkOS's window: {e:?}");
+        assert!(
+            e.message.contains("10 authentications per email a minute"),
+            "{e:?}"
+        );
     }
     assert_eq!(
         s.workos
@@ -200,9 +209,109 @@ async fn workos_authentication_limit_per_email_is_the_vendors_429() {
     );
     // Twelve refusals, yet authmux's own throttle (10 wrong passwords) did
     // not count them.
-    s.workos.as_ref().unwrap().authenticate_minute_passes();
+    s.workos.as_ref().unwrap().a_minute_passes();
     let session = sign_in(&s, t, &u, json!({})).await.unwrap();
     assert!(valid(&s, t, &session).await);
+}
+
+/// WorkOS sends 3 Magic Auth codes per email a minute (docs, rate
+/// limits), and a sign-in of an unverified user takes one: the fourth
+/// within the minute is WorkOS's 429, answered VENDOR_UNAVAILABLE naming
+/// the limit, with a Retry-After of WorkOS's 60-second window. It opens no
+/// session and leaves the email unverified; once the minute has passed,
+/// the user signs in again.
+#[tokio::test]
+async fn workos_magic_auth_limit_per_email_is_the_vendors_429() {
+    let s = Server::start_vendor(Backend::Sqlite, VendorKind::Workos)
+        .await
+        .unwrap();
+    let workos = s.workos.clone().unwrap();
+    let email = "magic-limit@example.com";
+    let u = user(&s, Transport::Rest, email).await;
+    for i in 0..3 {
+        sign_in(&s, Transport::Rest, &u, json!({}))
+            .await
+            .unwrap_or_else(|e| panic!("sign-in {i}: {e:?}"));
+    }
+    for t in [Transport::Rest, Transport::Grpc] {
+        let e = expect_err(sign_in(&s, t, &u, json!({})).await, "VENDOR_UNAVAILABLE");
+        assert_eq!(e.retry_after, Some(60), "{e:?}");
+        assert!(
+            e.message.contains("3 Magic Auth codes per email a minute"),
+            "{e:?}"
+        );
+    }
+    assert_eq!(workos.magic_emails(), 3);
+    assert_eq!(workos.live_sessions_of(email), 3);
+    assert!(!workos.email_verified(email), "still unverified at WorkOS");
+    assert_eq!(get(&s, Transport::Grpc, &u).await["email_verified"], false);
+    workos.a_minute_passes();
+    let session = sign_in(&s, Transport::Grpc, &u, json!({})).await.unwrap();
+    assert!(valid(&s, Transport::Rest, &session).await);
+    assert!(!workos.email_verified(email));
+}
+
+/// Five sign-ins of one unverified WorkOS user sent 25 ms apart over both
+/// transports, each WorkOS request taking 20 ms, so that each arrives while
+/// the one before is between its steps (the password grant, reading the
+/// user, the Magic Auth code, its grant, setting the email back). The
+/// sign-in holds the user, so they run one after another, three with a
+/// Magic Auth code and a session, two refused by WorkOS's 3 codes per
+/// email a minute. The email stays unverified at WorkOS and in the index,
+/// and no event names it: no copy took the verification Magic Auth passed
+/// through for the user's own.
+#[tokio::test]
+async fn unverified_sign_ins_in_a_burst_take_turns() {
+    let s = Server::start_vendor(Backend::Sqlite, VendorKind::Workos)
+        .await
+        .unwrap();
+    let workos = s.workos.clone().unwrap();
+    let email = "at-once@example.com";
+    let u = user(&s, Transport::Rest, email).await;
+    s.emulator.as_ref().unwrap().faults.lock().unwrap().latency = Duration::from_millis(20);
+    let copies = (0..5u32).map(|i| {
+        let t = if i % 2 == 0 {
+            Transport::Rest
+        } else {
+            Transport::Grpc
+        };
+        let s = &s;
+        let u = &u;
+        async move {
+            tokio::time::sleep(Duration::from_millis(25) * i).await;
+            sign_in(s, t, u, json!({})).await
+        }
+    });
+    let results = futures::future::join_all(copies).await;
+    s.emulator.as_ref().unwrap().faults.lock().unwrap().latency = Duration::ZERO;
+    let mut sessions = Vec::new();
+    for r in results {
+        match r {
+            Ok(session) => sessions.push(session),
+            Err(e) => {
+                assert_eq!(e.code, "VENDOR_UNAVAILABLE", "{e:?}");
+                assert_eq!(e.retry_after, Some(60), "{e:?}");
+            }
+        }
+    }
+    assert_eq!(sessions.len(), 3, "{sessions:?}");
+    for session in &sessions {
+        assert!(valid(&s, Transport::Rest, session).await);
+    }
+    assert_eq!(workos.magic_emails(), 3);
+    assert_eq!(workos.live_sessions_of(email), 3);
+    assert!(!workos.email_verified(email), "still unverified at WorkOS");
+    let held = indexed(&s, Transport::Rest, &u).await;
+    assert_eq!(held["email_verified"], false, "{held}");
+    assert_eq!(get(&s, Transport::Rest, &u).await["email_verified"], false);
+    no_event_names(
+        &s,
+        Transport::Rest,
+        &u,
+        "email_verified",
+        "sign-ins at once",
+    )
+    .await;
 }
 
 /// `n` metadata updates of user `u`, setting `{"n": 0}` to `{"n": n-1}`:
