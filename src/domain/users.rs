@@ -23,10 +23,37 @@ const MFA_ENROLLMENT_CLAIM_MS: i64 = 60_000;
 /// that died is taken over after it.
 const DELETION_LEASE_MS: i64 = 60_000;
 
-/// How long an update of a vendor-held user holds it at most: longer than
-/// its vendor calls can take (each bounded by the vendor client's
-/// timeouts); a hold whose process died lapses then.
+/// How long an update's hold of a vendor-held user lasts unless renewed:
+/// a hold whose process died lapses then.
 const UPDATE_LEASE_MS: i64 = 60_000;
+
+/// How often a running update renews its hold, by the domain's clock: an
+/// update making several vendor calls, each of up to three attempts of
+/// 10 s, can take longer than a lease, and its hold must not lapse under
+/// it while it still changes the user at the vendor.
+const UPDATE_RENEW_MS: i64 = UPDATE_LEASE_MS / 3;
+
+/// How often the renewal looks at the clock.
+const UPDATE_RENEW_TICK: Duration = Duration::from_secs(1);
+
+/// How long a hold is renewed at most: an update stuck past this lets its
+/// hold lapse.
+const UPDATE_HOLD_MAX_MS: i64 = 10 * 60_000;
+
+/// A vendor-held user held for one update (see
+/// [`Domain::hold_for_update`]): the store slot, its release should the
+/// request be dropped, and the task renewing it.
+pub(crate) struct Hold {
+    id: String,
+    abandon: super::abandon::Abandon,
+    renewal: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.renewal.abort();
+    }
+}
 
 /// The kind of the store slot an update holds.
 const UPDATE_SLOT: &str = "user_update";
@@ -672,13 +699,16 @@ impl Domain {
     /// twice at once, the second copy refused by the vendor's rate limit,
     /// would otherwise unverify the email the first copy verified). The
     /// built-in provider changes everything in one transaction and is not
-    /// held. A request dropped while holding gives the hold up.
+    /// held. A request dropped while holding gives the hold up. The hold
+    /// is renewed while it is held (every [`UPDATE_RENEW_MS`], for at most
+    /// [`UPDATE_HOLD_MAX_MS`]), so that only a hold whose process died
+    /// lapses.
     pub(crate) async fn hold_for_update(
         &self,
         project: &Project,
         user_id: &str,
         vendor: VendorKind,
-    ) -> Result<Option<(String, super::abandon::Abandon)>> {
+    ) -> Result<Option<Hold>> {
         if vendor == VendorKind::Native {
             return Ok(None);
         }
@@ -689,7 +719,7 @@ impl Domain {
                 .await?
             {
                 Ok(id) => {
-                    let guard = {
+                    let abandon = {
                         let (store, id) = (self.store.clone(), id.clone());
                         super::abandon::Abandon::new(async move {
                             if let Err(e) = store.release_attempt(&id).await {
@@ -697,7 +727,35 @@ impl Domain {
                             }
                         })
                     };
-                    return Ok(Some((id, guard)));
+                    let renewal = {
+                        let (store, clock, id) =
+                            (self.store.clone(), self.clock.clone(), id.clone());
+                        tokio::spawn(async move {
+                            let held_at = clock.now_millis();
+                            let mut renewed = held_at;
+                            loop {
+                                tokio::time::sleep(UPDATE_RENEW_TICK).await;
+                                let now = clock.now_millis();
+                                if now - held_at > UPDATE_HOLD_MAX_MS {
+                                    return;
+                                }
+                                if now - renewed < UPDATE_RENEW_MS {
+                                    continue;
+                                }
+                                match store.renew_attempt(&id, now).await {
+                                    Ok(()) => renewed = now,
+                                    Err(e) => {
+                                        tracing::warn!(error = %e, "could not renew a user update's hold");
+                                    }
+                                }
+                            }
+                        })
+                    };
+                    return Ok(Some(Hold {
+                        id,
+                        abandon,
+                        renewal,
+                    }));
                 }
                 Err(frees_in) if waited >= UPDATE_WAIT => {
                     return Err(Error::new(
@@ -723,14 +781,15 @@ impl Domain {
 
     /// Gives up a hold of [`Domain::hold_for_update`]; a failure is logged
     /// (the hold then lapses after [`UPDATE_LEASE_MS`]).
-    pub(crate) async fn release_hold(&self, hold: Option<(String, super::abandon::Abandon)>) {
-        let Some((id, mut guard)) = hold else {
+    pub(crate) async fn release_hold(&self, hold: Option<Hold>) {
+        let Some(mut hold) = hold else {
             return;
         };
-        if let Err(e) = self.store.release_attempt(&id).await {
+        hold.renewal.abort();
+        if let Err(e) = self.store.release_attempt(&hold.id).await {
             tracing::warn!(error = %e, "could not release a user update");
         }
-        guard.disarm();
+        hold.abandon.disarm();
     }
 
     /// The changes of one update, with the user held for it when a vendor
@@ -828,7 +887,7 @@ impl Domain {
             // vendor failure leaves the index untouched: merged into the
             // stored metadata as read here, and stored only if no other
             // update changed it meanwhile (the hold keeps others out, but
-            // lapses under an update stalled past its lease). Otherwise it
+            // lapses under an update stuck past its renewals). Otherwise it
             // is read, merged and sent again, so the vendor's copy never
             // misses a merge the index has.
             let mut tries = 0;

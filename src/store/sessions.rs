@@ -373,6 +373,17 @@ impl Store {
         Ok(!held.is_empty())
     }
 
+    /// Moves a reserved slot's time to `at`, keeping it held for another
+    /// window from then; a slot released meanwhile stays released.
+    pub async fn renew_attempt(&self, id: &str, at: i64) -> StoreResult<()> {
+        auth_failures::Entity::update_many()
+            .col_expr(auth_failures::Column::At, Expr::value(at))
+            .filter(auth_failures::Column::Id.eq(id))
+            .exec(self.db())
+            .await?;
+        Ok(())
+    }
+
     /// Removes a reserved attempt (the credential was right).
     pub async fn release_attempt(&self, id: &str) -> StoreResult<()> {
         auth_failures::Entity::delete_by_id(id.to_owned())
