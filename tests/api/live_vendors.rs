@@ -1297,61 +1297,63 @@ async fn held_within(s: &Server, project: &str, u: &str, within: Duration) -> bo
 /// An update a slow vendor keeps past the hold's 60-second lease renews its
 /// hold while it runs: an update sent 70 s after the hold was taken (by the
 /// domain's clock) waits for the first instead of taking the hold over,
-/// and is answered after it, both merges kept.
+/// and is answered after it, both merges kept; with SQLite and PostgreSQL.
 #[tokio::test]
 async fn a_slow_update_keeps_its_hold_past_the_lease() {
-    let s = Server::start_vendor(Backend::Sqlite, VendorKind::Clerk)
-        .await
-        .unwrap();
-    let keys = s.clerk_keys.clone().unwrap();
-    let u = user(&s, Transport::Rest, "slow-hold@example.com").await;
-    let project = s.domain.authenticate(Some(&s.key)).await.unwrap().id;
-    // The first update's metadata write waits 3 s at Clerk.
-    keys.delay_metadata_writes(Some(Duration::from_secs(3)));
-    let first = async {
-        let r = s
-            .call(
-                Transport::Rest,
-                "auth.user.update",
-                json!({"user_id": u, "metadata": {"first": true}}),
-            )
-            .await;
-        (r, std::time::Instant::now())
-    };
-    let second = async {
-        while !held_within(&s, &project, &u, Duration::from_secs(60)).await {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        // 40 s pass: the hold is renewed at the next tick of its renewal.
-        s.domain.clock().advance(Duration::from_secs(40));
-        let renewing = std::time::Instant::now();
-        while !held_within(&s, &project, &u, Duration::from_secs(2)).await {
-            assert!(
-                renewing.elapsed() < Duration::from_secs(5),
-                "the hold was not renewed"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        keys.delay_metadata_writes(None);
-        // 70 s after the hold was taken: past its lease, not its renewal.
-        s.domain.clock().advance(Duration::from_secs(30));
-        let r = s
-            .call(
-                Transport::Grpc,
-                "auth.user.update",
-                json!({"user_id": u, "metadata": {"second": true}}),
-            )
-            .await;
-        (r, std::time::Instant::now())
-    };
-    let ((a, a_at), (b, b_at)) = tokio::join!(first, second);
-    a.unwrap();
-    b.unwrap();
-    assert!(a_at <= b_at, "the second update did not wait for the first");
-    assert_eq!(
-        get(&s, Transport::Rest, &u).await["metadata"],
-        json!({"first": true, "second": true})
-    );
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(s) = Server::start_vendor(backend, VendorKind::Clerk).await else {
+            continue;
+        };
+        let keys = s.clerk_keys.clone().unwrap();
+        let u = user(&s, Transport::Rest, "slow-hold@example.com").await;
+        let project = s.domain.authenticate(Some(&s.key)).await.unwrap().id;
+        // The first update's metadata write waits 3 s at Clerk.
+        keys.delay_metadata_writes(Some(Duration::from_secs(3)));
+        let first = async {
+            let r = s
+                .call(
+                    Transport::Rest,
+                    "auth.user.update",
+                    json!({"user_id": u, "metadata": {"first": true}}),
+                )
+                .await;
+            (r, std::time::Instant::now())
+        };
+        let second = async {
+            while !held_within(&s, &project, &u, Duration::from_secs(60)).await {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            // 40 s pass: the hold is renewed at the next tick of its renewal.
+            s.domain.clock().advance(Duration::from_secs(40));
+            let renewing = std::time::Instant::now();
+            while !held_within(&s, &project, &u, Duration::from_secs(2)).await {
+                assert!(
+                    renewing.elapsed() < Duration::from_secs(5),
+                    "the hold was not renewed"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            keys.delay_metadata_writes(None);
+            // 70 s after the hold was taken: past its lease, not its renewal.
+            s.domain.clock().advance(Duration::from_secs(30));
+            let r = s
+                .call(
+                    Transport::Grpc,
+                    "auth.user.update",
+                    json!({"user_id": u, "metadata": {"second": true}}),
+                )
+                .await;
+            (r, std::time::Instant::now())
+        };
+        let ((a, a_at), (b, b_at)) = tokio::join!(first, second);
+        a.unwrap();
+        b.unwrap();
+        assert!(a_at <= b_at, "the second update did not wait for the first");
+        assert_eq!(
+            get(&s, Transport::Rest, &u).await["metadata"],
+            json!({"first": true, "second": true})
+        );
+    }
 }
 
 /// WorkOS signs an unverified user in through Magic Auth, which verifies
