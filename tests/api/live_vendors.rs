@@ -1309,16 +1309,21 @@ async fn a_slow_update_keeps_its_hold_past_the_lease() {
         let project = s.domain.authenticate(Some(&s.key)).await.unwrap().id;
         // The first update's metadata write waits 3 s at Clerk.
         keys.delay_metadata_writes(Some(Duration::from_secs(3)));
-        let first = async {
-            let r = s
-                .call(
-                    Transport::Rest,
-                    "auth.user.update",
-                    json!({"user_id": u, "metadata": {"first": true}}),
-                )
-                .await;
-            (r, std::time::Instant::now())
+        // An update merging `metadata`, and when it was answered.
+        let update = |t: Transport, metadata: Value| {
+            let (s, u) = (&s, &u);
+            async move {
+                let r = s
+                    .call(
+                        t,
+                        "auth.user.update",
+                        json!({"user_id": u, "metadata": metadata}),
+                    )
+                    .await;
+                (r, std::time::Instant::now())
+            }
         };
+        let first = update(Transport::Rest, json!({"first": true}));
         let second = async {
             while !held_within(&s, &project, &u, Duration::from_secs(60)).await {
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -1336,14 +1341,7 @@ async fn a_slow_update_keeps_its_hold_past_the_lease() {
             keys.delay_metadata_writes(None);
             // 70 s after the hold was taken: past its lease, not its renewal.
             s.domain.clock().advance(Duration::from_secs(30));
-            let r = s
-                .call(
-                    Transport::Grpc,
-                    "auth.user.update",
-                    json!({"user_id": u, "metadata": {"second": true}}),
-                )
-                .await;
-            (r, std::time::Instant::now())
+            update(Transport::Grpc, json!({"second": true})).await
         };
         let ((a, a_at), (b, b_at)) = tokio::join!(first, second);
         a.unwrap();
