@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Domain, Error, EventKind, Project, Result, new_id};
+use super::{Domain, Error, EventKind, Project, Result, new_id_after};
 use crate::store::entity::{consent_events, consent_states};
 
 const MAX_SOURCE_LEN: usize = 256;
@@ -118,26 +118,28 @@ impl Domain {
                 } else {
                     EventKind::ConsentRevoked
                 };
-                let announce = self.event(
-                    project,
-                    kind,
-                    user_id,
-                    serde_json::json!({"category": category, "source": source}),
-                );
                 let recorded = self
                     .store
-                    .record_consent(
-                        consent_events::Model {
-                            id: new_id("cev"),
+                    .record_consent(&project.id, user_id, |last| {
+                        let (after, at) = last.unzip();
+                        let entry = consent_events::Model {
+                            id: new_id_after("cev", after.as_deref()),
                             project_id: project.id.clone(),
                             user_id: user_id.to_owned(),
                             category: category.to_owned(),
                             granted,
                             source: source.map(str::to_owned),
-                            created_at: self.now(),
-                        },
-                        vec![announce],
-                    )
+                            // Never before the entry it follows.
+                            created_at: self.now().max(at.unwrap_or(i64::MIN)),
+                        };
+                        let announce = self.event(
+                            project,
+                            kind,
+                            user_id,
+                            serde_json::json!({"category": category, "source": source}),
+                        );
+                        (entry, vec![announce])
+                    })
                     .await?;
                 if !recorded {
                     // Deleted since the check above.

@@ -26,7 +26,7 @@ pub use consent::{ConsentEvent, ConsentState};
 pub use discovery::{CAPABILITIES, CapabilityStatus, VendorStanding};
 pub use error::{Error, ErrorCode, Result};
 pub use events::{AuditEvent, AuditPage, DEFAULT_RETENTION_MS, EventKind};
-pub use ids::new_id;
+pub use ids::{new_id, new_id_after};
 pub use oauth::{
     CompleteOAuth, Completed, MFA_WAIT_MS, ProviderInfo, STATE_TTL_MS, SetProvider, StartOAuth,
     Started,

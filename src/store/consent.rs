@@ -10,17 +10,47 @@ use super::entity::{consent_events, consent_states, events, users};
 use super::{ByKey, Store, StoreResult};
 
 impl Store {
-    /// Appends an event to the ledger and sets the current state to match,
+    /// Appends an entry to the ledger and sets the current state to match,
     /// with the events announcing it, in one transaction, only while the
-    /// user exists: false (and nothing stored) when it was deleted. The
-    /// user's row is share-locked on PostgreSQL (SQLite serialises
-    /// writers), so a delete racing it either runs first or erases this
-    /// record too.
+    /// user exists: false (and nothing stored) when it was deleted.
+    ///
+    /// The user's row is locked for the whole transaction on PostgreSQL
+    /// (SQLite serialises writers), so a delete racing it either runs first
+    /// or erases this record too, and one user's consent changes are
+    /// recorded one at a time. `record` makes the entry and its events
+    /// under that lock, given the user's last ledger entry (id and time),
+    /// so that it is ordered after every entry already stored: the last
+    /// entry of the ledger is then always the one stored last, which is
+    /// the current state, whichever replica's clock made it.
     pub async fn record_consent(
         &self,
-        event: consent_events::Model,
-        announce: Vec<events::Model>,
+        project_id: &str,
+        user_id: &str,
+        record: impl FnOnce(Option<(String, i64)>) -> (consent_events::Model, Vec<events::Model>),
     ) -> StoreResult<bool> {
+        let txn = self.write_txn().await?;
+        let user = users::Entity::find_by_id(user_id.to_owned())
+            .filter(users::Column::ProjectId.eq(project_id))
+            .lock_exclusive()
+            .by_key(&txn)
+            .await?;
+        if user.is_none() {
+            txn.rollback().await?;
+            return Ok(false);
+        }
+        let last: Option<(String, i64)> = consent_events::Entity::find()
+            .select_only()
+            .column(consent_events::Column::Id)
+            .column(consent_events::Column::CreatedAt)
+            .filter(consent_events::Column::ProjectId.eq(project_id))
+            .filter(consent_events::Column::UserId.eq(user_id))
+            .order_by_desc(consent_events::Column::Id)
+            .limit(1)
+            .into_tuple()
+            .all(&txn)
+            .await?
+            .pop();
+        let (event, announce) = record(last);
         let state = consent_states::Model {
             project_id: event.project_id.clone(),
             user_id: event.user_id.clone(),
@@ -30,16 +60,6 @@ impl Store {
             granted_at: event.granted.then_some(event.created_at),
             updated_at: event.created_at,
         };
-        let txn = self.write_txn().await?;
-        let user = users::Entity::find_by_id(event.user_id.clone())
-            .filter(users::Column::ProjectId.eq(event.project_id.clone()))
-            .lock_shared()
-            .by_key(&txn)
-            .await?;
-        if user.is_none() {
-            txn.rollback().await?;
-            return Ok(false);
-        }
         consent_events::Entity::insert(event.into_active_model())
             .exec(&txn)
             .await?;

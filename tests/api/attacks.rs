@@ -1055,6 +1055,142 @@ async fn consent_racing_delete(s: &Server, t: Transport) {
 }
 contract!(consent_racing_delete);
 
+/// A grant and a revocation of one category sent at once, in 12 categories
+/// at the same time: in each, whichever landed last is the current state
+/// (by `check` and by `list_for_user`), the last entry of the ledger and
+/// the last consent event announced, so the ledger proves the state and a
+/// receiver applying the events in order ends where authmux does.
+async fn grant_and_revoke_at_once_agree(s: &Server, t: Transport) {
+    let (project, store) = (s.project().await, s.domain.store());
+    let user = create_user(s, t, "consent-at-once@example.com").await["user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let categories: Vec<String> = (0..12).map(|i| format!("race-{i}")).collect();
+    let results = join_all(categories.iter().flat_map(|c| {
+        ["auth.consent.grant", "auth.consent.revoke"]
+            .map(|call| s.call(t, call, json!({"user_id": user, "category": c})))
+    }))
+    .await;
+    assert!(results.iter().all(Result::is_ok), "{:?}", codes(&results));
+    let listed = s
+        .call(t, "auth.consent.list_for_user", json!({"user_id": user}))
+        .await
+        .unwrap();
+    let ledger = store.consent_events(&project.id, &user).await.unwrap();
+    let mut announced = store
+        .events(
+            &project.id,
+            &authmux::store::events::EventFilter {
+                user_id: Some(&user),
+                ..Default::default()
+            },
+            200,
+        )
+        .await
+        .unwrap();
+    announced.reverse();
+    for c in &categories {
+        let last_entry = ledger.iter().rfind(|e| &e.category == c).unwrap();
+        let last_event = announced
+            .iter()
+            .rfind(|e| {
+                e.kind.starts_with("consent.")
+                    && serde_json::from_str::<Value>(&e.data).unwrap()["category"] == **c
+            })
+            .unwrap();
+        let checked = s
+            .call(
+                t,
+                "auth.consent.check",
+                json!({"user_id": user, "category": c}),
+            )
+            .await
+            .unwrap();
+        let state = listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| &i["category"] == c)
+            .unwrap();
+        let (ledger_says, announced_says) =
+            (last_entry.granted, last_event.kind == "consent.granted");
+        assert_eq!(
+            checked["granted"], ledger_says,
+            "{c}: check answers {checked}, the ledger's last entry granted = {ledger_says}"
+        );
+        assert_eq!(state["granted"], ledger_says, "{c}: listed as {state}");
+        assert_eq!(
+            announced_says, ledger_says,
+            "{c}: the last event announced is {}, the ledger's last entry granted = {ledger_says}",
+            last_event.kind
+        );
+    }
+}
+contract!(grant_and_revoke_at_once_agree);
+
+/// Another replica, its clock an hour ahead of this one's, recorded the
+/// last revocation: a grant recorded here afterwards is still the ledger's
+/// last entry (ordered and timed after it) and the current state, and so
+/// is a revocation after that grant.
+async fn consent_after_a_replica_ahead(s: &Server, t: Transport) {
+    let (project, store) = (s.project().await, s.domain.store());
+    let user = create_user(s, t, "consent-clock@example.com").await["user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ahead = s.domain.clock().now_millis() + 3_600_000;
+    let recorded = store
+        .record_consent(&project.id, &user, |_| {
+            let id = uuid::Builder::from_unix_timestamp_millis(ahead as u64, &rand::random())
+                .into_uuid();
+            let entry = authmux::store::entity::consent_events::Model {
+                id: format!("cev_{}", id.simple()),
+                project_id: project.id.clone(),
+                user_id: user.clone(),
+                category: "marketing".into(),
+                granted: false,
+                source: None,
+                created_at: ahead,
+            };
+            (entry, vec![])
+        })
+        .await
+        .unwrap();
+    assert!(recorded);
+    for (call, granted) in [("auth.consent.grant", true), ("auth.consent.revoke", false)] {
+        s.call(t, call, json!({"user_id": user, "category": "marketing"}))
+            .await
+            .unwrap();
+        let checked = s
+            .call(
+                t,
+                "auth.consent.check",
+                json!({"user_id": user, "category": "marketing"}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(checked["granted"], granted, "after {call}: {checked}");
+        let history = s
+            .call(t, "auth.consent.history", json!({"user_id": user}))
+            .await
+            .unwrap();
+        let items = history["items"].as_array().unwrap();
+        let last = items.last().unwrap();
+        assert_eq!(
+            last["action"],
+            if granted { "grant" } else { "revoke" },
+            "after {call}: {history}"
+        );
+        let times: Vec<&str> = items.iter().map(|e| e["at"].as_str().unwrap()).collect();
+        assert!(
+            times.windows(2).all(|w| w[0] <= w[1]),
+            "the ledger's times go back: {times:?}"
+        );
+    }
+}
+contract!(consent_after_a_replica_ahead);
+
 /// A sign-in with the old password racing a password change: whichever
 /// way they interleave, no session opened with the old password outlives
 /// the change (the change ends every session unless `keep_sessions`). A
