@@ -45,6 +45,17 @@ pub struct ConsentEvent {
     pub at: i64,
 }
 
+impl From<consent_events::Model> for ConsentEvent {
+    fn from(e: consent_events::Model) -> Self {
+        ConsentEvent {
+            category: e.category,
+            granted: e.granted,
+            source: e.source,
+            at: e.created_at,
+        }
+    }
+}
+
 /// Checks a category against `^[a-z0-9][a-z0-9_.:-]{0,63}$`.
 pub fn check_category(category: &str) -> Result<()> {
     let bytes = category.as_bytes();
@@ -203,13 +214,29 @@ impl Domain {
             .consent_events(&project.id, user_id)
             .await?
             .into_iter()
-            .map(|e| ConsentEvent {
-                category: e.category,
-                granted: e.granted,
-                source: e.source,
-                at: e.created_at,
-            })
+            .map(Into::into)
             .collect())
+    }
+
+    /// The current state of every category the user has touched, by
+    /// category, with the ledger it comes from, both from one read of the
+    /// ledger: a change recorded meanwhile is in both or in neither.
+    pub(crate) async fn consent_with_history(
+        &self,
+        project: &Project,
+        user_id: &str,
+    ) -> Result<(Vec<ConsentState>, Vec<ConsentEvent>)> {
+        self.user_row(project, user_id).await?;
+        let ledger = self.store.consent_events(&project.id, user_id).await?;
+        let mut last = std::collections::BTreeMap::new();
+        for entry in &ledger {
+            last.insert(entry.category.as_str(), entry);
+        }
+        let states = last
+            .into_values()
+            .map(|entry| consent_states::Model::after(entry).into())
+            .collect();
+        Ok((states, ledger.into_iter().map(Into::into).collect()))
     }
 }
 

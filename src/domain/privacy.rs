@@ -80,6 +80,9 @@ impl Domain {
                 revoked_at: s.revoked_at,
             })
             .collect();
+        // The current consent from the same read of the ledger as the
+        // ledger itself, so that the document never contradicts itself.
+        let (consent, consent_ledger) = self.consent_with_history(project, user_id).await?;
         let export = UserExport {
             exported_at: self.now(),
             vendor: pin.vendor,
@@ -87,8 +90,8 @@ impl Domain {
             vendor_record,
             identities: self.identities(project, user_id).await?,
             sessions,
-            consent: self.list_consent(project, user_id).await?,
-            consent_ledger: self.consent_history(project, user_id).await?,
+            consent,
+            consent_ledger,
             events: self.user_events(project, user_id).await?,
             user,
         };

@@ -51,15 +51,7 @@ impl Store {
             .await?
             .pop();
         let (event, announce) = record(last);
-        let state = consent_states::Model {
-            project_id: event.project_id.clone(),
-            user_id: event.user_id.clone(),
-            category: event.category.clone(),
-            granted: event.granted,
-            source: event.source.clone().filter(|_| event.granted),
-            granted_at: event.granted.then_some(event.created_at),
-            updated_at: event.created_at,
-        };
+        let state = consent_states::Model::after(&event);
         consent_events::Entity::insert(event.into_active_model())
             .exec(&txn)
             .await?;

@@ -443,6 +443,91 @@ async fn export_holds_everything_but_secrets(s: &Server, t: Transport) {
 
 contract!(export_holds_everything_but_secrets);
 
+/// Exports taken while the user's consent keeps changing: each document's
+/// current consent is what its own ledger's last entry per category says,
+/// never a state from before or after the ledger it carries.
+async fn an_export_during_consent_changes_agrees_with_itself(s: &Server, t: Transport) {
+    let u = s
+        .call(
+            t,
+            "auth.user.create",
+            json!({"email": "moving@example.com"}),
+        )
+        .await
+        .unwrap();
+    let id = u["user_id"].as_str().unwrap();
+    let changes = async {
+        for round in 0..30 {
+            futures::future::join_all(["a", "b"].map(|c| {
+                if round % 2 == 0 {
+                    let source = format!("round-{round}");
+                    s.call(
+                        t,
+                        "auth.consent.grant",
+                        json!({"user_id": id, "category": c, "source": source}),
+                    )
+                } else {
+                    s.call(
+                        t,
+                        "auth.consent.revoke",
+                        json!({"user_id": id, "category": c}),
+                    )
+                }
+            }))
+            .await
+            .into_iter()
+            .for_each(|r| {
+                r.unwrap();
+            });
+        }
+    };
+    let exports = async {
+        let mut taken = Vec::new();
+        for _ in 0..30 {
+            taken.push(
+                s.call(t, "auth.user.export", json!({"user_id": id}))
+                    .await
+                    .unwrap(),
+            );
+        }
+        taken
+    };
+    let ((), taken) = tokio::join!(changes, exports);
+    for x in taken {
+        let ledger = x["consent_ledger"].as_array().unwrap();
+        let consent = x["consent"].as_array().unwrap();
+        let categories: Vec<&str> = consent
+            .iter()
+            .map(|c| c["category"].as_str().unwrap())
+            .collect();
+        let mut touched: Vec<&str> = ledger
+            .iter()
+            .map(|e| e["category"].as_str().unwrap())
+            .collect();
+        touched.sort_unstable();
+        touched.dedup();
+        assert_eq!(categories, touched, "{x}");
+        for state in consent {
+            let last = ledger
+                .iter()
+                .rfind(|e| e["category"] == state["category"])
+                .unwrap();
+            let granted = last["action"] == "grant";
+            assert_eq!(state["granted"], granted, "{state} after {last}");
+            if granted {
+                assert_eq!(state["source"], last["source"], "{state} after {last}");
+                assert_eq!(state["granted_at"], last["at"], "{state} after {last}");
+            } else {
+                assert!(
+                    state.get("source").is_none() && state.get("granted_at").is_none(),
+                    "{state} after {last}"
+                );
+            }
+        }
+    }
+}
+contract!(an_export_during_consent_changes_agrees_with_itself);
+
 /// The export carries the vendor's own record of the user, read from its
 /// API page by page (Clerk pages sessions by 500, WorkOS lists by 100),
 /// with no credential in it; the built-in provider has no record beyond

@@ -21,3 +21,19 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+impl Model {
+    /// The state a ledger entry leaves its category in: the source and
+    /// time of a grant are kept while it stands.
+    pub fn after(entry: &super::consent_events::Model) -> Self {
+        Model {
+            project_id: entry.project_id.clone(),
+            user_id: entry.user_id.clone(),
+            category: entry.category.clone(),
+            granted: entry.granted,
+            source: entry.source.clone().filter(|_| entry.granted),
+            granted_at: entry.granted.then_some(entry.created_at),
+            updated_at: entry.created_at,
+        }
+    }
+}
