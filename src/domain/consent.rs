@@ -217,27 +217,22 @@ impl Domain {
             .map(Into::into)
             .collect())
     }
+}
 
-    /// The current state of every category the user has touched, by
-    /// category, with the ledger it comes from, both from one read of the
-    /// ledger: a change recorded meanwhile is in both or in neither.
-    pub(crate) async fn consent_with_history(
-        &self,
-        project: &Project,
-        user_id: &str,
-    ) -> Result<(Vec<ConsentState>, Vec<ConsentEvent>)> {
-        self.user_row(project, user_id).await?;
-        let ledger = self.store.consent_events(&project.id, user_id).await?;
-        let mut last = std::collections::BTreeMap::new();
-        for entry in &ledger {
-            last.insert(entry.category.as_str(), entry);
-        }
-        let states = last
-            .into_values()
-            .map(|entry| consent_states::Model::after(entry).into())
-            .collect();
-        Ok((states, ledger.into_iter().map(Into::into).collect()))
+/// The current state of every category a ledger touches, by category,
+/// beside the ledger itself: each is the state its last entry leaves.
+pub(crate) fn consent_from_ledger(
+    ledger: Vec<consent_events::Model>,
+) -> (Vec<ConsentState>, Vec<ConsentEvent>) {
+    let mut last = std::collections::BTreeMap::new();
+    for entry in &ledger {
+        last.insert(entry.category.as_str(), entry);
     }
+    let states = last
+        .into_values()
+        .map(|entry| consent_states::Model::after(entry).into())
+        .collect();
+    (states, ledger.into_iter().map(Into::into).collect())
 }
 
 #[cfg(test)]

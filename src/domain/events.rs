@@ -274,30 +274,4 @@ impl Domain {
             next_cursor,
         })
     }
-
-    /// Every event about one user, oldest first (for the export).
-    pub(crate) async fn user_events(
-        &self,
-        project: &Project,
-        user_id: &str,
-    ) -> Result<Vec<AuditEvent>> {
-        let mut all = Vec::new();
-        let mut before: Option<String> = None;
-        loop {
-            let filter = EventFilter {
-                user_id: Some(user_id),
-                kind: None,
-                before: before.as_deref(),
-            };
-            let rows = self.store.events(&project.id, &filter, 500).await?;
-            let done = rows.len() < 500;
-            before = rows.last().map(|r| r.id.clone());
-            all.extend(rows.into_iter().map(AuditEvent::from));
-            if done {
-                break;
-            }
-        }
-        all.reverse();
-        Ok(all)
-    }
 }

@@ -67,38 +67,37 @@ impl Domain {
             Err(VendorError::NotFound(_)) => return Err(Error::user_not_found(user_id)),
             Err(e) => return Err(e.into()),
         };
-        let sessions = self
-            .store
-            .user_sessions(&project.id, user_id)
-            .await?
-            .into_iter()
-            .map(|s| ExportedSession {
-                id: s.id,
-                method: s.method,
-                created_at: s.created_at,
-                expires_at: s.expires_at,
-                revoked_at: s.revoked_at,
-            })
-            .collect();
-        // The current consent from the same read of the ledger as the
-        // ledger itself, so that the document never contradicts itself.
-        let (consent, consent_ledger) = self.consent_with_history(project, user_id).await?;
+        // What authmux stores, as it stood at one moment: a session opened
+        // or revoked, or a consent entry, is in both its part and the
+        // events, or in neither; the current consent is worked out from
+        // the ledger read, so the document never contradicts itself.
+        let records = self.store.user_records(&project.id, user_id).await?;
+        let (consent, consent_ledger) = super::consent::consent_from_ledger(records.consent_ledger);
         let export = UserExport {
             exported_at: self.now(),
             vendor: pin.vendor,
             vendor_user_id: pin.vendor_resource_id,
             vendor_record,
-            identities: self.identities(project, user_id).await?,
-            sessions,
+            identities: records.identities,
+            sessions: records
+                .sessions
+                .into_iter()
+                .map(|s| ExportedSession {
+                    id: s.id,
+                    method: s.method,
+                    created_at: s.created_at,
+                    expires_at: s.expires_at,
+                    revoked_at: s.revoked_at,
+                })
+                .collect(),
             consent,
             consent_ledger,
-            events: self.user_events(project, user_id).await?,
+            events: records.events.into_iter().map(Into::into).collect(),
             user,
         };
-        // The reads above are several; a deletion commits all its rows at
-        // once. Still there now, the user was there for every read, so the
-        // document is whole; gone, some reads may have missed rows, and
-        // the answer is what it would be a moment later.
+        // A deletion commits all its rows at once. Still there now, the
+        // user was there when the rows were read, so the document is
+        // whole; gone, the answer is what it would be a moment later.
         self.user_pin(project, user_id).await?;
         Ok(export)
     }

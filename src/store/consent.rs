@@ -2,8 +2,8 @@
 //! user and category.
 
 use sea_orm::{
-    ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::OnConflict,
+    ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect, sea_query::OnConflict,
 };
 
 use super::entity::{consent_events, consent_states, events, users};
@@ -113,11 +113,20 @@ impl Store {
         project_id: &str,
         user_id: &str,
     ) -> StoreResult<Vec<consent_events::Model>> {
-        Ok(consent_events::Entity::find()
-            .filter(consent_events::Column::ProjectId.eq(project_id))
-            .filter(consent_events::Column::UserId.eq(user_id))
-            .order_by_asc(consent_events::Column::Id)
-            .all(self.db())
-            .await?)
+        consent_events_in(self.db(), project_id, user_id).await
     }
+}
+
+/// A user's whole ledger, oldest first, read through `c`.
+pub(super) async fn consent_events_in(
+    c: &impl ConnectionTrait,
+    project_id: &str,
+    user_id: &str,
+) -> StoreResult<Vec<consent_events::Model>> {
+    Ok(consent_events::Entity::find()
+        .filter(consent_events::Column::ProjectId.eq(project_id))
+        .filter(consent_events::Column::UserId.eq(user_id))
+        .order_by_asc(consent_events::Column::Id)
+        .all(c)
+        .await?)
 }

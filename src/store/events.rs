@@ -50,20 +50,7 @@ impl Store {
         filter: &EventFilter<'_>,
         limit: u64,
     ) -> StoreResult<Vec<events::Model>> {
-        let mut q = events::Entity::find().filter(events::Column::ProjectId.eq(project_id));
-        if let Some(user) = filter.user_id {
-            q = q.filter(events::Column::UserId.eq(user));
-        }
-        if let Some(kind) = filter.kind {
-            q = q.filter(events::Column::Kind.eq(kind));
-        }
-        if let Some(before) = filter.before {
-            q = q.filter(events::Column::Id.lt(before));
-        }
-        Ok(q.order_by_desc(events::Column::Id)
-            .limit(limit)
-            .all(self.db())
-            .await?)
+        events_in(self.db(), project_id, filter, limit).await
     }
 
     /// Deletes events that occurred before `before` (Unix ms), at most
@@ -86,4 +73,27 @@ impl Store {
             .await?;
         Ok(res.rows_affected)
     }
+}
+
+/// Up to `limit` events of a project, newest first, read through `c`.
+pub(super) async fn events_in(
+    c: &impl ConnectionTrait,
+    project_id: &str,
+    filter: &EventFilter<'_>,
+    limit: u64,
+) -> StoreResult<Vec<events::Model>> {
+    let mut q = events::Entity::find().filter(events::Column::ProjectId.eq(project_id));
+    if let Some(user) = filter.user_id {
+        q = q.filter(events::Column::UserId.eq(user));
+    }
+    if let Some(kind) = filter.kind {
+        q = q.filter(events::Column::Kind.eq(kind));
+    }
+    if let Some(before) = filter.before {
+        q = q.filter(events::Column::Id.lt(before));
+    }
+    Ok(q.order_by_desc(events::Column::Id)
+        .limit(limit)
+        .all(c)
+        .await?)
 }

@@ -11,6 +11,7 @@ pub mod entity;
 pub mod idempotency;
 pub mod native;
 pub mod oauth;
+pub mod privacy;
 pub mod projects;
 pub mod sessions;
 pub mod signing_keys;
@@ -130,6 +131,20 @@ impl Store {
                 sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
                 ..Default::default()
             })
+            .await?)
+    }
+
+    /// Begins a transaction that only reads, all of it one moment of the
+    /// database: `REPEATABLE READ` on PostgreSQL; on SQLite (WAL) a
+    /// deferred transaction, whose first read fixes what it sees.
+    pub(crate) async fn snapshot(&self) -> StoreResult<DatabaseTransaction> {
+        let postgres = self.db.get_database_backend() == sea_orm::DbBackend::Postgres;
+        Ok(self
+            .db
+            .begin_with_config(
+                postgres.then_some(sea_orm::IsolationLevel::RepeatableRead),
+                postgres.then_some(sea_orm::AccessMode::ReadOnly),
+            )
             .await?)
     }
 

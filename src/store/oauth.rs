@@ -2,7 +2,8 @@
 
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 
 use super::entity::{events, identities, oauth_providers, oauth_states, users};
@@ -182,13 +183,7 @@ impl Store {
         project_id: &str,
         user_id: &str,
     ) -> StoreResult<Vec<identities::Model>> {
-        Ok(identities::Entity::find()
-            .filter(identities::Column::ProjectId.eq(project_id))
-            .filter(identities::Column::UserId.eq(user_id))
-            .order_by_asc(identities::Column::Provider)
-            .order_by_asc(identities::Column::Subject)
-            .all(self.db())
-            .await?)
+        user_identities_in(self.db(), project_id, user_id).await
     }
 
     /// Links an identity to a user, with the user row held so a delete
@@ -281,4 +276,19 @@ impl Store {
         txn.commit().await?;
         Ok(Ok(res.rows_affected))
     }
+}
+
+/// A user's linked identities, by provider and subject, read through `c`.
+pub(super) async fn user_identities_in(
+    c: &impl ConnectionTrait,
+    project_id: &str,
+    user_id: &str,
+) -> StoreResult<Vec<identities::Model>> {
+    Ok(identities::Entity::find()
+        .filter(identities::Column::ProjectId.eq(project_id))
+        .filter(identities::Column::UserId.eq(user_id))
+        .order_by_asc(identities::Column::Provider)
+        .order_by_asc(identities::Column::Subject)
+        .all(c)
+        .await?)
 }

@@ -2,8 +2,8 @@
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 
 use super::entity::{auth_failures, events, pins, refresh_tokens, sessions, users};
@@ -264,12 +264,7 @@ impl Store {
         project_id: &str,
         user_id: &str,
     ) -> StoreResult<Vec<sessions::Model>> {
-        Ok(sessions::Entity::find()
-            .filter(sessions::Column::ProjectId.eq(project_id))
-            .filter(sessions::Column::UserId.eq(user_id))
-            .order_by_asc(sessions::Column::Id)
-            .all(self.db())
-            .await?)
+        user_sessions_in(self.db(), project_id, user_id).await
     }
 
     /// A user's live sessions, newest first.
@@ -400,6 +395,20 @@ impl Store {
             .await?
             .rows_affected)
     }
+}
+
+/// Every session of a user, oldest first, read through `c`.
+pub(super) async fn user_sessions_in(
+    c: &impl ConnectionTrait,
+    project_id: &str,
+    user_id: &str,
+) -> StoreResult<Vec<sessions::Model>> {
+    Ok(sessions::Entity::find()
+        .filter(sessions::Column::ProjectId.eq(project_id))
+        .filter(sessions::Column::UserId.eq(user_id))
+        .order_by_asc(sessions::Column::Id)
+        .all(c)
+        .await?)
 }
 
 /// Revokes every live session of a user but `except` within `txn`;

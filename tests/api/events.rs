@@ -528,6 +528,99 @@ async fn an_export_during_consent_changes_agrees_with_itself(s: &Server, t: Tran
 }
 contract!(an_export_during_consent_changes_agrees_with_itself);
 
+/// Exports taken while the user signs in and out: in each document, the
+/// sessions are exactly those its events announce as created, and the
+/// revoked ones exactly those its events announce as revoked, as are its
+/// consent ledger and consent events: the stored parts are one moment's.
+async fn an_export_is_one_moment_of_what_is_stored(s: &Server, t: Transport) {
+    let u = s
+        .call(
+            t,
+            "auth.user.create",
+            json!({"email": "busy@example.com", "password": PASSWORD}),
+        )
+        .await
+        .unwrap();
+    let id = u["user_id"].as_str().unwrap();
+    let changes = async {
+        for round in 0..15 {
+            let (session, _) = tokio::join!(
+                sign_in(s, t, id),
+                s.call(
+                    t,
+                    "auth.consent.grant",
+                    json!({"user_id": id, "category": format!("c{round}")}),
+                )
+            );
+            s.call(
+                t,
+                "auth.session.revoke",
+                json!({"session_id": session["session_id"]}),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    let exports = async {
+        let mut taken = Vec::new();
+        for _ in 0..20 {
+            taken.push(
+                s.call(t, "auth.user.export", json!({"user_id": id}))
+                    .await
+                    .unwrap(),
+            );
+        }
+        taken
+    };
+    let ((), taken) = tokio::join!(changes, exports);
+    for x in taken {
+        let announced = |kind: &str, field: &str| -> Vec<String> {
+            let mut ids: Vec<String> = x["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["type"] == kind)
+                .map(|e| e["data"][field].as_str().unwrap().to_owned())
+                .collect();
+            ids.sort();
+            ids
+        };
+        let sessions = x["sessions"].as_array().unwrap();
+        let listed = |revoked: bool| -> Vec<String> {
+            let mut ids: Vec<String> = sessions
+                .iter()
+                .filter(|s| !revoked || s.get("revoked_at").is_some())
+                .map(|s| s["session_id"].as_str().unwrap().to_owned())
+                .collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(
+            listed(false),
+            announced("session.created", "session_id"),
+            "created: {x}"
+        );
+        assert_eq!(
+            listed(true),
+            announced("session.revoked", "session_id"),
+            "revoked: {x}"
+        );
+        let mut ledger: Vec<String> = x["consent_ledger"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["category"].as_str().unwrap().to_owned())
+            .collect();
+        ledger.sort();
+        assert_eq!(
+            ledger,
+            announced("consent.granted", "category"),
+            "consent: {x}"
+        );
+    }
+}
+contract!(an_export_is_one_moment_of_what_is_stored);
+
 /// The export carries the vendor's own record of the user, read from its
 /// API page by page (Clerk pages sessions by 500, WorkOS lists by 100),
 /// with no credential in it; the built-in provider has no record beyond
