@@ -443,6 +443,28 @@ async fn export_holds_everything_but_secrets(s: &Server, t: Transport) {
 
 contract!(export_holds_everything_but_secrets);
 
+/// `n` exports of user `id` taken one after another while `changes` runs.
+async fn exports_during(
+    s: &Server,
+    t: Transport,
+    id: &str,
+    n: usize,
+    changes: impl std::future::Future<Output = ()>,
+) -> Vec<Value> {
+    let exports = async {
+        let mut taken = Vec::new();
+        for _ in 0..n {
+            taken.push(
+                s.call(t, "auth.user.export", json!({"user_id": id}))
+                    .await
+                    .unwrap(),
+            );
+        }
+        taken
+    };
+    tokio::join!(changes, exports).1
+}
+
 /// Exports taken while the user's consent keeps changing: each document's
 /// current consent is what its own ledger's last entry per category says,
 /// never a state from before or after the ledger it carries.
@@ -481,19 +503,7 @@ async fn an_export_during_consent_changes_agrees_with_itself(s: &Server, t: Tran
             });
         }
     };
-    let exports = async {
-        let mut taken = Vec::new();
-        for _ in 0..30 {
-            taken.push(
-                s.call(t, "auth.user.export", json!({"user_id": id}))
-                    .await
-                    .unwrap(),
-            );
-        }
-        taken
-    };
-    let ((), taken) = tokio::join!(changes, exports);
-    for x in taken {
+    for x in exports_during(s, t, id, 30, changes).await {
         let ledger = x["consent_ledger"].as_array().unwrap();
         let consent = x["consent"].as_array().unwrap();
         let categories: Vec<&str> = consent
@@ -561,19 +571,7 @@ async fn an_export_is_one_moment_of_what_is_stored(s: &Server, t: Transport) {
             .unwrap();
         }
     };
-    let exports = async {
-        let mut taken = Vec::new();
-        for _ in 0..20 {
-            taken.push(
-                s.call(t, "auth.user.export", json!({"user_id": id}))
-                    .await
-                    .unwrap(),
-            );
-        }
-        taken
-    };
-    let ((), taken) = tokio::join!(changes, exports);
-    for x in taken {
+    for x in exports_during(s, t, id, 20, changes).await {
         let announced = |kind: &str, field: &str| -> Vec<String> {
             let mut ids: Vec<String> = x["events"]
                 .as_array()
