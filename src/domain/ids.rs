@@ -12,18 +12,18 @@ pub fn new_id(prefix: &str) -> String {
 /// millisecond after `after`'s.
 pub fn new_id_after(prefix: &str, after: Option<&str>) -> String {
     let id = new_id(prefix);
-    match after {
-        Some(after) if id.as_str() <= after => {
-            let millis = after
-                .strip_prefix(prefix)
-                .and_then(|rest| rest.strip_prefix('_'))
-                .and_then(|hex| uuid::Uuid::try_parse(hex).ok())
-                .map_or(0, |u| (u.as_u128() >> 80) as u64);
+    let millis = after
+        .filter(|after| id.as_str() <= *after)
+        .and_then(|after| after.strip_prefix(prefix)?.strip_prefix('_'))
+        .and_then(|hex| uuid::Uuid::try_parse(hex).ok())
+        .map(|u| (u.as_u128() >> 80) as u64);
+    match millis {
+        Some(millis) => {
             let random: [u8; 10] = rand::random();
             let later = uuid::Builder::from_unix_timestamp_millis(millis + 1, &random).into_uuid();
             format!("{prefix}_{}", later.simple())
         }
-        _ => id,
+        None => id,
     }
 }
 
