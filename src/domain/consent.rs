@@ -132,7 +132,7 @@ impl Domain {
                 let recorded = self
                     .store
                     .record_consent(&project.id, user_id, |last| {
-                        let (after, at) = last.unzip();
+                        let (after, at) = last.entry.unzip();
                         let entry = consent_events::Model {
                             id: new_id_after("cev", after.as_deref()),
                             project_id: project.id.clone(),
@@ -143,12 +143,14 @@ impl Domain {
                             // Never before the entry it follows.
                             created_at: self.now().max(at.unwrap_or(i64::MIN)),
                         };
-                        let announce = self.event(
+                        let mut announce = self.event(
                             project,
                             kind,
                             user_id,
                             serde_json::json!({"category": category, "source": source}),
                         );
+                        announce.id = new_id_after("evt", last.event.as_deref());
+                        announce.occurred_at = entry.created_at;
                         (entry, vec![announce])
                     })
                     .await?;

@@ -9,6 +9,15 @@ use sea_orm::{
 use super::entity::{consent_events, consent_states, events, users};
 use super::{ByKey, Store, StoreResult};
 
+/// What a user's consent change follows.
+#[derive(Debug)]
+pub struct LastRecorded {
+    /// The user's last ledger entry: its id and time.
+    pub entry: Option<(String, i64)>,
+    /// The id of the user's last event.
+    pub event: Option<String>,
+}
+
 impl Store {
     /// Appends an entry to the ledger and sets the current state to match,
     /// with the events announcing it, in one transaction, only while the
@@ -18,15 +27,17 @@ impl Store {
     /// (SQLite serialises writers), so a delete racing it either runs first
     /// or erases this record too, and one user's consent changes are
     /// recorded one at a time. `record` makes the entry and its events
-    /// under that lock, given the user's last ledger entry (id and time),
-    /// so that it is ordered after every entry already stored: the last
-    /// entry of the ledger is then always the one stored last, which is
-    /// the current state, whichever replica's clock made it.
+    /// under that lock, given the user's last ledger entry (id and time)
+    /// and the id of the user's last event, so that they are ordered after
+    /// every entry and event already stored: the last entry of the ledger
+    /// is then always the one stored last, which is the current state,
+    /// and its event the last announced, whichever replica's clock made
+    /// them.
     pub async fn record_consent(
         &self,
         project_id: &str,
         user_id: &str,
-        record: impl FnOnce(Option<(String, i64)>) -> (consent_events::Model, Vec<events::Model>),
+        record: impl FnOnce(LastRecorded) -> (consent_events::Model, Vec<events::Model>),
     ) -> StoreResult<bool> {
         let txn = self.write_txn().await?;
         let user = users::Entity::find_by_id(user_id.to_owned())
@@ -50,7 +61,21 @@ impl Store {
             .all(&txn)
             .await?
             .pop();
-        let (event, announce) = record(last);
+        let last_event: Option<String> = events::Entity::find()
+            .select_only()
+            .column(events::Column::Id)
+            .filter(events::Column::ProjectId.eq(project_id))
+            .filter(events::Column::UserId.eq(user_id))
+            .order_by_desc(events::Column::Id)
+            .limit(1)
+            .into_tuple()
+            .all(&txn)
+            .await?
+            .pop();
+        let (event, announce) = record(LastRecorded {
+            entry: last,
+            event: last_event,
+        });
         let state = consent_states::Model::after(&event);
         consent_events::Entity::insert(event.into_active_model())
             .exec(&txn)

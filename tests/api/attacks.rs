@@ -1130,9 +1130,10 @@ async fn grant_and_revoke_at_once_agree(s: &Server, t: Transport) {
 contract!(grant_and_revoke_at_once_agree);
 
 /// Another replica, its clock an hour ahead of this one's, recorded the
-/// last revocation: a grant recorded here afterwards is still the ledger's
-/// last entry (ordered and timed after it) and the current state, and so
-/// is a revocation after that grant.
+/// last revocation and announced it: a grant recorded here afterwards is
+/// still the ledger's last entry (ordered and timed after it), the current
+/// state and the last event announced, and so is a revocation after that
+/// grant.
 async fn consent_after_a_replica_ahead(s: &Server, t: Transport) {
     let (project, store) = (s.project().await, s.domain.store());
     let user = create_user(s, t, "consent-clock@example.com").await["user_id"]
@@ -1142,10 +1143,13 @@ async fn consent_after_a_replica_ahead(s: &Server, t: Transport) {
     let ahead = s.domain.clock().now_millis() + 3_600_000;
     let recorded = store
         .record_consent(&project.id, &user, |_| {
-            let id = uuid::Builder::from_unix_timestamp_millis(ahead as u64, &rand::random())
-                .into_uuid();
+            let id = |prefix: &str| {
+                let id = uuid::Builder::from_unix_timestamp_millis(ahead as u64, &rand::random())
+                    .into_uuid();
+                format!("{prefix}_{}", id.simple())
+            };
             let entry = authmux::store::entity::consent_events::Model {
-                id: format!("cev_{}", id.simple()),
+                id: id("cev"),
                 project_id: project.id.clone(),
                 user_id: user.clone(),
                 category: "marketing".into(),
@@ -1153,7 +1157,17 @@ async fn consent_after_a_replica_ahead(s: &Server, t: Transport) {
                 source: None,
                 created_at: ahead,
             };
-            (entry, vec![])
+            let announce = authmux::store::entity::events::Model {
+                id: id("evt"),
+                project_id: project.id.clone(),
+                kind: "consent.revoked".into(),
+                user_id: Some(user.clone()),
+                api_key_id: project.key_id.clone(),
+                request_id: None,
+                occurred_at: ahead,
+                data: json!({"category": "marketing", "user_id": user}).to_string(),
+            };
+            (entry, vec![announce])
         })
         .await
         .unwrap();
@@ -1177,6 +1191,23 @@ async fn consent_after_a_replica_ahead(s: &Server, t: Transport) {
             .unwrap();
         let items = history["items"].as_array().unwrap();
         let last = items.last().unwrap();
+        let newest = store
+            .events(
+                &project.id,
+                &authmux::store::events::EventFilter {
+                    user_id: Some(&user),
+                    ..Default::default()
+                },
+                1,
+            )
+            .await
+            .unwrap();
+        let announced = if granted {
+            "consent.granted"
+        } else {
+            "consent.revoked"
+        };
+        assert_eq!(newest[0].kind, announced, "after {call}: {newest:?}");
         assert_eq!(
             last["action"],
             if granted { "grant" } else { "revoke" },
