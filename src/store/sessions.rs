@@ -258,15 +258,6 @@ impl Store {
         Ok(())
     }
 
-    /// Every session of a user still stored, live or not, oldest first.
-    pub async fn user_sessions(
-        &self,
-        project_id: &str,
-        user_id: &str,
-    ) -> StoreResult<Vec<sessions::Model>> {
-        user_sessions_in(self.db(), project_id, user_id).await
-    }
-
     /// A user's live sessions, newest first.
     pub async fn active_sessions(
         &self,
@@ -397,7 +388,8 @@ impl Store {
     }
 }
 
-/// Every session of a user, oldest first, read through `c`.
+/// Every session of a user still stored, live or not, oldest first, read
+/// through `c` (the export reads them in its snapshot).
 pub(super) async fn user_sessions_in(
     c: &impl ConnectionTrait,
     project_id: &str,
