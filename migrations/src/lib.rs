@@ -20,6 +20,7 @@ mod m20261129_000014_byok_issuers;
 mod m20261129_000015_unique_phone_numbers;
 mod m20261129_000016_password_versions;
 mod m20261130_000017_idempotent_replies_erased;
+mod m20261130_000018_webhook_queue_by_event;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000015_unique_phone_numbers::Migration),
             Box::new(m20261129_000016_password_versions::Migration),
             Box::new(m20261130_000017_idempotent_replies_erased::Migration),
+            Box::new(m20261130_000018_webhook_queue_by_event::Migration),
         ]
     }
 }

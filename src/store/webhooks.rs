@@ -241,9 +241,10 @@ impl Store {
     }
 
     /// Claims up to `limit` deliveries that are due at `now` for
-    /// `worker` until `lease_until`: each the oldest pending one of its
-    /// endpoint and ordering key (so a user's events arrive in order),
-    /// none claimed by a live lease. On PostgreSQL, rows another replica
+    /// `worker` until `lease_until`: each the pending one of its endpoint
+    /// and ordering key with the oldest event (so a user's events arrive
+    /// in the order of their ids, the audit log's, whichever replica
+    /// queued them and by whatever clock), none claimed by a live lease. On PostgreSQL, rows another replica
     /// is claiming are skipped (`FOR UPDATE SKIP LOCKED`); SQLite has one
     /// writer at a time.
     #[allow(
@@ -285,7 +286,7 @@ impl Store {
                    WHERE w.disabled_at IS NULL) \
                  AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e \
                    WHERE e.endpoint_id = d.endpoint_id AND e.ordering_key = d.ordering_key \
-                     AND e.status = 'pending' AND e.id < d.id) \
+                     AND e.status = 'pending' AND e.event_id < d.event_id) \
                ORDER BY d.next_attempt_at LIMIT {limit} {lock}) \
              RETURNING id",
             lease = p[0],

@@ -1129,6 +1129,64 @@ async fn grant_and_revoke_at_once_agree(s: &Server, t: Transport) {
 }
 contract!(grant_and_revoke_at_once_agree);
 
+/// Records and announces the revocation of `category` for `user` as a
+/// replica whose clock runs an hour ahead of this one's would: the ledger
+/// entry, its `consent.revoked` event and the event's webhook deliveries
+/// ordered and timed an hour ahead. Returns the event's id.
+pub(crate) async fn revoke_as_a_replica_ahead(s: &Server, user: &str, category: &str) -> String {
+    let (project, store) = (s.project().await, s.domain.store());
+    let ahead = s.domain.clock().now_millis() + 3_600_000;
+    let id = |prefix: &str| {
+        let id =
+            uuid::Builder::from_unix_timestamp_millis(ahead as u64, &rand::random()).into_uuid();
+        format!("{prefix}_{}", id.simple())
+    };
+    let event_id = id("evt");
+    let recorded = store
+        .record_consent(&project.id, user, |_| {
+            let entry = authmux::store::entity::consent_events::Model {
+                id: id("cev"),
+                project_id: project.id.clone(),
+                user_id: user.to_owned(),
+                category: category.into(),
+                granted: false,
+                source: None,
+                created_at: ahead,
+            };
+            let announce = authmux::store::entity::events::Model {
+                id: event_id.clone(),
+                project_id: project.id.clone(),
+                kind: "consent.revoked".into(),
+                user_id: Some(user.to_owned()),
+                api_key_id: project.key_id.clone(),
+                request_id: None,
+                occurred_at: ahead,
+                data: json!({"category": category, "source": null, "user_id": user}).to_string(),
+            };
+            (entry, vec![announce])
+        })
+        .await
+        .unwrap();
+    assert!(recorded);
+    // Its webhook deliveries, if any, queued by that replica's clock too.
+    use sea_orm::{ConnectionTrait, Database, Statement};
+    let db = Database::connect(&s.database_url).await.unwrap();
+    let backend = db.get_database_backend();
+    let (dlv, evt) = match backend {
+        sea_orm::DbBackend::Postgres => ("$1", "$2"),
+        _ => ("?1", "?2"),
+    };
+    db.execute_raw(Statement::from_sql_and_values(
+        backend,
+        format!("UPDATE webhook_deliveries SET id = {dlv} WHERE event_id = {evt}"),
+        [id("dlv").into(), event_id.clone().into()],
+    ))
+    .await
+    .unwrap();
+    let _ = db.close().await;
+    event_id
+}
+
 /// Another replica, its clock an hour ahead of this one's, recorded the
 /// last revocation and announced it: a grant recorded here afterwards is
 /// still the ledger's last entry (ordered and timed after it), the current
@@ -1140,38 +1198,7 @@ async fn consent_after_a_replica_ahead(s: &Server, t: Transport) {
         .as_str()
         .unwrap()
         .to_owned();
-    let ahead = s.domain.clock().now_millis() + 3_600_000;
-    let recorded = store
-        .record_consent(&project.id, &user, |_| {
-            let id = |prefix: &str| {
-                let id = uuid::Builder::from_unix_timestamp_millis(ahead as u64, &rand::random())
-                    .into_uuid();
-                format!("{prefix}_{}", id.simple())
-            };
-            let entry = authmux::store::entity::consent_events::Model {
-                id: id("cev"),
-                project_id: project.id.clone(),
-                user_id: user.clone(),
-                category: "marketing".into(),
-                granted: false,
-                source: None,
-                created_at: ahead,
-            };
-            let announce = authmux::store::entity::events::Model {
-                id: id("evt"),
-                project_id: project.id.clone(),
-                kind: "consent.revoked".into(),
-                user_id: Some(user.clone()),
-                api_key_id: project.key_id.clone(),
-                request_id: None,
-                occurred_at: ahead,
-                data: json!({"category": "marketing", "user_id": user}).to_string(),
-            };
-            (entry, vec![announce])
-        })
-        .await
-        .unwrap();
-    assert!(recorded);
+    revoke_as_a_replica_ahead(s, &user, "marketing").await;
     for (call, granted) in [("auth.consent.grant", true), ("auth.consent.revoke", false)] {
         s.call(t, call, json!({"user_id": user, "category": "marketing"}))
             .await

@@ -296,6 +296,68 @@ async fn retries_keep_each_users_order(s: &Server, t: Transport) {
 
 contract!(retries_keep_each_users_order, allow_loopback, vendors[]);
 
+/// A user's consent events arrive in the ledger's order even when another
+/// replica, its clock an hour ahead, announced the earlier change and
+/// queued its delivery by that clock: the revocation recorded there, then
+/// a grant and a revocation recorded here, reach the receiver in that
+/// order, the audit log's, and the last to arrive is the current state.
+async fn consent_events_arrive_in_the_ledgers_order(s: &Server, t: Transport) {
+    let Some((_, r)) = endpoint(
+        s,
+        t,
+        json!(["consent.granted", "consent.revoked"]),
+        json!({}),
+    )
+    .await
+    else {
+        return;
+    };
+    let u = crate::harness::create_user(s, t, "consent-order@example.com").await;
+    let user = u["user_id"].as_str().unwrap();
+    let ahead = crate::attacks::revoke_as_a_replica_ahead(s, user, "marketing").await;
+    for call in ["auth.consent.grant", "auth.consent.revoke"] {
+        s.call(t, call, json!({"user_id": user, "category": "marketing"}))
+            .await
+            .unwrap();
+    }
+    // Every change is timed after the one an hour ahead: none is due yet.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(r.arrivals().len(), 0, "nothing is sent before its time");
+    s.domain.clock().advance(Duration::from_secs(3_601));
+    let got = r.wait_for(3, "the three consent events").await;
+    let types: Vec<&str> = got.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        ["consent.revoked", "consent.granted", "consent.revoked"],
+        "arrived as {got:?}"
+    );
+    assert_eq!(got[0]["id"], json!(ahead), "{got:?}");
+    let audit = s
+        .call(t, "auth.audit", json!({"user_id": user}))
+        .await
+        .unwrap();
+    let mut announced: Vec<String> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"].as_str().unwrap().starts_with("consent."))
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    announced.reverse();
+    assert_eq!(ids(&got), announced, "in the audit log's order");
+    let checked = s
+        .call(
+            t,
+            "auth.consent.check",
+            json!({"user_id": user, "category": "marketing"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(checked["granted"], false, "{checked}");
+}
+
+contract!(consent_events_arrive_in_the_ledgers_order, allow_loopback, vendors[]);
+
 /// A delivery failing on every attempt for about three days is given up
 /// and its endpoint disabled, with an event saying so; a replay sends it
 /// again and enables the endpoint.
