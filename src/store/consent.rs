@@ -118,18 +118,21 @@ impl Store {
         .await?)
     }
 
-    /// The current state of every category a user has touched, by category.
+    /// The current state of every category a user has touched, by
+    /// category in byte order, as the export lists them: sorted here, not
+    /// by the database, whose collation may order punctuation otherwise.
     pub async fn consent_states(
         &self,
         project_id: &str,
         user_id: &str,
     ) -> StoreResult<Vec<consent_states::Model>> {
-        Ok(consent_states::Entity::find()
+        let mut states = consent_states::Entity::find()
             .filter(consent_states::Column::ProjectId.eq(project_id))
             .filter(consent_states::Column::UserId.eq(user_id))
-            .order_by_asc(consent_states::Column::Category)
             .all(self.db())
-            .await?)
+            .await?;
+        states.sort_unstable_by(|a, b| a.category.cmp(&b.category));
+        Ok(states)
     }
 
     /// A user's whole ledger, oldest first.

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 pub use call::{Transport, confirm_email, create_user, enable_mfa};
 pub use errors::{ApiError, expect_err, grpc_error, rest_result};
-pub use postgres::{drop_postgres_database, postgres_database};
+pub use postgres::{drop_postgres_database, postgres_database, postgres_database_with};
 pub use process::Process;
 pub use server::{Backend, Server};
 

@@ -31,6 +31,12 @@ pub fn drop_postgres_database(url: String) {
 /// A fresh PostgreSQL database for one test, or `None` (with the reason
 /// printed) when `AUTHMUX_TEST_DATABASE_URL` is unset.
 pub async fn postgres_database() -> Option<String> {
+    postgres_database_with("").await
+}
+
+/// Like [`postgres_database`], made with `options` after
+/// `CREATE DATABASE name` (a locale, say).
+pub async fn postgres_database_with(options: &str) -> Option<String> {
     let Ok(admin_url) = std::env::var("AUTHMUX_TEST_DATABASE_URL") else {
         eprintln!("skipped: AUTHMUX_TEST_DATABASE_URL is unset, so the PostgreSQL run is skipped");
         return None;
@@ -41,7 +47,7 @@ pub async fn postgres_database() -> Option<String> {
         .expect("connect to AUTHMUX_TEST_DATABASE_URL");
     let name = format!("amx_t_{}", uuid::Uuid::now_v7().simple());
     admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .execute_unprepared(&format!("CREATE DATABASE {name} {options}"))
         .await
         .expect("create a test database");
     let _ = admin.close().await;
