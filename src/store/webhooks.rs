@@ -199,7 +199,8 @@ impl Store {
 
     /// Queues a delivery again, now, with a fresh retry schedule; `None`
     /// when the project has no such delivery. Its endpoint is enabled
-    /// again if it was disabled.
+    /// again if it was disabled. An attempt in flight may still reach the
+    /// endpoint, but what it ends in is not recorded.
     pub async fn replay_webhook_delivery(
         &self,
         project_id: &str,
@@ -214,6 +215,13 @@ impl Store {
             .col_expr(
                 webhook_deliveries::Column::ClaimedUntil,
                 Expr::value(Option::<i64>::None),
+            )
+            // A claim held now is void: the attempt in flight under it
+            // records nothing when it ends (see `finish_delivery`), so its
+            // failure can't give up, or reschedule, what was replayed.
+            .col_expr(
+                webhook_deliveries::Column::ClaimedBy,
+                Expr::value(Option::<String>::None),
             )
             .filter(webhook_deliveries::Column::ProjectId.eq(project_id))
             .filter(webhook_deliveries::Column::Id.eq(id))

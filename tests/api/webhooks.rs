@@ -442,6 +442,88 @@ async fn given_up_deliveries_disable_the_endpoint(s: &Server, t: Transport) {
 
 contract!(given_up_deliveries_disable_the_endpoint, allow_loopback, vendors[]);
 
+/// A replay sent while the delivery's last attempt is in flight stands:
+/// the attempt's failure, landing after it, neither gives the delivery up
+/// nor disables its endpoint, and the delivery is sent again at once.
+async fn a_replay_during_the_last_attempt_stands(s: &Server, t: Transport) {
+    // Nine refusals, then a tenth answer slower than the 1 s timeout, then
+    // 200s.
+    let mut answers = vec![json!({"status": 503}); 9];
+    answers.push(json!({"sleep": 2.0, "status": 503}));
+    let Some((_, r)) = endpoint(s, t, json!([]), json!({ "answers": answers })).await else {
+        return;
+    };
+    crate::harness::create_user(s, t, "replayed@example.com").await;
+    let clock = s.domain.clock();
+    for n in 1..=9 {
+        let what = format!("attempt {n} recorded");
+        eventually(
+            Duration::from_secs(20),
+            Duration::from_millis(50),
+            &what,
+            || async { deliveries(s, t).await[0]["attempts"] == n },
+        )
+        .await;
+        clock.advance(Duration::from_secs(23 * 3600));
+    }
+    eventually(
+        Duration::from_secs(20),
+        Duration::from_millis(20),
+        "the last attempt in flight",
+        || async { r.arrivals().len() == 10 },
+    )
+    .await;
+    let listed = deliveries(s, t).await;
+    let replayed = s
+        .call(
+            t,
+            "webhooks.deliveries@post",
+            json!({"delivery_id": listed[0]["delivery_id"]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replayed["status"], "pending", "{replayed}");
+    assert_eq!(
+        r.entries().len(),
+        9,
+        "the replay was sent while the last attempt was in flight"
+    );
+    eventually(
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        "the replay sent without waiting for the schedule",
+        || async { r.arrivals().len() == 11 },
+    )
+    .await;
+    eventually(
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        "the replay delivered",
+        || async { deliveries(s, t).await[0]["status"] == "delivered" },
+    )
+    .await;
+    assert_eq!(deliveries(s, t).await[0]["attempts"], 1);
+    let endpoints = s
+        .call(t, "webhooks.endpoints@get", json!({}))
+        .await
+        .unwrap();
+    assert!(
+        endpoints["items"][0].get("disabled_at").is_none(),
+        "{endpoints}"
+    );
+    let disabled = s
+        .call(
+            t,
+            "auth.audit",
+            json!({"type": "webhook.endpoint_disabled"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(disabled["items"], json!([]), "{disabled}");
+}
+
+contract!(a_replay_during_the_last_attempt_stands, allow_loopback, vendors[]);
+
 /// Webhooks go only to https on public addresses: http, private,
 /// link-local and loopback addresses are refused when the endpoint is
 /// registered, and a name that resolves to one is refused when sending.
