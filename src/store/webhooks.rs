@@ -3,7 +3,7 @@
 //! replicas' delivery workers by [`Store::claim_deliveries`]: a claim is a
 //! lease, so a replica that dies mid-delivery only delays it.
 
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, LockType};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, Statement, Value,
@@ -50,9 +50,17 @@ pub(crate) async fn fan_out<C: ConnectionTrait>(
     let Some(first) = rows.first() else {
         return Ok(());
     };
+    // Each endpoint found is key-share locked until the events commit (as
+    // a foreign key's check would lock it): an endpoint's deletion waits
+    // for them and then removes their deliveries too, or, deleted first,
+    // is not found here. Read unlocked, an endpoint deleted meanwhile on
+    // PostgreSQL kept deliveries queued for it. Disabling an endpoint
+    // doesn't wait (key-share locks only hold off deletes and key changes);
+    // SQLite has one writer at a time.
     let endpoints = webhook_endpoints::Entity::find()
         .filter(webhook_endpoints::Column::ProjectId.eq(first.project_id.clone()))
         .filter(webhook_endpoints::Column::DisabledAt.is_null())
+        .lock(LockType::KeyShare)
         .all(conn)
         .await?;
     let mut deliveries = Vec::new();

@@ -524,6 +524,56 @@ async fn a_replay_during_the_last_attempt_stands(s: &Server, t: Transport) {
 
 contract!(a_replay_during_the_last_attempt_stands, allow_loopback, vendors[]);
 
+/// An endpoint deleted while events are being recorded leaves no queued
+/// delivery behind: every delivery the operator sees is of an endpoint
+/// that exists, and none is queued for the deleted one afterwards.
+async fn a_deleted_endpoint_keeps_no_deliveries(s: &Server, t: Transport) {
+    for round in 0..6 {
+        let made = s
+            .call(
+                t,
+                "webhooks.endpoints@post",
+                json!({"url": "http://127.0.0.1:9/hook"}),
+            )
+            .await
+            .unwrap();
+        let endpoint_id = made["endpoint"]["endpoint_id"].as_str().unwrap().to_owned();
+        let creates = (0..24).map(|i| {
+            s.call(
+                t,
+                "auth.user.create",
+                json!({"email": format!("race{round}-{i}@example.com")}),
+            )
+        });
+        let delete = async {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            s.call(
+                t,
+                "webhooks.endpoints@delete",
+                json!({"endpoint_id": endpoint_id}),
+            )
+            .await
+        };
+        let (created, deleted) = tokio::join!(futures::future::join_all(creates), delete);
+        deleted.unwrap();
+        for c in created {
+            c.unwrap();
+        }
+        let left: Vec<Value> = deliveries(s, t)
+            .await
+            .into_iter()
+            .filter(|d| d["endpoint_id"] == json!(endpoint_id))
+            .collect();
+        assert!(
+            left.is_empty(),
+            "round {round}: {} deliveries of the deleted endpoint: {left:?}",
+            left.len()
+        );
+    }
+}
+
+contract!(a_deleted_endpoint_keeps_no_deliveries, allow_loopback, vendors[]);
+
 /// Webhooks go only to https on public addresses: http, private,
 /// link-local and loopback addresses are refused when the endpoint is
 /// registered, and a name that resolves to one is refused when sending.
