@@ -216,6 +216,26 @@ impl Store {
         now: i64,
     ) -> StoreResult<Option<webhook_deliveries::Model>> {
         let txn = self.write_txn().await?;
+        let Some(endpoint_id) = webhook_deliveries::Entity::find_by_id(id.to_owned())
+            .by_key(&txn)
+            .await?
+            .filter(|d| d.project_id == project_id)
+            .map(|d| d.endpoint_id)
+        else {
+            txn.rollback().await?;
+            return Ok(None);
+        };
+        // The endpoint's row is taken before the delivery's, in the order
+        // an endpoint's deletion takes them: the other way round, a replay
+        // and a deletion at once deadlocked on PostgreSQL.
+        webhook_endpoints::Entity::update_many()
+            .col_expr(
+                webhook_endpoints::Column::DisabledAt,
+                Expr::value(Option::<i64>::None),
+            )
+            .filter(webhook_endpoints::Column::Id.eq(endpoint_id))
+            .exec(&txn)
+            .await?;
         let res = webhook_deliveries::Entity::update_many()
             .col_expr(webhook_deliveries::Column::Status, Expr::value(PENDING))
             .col_expr(webhook_deliveries::Column::Attempts, Expr::value(0))
@@ -236,22 +256,13 @@ impl Store {
             .exec(&txn)
             .await?;
         if res.rows_affected == 0 {
+            // Deleted with its endpoint meanwhile.
             txn.rollback().await?;
             return Ok(None);
         }
         let row = webhook_deliveries::Entity::find_by_id(id.to_owned())
             .by_key(&txn)
             .await?;
-        if let Some(d) = &row {
-            webhook_endpoints::Entity::update_many()
-                .col_expr(
-                    webhook_endpoints::Column::DisabledAt,
-                    Expr::value(Option::<i64>::None),
-                )
-                .filter(webhook_endpoints::Column::Id.eq(d.endpoint_id.clone()))
-                .exec(&txn)
-                .await?;
-        }
         txn.commit().await?;
         Ok(row)
     }
@@ -358,6 +369,18 @@ impl Store {
         disabled_event: impl FnOnce() -> events::Model,
     ) -> StoreResult<bool> {
         let txn = self.write_txn().await?;
+        let give_up = matches!(outcome, Attempt::Failed { retry_at: None, .. });
+        if give_up {
+            // The endpoint's row, which giving up disables, is taken before
+            // the delivery's, in the order an endpoint's deletion takes
+            // them: the other way round, the two at once deadlocked on
+            // PostgreSQL. (`NO KEY UPDATE`, as the update itself would
+            // take, lets events recording deliveries to it go on.)
+            webhook_endpoints::Entity::find_by_id(delivery.endpoint_id.clone())
+                .lock(LockType::NoKeyUpdate)
+                .by_key(&txn)
+                .await?;
+        }
         let mut update = webhook_deliveries::Entity::update_many()
             .col_expr(
                 webhook_deliveries::Column::Attempts,
@@ -370,7 +393,7 @@ impl Store {
             .filter(webhook_deliveries::Column::Id.eq(delivery.id.clone()))
             .filter(webhook_deliveries::Column::ClaimedBy.eq(worker))
             .filter(webhook_deliveries::Column::Status.eq(PENDING));
-        let (status, given_up) = match outcome {
+        let status = match outcome {
             Attempt::Delivered { status } => {
                 update = update
                     .col_expr(webhook_deliveries::Column::Status, Expr::value(DELIVERED))
@@ -379,7 +402,7 @@ impl Store {
                         webhook_deliveries::Column::LastError,
                         Expr::value(Option::<String>::None),
                     );
-                (Some(*status), false)
+                Some(*status)
             }
             Attempt::Failed {
                 status,
@@ -399,7 +422,7 @@ impl Store {
                         webhook_deliveries::Column::NextAttemptAt,
                         Expr::value(retry_at.unwrap_or(now)),
                     );
-                (*status, retry_at.is_none())
+                *status
             }
         };
         let res = update
@@ -413,7 +436,7 @@ impl Store {
             txn.rollback().await?;
             return Ok(false);
         }
-        let disabled = given_up
+        let disabled = give_up
             && webhook_endpoints::Entity::update_many()
                 .col_expr(webhook_endpoints::Column::DisabledAt, Expr::value(now))
                 .filter(webhook_endpoints::Column::Id.eq(delivery.endpoint_id.clone()))

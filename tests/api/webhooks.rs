@@ -574,6 +574,97 @@ async fn a_deleted_endpoint_keeps_no_deliveries(s: &Server, t: Transport) {
 
 contract!(a_deleted_endpoint_keeps_no_deliveries, allow_loopback, vendors[]);
 
+/// Loopback endpoints allowed, and a worker that polls once at start,
+/// so a test claims and settles deliveries itself.
+fn idle_worker(c: &mut authmux::config::Settings) {
+    allow_loopback(c);
+    c.webhooks.webhook_poll_ms = 3_600_000;
+}
+
+/// An endpoint deleted while its deliveries are replayed and while
+/// attempts to them end (given up, which disables the endpoint): each
+/// replay answers the delivery or 404, each ending is recorded or
+/// ignored, never an error, and nothing of the endpoint is left.
+async fn endpoint_deletion_racing_replays_and_endings(s: &Server, t: Transport) {
+    use authmux::store::webhooks::Attempt;
+    let store = s.domain.store();
+    for round in 0..6 {
+        let made = s
+            .call(
+                t,
+                "webhooks.endpoints@post",
+                json!({"url": "http://127.0.0.1:9/hook"}),
+            )
+            .await
+            .unwrap();
+        let endpoint_id = made["endpoint"]["endpoint_id"].as_str().unwrap().to_owned();
+        for i in 0..8 {
+            let email = format!("ending{round}-{i}@example.com");
+            crate::harness::create_user(s, t, &email).await;
+        }
+        let now = s.domain.clock().now_millis();
+        let claimed = store
+            .claim_deliveries("test-worker", now, now + 60_000, 64)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 8, "round {round}");
+        let (replayed, ended) = claimed.split_at(4);
+        let replays = replayed
+            .iter()
+            .map(|(d, _)| s.call(t, "webhooks.deliveries@post", json!({"delivery_id": d.id})));
+        let endings = ended.iter().map(|(d, e)| {
+            let failed = Attempt::Failed {
+                status: Some(503),
+                error: "503".into(),
+                retry_at: None,
+            };
+            async move {
+                store
+                    .finish_delivery(d, "test-worker", now, &failed, || {
+                        authmux::store::entity::events::Model {
+                            id: authmux::domain::new_id("evt"),
+                            project_id: e.project_id.clone(),
+                            kind: "webhook.endpoint_disabled".into(),
+                            user_id: None,
+                            api_key_id: None,
+                            request_id: None,
+                            occurred_at: now,
+                            data: json!({"endpoint_id": e.id, "delivery_id": d.id}).to_string(),
+                        }
+                    })
+                    .await
+            }
+        });
+        let delete = s.call(
+            t,
+            "webhooks.endpoints@delete",
+            json!({"endpoint_id": endpoint_id}),
+        );
+        let (replays, endings, deleted) = tokio::join!(
+            futures::future::join_all(replays),
+            futures::future::join_all(endings),
+            delete
+        );
+        deleted.unwrap_or_else(|e| panic!("round {round}: the deletion: {e:?}"));
+        for r in replays {
+            if let Err(e) = r {
+                assert_eq!(e.code, "NOT_FOUND", "round {round}: a replay: {e:?}");
+            }
+        }
+        for e in endings {
+            e.unwrap_or_else(|e| panic!("round {round}: an ending: {e:?}"));
+        }
+        let left: Vec<Value> = deliveries(s, t)
+            .await
+            .into_iter()
+            .filter(|d| d["endpoint_id"] == json!(endpoint_id))
+            .collect();
+        assert!(left.is_empty(), "round {round}: {left:?}");
+    }
+}
+
+contract!(endpoint_deletion_racing_replays_and_endings, idle_worker, vendors[]);
+
 /// Webhooks go only to https on public addresses: http, private,
 /// link-local and loopback addresses are refused when the endpoint is
 /// registered, and a name that resolves to one is refused when sending.
