@@ -358,16 +358,10 @@ async fn consent_events_arrive_in_the_ledgers_order(s: &Server, t: Transport) {
 
 contract!(consent_events_arrive_in_the_ledgers_order, allow_loopback, vendors[]);
 
-/// A delivery failing on every attempt for about three days is given up
-/// and its endpoint disabled, with an event saying so; a replay sends it
-/// again and enables the endpoint.
-async fn given_up_deliveries_disable_the_endpoint(s: &Server, t: Transport) {
-    let Some((made, r)) = endpoint(s, t, json!([]), json!({"status": 503})).await else {
-        return;
-    };
-    crate::harness::create_user(s, t, "down@example.com").await;
-    let clock = s.domain.clock();
-    for n in 1..=10 {
+/// Waits for the newest delivery's first `n` attempts, each failing, to be
+/// recorded, moving the clock past the longest wait after each.
+async fn fail_attempts(s: &Server, t: Transport, n: usize) {
+    for n in 1..=n {
         // Each failed attempt is recorded (its retry time set) before the
         // clock moves on by more than the longest wait.
         let what = format!("attempt {n} recorded");
@@ -378,8 +372,19 @@ async fn given_up_deliveries_disable_the_endpoint(s: &Server, t: Transport) {
             || async { deliveries(s, t).await[0]["attempts"] == n },
         )
         .await;
-        clock.advance(Duration::from_secs(23 * 3600));
+        s.domain.clock().advance(Duration::from_secs(23 * 3600));
     }
+}
+
+/// A delivery failing on every attempt for about three days is given up
+/// and its endpoint disabled, with an event saying so; a replay sends it
+/// again and enables the endpoint.
+async fn given_up_deliveries_disable_the_endpoint(s: &Server, t: Transport) {
+    let Some((made, r)) = endpoint(s, t, json!([]), json!({"status": 503})).await else {
+        return;
+    };
+    crate::harness::create_user(s, t, "down@example.com").await;
+    fail_attempts(s, t, 10).await;
     assert_eq!(r.entries().len(), 10);
     let listed = deliveries(s, t).await;
     assert_eq!(listed[0]["status"], "failed");
@@ -454,18 +459,7 @@ async fn a_replay_during_the_last_attempt_stands(s: &Server, t: Transport) {
         return;
     };
     crate::harness::create_user(s, t, "replayed@example.com").await;
-    let clock = s.domain.clock();
-    for n in 1..=9 {
-        let what = format!("attempt {n} recorded");
-        eventually(
-            Duration::from_secs(20),
-            Duration::from_millis(50),
-            &what,
-            || async { deliveries(s, t).await[0]["attempts"] == n },
-        )
-        .await;
-        clock.advance(Duration::from_secs(23 * 3600));
-    }
+    fail_attempts(s, t, 9).await;
     eventually(
         Duration::from_secs(20),
         Duration::from_millis(20),
