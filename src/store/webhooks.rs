@@ -271,9 +271,9 @@ impl Store {
     /// `worker` until `lease_until`: each the pending one of its endpoint
     /// and ordering key with the oldest event (so a user's events arrive
     /// in the order of their ids, the audit log's, whichever replica
-    /// queued them and by whatever clock), none claimed by a live lease. On PostgreSQL, rows another replica
-    /// is claiming are skipped (`FOR UPDATE SKIP LOCKED`); SQLite has one
-    /// writer at a time.
+    /// queued them and by whatever clock), none claimed by a live lease.
+    /// On PostgreSQL, rows another replica is claiming are skipped (`FOR
+    /// UPDATE SKIP LOCKED`); SQLite has one writer at a time.
     #[allow(
         clippy::disallowed_methods,
         reason = "the poll asks whether any delivery is due: one row of many, so it needs its LIMIT"
