@@ -138,6 +138,39 @@ async fn deliveries(s: &Server, t: Transport) -> Vec<Value> {
     items
 }
 
+/// The deliveries the operator sees of endpoint `id`, oldest first.
+async fn deliveries_of(s: &Server, t: Transport, id: &str) -> Vec<Value> {
+    deliveries(s, t)
+        .await
+        .into_iter()
+        .filter(|d| d["endpoint_id"] == id)
+        .collect()
+}
+
+/// Adds an endpoint at an address nothing listens on; its id.
+async fn unreachable_endpoint(s: &Server, t: Transport) -> String {
+    let made = s
+        .call(
+            t,
+            "webhooks.endpoints@post",
+            json!({"url": "http://127.0.0.1:9/hook"}),
+        )
+        .await
+        .unwrap();
+    made["endpoint"]["endpoint_id"].as_str().unwrap().to_owned()
+}
+
+/// The audit log's `webhook.endpoint_disabled` events, newest first.
+async fn disabled_events(s: &Server, t: Transport) -> Value {
+    s.call(
+        t,
+        "auth.audit",
+        json!({"type": "webhook.endpoint_disabled"}),
+    )
+    .await
+    .unwrap()
+}
+
 /// Events reach a receiver that verifies them with the reference library;
 /// an endpoint gets only the types it asked for; the secret is shown once.
 async fn deliveries_verify_with_the_reference_library(s: &Server, t: Transport) {
@@ -398,14 +431,7 @@ async fn given_up_deliveries_disable_the_endpoint(s: &Server, t: Transport) {
         endpoints["items"][0]["disabled_at"].is_string(),
         "{endpoints}"
     );
-    let disabled = s
-        .call(
-            t,
-            "auth.audit",
-            json!({"type": "webhook.endpoint_disabled"}),
-        )
-        .await
-        .unwrap();
+    let disabled = disabled_events(s, t).await;
     assert_eq!(
         disabled["items"][0]["data"]["endpoint_id"],
         made["endpoint"]["endpoint_id"]
@@ -505,14 +531,7 @@ async fn a_replay_during_the_last_attempt_stands(s: &Server, t: Transport) {
         endpoints["items"][0].get("disabled_at").is_none(),
         "{endpoints}"
     );
-    let disabled = s
-        .call(
-            t,
-            "auth.audit",
-            json!({"type": "webhook.endpoint_disabled"}),
-        )
-        .await
-        .unwrap();
+    let disabled = disabled_events(s, t).await;
     assert_eq!(disabled["items"], json!([]), "{disabled}");
 }
 
@@ -523,15 +542,7 @@ contract!(a_replay_during_the_last_attempt_stands, allow_loopback, vendors[]);
 /// that exists, and none is queued for the deleted one afterwards.
 async fn a_deleted_endpoint_keeps_no_deliveries(s: &Server, t: Transport) {
     for round in 0..6 {
-        let made = s
-            .call(
-                t,
-                "webhooks.endpoints@post",
-                json!({"url": "http://127.0.0.1:9/hook"}),
-            )
-            .await
-            .unwrap();
-        let endpoint_id = made["endpoint"]["endpoint_id"].as_str().unwrap().to_owned();
+        let endpoint_id = unreachable_endpoint(s, t).await;
         let creates = (0..24).map(|i| {
             s.call(
                 t,
@@ -553,11 +564,7 @@ async fn a_deleted_endpoint_keeps_no_deliveries(s: &Server, t: Transport) {
         for c in created {
             c.unwrap();
         }
-        let left: Vec<Value> = deliveries(s, t)
-            .await
-            .into_iter()
-            .filter(|d| d["endpoint_id"] == json!(endpoint_id))
-            .collect();
+        let left = deliveries_of(s, t, &endpoint_id).await;
         assert!(
             left.is_empty(),
             "round {round}: {} deliveries of the deleted endpoint: {left:?}",
@@ -583,15 +590,7 @@ async fn endpoint_deletion_racing_replays_and_endings(s: &Server, t: Transport) 
     use authmux::store::webhooks::Attempt;
     let store = s.domain.store();
     for round in 0..6 {
-        let made = s
-            .call(
-                t,
-                "webhooks.endpoints@post",
-                json!({"url": "http://127.0.0.1:9/hook"}),
-            )
-            .await
-            .unwrap();
-        let endpoint_id = made["endpoint"]["endpoint_id"].as_str().unwrap().to_owned();
+        let endpoint_id = unreachable_endpoint(s, t).await;
         for i in 0..8 {
             let email = format!("ending{round}-{i}@example.com");
             crate::harness::create_user(s, t, &email).await;
@@ -660,11 +659,7 @@ async fn endpoint_deletion_racing_replays_and_endings(s: &Server, t: Transport) 
         for e in endings {
             e.unwrap_or_else(|e| panic!("round {round}: an ending: {e:?}"));
         }
-        let left: Vec<Value> = deliveries(s, t)
-            .await
-            .into_iter()
-            .filter(|d| d["endpoint_id"] == json!(endpoint_id))
-            .collect();
+        let left = deliveries_of(s, t, &endpoint_id).await;
         assert!(left.is_empty(), "round {round}: {left:?}");
     }
 }
