@@ -473,6 +473,45 @@ async fn given_up_deliveries_disable_the_endpoint(s: &Server, t: Transport) {
 
 contract!(given_up_deliveries_disable_the_endpoint, allow_loopback, vendors[]);
 
+/// The same replay sent twice at once: both answer the delivery, queued
+/// again, and it is sent again and ends delivered (at least once: each
+/// replay may send it).
+async fn a_replay_sent_twice_at_once(s: &Server, t: Transport) {
+    let Some((_, r)) = endpoint(s, t, json!([]), json!({})).await else {
+        return;
+    };
+    crate::harness::create_user(s, t, "twice@example.com").await;
+    r.wait_for(1, "the first delivery").await;
+    let listed = deliveries(s, t).await;
+    let replay = || {
+        s.call(
+            t,
+            "webhooks.deliveries@post",
+            json!({"delivery_id": listed[0]["delivery_id"]}),
+        )
+    };
+    let (a, b) = tokio::join!(replay(), replay());
+    for replayed in [a, b] {
+        let replayed = replayed.unwrap();
+        assert_eq!(replayed["delivery_id"], listed[0]["delivery_id"]);
+    }
+    let got = r.wait_for(2, "the replay").await;
+    assert!(got.iter().all(|e| e["verified"] == true), "{got:?}");
+    assert!(got.iter().all(|e| e["id"] == got[0]["id"]), "{got:?}");
+    eventually(
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        "the replay delivered",
+        || async { deliveries(s, t).await[0]["status"] == "delivered" },
+    )
+    .await;
+    let listed = deliveries(s, t).await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["attempts"], 1, "{listed:?}");
+}
+
+contract!(a_replay_sent_twice_at_once, allow_loopback, vendors[]);
+
 /// A replay sent while the delivery's last attempt is in flight stands:
 /// the attempt's failure, landing after it, neither gives the delivery up
 /// nor disables its endpoint, and the delivery is sent again at once.
